@@ -1,0 +1,251 @@
+"""Command line: ``peerkeeper node`` (the daemon) and ``peerkeeper rpc`` (a bitcoin-cli equivalent).
+
+``peerkeeper node --chain regtest --connect 127.0.0.1:18444`` runs a node until
+interrupted or stopped over RPC. Options keep Bitcoin Core's names
+(``--connect``, ``--addnode``, ``--bind``, ``--port``, ``--maxconnections``,
+``--rpcport``, ...; see ``peerkeeper node --help``); ``--conf`` reads a
+bitcoin.conf-style file first, and command-line values win.
+
+``peerkeeper rpc [--chain C] [--datadir D] METHOD [ARGS...]`` calls the node's
+JSON-RPC with the cookie from the data directory (or ``--rpcuser`` /
+``--rpcpassword``), prints the result as JSON and exits 1 on an RPC error, like
+bitcoin-cli.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from peerkeeper import __version__
+from peerkeeper.chains import CHAINS
+from peerkeeper.config import Config, ConfigError, read_conf_file
+
+__all__ = ["main", "build_parser", "config_from_args", "setup_logging"]
+
+_CATEGORIES = ("net", "rpc", "addrman", "node")
+
+
+class _CoreFormatter(logging.Formatter):
+    """``2026-11-22T06:44:20Z [net] message``: Core's log line shape with the category."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        category = record.name.removeprefix("peerkeeper.").split(".", 1)[0]
+        level = "" if record.levelno == logging.INFO else f"[{record.levelname.lower()}] "
+        text = f"{ts} [{category}] {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def setup_logging(debug: list[str]) -> None:
+    """Log INFO and up to stderr; categories in ``debug`` (or ``1``/``all``) log DEBUG too."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_CoreFormatter())
+    root = logging.getLogger("peerkeeper")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    wanted = set(debug)
+    for category in _CATEGORIES:
+        if wanted & {category, "1", "all"}:
+            logging.getLogger(f"peerkeeper.{category}").setLevel(logging.DEBUG)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chain", choices=sorted(CHAINS), help="network (default: main)")
+    p.add_argument("--regtest", action="store_true", help="same as --chain regtest")
+    p.add_argument("--datadir", type=Path, help="data directory (default: ~/.peerkeeper)")
+    p.add_argument("--conf", type=Path, help="bitcoin.conf-style configuration file")
+    p.add_argument("--rpcport", type=int, help="JSON-RPC port (default: the chain's, as Core)")
+    p.add_argument("--rpcuser", help="JSON-RPC user (default: cookie authentication)")
+    p.add_argument("--rpcpassword", help="JSON-RPC password")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``peerkeeper`` argument parser with its ``node`` and ``rpc`` commands."""
+    parser = argparse.ArgumentParser(
+        prog="peerkeeper", description="A peer-to-peer connection manager."
+    )
+    parser.add_argument("--version", action="version", version=f"peerkeeper {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    node = sub.add_parser("node", help="run the node (daemon)")
+    _add_common(node)
+    node.add_argument(
+        "--bind", action="append", default=None, help="listen on ADDR[:PORT] (repeatable)"
+    )
+    node.add_argument("--port", type=int, help="P2P listen port (default: the chain's)")
+    node.add_argument("--listen", type=int, choices=(0, 1), help="accept inbound connections")
+    node.add_argument(
+        "--connect", action="append", default=None, help="connect only to this peer (repeatable)"
+    )
+    node.add_argument(
+        "--addnode",
+        action="append",
+        default=None,
+        help="keep a connection to this peer (repeatable)",
+    )
+    node.add_argument(
+        "--maxconnections", type=int, help="automatic connections, inbound included (default 200)"
+    )
+    node.add_argument("--rpcbind", help="RPC listen address (default 127.0.0.1)")
+    node.add_argument(
+        "--server", type=int, choices=(0, 1), help="run the JSON-RPC server (default 1)"
+    )
+    node.add_argument(
+        "--maxsendbuffer", type=int, help="per-peer send buffer, in kB (default 1000)"
+    )
+    node.add_argument(
+        "--maxreceivebuffer", type=int, help="per-peer receive buffer, in kB (default 5000)"
+    )
+    node.add_argument(
+        "--peertimeout", type=int, help="seconds to complete the handshake (default 60)"
+    )
+    node.add_argument("--timeout", type=int, help="TCP connect timeout in ms (default 5000)")
+    node.add_argument(
+        "--networkactive", type=int, choices=(0, 1), help="enable P2P activity (default 1)"
+    )
+    node.add_argument(
+        "--debug",
+        action="append",
+        default=None,
+        help="debug log category: net, rpc, addrman, node, all",
+    )
+
+    rpc = sub.add_parser("rpc", help="call a JSON-RPC method (like bitcoin-cli)")
+    _add_common(rpc)
+    rpc.add_argument("--rpcconnect", default="127.0.0.1", help="RPC host (default 127.0.0.1)")
+    rpc.add_argument("method")
+    rpc.add_argument("params", nargs="*")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Merge ``--conf`` file values and command-line options into a :class:`Config`."""
+    chain = "regtest" if getattr(args, "regtest", False) else args.chain
+    values: dict[str, Any] = {}
+    if args.conf is not None:
+        values.update(read_conf_file(args.conf, chain or "main"))
+    if chain is not None:
+        values["chain"] = chain
+    for key in (
+        "datadir",
+        "rpcport",
+        "rpcuser",
+        "rpcpassword",
+        "bind",
+        "port",
+        "connect",
+        "addnode",
+        "maxconnections",
+        "rpcbind",
+        "maxsendbuffer",
+        "maxreceivebuffer",
+        "peertimeout",
+        "timeout",
+        "debug",
+    ):
+        value = getattr(args, key, None)
+        if value is not None:
+            values[key] = value
+    for key in ("listen", "server", "networkactive"):
+        value = getattr(args, key, None)
+        if value is not None:
+            values[key] = bool(value)
+    if "datadir" in values:
+        values["datadir"] = Path(values["datadir"]).expanduser()
+    config = Config(**values)
+    config.validate()
+    return config
+
+
+async def _run_node(config: Config) -> int:
+    from peerkeeper.node import Node
+
+    node = Node(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, node.request_stop)
+    try:
+        await node.start()
+    except OSError as e:
+        logging.getLogger("peerkeeper.node").error("cannot start: %s", e)
+        await node.stop()
+        return 1
+    logging.getLogger("peerkeeper.node").info(
+        "peerkeeper %s started (chain %s, datadir %s)", __version__, config.chain, node.datadir
+    )
+    try:
+        await node.wait_stopped()
+    finally:
+        logging.getLogger("peerkeeper.node").info("shutting down")
+        await node.stop()
+    return 0
+
+
+async def _run_rpc(args: argparse.Namespace, config: Config) -> int:
+    from peerkeeper.rpc import RpcError, parse_cli_param, read_cookie, rpc_call
+
+    if config.rpcuser and config.rpcpassword:
+        user, password = config.rpcuser, config.rpcpassword
+    else:
+        try:
+            user, password = read_cookie(config.chain_datadir)
+        except (OSError, ValueError) as e:
+            print(
+                f"error: cannot read the RPC cookie in {config.chain_datadir}: {e}", file=sys.stderr
+            )
+            return 1
+    params = [parse_cli_param(p) for p in args.params]
+    try:
+        result = await rpc_call(
+            args.rpcconnect, config.rpc_port, user, password, args.method, params
+        )
+    except RpcError as e:
+        print(f"error code: {e.code}\nerror message:\n{e.message}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(
+            f"error: could not connect to the server {args.rpcconnect}:{config.rpc_port}: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    if isinstance(result, str):
+        print(result)
+    elif result is not None:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``peerkeeper`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.command == "node":
+        setup_logging(config.debug)
+        try:
+            import uvloop
+
+            return uvloop.run(_run_node(config))
+        except ImportError:
+            return asyncio.run(_run_node(config))
+    return asyncio.run(_run_rpc(args, config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

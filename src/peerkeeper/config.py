@@ -1,0 +1,157 @@
+"""Node configuration: a dataclass with Bitcoin Core's option names, and a bitcoin.conf reader.
+
+Options mirror Core's (src/init.cpp ``SetupServerArgs``): ``chain``, ``datadir``,
+``bind``, ``port``, ``listen``, ``connect``, ``addnode``, ``maxconnections``,
+``rpcbind``, ``rpcport``, ``rpcuser``, ``rpcpassword``, ``maxsendbuffer`` and
+``maxreceivebuffer`` (kilobytes, x1000 as in Core), ``peertimeout``, ``timeout``
+(milliseconds), ``networkactive``, ``debug`` (log categories). Defaults follow Core;
+ports default to the chain's (src/chainparamsbase.cpp, src/kernel/chainparams.cpp).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from peerkeeper.chains import Chain, get_chain
+
+__all__ = ["Config", "ConfigError", "read_conf_file"]
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid; the message names the option."""
+
+
+@dataclass(slots=True)
+class Config:
+    """Everything a :class:`~peerkeeper.node.Node` needs (Core option names, Core defaults)."""
+
+    chain: str = "main"
+    datadir: Path = field(default_factory=lambda: Path.home() / ".peerkeeper")
+    bind: list[str] = field(default_factory=list)
+    port: int | None = None
+    listen: bool | None = None
+    connect: list[str] = field(default_factory=list)
+    addnode: list[str] = field(default_factory=list)
+    maxconnections: int = 200
+    rpcbind: str = "127.0.0.1"
+    rpcport: int | None = None
+    rpcuser: str | None = None
+    rpcpassword: str | None = None
+    server: bool = True
+    maxsendbuffer: int = 1000
+    maxreceivebuffer: int = 5000
+    peertimeout: int = 60
+    timeout: int = 5000
+    networkactive: bool = True
+    services: int = 0
+    debug: list[str] = field(default_factory=list)
+
+    @property
+    def chain_params(self) -> Chain:
+        """The :class:`~peerkeeper.chains.Chain` for ``chain`` (ConfigError if unknown)."""
+        try:
+            return get_chain(self.chain)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    @property
+    def p2p_port(self) -> int:
+        """``port`` or the chain's default P2P port."""
+        return self.port if self.port is not None else self.chain_params.default_port
+
+    @property
+    def rpc_port(self) -> int:
+        """``rpcport`` or the chain's default RPC port."""
+        return self.rpcport if self.rpcport is not None else self.chain_params.rpc_port
+
+    @property
+    def chain_datadir(self) -> Path:
+        """Where this chain's files live: ``datadir`` for main, ``datadir/<chain>`` otherwise (as Core)."""
+        return self.datadir if self.chain == "main" else self.datadir / self.chain
+
+    @property
+    def listening(self) -> bool:
+        """``listen``, defaulting to on unless ``connect`` is given (Core's -connect soft-sets -listen=0)."""
+        if self.listen is not None:
+            return self.listen
+        return not self.connect
+
+    def validate(self) -> None:
+        """Check ranges; raises :class:`ConfigError` naming the bad option."""
+        self.chain_params  # noqa: B018 - raises for an unknown chain
+        if self.maxconnections < 0:
+            raise ConfigError("-maxconnections must be >= 0")
+        for name in ("port", "rpcport"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 65535:
+                raise ConfigError(f"-{name} must be between 0 and 65535")
+        if self.maxsendbuffer <= 0 or self.maxreceivebuffer <= 0:
+            raise ConfigError("-maxsendbuffer and -maxreceivebuffer must be positive")
+        if self.peertimeout <= 0:
+            raise ConfigError("-peertimeout must be positive")
+
+
+_LIST_KEYS = {"bind", "connect", "addnode", "debug"}
+_BOOL_KEYS = {"listen", "server", "networkactive"}
+_INT_KEYS = {
+    "port",
+    "maxconnections",
+    "rpcport",
+    "maxsendbuffer",
+    "maxreceivebuffer",
+    "peertimeout",
+    "timeout",
+}
+
+
+def read_conf_file(path: Path, chain: str | None = None) -> dict[str, object]:
+    """Read a bitcoin.conf-style file: ``key=value`` lines, ``#`` comments, ``[chain]`` sections.
+
+    Returns option values keyed by Config field name (lists for repeatable
+    options). Settings in a ``[main]``/``[regtest]``/... section apply only to that
+    chain, as in Core (src/common/args.cpp). Unknown keys are ignored; bad values
+    raise :class:`ConfigError` with the line number.
+    """
+    known = {f.name for f in fields(Config)}
+    values: dict[str, object] = {}
+    section: str | None = None
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        if "=" not in line:
+            raise ConfigError(f"{path}:{lineno}: expected key=value")
+        key, value = (s.strip() for s in line.split("=", 1))
+        key = key.lstrip("-")
+        if "." in key:
+            section_key, key = key.split(".", 1)
+            if section_key != chain:
+                continue
+        elif section is not None and section != chain:
+            continue
+        if key == "testnet4" and value == "1":
+            values["chain"] = "testnet4"
+            continue
+        if key == "regtest" and value == "1":
+            values["chain"] = "regtest"
+            continue
+        if key not in known:
+            continue
+        try:
+            if key in _LIST_KEYS:
+                lst = values.setdefault(key, [])
+                assert isinstance(lst, list)
+                lst.append(value)
+            elif key in _BOOL_KEYS:
+                values[key] = value not in ("0", "false", "")
+            elif key in _INT_KEYS:
+                values[key] = int(value)
+            else:
+                values[key] = value
+        except ValueError:
+            raise ConfigError(f"{path}:{lineno}: bad value for {key}: {value!r}") from None
+    return values

@@ -1,0 +1,696 @@
+"""ConnMan (first cut): owns the peers, applies their actions, keeps manual peers connected.
+
+The connection manager of Bitcoin Core ``src/net.cpp`` (``CConnman``), cut down to
+what a node needs to keep real peers:
+
+* inbound connections accepted while fewer than ``max_inbound`` are connected
+  (``-maxconnections`` minus Core's 8 full-relay + 2 block-relay-only + 1 feeler
+  outbound slots, ``CConnman::Init``);
+* ``-connect`` peers (only these; listening off by default, as in Core) and
+  ``-addnode`` peers kept connected, every failure retried with a per-address
+  back-off (first retry after 1 s, x1.2 per failure, capped at 60 s; reset when a
+  connection completes its handshake);
+* ``disconnect_node`` by id or address, ``add_node`` add / remove / onetry;
+* per-peer and total byte counters, and bytes per message type in both directions
+  (Core's ``mapSendBytesPerMsgType`` / ``mapRecvBytesPerMsgType``; unknown and
+  rejected messages count under ``*other*``).
+
+Time: one heap of per-peer deadlines drives every timeout and ping (no task per
+peer, nothing walks every peer on a tick): each peer's sans-IO
+:class:`~peerkeeper.protocols.bitcoin.BitcoinPeer` says when it next has work
+(``next_wakeup``), and only due peers are ticked.
+
+Flow control: a peer whose send buffer passed ``-maxsendbuffer`` is not read
+from until it drains (Core's ``fPauseSend``); the receive side is paused when the
+bytes buffered for a peer pass ``-maxreceivebuffer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from peerkeeper.addrtable import AddressTable
+from peerkeeper.chains import Chain
+from peerkeeper.connection_types import ConnectionType
+from peerkeeper.netaddr import AddrError, NetAddr, Service
+from peerkeeper.protocols.actions import (
+    Action,
+    Disconnect,
+    HandshakeComplete,
+    LearnedAddresses,
+    Misbehaving,
+    Send,
+)
+from peerkeeper.protocols.bitcoin import BitcoinPeer, PeerConfig
+from peerkeeper.sockman import (
+    DEFAULT_MAX_RECEIVE_BUFFER,
+    DEFAULT_MAX_SEND_BUFFER,
+    ConnectError,
+    SockMan,
+)
+from peerkeeper.wire.codec import DecodeError
+from peerkeeper.wire.messages import MESSAGE_TYPES, decode_message
+from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
+
+__all__ = [
+    "MAX_OUTBOUND_FULL_RELAY_CONNECTIONS",
+    "MAX_BLOCK_RELAY_ONLY_CONNECTIONS",
+    "MAX_FEELER_CONNECTIONS",
+    "MAX_ADDNODE_CONNECTIONS",
+    "DEFAULT_MAX_PEER_CONNECTIONS",
+    "ConnManOptions",
+    "PeerConn",
+    "Backoff",
+    "ConnMan",
+    "resolve_service",
+]
+
+log = logging.getLogger("peerkeeper.net")
+
+#: src/net.h
+MAX_OUTBOUND_FULL_RELAY_CONNECTIONS = 8
+MAX_BLOCK_RELAY_ONLY_CONNECTIONS = 2
+MAX_FEELER_CONNECTIONS = 1
+MAX_ADDNODE_CONNECTIONS = 8
+DEFAULT_MAX_PEER_CONNECTIONS = 200
+#: Core's bucket for message types it does not know (src/net.h ``NET_MESSAGE_TYPE_OTHER``).
+NET_MESSAGE_TYPE_OTHER = "*other*"
+#: Penalty applied to gossiped address times (src/net_processing.cpp ``ProcessAddrs``: 2 h).
+ADDR_TIME_PENALTY = 2 * 3600
+
+
+@dataclass(slots=True)
+class ConnManOptions:
+    """ConnMan settings (Core option names in the comments; seconds and bytes).
+
+    ``connect`` (``-connect``): only these peers, no listening unless ``listen``
+    is set explicitly; ``addnode`` (``-addnode``); ``bind`` ((host, port) pairs,
+    ``-bind``); ``listen`` (``-listen``); ``max_connections`` (``-maxconnections``);
+    ``max_send_buffer`` / ``max_receive_buffer`` (``-maxsendbuffer`` /
+    ``-maxreceivebuffer`` in bytes); ``connect_timeout`` (``-timeout``);
+    ``peer`` (what we announce; handshake and ping timeouts); ``dial_map`` (see
+    :class:`~peerkeeper.sockman.SockMan`).
+    """
+
+    chain: Chain
+    connect: list[str] = field(default_factory=list)
+    addnode: list[str] = field(default_factory=list)
+    bind: list[tuple[str, int]] = field(default_factory=list)
+    listen: bool = True
+    max_connections: int = DEFAULT_MAX_PEER_CONNECTIONS
+    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
+    max_receive_buffer: int = DEFAULT_MAX_RECEIVE_BUFFER
+    connect_timeout: float = 5.0
+    peer: PeerConfig = field(default_factory=PeerConfig)
+    dial_map: Callable[[Service], tuple[str, int] | None] | None = None
+    network_active: bool = True
+
+    @property
+    def max_inbound(self) -> int:
+        """Inbound slots: ``max(0, maxconnections - (8 + 2 + 1))`` (src/net.h ``CConnman::Init``)."""
+        outbound = (
+            min(MAX_OUTBOUND_FULL_RELAY_CONNECTIONS, self.max_connections)
+            + min(
+                MAX_BLOCK_RELAY_ONLY_CONNECTIONS,
+                max(0, self.max_connections - MAX_OUTBOUND_FULL_RELAY_CONNECTIONS),
+            )
+            + MAX_FEELER_CONNECTIONS
+        )
+        return max(0, self.max_connections - outbound)
+
+
+@dataclass(slots=True)
+class PeerConn:
+    """One live connection: Core's ``CNode`` (ids, addresses, counters) plus its protocol.
+
+    ``id`` is the node id shown in RPCs; ``conn_id`` is SockMan's; ``addr_name`` is
+    the string we dialled (or the peer's address for inbound); times in seconds.
+    """
+
+    id: int
+    conn_id: int
+    addr: Service
+    addr_bind: Service | None
+    addr_name: str
+    conn_type: ConnectionType
+    transport: V1Transport
+    proto: BitcoinPeer
+    connected_at: float
+    bytes_sent: int = 0
+    bytes_recv: int = 0
+    sent_per_msg: dict[str, int] = field(default_factory=dict)
+    recv_per_msg: dict[str, int] = field(default_factory=dict)
+    wake_at: float = float("inf")
+    reading_paused: bool = False
+    closed: bool = False
+
+    @property
+    def inbound(self) -> bool:
+        """True when the peer opened the connection."""
+        return self.conn_type.is_inbound
+
+
+class Backoff:
+    """Per-target retry back-off: 1 s, then x1.2 per failure, capped (Octez's point back-off).
+
+    ``Backoff(initial=1.0, factor=1.2, cap=60.0)``; :meth:`failed` returns the next
+    allowed attempt time; :meth:`reset` after a good connection.
+    """
+
+    def __init__(self, initial: float = 1.0, factor: float = 1.2, cap: float = 60.0) -> None:
+        self.initial = initial
+        self.factor = factor
+        self.cap = cap
+        self._delay: dict[str, float] = {}
+        self._next: dict[str, float] = {}
+
+    def ready(self, key: str, now: float) -> bool:
+        """True if ``key`` may be tried at ``now``."""
+        return now >= self._next.get(key, 0.0)
+
+    def failed(self, key: str, now: float) -> float:
+        """Record a failure of ``key``; returns the time of the next allowed attempt."""
+        delay = self._delay.get(key)
+        delay = self.initial if delay is None else min(delay * self.factor, self.cap)
+        self._delay[key] = delay
+        self._next[key] = now + delay
+        return now + delay
+
+    def reset(self, key: str) -> None:
+        """Forget ``key``'s failures."""
+        self._delay.pop(key, None)
+        self._next.pop(key, None)
+
+    def forget(self, key: str) -> None:
+        """Alias of :meth:`reset` for removed targets."""
+        self.reset(key)
+
+
+async def resolve_service(name: str, default_port: int) -> Service:
+    """Turn ``"host[:port]"`` into a :class:`~peerkeeper.netaddr.Service`.
+
+    Numeric forms parse directly; a host name is resolved with the event loop's
+    resolver (first result). Raises ``ValueError`` when nothing resolves.
+    """
+    try:
+        return Service.parse(name, default_port)
+    except AddrError:
+        pass
+    host, _, port_s = name.rpartition(":")
+    if not host or not port_s.isdigit():
+        host, port = name, default_port
+    else:
+        port = int(port_s)
+    host = host.strip("[]")
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise ValueError(f"cannot resolve {name!r}: {e}") from None
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        try:
+            return Service(NetAddr.parse(str(sockaddr[0])), int(sockaddr[1]))
+        except AddrError:
+            continue
+    raise ValueError(f"cannot resolve {name!r}")
+
+
+class ConnMan:
+    """The connection manager (first cut); implements :class:`~peerkeeper.sockman.SockManEvents`.
+
+    ``ConnMan(options, addrman, clock=time.time, rng=random.Random())``. Start it
+    with ``await start()`` inside a running loop and stop it with ``await stop()``.
+    """
+
+    def __init__(
+        self,
+        options: ConnManOptions,
+        addrman: AddressTable,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.options = options
+        self.addrman = addrman
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()
+        self.sockman = SockMan(
+            self, max_send_buffer=options.max_send_buffer, dial_map=options.dial_map
+        )
+        self.peers: dict[int, PeerConn] = {}
+        self._by_conn: dict[int, PeerConn] = {}
+        self._next_id = 0
+        self._local_nonces: set[int] = set()
+        self.total_bytes_sent = 0
+        self.total_bytes_recv = 0
+        self.added_nodes: list[str] = list(options.addnode)
+        self.backoff = Backoff()
+        self._pending: set[str] = set()
+        self._heap: list[tuple[float, int]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.listening: list[tuple[str, int]] = []
+        self.network_active = options.network_active
+        self.started_at = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the listeners and start the loop that keeps manual peers connected.
+
+        Raises ``OSError`` when a bind fails.
+        """
+        self.started_at = self.clock()
+        opts = self.options
+        if opts.listen:
+            binds = opts.bind or [
+                ("::", opts.chain.default_port),
+                ("0.0.0.0", opts.chain.default_port),
+            ]
+            for host, port in binds:
+                try:
+                    self.listening.append(await self.sockman.bind_and_listen(host, port))
+                except OSError as e:
+                    if opts.bind:
+                        raise
+                    log.debug("bind %s:%d failed: %s", host, port, e)
+            if not self.listening:
+                raise OSError("could not bind any listening socket")
+            log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.listening))
+        self._spawn(self._open_connections_loop())
+
+    async def stop(self) -> None:
+        """Close every connection and listener and cancel the background tasks."""
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for peer in list(self.peers.values()):
+            self._drop(peer, "shutdown", close=True)
+        await self.sockman.stop()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- outbound -------------------------------------------------------------------------
+
+    def manual_targets(self) -> list[str]:
+        """The addresses to keep connected: ``-connect`` if given, else the added nodes."""
+        return list(self.options.connect) if self.options.connect else list(self.added_nodes)
+
+    def connected_names(self) -> set[str]:
+        """``addr_name`` and address strings of every live peer."""
+        names: set[str] = set()
+        for peer in self.peers.values():
+            names.add(peer.addr_name)
+            names.add(str(peer.addr))
+        return names
+
+    async def _open_connections_loop(self) -> None:
+        while not self._stopping:
+            now = self.clock()
+            if self.network_active:
+                connected = self.connected_names()
+                pending_manual = len(self._pending)
+                for target in self.manual_targets():
+                    if target in connected or target in self._pending:
+                        continue
+                    if not self.options.connect and pending_manual >= MAX_ADDNODE_CONNECTIONS:
+                        break
+                    if not self.backoff.ready(target, now):
+                        continue
+                    self._pending.add(target)
+                    pending_manual += 1
+                    self._spawn(self._open_manual(target))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await self._wake.wait()
+
+    async def _open_manual(self, target: str) -> None:
+        try:
+            peer = await self.open_connection(target, ConnectionType.MANUAL)
+            if peer is None:
+                self.backoff.failed(target, self.clock())
+        finally:
+            self._pending.discard(target)
+
+    async def open_connection(self, target: str, conn_type: ConnectionType) -> PeerConn | None:
+        """Dial ``target`` ("host:port") as ``conn_type``; returns the new peer or None.
+
+        Failures are logged; they never raise. Refused while the network is
+        inactive or when the address is already connected (Core
+        ``OpenNetworkConnection``).
+        """
+        if not self.network_active or self._stopping:
+            return None
+        try:
+            service = await resolve_service(target, self.options.chain.default_port)
+        except ValueError as e:
+            log.info("cannot connect to %s: %s", target, e)
+            return None
+        if any(p.addr == service for p in self.peers.values()):
+            return None
+        try:
+            conn_id = await self.sockman.connect(service, self.options.connect_timeout)
+        except ConnectError as e:
+            log.debug("connect to %s failed: %s", target, e.reason)
+            return None
+        if self._stopping:
+            self.sockman.close(conn_id)
+            return None
+        ends = self.sockman.endpoints(conn_id)
+        peer = self._new_peer(conn_id, service, ends[0] if ends else None, target, conn_type)
+        log.debug("connected to %s (%s), peer=%d", target, conn_type.value, peer.id)
+        self._apply(peer, peer.proto.start(self.clock()))
+        self.sockman.flush()
+        return peer
+
+    def _new_peer(
+        self,
+        conn_id: int,
+        addr: Service,
+        addr_bind: Service | None,
+        name: str,
+        conn_type: ConnectionType,
+    ) -> PeerConn:
+        now = self.clock()
+        nonce = self.rng.getrandbits(64)
+        proto = BitcoinPeer(
+            conn_type=conn_type,
+            addr=addr,
+            local_nonce=nonce,
+            config=self.options.peer,
+            now=now,
+            rng=self.rng,
+            addr_source=self.addrman,
+            is_local_nonce=self._is_local_nonce,
+        )
+        peer = PeerConn(
+            id=self._next_id,
+            conn_id=conn_id,
+            addr=addr,
+            addr_bind=addr_bind,
+            addr_name=name,
+            conn_type=conn_type,
+            transport=V1Transport(self.options.chain.magic),
+            proto=proto,
+            connected_at=now,
+        )
+        self._next_id += 1
+        self.peers[peer.id] = peer
+        self._by_conn[conn_id] = peer
+        if not conn_type.is_inbound:
+            self._local_nonces.add(nonce)
+        self._schedule(peer)
+        return peer
+
+    def _is_local_nonce(self, nonce: int) -> bool:
+        """Core ``CheckIncomingNonce``: is this one of our outbound, not yet connected, nonces?"""
+        return nonce in self._local_nonces
+
+    # -- SockManEvents --------------------------------------------------------------------
+
+    def on_accepted(self, conn_id: int, me: Service, them: Service) -> bool:
+        """Admit an inbound connection if the network is active and an inbound slot is free."""
+        if not self.network_active or self._stopping:
+            log.debug("connection from %s dropped (not accepting new connections)", them)
+            return False
+        inbound = sum(1 for p in self.peers.values() if p.inbound)
+        if inbound >= self.options.max_inbound:
+            log.debug("connection from %s dropped (full)", them)
+            return False
+        peer = self._new_peer(conn_id, them, me, str(them), ConnectionType.INBOUND)
+        log.debug("connection from %s accepted, peer=%d", them, peer.id)
+        return True
+
+    def on_data(self, conn_id: int, data: bytes) -> None:
+        """Feed bytes to the peer's transport and process every complete message."""
+        peer = self._by_conn.get(conn_id)
+        if peer is None or peer.closed:
+            return
+        n = len(data)
+        peer.bytes_recv += n
+        self.total_bytes_recv += n
+        peer.transport.receive_data(data)
+        self._process(peer)
+
+    def _process(self, peer: PeerConn) -> None:
+        transport = peer.transport
+        sockman = self.sockman
+        while not peer.closed:
+            if sockman.send_paused(peer.conn_id):
+                self._pause_reading(peer)
+                return
+            try:
+                raw = transport.next_message()
+            except TransportError as e:
+                self._drop(peer, str(e), close=True)
+                return
+            if raw is None:
+                break
+            self._handle_raw(peer, raw)
+        if not peer.closed:
+            if transport.buffered > self.options.max_receive_buffer:
+                self._pause_reading(peer)
+            elif peer.reading_paused:
+                peer.reading_paused = False
+                sockman.resume_receiving(peer.conn_id)
+
+    def _pause_reading(self, peer: PeerConn) -> None:
+        if not peer.reading_paused:
+            peer.reading_paused = True
+            self.sockman.pause_receiving(peer.conn_id)
+
+    def _handle_raw(self, peer: PeerConn, raw: RawMessage) -> None:
+        now = self.clock()
+        if raw.rejected is not None or raw.command not in MESSAGE_TYPES:
+            key = NET_MESSAGE_TYPE_OTHER
+        else:
+            key = raw.command
+        peer.recv_per_msg[key] = peer.recv_per_msg.get(key, 0) + raw.wire_size
+        if raw.rejected is not None:
+            log.debug(
+                "dropped message (%s, %s, %d bytes) from peer=%d",
+                raw.rejected,
+                raw.command,
+                raw.wire_size,
+                peer.id,
+            )
+            peer.proto.last_recv = now
+            return
+        try:
+            msg = decode_message(raw.command, raw.payload)
+        except DecodeError as e:
+            log.debug(
+                "malformed %s (%d bytes) from peer=%d: %s",
+                raw.command,
+                len(raw.payload),
+                peer.id,
+                e,
+            )
+            self._apply(peer, peer.proto.on_decode_error(raw.command, e, now))
+            return
+        self._apply(peer, peer.proto.on_message(msg, now))
+
+    def on_eof(self, conn_id: int) -> None:
+        """The peer closed: forget it."""
+        peer = self._by_conn.get(conn_id)
+        if peer is not None:
+            self._drop(peer, "socket closed", close=False)
+
+    def on_error(self, conn_id: int, exc: Exception) -> None:
+        """A socket error: forget the peer."""
+        peer = self._by_conn.get(conn_id)
+        if peer is not None:
+            self._drop(peer, f"socket error: {exc}", close=False)
+
+    def on_writable(self, conn_id: int) -> None:
+        """The send buffer drained: resume processing what the peer sent meanwhile."""
+        peer = self._by_conn.get(conn_id)
+        if peer is not None and not peer.closed:
+            self._process(peer)
+
+    def on_io_loop_completed(self) -> None:
+        """Nothing per batch yet: sends are flushed by SockMan right after this."""
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _apply(self, peer: PeerConn, actions: list[Action]) -> None:
+        for action in actions:
+            if peer.closed:
+                return
+            if isinstance(action, Send):
+                self._send(peer, action)
+            elif isinstance(action, Disconnect):
+                self._drop(peer, action.reason, close=True)
+            elif isinstance(action, Misbehaving):
+                self._misbehaving(peer, action.reason)
+            elif isinstance(action, LearnedAddresses):
+                self.addrman.add(action.entries, peer.addr, ADDR_TIME_PENALTY)
+            elif isinstance(action, HandshakeComplete):
+                self._local_nonces.discard(peer.proto.local_nonce)
+                if not peer.inbound:
+                    self.backoff.reset(peer.addr_name)
+                    log.info(
+                        "New %s peer connected: version: %d, peer=%d, peeraddr=%s",
+                        peer.conn_type.value,
+                        peer.proto.their.version,
+                        peer.id,
+                        peer.addr,
+                    )
+        self._schedule(peer)
+
+    def _send(self, peer: PeerConn, action: Send) -> None:
+        msg = action.message
+        data = peer.transport.send(msg)
+        if self.sockman.send(peer.conn_id, data):
+            n = len(data)
+            peer.bytes_sent += n
+            self.total_bytes_sent += n
+            key = msg.command if msg.command in MESSAGE_TYPES else NET_MESSAGE_TYPE_OTHER
+            peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + n
+            peer.proto.last_send = self.clock()
+
+    def _misbehaving(self, peer: PeerConn, reason: str) -> None:
+        if peer.conn_type is ConnectionType.MANUAL:
+            log.warning(
+                "misbehaving manual peer=%d (%s): not punishing manually connected peer",
+                peer.id,
+                reason,
+            )
+            return
+        log.info("Misbehaving: peer=%d (%s), disconnecting", peer.id, reason)
+        self._drop(peer, f"misbehaving: {reason}", close=True)
+
+    def _drop(self, peer: PeerConn, reason: str, *, close: bool) -> None:
+        if peer.closed:
+            return
+        peer.closed = True
+        self.peers.pop(peer.id, None)
+        self._by_conn.pop(peer.conn_id, None)
+        self._local_nonces.discard(peer.proto.local_nonce)
+        peer.proto.disconnected = True
+        if close:
+            self.sockman.close(peer.conn_id)
+        log.debug("disconnecting peer=%d (%s): %s", peer.id, peer.addr, reason)
+        if (
+            not peer.inbound
+            and not peer.proto.successfully_connected
+            and peer.conn_type is ConnectionType.MANUAL
+        ):
+            self.backoff.failed(peer.addr_name, self.clock())
+        self._wake.set()
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _schedule(self, peer: PeerConn) -> None:
+        if peer.closed:
+            return
+        at = peer.proto.next_wakeup()
+        if at < peer.wake_at:
+            peer.wake_at = at
+            heapq.heappush(self._heap, (at, peer.id))
+            if at < self._timer_at:
+                self._arm(at)
+
+    def _arm(self, at: float) -> None:
+        if self._stopping:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, at - self.clock())
+        self._timer_at = at
+        self._timer = loop.call_at(loop.time() + delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        now = self.clock()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, peer_id = heapq.heappop(heap)
+            peer = self.peers.get(peer_id)
+            if peer is None or peer.wake_at != at:
+                continue  # stale entry
+            peer.wake_at = float("inf")
+            self._apply(peer, peer.proto.tick(now))
+        if heap:
+            self._arm(heap[0][0])
+        self.sockman.flush()
+
+    # -- control (RPC) ----------------------------------------------------------------------
+
+    def find_peer(self, address: str | None = None, peer_id: int | None = None) -> PeerConn | None:
+        """The peer with ``peer_id``, or whose ``addr_name`` or address string is ``address``."""
+        if peer_id is not None:
+            return self.peers.get(peer_id)
+        for peer in self.peers.values():
+            if address in (peer.addr_name, str(peer.addr)):
+                return peer
+        return None
+
+    def disconnect_node(self, address: str | None = None, peer_id: int | None = None) -> bool:
+        """Disconnect one peer by address string or id; False if none matched (Core ``DisconnectNode``)."""
+        peer = self.find_peer(address, peer_id)
+        if peer is None:
+            return False
+        self._drop(peer, "disconnectnode", close=True)
+        self.sockman.flush()
+        return True
+
+    def add_node(self, node: str, command: str) -> None:
+        """``addnode`` RPC: ``add`` / ``remove`` / ``onetry``.
+
+        Raises ``KeyError`` for remove of an unknown node, ``ValueError`` for add of
+        a known one or an unknown command (Core src/rpc/net.cpp ``addnode``).
+        """
+        if command == "add":
+            if node in self.added_nodes:
+                raise ValueError("Node already added")
+            self.added_nodes.append(node)
+            self._wake.set()
+        elif command == "remove":
+            if node not in self.added_nodes:
+                raise KeyError("Node could not be removed. It has not been added previously.")
+            self.added_nodes.remove(node)
+            self.backoff.forget(node)
+        elif command == "onetry":
+            self._spawn(self._onetry(node))
+        else:
+            raise ValueError(f"unknown addnode command {command!r}")
+
+    async def _onetry(self, node: str) -> None:
+        await self.open_connection(node, ConnectionType.MANUAL)
+
+    def ping_all(self) -> None:
+        """Queue a ping to every peer (the ``ping`` RPC)."""
+        for peer in self.peers.values():
+            peer.proto.request_ping()
+            self._schedule(peer)
+
+    def set_network_active(self, active: bool) -> None:
+        """Turn all P2P activity on or off; off disconnects every peer (Core ``SetNetworkActive``)."""
+        self.network_active = active
+        if not active:
+            for peer in list(self.peers.values()):
+                self._drop(peer, "network disabled", close=True)
+        self._wake.set()

@@ -1,0 +1,358 @@
+"""Node: builds the layers from a :class:`~peerkeeper.config.Config` and runs them.
+
+``async with Node(config) as node:`` starts the connection manager (listeners,
+manual peers) and, unless ``server`` is off, the JSON-RPC server with Core's
+cookie authentication; leaving the block stops both. :meth:`Node.wait_stopped`
+returns when the ``stop`` RPC (or :meth:`Node.request_stop`) asks the node to end.
+
+The RPC methods keep Bitcoin Core's names and result fields (src/rpc/net.cpp,
+src/rpc/server.cpp): getpeerinfo, getnetworkinfo, getconnectioncount,
+getnettotals, getnodeaddresses, addnode, disconnectnode, ping, setnetworkactive,
+uptime, stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from peerkeeper import __version__
+from peerkeeper.addrtable import AddressTable
+from peerkeeper.config import Config
+from peerkeeper.connman import ConnMan, ConnManOptions, PeerConn
+from peerkeeper.netaddr import Network, Service
+from peerkeeper.protocols.bitcoin import PeerConfig
+from peerkeeper.rpc import (
+    RPC_CLIENT_NODE_ALREADY_ADDED,
+    RPC_CLIENT_NODE_NOT_ADDED,
+    RPC_CLIENT_NODE_NOT_CONNECTED,
+    RPC_INVALID_PARAMETER,
+    RPC_INVALID_PARAMS,
+    RpcError,
+    RpcServer,
+    delete_cookie,
+    write_cookie,
+)
+from peerkeeper.wire.messages import PROTOCOL_VERSION, services_names
+
+__all__ = ["Node", "USER_AGENT", "CLIENT_VERSION"]
+
+log = logging.getLogger("peerkeeper.node")
+
+#: BIP14 user agent we announce.
+USER_AGENT = f"/peerkeeper:{__version__}/"
+#: getnetworkinfo ``version``: major*10000 + minor*100 + patch, as Core's CLIENT_VERSION.
+CLIENT_VERSION = int("".join(f"{int(p):02d}" for p in __version__.split(".")))
+
+_RPC_NETWORKS = (Network.IPV4, Network.IPV6, Network.TORV3, Network.I2P, Network.CJDNS)
+_NETWORK_BY_NAME = {n.rpc_name: n for n in _RPC_NETWORKS}
+
+
+def _param(params: list[Any] | dict[str, Any], index: int, name: str, default: Any = None) -> Any:
+    if isinstance(params, dict):
+        return params.get(name, default)
+    return params[index] if len(params) > index else default
+
+
+class Node:
+    """A running peerkeeper node: ConnMan + address table + RPC server.
+
+    ``Node(config, clock=time.time, rng=None)``. Attributes after start:
+    ``connman``, ``addrman``, ``rpc`` (None when ``server`` is off), ``rpc_port``.
+    """
+
+    def __init__(
+        self, config: Config, *, clock: Any = time.time, rng: random.Random | None = None
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.clock = clock
+        self.rng = rng if rng is not None else random.SystemRandom()
+        chain = config.chain_params
+        self.addrman = AddressTable(random.Random(self.rng.getrandbits(64)))
+        binds: list[tuple[str, int]] = []
+        for b in config.bind:
+            svc = Service.parse(b, config.p2p_port)
+            binds.append((str(svc.addr), svc.port))
+        if not binds and config.port is not None:
+            binds = [("::", config.port), ("0.0.0.0", config.port)]
+        self.connman = ConnMan(
+            ConnManOptions(
+                chain=chain,
+                connect=list(config.connect),
+                addnode=list(config.addnode),
+                bind=binds,
+                listen=config.listening,
+                max_connections=config.maxconnections,
+                max_send_buffer=config.maxsendbuffer * 1000,
+                max_receive_buffer=config.maxreceivebuffer * 1000,
+                connect_timeout=config.timeout / 1000,
+                peer=PeerConfig(
+                    services=config.services,
+                    user_agent=USER_AGENT,
+                    peer_connect_timeout=float(config.peertimeout),
+                ),
+                network_active=config.networkactive,
+            ),
+            self.addrman,
+            clock=clock,
+            rng=random.Random(self.rng.getrandbits(64)),
+        )
+        self.rpc: RpcServer | None = None
+        self._stop_event = asyncio.Event()
+        self.started_at = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def datadir(self) -> Path:
+        """This chain's data directory."""
+        return self.config.chain_datadir
+
+    async def start(self) -> None:
+        """Create the data directory, start ConnMan and the RPC server. Raises ``OSError`` on bind failure."""
+        self.started_at = self.clock()
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        await self.connman.start()
+        if self.config.server:
+            credentials = [write_cookie(self.datadir)]
+            if self.config.rpcuser and self.config.rpcpassword:
+                credentials.append((self.config.rpcuser, self.config.rpcpassword))
+            self.rpc = RpcServer(
+                self.rpc_methods(),
+                host=self.config.rpcbind,
+                port=self.config.rpc_port,
+                credentials=credentials,
+            )
+            await self.rpc.start()
+            log.info("RPC listening on %s:%d", self.config.rpcbind, self.rpc.port)
+
+    async def stop(self) -> None:
+        """Stop the RPC server and ConnMan and remove the cookie."""
+        if self.rpc is not None:
+            await self.rpc.stop()
+            delete_cookie(self.datadir)
+        await self.connman.stop()
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def request_stop(self) -> None:
+        """Ask :meth:`wait_stopped` to return."""
+        self._stop_event.set()
+
+    async def wait_stopped(self) -> None:
+        """Wait until a stop is requested."""
+        await self._stop_event.wait()
+
+    @property
+    def rpc_port(self) -> int:
+        """The RPC server's bound port."""
+        return self.rpc.port if self.rpc is not None else self.config.rpc_port
+
+    # -- RPC ----------------------------------------------------------------------------------
+
+    def rpc_methods(self) -> dict[str, Any]:
+        """Method name -> async handler, Core's names."""
+        return {
+            "getpeerinfo": self._getpeerinfo,
+            "getnetworkinfo": self._getnetworkinfo,
+            "getconnectioncount": self._getconnectioncount,
+            "getnettotals": self._getnettotals,
+            "getnodeaddresses": self._getnodeaddresses,
+            "addnode": self._addnode,
+            "disconnectnode": self._disconnectnode,
+            "ping": self._ping,
+            "setnetworkactive": self._setnetworkactive,
+            "uptime": self._uptime,
+            "stop": self._stop,
+        }
+
+    def peer_info(self, peer: PeerConn) -> dict[str, Any]:
+        """One getpeerinfo entry (src/rpc/net.cpp ``getpeerinfo``)."""
+        proto = peer.proto
+        their = proto.their
+        info: dict[str, Any] = {
+            "id": peer.id,
+            "addr": peer.addr_name if not peer.inbound else str(peer.addr),
+        }
+        if peer.addr_bind is not None:
+            info["addrbind"] = str(peer.addr_bind)
+        if their.addr_me is not None and their.addr_me.addr.is_valid():
+            info["addrlocal"] = str(their.addr_me)
+        info.update(
+            {
+                "network": peer.addr.addr.get_network().rpc_name,
+                "services": f"{their.services:016x}",
+                "servicesnames": services_names(their.services),
+                "relaytxes": their.relay,
+                "lastsend": int(proto.last_send),
+                "lastrecv": int(proto.last_recv),
+                "last_transaction": 0,
+                "last_block": 0,
+                "bytessent": peer.bytes_sent,
+                "bytesrecv": peer.bytes_recv,
+                "conntime": int(peer.connected_at),
+                "timeoffset": their.time_offset,
+            }
+        )
+        if proto.ping.last_time is not None:
+            info["pingtime"] = round(proto.ping.last_time, 6)
+        if proto.ping.min_time is not None:
+            info["minping"] = round(proto.ping.min_time, 6)
+        if proto.ping.nonce_sent:
+            info["pingwait"] = round(self.clock() - proto.ping.start, 6)
+        info.update(
+            {
+                "version": their.version,
+                "subver": their.user_agent,
+                "inbound": peer.inbound,
+                "bip152_hb_to": False,
+                "bip152_hb_from": False,
+                "startingheight": their.start_height,
+                "presynced_headers": -1,
+                "synced_headers": -1,
+                "synced_blocks": -1,
+                "inflight": [],
+                "addr_relay_enabled": proto.addr_relay_enabled,
+                "addr_processed": proto.addr_processed,
+                "addr_rate_limited": proto.addr_rate_limited,
+                "permissions": [],
+                "minfeefilter": 0.0,
+                "bytessent_per_msg": dict(sorted(peer.sent_per_msg.items())),
+                "bytesrecv_per_msg": dict(sorted(peer.recv_per_msg.items())),
+                "connection_type": peer.conn_type.value,
+                "transport_protocol_type": "v1",
+                "session_id": "",
+            }
+        )
+        return info
+
+    async def _getpeerinfo(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+        return [self.peer_info(p) for p in sorted(self.connman.peers.values(), key=lambda p: p.id)]
+
+    async def _getconnectioncount(self, params: list[Any] | dict[str, Any]) -> int:
+        return len(self.connman.peers)
+
+    async def _getnetworkinfo(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        peers = self.connman.peers.values()
+        n_in = sum(1 for p in peers if p.inbound)
+        services = self.config.services
+        return {
+            "version": CLIENT_VERSION,
+            "subversion": USER_AGENT,
+            "protocolversion": PROTOCOL_VERSION,
+            "localservices": f"{services:016x}",
+            "localservicesnames": services_names(services),
+            "localrelay": False,
+            "timeoffset": 0,
+            "networkactive": self.connman.network_active,
+            "connections": len(self.connman.peers),
+            "connections_in": n_in,
+            "connections_out": len(self.connman.peers) - n_in,
+            "networks": [
+                {
+                    "name": net.rpc_name,
+                    "limited": net not in (Network.IPV4, Network.IPV6),
+                    "reachable": net in (Network.IPV4, Network.IPV6),
+                    "proxy": "",
+                    "proxy_randomize_credentials": False,
+                }
+                for net in _RPC_NETWORKS
+            ],
+            "relayfee": 0.00001,
+            "incrementalfee": 0.00001,
+            "localaddresses": [],
+            "warnings": [],
+        }
+
+    async def _getnettotals(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        return {
+            "totalbytesrecv": self.connman.total_bytes_recv,
+            "totalbytessent": self.connman.total_bytes_sent,
+            "timemillis": int(self.clock() * 1000),
+            "uploadtarget": {
+                "timeframe": 86400,
+                "target": 0,
+                "target_reached": False,
+                "serve_historical_blocks": True,
+                "bytes_left_in_cycle": 0,
+                "time_left_in_cycle": 0,
+            },
+        }
+
+    async def _getnodeaddresses(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+        count = _param(params, 0, "count", 1)
+        network_name = _param(params, 1, "network")
+        if not isinstance(count, int) or count < 0:
+            raise RpcError(RPC_INVALID_PARAMETER, "Address count out of range")
+        network = None
+        if network_name is not None:
+            network = _NETWORK_BY_NAME.get(network_name)
+            if network is None:
+                raise RpcError(RPC_INVALID_PARAMETER, f"Network not recognized: {network_name}")
+        entries = self.addrman.get_addr(count, 0, self.clock(), network)
+        return [
+            {
+                "time": e.time,
+                "services": e.services,
+                "address": str(e.service.addr),
+                "port": e.service.port,
+                "network": e.service.addr.get_network().rpc_name,
+            }
+            for e in entries
+        ]
+
+    async def _addnode(self, params: list[Any] | dict[str, Any]) -> None:
+        node = _param(params, 0, "node")
+        command = _param(params, 1, "command")
+        if not isinstance(node, str) or command not in ("add", "remove", "onetry"):
+            raise RpcError(
+                RPC_INVALID_PARAMS, 'addnode "node" "command" (command: add|remove|onetry)'
+            )
+        try:
+            self.connman.add_node(node, command)
+        except ValueError as e:
+            raise RpcError(RPC_CLIENT_NODE_ALREADY_ADDED, "Error: Node already added") from e
+        except KeyError as e:
+            raise RpcError(
+                RPC_CLIENT_NODE_NOT_ADDED,
+                "Error: Node could not be removed. It has not been added previously.",
+            ) from e
+
+    async def _disconnectnode(self, params: list[Any] | dict[str, Any]) -> None:
+        address = _param(params, 0, "address")
+        nodeid = _param(params, 1, "nodeid")
+        if address == "":
+            address = None
+        if (address is None) == (nodeid is None):
+            raise RpcError(RPC_INVALID_PARAMS, "Only one of address and nodeid should be provided.")
+        if nodeid is not None and not isinstance(nodeid, int):
+            raise RpcError(RPC_INVALID_PARAMS, "nodeid must be a number")
+        if not self.connman.disconnect_node(address=address, peer_id=nodeid):
+            raise RpcError(RPC_CLIENT_NODE_NOT_CONNECTED, "Node not found in connected nodes")
+
+    async def _ping(self, params: list[Any] | dict[str, Any]) -> None:
+        self.connman.ping_all()
+
+    async def _setnetworkactive(self, params: list[Any] | dict[str, Any]) -> bool:
+        state = _param(params, 0, "state")
+        if not isinstance(state, bool):
+            raise RpcError(RPC_INVALID_PARAMS, "state must be a boolean")
+        self.connman.set_network_active(state)
+        return self.connman.network_active
+
+    async def _uptime(self, params: list[Any] | dict[str, Any]) -> int:
+        return int(self.clock() - self.started_at)
+
+    async def _stop(self, params: list[Any] | dict[str, Any]) -> str:
+        asyncio.get_running_loop().call_later(0.05, self.request_stop)
+        return "peerkeeper stopping"

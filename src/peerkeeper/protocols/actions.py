@@ -1,0 +1,53 @@
+"""Actions a sans-IO peer state machine returns to the layer that owns the socket.
+
+A protocol object never touches a socket: fed messages and ``now``, it returns a
+list of these, and ConnMan carries them out (DESIGN.md, "How data flows").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peerkeeper.wire.messages import AddrEntry, Message
+
+__all__ = ["Action", "Send", "Disconnect", "Misbehaving", "LearnedAddresses", "HandshakeComplete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``message`` to the peer."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close the connection; ``reason`` is logged (Core's ``DisconnectMsg``)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Misbehaving:
+    """The peer broke a rule Core punishes with discouragement and disconnection.
+
+    Source: src/net_processing.cpp ``Misbehaving`` / ``MaybeDiscourageAndDisconnect``
+    (manual and noban peers are not punished: the owner decides).
+    """
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedAddresses:
+    """Addresses gossiped by the peer, already filtered and time-corrected, for the address table."""
+
+    entries: tuple[AddrEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete:
+    """The version handshake finished (verack received): the peer is fully connected."""
+
+
+Action = Send | Disconnect | Misbehaving | LearnedAddresses | HandshakeComplete

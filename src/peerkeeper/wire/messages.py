@@ -1,0 +1,635 @@
+"""Bitcoin P2P messages: one dataclass per message, a registry by command name.
+
+Every message class has a class attribute ``command`` (the wire name), an
+``encode() -> bytes`` method producing the payload, and a ``decode(payload)``
+classmethod. :func:`decode_message` looks the command up in :data:`MESSAGE_TYPES`
+and returns an :class:`UnknownMessage` for any other command (including BIP434's
+``feature`` until it is implemented).
+
+Layouts and limits follow Bitcoin Core: ``src/protocol.h`` (message types,
+``ServiceFlags``, ``CAddress``, ``CInv``), ``src/net_processing.cpp``
+(``MAX_INV_SZ``, ``MAX_ADDR_TO_SEND``, ``MAX_LOCATOR_SZ``, the version message
+reading in ``ProcessMessage``), ``src/net.h`` (``MAX_SUBVERSION_LENGTH``,
+``MAX_PROTOCOL_MESSAGE_LENGTH``), ``src/headerssync.h`` / ``src/validation.h``
+(``MAX_HEADERS_RESULTS``). A payload that is short, oversized or non-canonical
+raises :class:`~peerkeeper.wire.codec.DecodeError`; one that is well-formed but
+breaks a limit Core punishes raises :class:`~peerkeeper.wire.codec.LimitExceeded`.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field
+from itertools import starmap
+from typing import NamedTuple
+
+from peerkeeper.netaddr import MAX_ADDRV2_SIZE, AddrError, NetAddr, Network, Service
+from peerkeeper.wire.codec import (
+    DecodeError,
+    LimitExceeded,
+    Reader,
+    ser_compact_size,
+    ser_var_str,
+    sha256d,
+)
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "MIN_PEER_PROTO_VERSION",
+    "MAX_PROTOCOL_MESSAGE_LENGTH",
+    "MAX_ADDR_TO_SEND",
+    "MAX_INV_SZ",
+    "MAX_SUBVERSION_LENGTH",
+    "MAX_HEADERS_RESULTS",
+    "MAX_LOCATOR_SZ",
+    "ServiceFlags",
+    "services_names",
+    "AddrEntry",
+    "InvItem",
+    "BlockHeader",
+    "Message",
+    "Version",
+    "Verack",
+    "Ping",
+    "Pong",
+    "Addr",
+    "AddrV2",
+    "GetAddr",
+    "SendAddrV2",
+    "WtxidRelay",
+    "SendHeaders",
+    "FeeFilter",
+    "SendCmpct",
+    "Inv",
+    "GetData",
+    "NotFound",
+    "GetHeaders",
+    "Headers",
+    "Mempool",
+    "UnknownMessage",
+    "MESSAGE_TYPES",
+    "decode_message",
+]
+
+#: The protocol version we speak (src/node/protocol_version.h: 70016 = WTXID_RELAY;
+#: Core 31's 70017 only adds BIP434 ``feature``, which we treat as unknown).
+PROTOCOL_VERSION = 70016
+#: Peers older than this are disconnected (src/node/protocol_version.h).
+MIN_PEER_PROTO_VERSION = 31800
+#: Largest payload a v1 header may declare (src/net.h).
+MAX_PROTOCOL_MESSAGE_LENGTH = 4_000_000
+#: Most addresses in one addr/addrv2 message (src/net_processing.cpp).
+MAX_ADDR_TO_SEND = 1000
+#: Most entries in one inv/getdata/notfound message (src/net_processing.cpp).
+MAX_INV_SZ = 50_000
+#: Longest user agent accepted in version (src/net.h).
+MAX_SUBVERSION_LENGTH = 256
+#: Most headers in one headers message (src/headerssync.h / validation.h).
+MAX_HEADERS_RESULTS = 2000
+#: Most hashes in a block locator (src/net_processing.cpp).
+MAX_LOCATOR_SZ = 101
+
+
+class ServiceFlags(enum.IntFlag):
+    """Service bits advertised in version and addr messages (src/protocol.h)."""
+
+    NODE_NONE = 0
+    NODE_NETWORK = 1 << 0
+    NODE_BLOOM = 1 << 2
+    NODE_WITNESS = 1 << 3
+    NODE_COMPACT_FILTERS = 1 << 6
+    NODE_NETWORK_LIMITED = 1 << 10
+    NODE_P2P_V2 = 1 << 11
+
+
+def services_names(services: int) -> list[str]:
+    """Names of the set service bits as Core's ``GetServicesNames`` (src/rpc/util.cpp).
+
+    Known bits give their name without the ``NODE_`` prefix (``NETWORK``,
+    ``WITNESS``, ...); unknown bits give ``UNKNOWN[2^n]``.
+    """
+    names: list[str] = []
+    for bit in range(64):
+        mask = 1 << bit
+        if services & mask:
+            try:
+                flag = ServiceFlags(mask)
+                assert flag.name is not None
+                names.append(flag.name.removeprefix("NODE_"))
+            except ValueError:
+                names.append(f"UNKNOWN[2^{bit}]")
+    return names
+
+
+_ZERO_V1 = bytes(16)
+_V1_ENTRY = struct.Struct("<IQ16s2s")  # time, services, ip, port (big-endian, kept raw)
+_INV_ENTRY = struct.Struct("<I32s")
+_HEADER = struct.Struct("<i32s32sIII")
+_U32 = struct.Struct("<I")
+_BE16 = struct.Struct(">H")
+
+
+class AddrEntry(NamedTuple):
+    """One gossiped address: ``time`` (unix seconds, uint32), ``services`` (bits), ``service``.
+
+    Core's ``CAddress`` (src/protocol.h).
+    """
+
+    time: int
+    services: int
+    service: Service
+
+
+class InvItem(NamedTuple):
+    """One inventory vector: ``type`` (uint32, MSG_TX=1, MSG_BLOCK=2, ...) and 32-byte ``hash``.
+
+    Core's ``CInv`` (src/protocol.h).
+    """
+
+    type: int
+    hash: bytes
+
+
+class BlockHeader(NamedTuple):
+    """An 80-byte block header (src/primitives/block.h ``CBlockHeader``)."""
+
+    version: int
+    prev_block: bytes
+    merkle_root: bytes
+    time: int
+    bits: int
+    nonce: int
+
+    def serialize(self) -> bytes:
+        """The 80 serialized bytes."""
+        return _HEADER.pack(*self)
+
+    def hash(self) -> bytes:
+        """The block hash: sha256d of the 80 bytes (internal byte order)."""
+        return sha256d(_HEADER.pack(*self))
+
+
+class Message:
+    """Base of all messages: ``command`` (str), ``encode() -> bytes``."""
+
+    __slots__ = ()
+    command: str
+
+    def encode(self) -> bytes:
+        """Serialize the payload (without the transport's header)."""
+        raise NotImplementedError
+
+
+def _service_v1(ip16: bytes, port_be: bytes) -> Service:
+    return Service(NetAddr.from_v1_bytes(ip16), _BE16.unpack(port_be)[0])
+
+
+def _v1_ip(service: Service) -> bytes:
+    raw = service.addr.to_v1_bytes()
+    return _ZERO_V1 if raw is None else raw
+
+
+# -- handshake ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Version(Message):
+    """``version``: the first message of a connection (src/net_processing.cpp ``PushNodeVersion``).
+
+    Fields after ``addr_recv`` are optional on the wire; when absent they take
+    Core's defaults (nonce 1, empty user agent, height -1, relay true).
+    ``user_agent`` is limited to ``MAX_SUBVERSION_LENGTH`` bytes (DecodeError beyond).
+    """
+
+    command = "version"
+    version: int = PROTOCOL_VERSION
+    services: int = 0
+    timestamp: int = 0
+    addr_recv_services: int = 0
+    addr_recv: Service = field(default_factory=lambda: Service(NetAddr(Network.IPV6, _ZERO_V1), 0))
+    addr_from_services: int = 0
+    addr_from: Service = field(default_factory=lambda: Service(NetAddr(Network.IPV6, _ZERO_V1), 0))
+    nonce: int = 1
+    user_agent: str = ""
+    start_height: int = -1
+    relay: bool = True
+
+    def encode(self) -> bytes:
+        return b"".join(
+            (
+                struct.pack(
+                    "<iQqQ", self.version, self.services, self.timestamp, self.addr_recv_services
+                ),
+                _v1_ip(self.addr_recv),
+                _BE16.pack(self.addr_recv.port),
+                struct.pack("<Q", self.addr_from_services),
+                _v1_ip(self.addr_from),
+                _BE16.pack(self.addr_from.port),
+                struct.pack("<Q", self.nonce),
+                ser_var_str(self.user_agent),
+                struct.pack("<i?", self.start_height, self.relay),
+            )
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Version:
+        r = Reader(payload)
+        msg = cls(
+            version=r.i32(),
+            services=r.u64(),
+            timestamp=r.i64(),
+            addr_recv_services=r.u64(),
+            addr_recv=_service_v1(r.read(16), r.read(2)),
+        )
+        if not r.empty():
+            msg.addr_from_services = r.u64()
+            msg.addr_from = _service_v1(r.read(16), r.read(2))
+            msg.nonce = r.u64()
+        if not r.empty():
+            msg.user_agent = r.var_str(MAX_SUBVERSION_LENGTH)
+        if not r.empty():
+            msg.start_height = r.i32()
+        if not r.empty():
+            msg.relay = r.bool()
+        return msg
+
+
+class _Empty(Message):
+    """A message with an empty payload; any payload bytes are ignored, as Core does."""
+
+    __slots__ = ()
+
+    def encode(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode(cls, payload: bytes) -> _Empty:
+        return cls()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Verack(_Empty):
+    """``verack``: acknowledges the peer's version (empty payload)."""
+
+    __slots__ = ()
+    command = "verack"
+
+
+class GetAddr(_Empty):
+    """``getaddr``: asks an (inbound) peer for addresses (empty payload)."""
+
+    __slots__ = ()
+    command = "getaddr"
+
+
+class SendAddrV2(_Empty):
+    """``sendaddrv2`` (BIP155): send addrv2 instead of addr; only between version and verack."""
+
+    __slots__ = ()
+    command = "sendaddrv2"
+
+
+class WtxidRelay(_Empty):
+    """``wtxidrelay`` (BIP339): announce transactions by wtxid; only between version and verack."""
+
+    __slots__ = ()
+    command = "wtxidrelay"
+
+
+class SendHeaders(_Empty):
+    """``sendheaders`` (BIP130): announce new blocks with headers (empty payload)."""
+
+    __slots__ = ()
+    command = "sendheaders"
+
+
+class Mempool(_Empty):
+    """``mempool`` (BIP35): request the peer's mempool inventory (empty payload)."""
+
+    __slots__ = ()
+    command = "mempool"
+
+
+# -- keepalive ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Ping(Message):
+    """``ping`` (BIP31): 8-byte nonce; ``None`` for the empty pre-BIP31 form."""
+
+    command = "ping"
+    nonce: int | None = None
+
+    def encode(self) -> bytes:
+        return b"" if self.nonce is None else struct.pack("<Q", self.nonce)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Ping:
+        if not payload:
+            return cls(None)
+        return cls(Reader(payload).u64())
+
+
+@dataclass(slots=True)
+class Pong(Message):
+    """``pong`` (BIP31): echoes a ping's 8-byte nonce."""
+
+    command = "pong"
+    nonce: int = 0
+
+    def encode(self) -> bytes:
+        return struct.pack("<Q", self.nonce)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Pong:
+        return cls(Reader(payload).u64())
+
+
+@dataclass(slots=True)
+class FeeFilter(Message):
+    """``feefilter`` (BIP133): minimum fee rate, satoshis per kvB (int64)."""
+
+    command = "feefilter"
+    feerate: int = 0
+
+    def encode(self) -> bytes:
+        return struct.pack("<q", self.feerate)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> FeeFilter:
+        return cls(Reader(payload).i64())
+
+
+@dataclass(slots=True)
+class SendCmpct(Message):
+    """``sendcmpct`` (BIP152): ``announce`` (uint8, 0 or 1) and ``version`` (uint64)."""
+
+    command = "sendcmpct"
+    announce: int = 0
+    version: int = 2
+
+    def encode(self) -> bytes:
+        return struct.pack("<BQ", self.announce, self.version)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> SendCmpct:
+        r = Reader(payload)
+        return cls(r.u8(), r.u64())
+
+
+# -- addresses ---------------------------------------------------------------------------
+
+
+def _check_count(command: str, n: int, limit: int) -> None:
+    if n > limit:
+        raise LimitExceeded(f"{command} message size = {n}")
+
+
+@dataclass(slots=True)
+class Addr(Message):
+    """``addr``: up to ``MAX_ADDR_TO_SEND`` entries in the v1 (16-byte IP) form.
+
+    Encoding skips entries whose network cannot be written in 16 bytes (Tor v3,
+    I2P), as Core does. Decoding more than 1000 entries raises LimitExceeded
+    (Core: ``Misbehaving``, src/net_processing.cpp ``ProcessAddrs``).
+    """
+
+    command = "addr"
+    entries: list[AddrEntry] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        parts = []
+        for time, services, service in self.entries:
+            ip = service.addr.to_v1_bytes()
+            if ip is None:
+                continue
+            parts.append(_V1_ENTRY.pack(time, services, ip, _BE16.pack(service.port)))
+        return ser_compact_size(len(parts)) + b"".join(parts)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Addr:
+        r = Reader(payload)
+        n = r.compact_size()
+        _check_count("addr", n, MAX_ADDR_TO_SEND)
+        raw = r.read(n * _V1_ENTRY.size)
+        from_v1 = NetAddr.from_v1_bytes
+        be16 = _BE16.unpack
+        entries = [
+            AddrEntry(t, s, Service(from_v1(ip), be16(port)[0]))
+            for t, s, ip, port in _V1_ENTRY.iter_unpack(raw)
+        ]
+        return cls(entries)
+
+
+@dataclass(slots=True)
+class AddrV2(Message):
+    """``addrv2`` (BIP155): up to ``MAX_ADDR_TO_SEND`` entries with network ids.
+
+    Entry: time (uint32), services (CompactSize), network id (uint8), address
+    (CompactSize-prefixed, at most ``MAX_ADDRV2_SIZE`` = 512 bytes), port (uint16
+    big-endian). Entries with an unknown network id are skipped, not fatal
+    (BIP155); a known id with the wrong address length raises DecodeError, as
+    Core's ``CNetAddr::UnserializeV2Stream`` does.
+    """
+
+    command = "addrv2"
+    entries: list[AddrEntry] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        parts = [ser_compact_size(len(self.entries))]
+        append = parts.append
+        for time, services, service in self.entries:
+            net_id, raw = service.addr.to_bip155()
+            append(_U32.pack(time))
+            append(ser_compact_size(services))
+            append(bytes((net_id, len(raw))))
+            append(raw)
+            append(_BE16.pack(service.port))
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> AddrV2:
+        r = Reader(payload)
+        n = r.compact_size()
+        _check_count("addrv2", n, MAX_ADDR_TO_SEND)
+        entries: list[AddrEntry] = []
+        append = entries.append
+        from_bip155 = NetAddr.from_bip155
+        for _ in range(n):
+            time = r.u32()
+            services = r.compact_size(0xFFFFFFFFFFFFFFFF)
+            net_id = r.u8()
+            raw = r.var_bytes(MAX_ADDRV2_SIZE)
+            port = r.u16be()
+            try:
+                addr = from_bip155(net_id, raw)
+            except AddrError as e:
+                raise DecodeError(str(e)) from None
+            if addr is not None:
+                append(AddrEntry(time, services, Service(addr, port)))
+        return cls(entries)
+
+
+# -- inventory and headers ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Inv(Message):
+    """``inv``: up to ``MAX_INV_SZ`` inventory vectors (more: LimitExceeded, Core misbehaviour)."""
+
+    command = "inv"
+    items: list[InvItem] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        pack = _INV_ENTRY.pack
+        return ser_compact_size(len(self.items)) + b"".join([pack(t, h) for t, h in self.items])
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Inv:
+        r = Reader(payload)
+        n = r.compact_size()
+        _check_count(cls.command, n, MAX_INV_SZ)
+        return cls(list(starmap(InvItem, _INV_ENTRY.iter_unpack(r.read(n * 36)))))
+
+
+@dataclass(slots=True)
+class GetData(Inv):
+    """``getdata``: request objects by inventory vector (same layout and limit as inv)."""
+
+    command = "getdata"
+
+
+@dataclass(slots=True)
+class NotFound(Inv):
+    """``notfound``: objects we asked for that the peer does not have (layout of inv)."""
+
+    command = "notfound"
+
+
+@dataclass(slots=True)
+class GetHeaders(Message):
+    """``getheaders``: protocol version, block locator (at most ``MAX_LOCATOR_SZ``), stop hash."""
+
+    command = "getheaders"
+    version: int = PROTOCOL_VERSION
+    locator: list[bytes] = field(default_factory=list)
+    hash_stop: bytes = bytes(32)
+
+    def encode(self) -> bytes:
+        return b"".join(
+            (
+                _U32.pack(self.version),
+                ser_compact_size(len(self.locator)),
+                *self.locator,
+                self.hash_stop,
+            )
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> GetHeaders:
+        r = Reader(payload)
+        version = r.u32()
+        n = r.compact_size()
+        _check_count("getheaders locator", n, MAX_LOCATOR_SZ)
+        locator = [r.read(32) for _ in range(n)]
+        return cls(version, locator, r.read(32))
+
+
+@dataclass(slots=True)
+class Headers(Message):
+    """``headers``: up to ``MAX_HEADERS_RESULTS`` headers, each followed by a tx count (0)."""
+
+    command = "headers"
+    headers: list[BlockHeader] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        pack = _HEADER.pack
+        return ser_compact_size(len(self.headers)) + b"".join(
+            [pack(*h) + b"\x00" for h in self.headers]
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Headers:
+        r = Reader(payload)
+        n = r.compact_size()
+        _check_count("headers", n, MAX_HEADERS_RESULTS)
+        raw = r.read(n * 81)
+        if raw[80::81].count(0) != n:
+            # A tx count that is not a one-byte zero: take the general path.
+            return cls._decode_slow(payload)
+        unpack = _HEADER.unpack_from
+        return cls([BlockHeader(*unpack(raw, off)) for off in range(0, len(raw), 81)])
+
+    @classmethod
+    def _decode_slow(cls, payload: bytes) -> Headers:
+        r = Reader(payload)
+        n = r.compact_size()
+        headers = []
+        for _ in range(n):
+            headers.append(BlockHeader(*_HEADER.unpack(r.read(80))))
+            r.compact_size()  # Core ignores the tx count ("assume it is 0")
+        return cls(headers)
+
+
+@dataclass(slots=True)
+class UnknownMessage(Message):
+    """Any command without a class here: the raw ``command`` and ``payload``."""
+
+    command: str
+    payload: bytes = b""
+
+    def encode(self) -> bytes:
+        return self.payload
+
+
+#: Command name -> message class.
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.command: cls
+    for cls in (
+        Version,
+        Verack,
+        Ping,
+        Pong,
+        Addr,
+        AddrV2,
+        GetAddr,
+        SendAddrV2,
+        WtxidRelay,
+        SendHeaders,
+        FeeFilter,
+        SendCmpct,
+        Inv,
+        GetData,
+        NotFound,
+        GetHeaders,
+        Headers,
+        Mempool,
+    )
+}
+
+
+def decode_message(command: str, payload: bytes) -> Message:
+    """Decode ``payload`` of message ``command`` into its typed message.
+
+    Unknown commands give :class:`UnknownMessage`. Raises
+    :class:`~peerkeeper.wire.codec.DecodeError` (or its subclass ``LimitExceeded``)
+    for a malformed payload; never any other exception for bad bytes.
+    """
+    cls = MESSAGE_TYPES.get(command)
+    if cls is None:
+        return UnknownMessage(command, payload)
+    try:
+        return cls.decode(payload)  # type: ignore[attr-defined, no-any-return]
+    except DecodeError:
+        raise
+    except (ValueError, struct.error, AddrError) as e:  # defensive: keep the one error type
+        raise DecodeError(f"{command}: {e}") from None

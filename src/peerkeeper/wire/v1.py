@@ -1,0 +1,182 @@
+"""The v1 (unencrypted) transport: 24-byte headers framing each message. Sans-IO.
+
+Header: 4-byte network magic, 12-byte NUL-padded command, 4-byte little-endian
+payload length, 4-byte checksum (first 4 bytes of double-SHA256 of the payload).
+
+Behaviour follows Bitcoin Core ``src/net.cpp`` ``V1Transport``:
+
+* wrong magic -> fatal (``Header error: Wrong MessageStart``), disconnect;
+* declared length above ``MAX_PROTOCOL_MESSAGE_LENGTH`` -> fatal before any of the
+  payload is buffered (``Header error: Size too large``);
+* bad checksum, or a command that is not printable ASCII NUL-padded
+  (``CMessageHeader::IsMessageTypeValid``) -> the message is dropped and counted,
+  the connection stays (``reject_message``).
+
+Use: ``receive_data(bytes)`` to feed what the socket delivered, then call
+``next_message()`` until it returns ``None``; ``send(msg)`` returns the bytes to
+write. The receive buffer is a ``bytearray`` consumed by offset (never ``bytes +=``),
+so a large message arriving in small pieces costs linear time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from peerkeeper.wire.messages import MAX_PROTOCOL_MESSAGE_LENGTH, Message
+
+__all__ = ["HEADER_SIZE", "TransportError", "RawMessage", "V1Transport", "is_valid_command"]
+
+#: Size of a v1 message header in bytes (src/protocol.h ``CMessageHeader::HEADER_SIZE``).
+HEADER_SIZE = 24
+_HDR = struct.Struct("<4s12sI4s")
+_COMMAND_SIZE = 12
+
+
+class TransportError(Exception):
+    """The byte stream is broken beyond recovery; the connection must be closed."""
+
+
+@dataclass(slots=True)
+class RawMessage:
+    """One framed message as received.
+
+    ``command`` (str), ``payload`` (bytes), ``wire_size`` (header + payload bytes),
+    and ``rejected``: ``None`` for a good message, else why it was dropped
+    (``"checksum"`` or ``"command"``). Rejected messages are returned so the
+    caller can count their bytes (Core counts them under ``*other*``) but must not
+    be processed.
+    """
+
+    command: str
+    payload: bytes
+    wire_size: int
+    rejected: str | None = None
+
+
+def is_valid_command(raw: bytes) -> bool:
+    """True when a 12-byte command field is printable ASCII followed only by NULs.
+
+    Source: src/protocol.cpp ``CMessageHeader::IsMessageTypeValid``.
+    """
+    name, _, pad = raw.partition(b"\x00")
+    if pad.strip(b"\x00"):
+        return False
+    return all(0x20 <= c <= 0x7E for c in name)
+
+
+def _command_bytes(command: str) -> bytes:
+    raw = command.encode("ascii")
+    if len(raw) > _COMMAND_SIZE:
+        raise ValueError(f"command {command!r} longer than {_COMMAND_SIZE} bytes")
+    return raw
+
+
+class V1Transport:
+    """Sans-IO v1 framing for one connection.
+
+    ``V1Transport(magic, max_message=MAX_PROTOCOL_MESSAGE_LENGTH)``; ``magic`` is
+    the chain's 4-byte message start. Counters ``checksum_errors`` and
+    ``invalid_commands`` count dropped messages.
+    """
+
+    __slots__ = (
+        "magic",
+        "max_message",
+        "_buf",
+        "_pos",
+        "_hdr",
+        "checksum_errors",
+        "invalid_commands",
+        "_broken",
+    )
+
+    def __init__(self, magic: bytes, max_message: int = MAX_PROTOCOL_MESSAGE_LENGTH) -> None:
+        if len(magic) != 4:
+            raise ValueError("magic must be 4 bytes")
+        self.magic = magic
+        self.max_message = max_message
+        self._buf = bytearray()
+        self._pos = 0
+        self._hdr: tuple[bytes, int, bytes] | None = None  # command raw, length, checksum
+        self.checksum_errors = 0
+        self.invalid_commands = 0
+        self._broken: str | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as messages."""
+        return len(self._buf) - self._pos
+
+    def wants_bytes(self) -> int:
+        """How many more bytes complete the message being read (0 if one is ready)."""
+        have = len(self._buf) - self._pos
+        if self._hdr is None:
+            return max(0, HEADER_SIZE - have)
+        return max(0, self._hdr[1] - have)
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes received from the socket."""
+        buf = self._buf
+        if self._pos and self._pos == len(buf):
+            buf.clear()
+            self._pos = 0
+        buf += data
+
+    def next_message(self) -> RawMessage | None:
+        """Return the next complete message, or ``None`` if more bytes are needed.
+
+        Raises :class:`TransportError` for wrong magic or an oversized declared
+        length (and on every later call: the stream cannot be resynchronised).
+        """
+        if self._broken is not None:
+            raise TransportError(self._broken)
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        hdr = self._hdr
+        if hdr is None:
+            if avail < HEADER_SIZE:
+                return None
+            magic, command_raw, length, chk = _HDR.unpack_from(buf, pos)
+            if magic != self.magic:
+                self._broken = f"Header error: Wrong MessageStart {magic.hex()} received"
+                raise TransportError(self._broken)
+            if length > self.max_message:
+                name = command_raw.rstrip(b"\x00").decode("ascii", "replace")
+                self._broken = f"Header error: Size too large ({name}, {length} bytes)"
+                raise TransportError(self._broken)
+            pos += HEADER_SIZE
+            avail -= HEADER_SIZE
+            self._pos = pos
+            hdr = self._hdr = (command_raw, length, chk)
+        command_raw, length, chk = hdr
+        if avail < length:
+            return None
+        end = pos + length
+        payload = bytes(buf[pos:end])
+        self._hdr = None
+        if end >= 1 << 20 or end * 2 > len(buf):
+            del buf[:end]
+            self._pos = 0
+        else:
+            self._pos = end
+        command = command_raw.rstrip(b"\x00").decode("ascii", "replace")
+        rejected = None
+        if hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] != chk:
+            self.checksum_errors += 1
+            rejected = "checksum"
+        elif not is_valid_command(command_raw):
+            self.invalid_commands += 1
+            rejected = "command"
+        return RawMessage(command, payload, length + HEADER_SIZE, rejected)
+
+    def send_raw(self, command: str, payload: bytes) -> bytes:
+        """Frame ``payload`` under ``command``; returns header + payload bytes."""
+        chk = hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+        return _HDR.pack(self.magic, _command_bytes(command), len(payload), chk) + payload
+
+    def send(self, msg: Message) -> bytes:
+        """Encode and frame a message; returns the bytes to write."""
+        return self.send_raw(msg.command, msg.encode())
