@@ -1,0 +1,281 @@
+"""Loopback integration: real peerkeeper nodes and hostile raw sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from peerkeeper.config import Config
+from peerkeeper.netaddr import Service
+from peerkeeper.node import Node
+from peerkeeper.rpc import read_cookie, rpc_call
+from peerkeeper.wire.messages import (
+    MAX_ADDR_TO_SEND,
+    Addr,
+    AddrEntry,
+    Message,
+    Ping,
+    Pong,
+    Verack,
+    Version,
+    decode_message,
+)
+from peerkeeper.wire.v1 import V1Transport
+
+pytestmark = pytest.mark.timeout(60)
+
+REGTEST = bytes.fromhex("fabfb5da")
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.01)
+
+
+def port_of(node: Node) -> int:
+    return node.connman.listening[0][1]
+
+
+@asynccontextmanager
+async def running(tmp: Path, name: str, **kw: object) -> AsyncIterator[Node]:
+    fields: dict[str, object] = {
+        "chain": "regtest",
+        "datadir": tmp / name,
+        "bind": ["127.0.0.1:0"],
+        "listen": True,
+        "rpcport": 0,
+        "server": False,
+    }
+    fields.update(kw)
+    node = Node(Config(**fields))  # type: ignore[arg-type]
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+def handshaken(node: Node, n: int = 1) -> bool:
+    return sum(1 for p in node.connman.peers.values() if p.proto.successfully_connected) >= n
+
+
+class RawPeer:
+    """A hand-driven v1 client for adversarial tests."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.t = V1Transport(REGTEST)
+
+    @classmethod
+    async def connect(cls, port: int) -> RawPeer:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        return cls(r, w)
+
+    def send(self, msg: Message) -> None:
+        self.writer.write(self.t.send(msg))
+
+    async def recv(self, timeout: float = 10.0) -> Message | None:
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = self.t.next_message()
+                if raw is not None:
+                    return decode_message(raw.command, raw.payload)
+                data = await self.reader.read(65536)
+                if not data:
+                    return None
+                self.t.receive_data(data)
+
+    async def closed_by_peer(self, timeout: float = 10.0) -> bool:
+        async with asyncio.timeout(timeout):
+            while True:
+                data = await self.reader.read(65536)
+                if not data:
+                    return True
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def raw_handshake(port: int, nonce: int = 99) -> RawPeer:
+    peer = await RawPeer.connect(port)
+    peer.send(
+        Version(version=70016, services=9, timestamp=1_800_000_000, nonce=nonce, user_agent="/raw/")
+    )
+    await peer.writer.drain()
+    while not isinstance(await peer.recv(), Verack):
+        pass
+    peer.send(Verack())
+    return peer
+
+
+async def test_two_nodes_handshake_ping_and_counters(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a, running(tmp_path, "b", connect=[]) as b:
+        b.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
+        await wait_until(lambda: handshaken(a) and handshaken(b))
+        out = next(iter(b.connman.peers.values()))
+        inb = next(iter(a.connman.peers.values()))
+        assert out.conn_type.value == "manual" and inb.conn_type.value == "inbound"
+        assert inb.proto.their.user_agent == "/peerkeeper:0.1.0/"
+        await wait_until(
+            lambda: out.proto.ping.last_time is not None and inb.proto.ping.last_time is not None
+        )
+        b.connman.ping_all()
+        await wait_until(lambda: out.sent_per_msg.get("ping", 0) >= 64)
+        assert out.bytes_sent == sum(out.sent_per_msg.values())
+        await wait_until(lambda: inb.bytes_recv == out.bytes_sent)
+        assert inb.recv_per_msg["version"] == out.sent_per_msg["version"]
+        assert a.connman.total_bytes_recv == inb.bytes_recv
+
+
+async def test_three_nodes_exchange_addresses(tmp_path: Path) -> None:
+    async with (
+        running(tmp_path, "a") as a,
+        running(tmp_path, "b") as b,
+        running(tmp_path, "c") as c,
+    ):
+        known = [
+            AddrEntry(int(time.time()) - 100, 9, Service.parse(f"11.{i}.0.1:8333", 8333))
+            for i in range(30)
+        ]
+        a.addrman.add(known, None)
+        b.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
+        c.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
+        # b and c each get a's addresses through their getaddr; 23% of the table at most.
+        await wait_until(lambda: len(b.addrman) > 0 and len(c.addrman) > 0)
+        for n in (b, c):
+            assert 0 < len(n.addrman) <= 30 * 23 // 100
+            assert {e.service for e in n.addrman.entries()} <= {e.service for e in known}
+        assert handshaken(a, 2)
+
+
+async def test_self_connection_rejected(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a:
+        target = f"127.0.0.1:{port_of(a)}"
+        a.connman.add_node(target, "onetry")
+        # Both ends of the self-connection existed, then both were dropped.
+        await wait_until(lambda: a.connman._next_id == 2 and len(a.connman.peers) == 0)
+        assert not handshaken(a)
+
+
+async def test_peer_closing_mid_message_and_others_survive(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a:
+        good = await raw_handshake(port_of(a))
+        bad = await RawPeer.connect(port_of(a))
+        frame = bad.t.send(Version(nonce=5, user_agent="/half/"))
+        bad.writer.write(frame[: len(frame) // 2])
+        await bad.writer.drain()
+        await wait_until(lambda: len(a.connman.peers) == 2)
+        bad.close()
+        await wait_until(lambda: len(a.connman.peers) == 1)
+        good.send(Ping(77))
+        while (m := await good.recv()) != Pong(77):
+            assert m is not None
+        good.close()
+
+
+async def test_wrong_magic_disconnects(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a:
+        p = await RawPeer.connect(port_of(a))
+        p.writer.write(V1Transport(bytes.fromhex("f9beb4d9")).send(Version()))
+        assert await p.closed_by_peer()
+        assert len(a.connman.peers) == 0
+
+
+async def test_oversized_header_disconnects_without_buffering(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a:
+        p = await RawPeer.connect(port_of(a))
+        p.writer.write(
+            struct.pack("<4s12sI4s", REGTEST, b"block", 4_000_001, b"\0" * 4) + b"x" * 1000
+        )
+        assert await p.closed_by_peer()
+        assert a.connman.total_bytes_recv <= 1024
+
+
+async def test_bad_checksum_dropped_connection_kept(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a:
+        p = await raw_handshake(port_of(a))
+        frame = bytearray(p.t.send(Ping(1)))
+        frame[-1] ^= 0xFF
+        p.writer.write(bytes(frame))
+        p.send(Ping(2))
+        while (m := await p.recv()) != Pong(2):
+            assert m != Pong(1)
+        peer = next(iter(a.connman.peers.values()))
+        assert peer.transport.checksum_errors == 1
+        assert peer.recv_per_msg["*other*"] == len(frame)
+
+
+async def test_addr_with_1001_entries_is_misbehaviour(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a:
+        p = await raw_handshake(port_of(a))
+        entries = [AddrEntry(int(time.time()), 9, Service.parse("12.0.0.1:8333", 8333))] * (
+            MAX_ADDR_TO_SEND + 1
+        )
+        p.send(Addr(entries))
+        assert await p.closed_by_peer()
+        assert len(a.addrman) == 0
+
+
+async def test_long_user_agent_disconnects(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a:
+        p = await RawPeer.connect(port_of(a))
+        p.send(Version(version=70016, nonce=3, user_agent="u" * 257))
+        assert await p.closed_by_peer()
+
+
+async def test_silent_peer_is_timed_out(tmp_path: Path) -> None:
+    async with running(tmp_path, "a", peertimeout=1) as a:
+        p = await RawPeer.connect(port_of(a))
+        p.send(Ping(1))  # a message before version: ignored, not answered
+        assert await p.closed_by_peer(timeout=10)
+        assert len(a.connman.peers) == 0
+
+
+async def test_inbound_limit(tmp_path: Path) -> None:
+    async with running(tmp_path, "a", maxconnections=12) as a:  # 12 - 11 = 1 inbound slot
+        first = await raw_handshake(port_of(a))
+        second = await RawPeer.connect(port_of(a))
+        assert await second.closed_by_peer()
+        assert len(a.connman.peers) == 1
+        first.close()
+
+
+async def test_rpc_end_to_end(tmp_path: Path) -> None:
+    async with running(tmp_path, "a", server=True) as a, running(tmp_path, "b") as b:
+        user, password = read_cookie(a.datadir)
+        assert (a.datadir / ".cookie").stat().st_mode & 0o777 == 0o600
+
+        async def call(method: str, *params: object) -> object:
+            return await rpc_call("127.0.0.1", a.rpc_port, user, password, method, list(params))
+
+        await call("addnode", f"127.0.0.1:{port_of(b)}", "add")
+        await wait_until(lambda: handshaken(a))
+        info = await call("getpeerinfo")
+        assert isinstance(info, list) and info[0]["connection_type"] == "manual"
+        assert (
+            info[0]["subver"] == "/peerkeeper:0.1.0/" and info[0]["transport_protocol_type"] == "v1"
+        )
+        assert await call("getconnectioncount") == 1
+        totals = await call("getnettotals")
+        assert isinstance(totals, dict) and totals["totalbytessent"] > 0
+        await call("addnode", f"127.0.0.1:{port_of(b)}", "remove")
+        await call("disconnectnode", "", info[0]["id"])
+        await wait_until(lambda: len(b.connman.peers) == 0)
+        assert await call("getnodeaddresses", 0) == []
+
+
+async def test_start_and_stop_repeatedly_leaves_no_tasks(tmp_path: Path) -> None:
+    before = len(asyncio.all_tasks())
+    stack = AsyncExitStack()
+    async with stack:
+        for i in range(3):
+            await stack.enter_async_context(running(tmp_path, f"n{i}"))
+    await asyncio.sleep(0.05)
+    assert len(asyncio.all_tasks()) <= before
