@@ -249,6 +249,8 @@ class ConnMan:
         self._by_conn: dict[int, PeerConn] = {}
         self._next_id = 0
         self._local_nonces: set[int] = set()
+        self.inbound_count = 0
+        self._names: dict[str, int] = {}  # addr_name / address string -> live peers using it
         self.total_bytes_sent = 0
         self.total_bytes_recv = 0
         self.added_nodes: list[str] = list(options.addnode)
@@ -315,22 +317,25 @@ class ConnMan:
         """The addresses to keep connected: ``-connect`` if given, else the added nodes."""
         return list(self.options.connect) if self.options.connect else list(self.added_nodes)
 
-    def connected_names(self) -> set[str]:
-        """``addr_name`` and address strings of every live peer."""
-        names: set[str] = set()
-        for peer in self.peers.values():
-            names.add(peer.addr_name)
-            names.add(str(peer.addr))
-        return names
+    def is_connected(self, name: str) -> bool:
+        """True if a live peer was dialled as ``name`` or has ``name`` as its address string."""
+        return name in self._names
+
+    def _index(self, peer: PeerConn, delta: int) -> None:
+        for name in {peer.addr_name, str(peer.addr)}:
+            n = self._names.get(name, 0) + delta
+            if n > 0:
+                self._names[name] = n
+            else:
+                self._names.pop(name, None)
 
     async def _open_connections_loop(self) -> None:
         while not self._stopping:
             now = self.clock()
             if self.network_active:
-                connected = self.connected_names()
                 pending_manual = len(self._pending)
                 for target in self.manual_targets():
-                    if target in connected or target in self._pending:
+                    if self.is_connected(target) or target in self._pending:
                         continue
                     if not self.options.connect and pending_manual >= MAX_ADDNODE_CONNECTIONS:
                         break
@@ -366,7 +371,7 @@ class ConnMan:
         except ValueError as e:
             log.info("cannot connect to %s: %s", target, e)
             return None
-        if any(p.addr == service for p in self.peers.values()):
+        if self.is_connected(str(service)):
             return None
         try:
             conn_id = await self.sockman.connect(service, self.options.connect_timeout)
@@ -417,8 +422,11 @@ class ConnMan:
         self._next_id += 1
         self.peers[peer.id] = peer
         self._by_conn[conn_id] = peer
-        if not conn_type.is_inbound:
+        if conn_type.is_inbound:
+            self.inbound_count += 1
+        else:
             self._local_nonces.add(nonce)
+        self._index(peer, +1)
         self._schedule(peer)
         return peer
 
@@ -433,8 +441,7 @@ class ConnMan:
         if not self.network_active or self._stopping:
             log.debug("connection from %s dropped (not accepting new connections)", them)
             return False
-        inbound = sum(1 for p in self.peers.values() if p.inbound)
-        if inbound >= self.options.max_inbound:
+        if self.inbound_count >= self.options.max_inbound:
             log.debug("connection from %s dropped (full)", them)
             return False
         peer = self._new_peer(conn_id, them, me, str(them), ConnectionType.INBOUND)
@@ -587,6 +594,9 @@ class ConnMan:
         self.peers.pop(peer.id, None)
         self._by_conn.pop(peer.conn_id, None)
         self._local_nonces.discard(peer.proto.local_nonce)
+        self._index(peer, -1)
+        if peer.inbound:
+            self.inbound_count -= 1
         peer.proto.disconnected = True
         if close:
             self.sockman.close(peer.conn_id)
@@ -643,6 +653,8 @@ class ConnMan:
         """The peer with ``peer_id``, or whose ``addr_name`` or address string is ``address``."""
         if peer_id is not None:
             return self.peers.get(peer_id)
+        if address is None or not self.is_connected(address):
+            return None
         for peer in self.peers.values():
             if address in (peer.addr_name, str(peer.addr)):
                 return peer
