@@ -135,7 +135,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     chain = "regtest" if getattr(args, "regtest", False) else args.chain
     values: dict[str, Any] = {}
     if args.conf is not None:
-        values.update(read_conf_file(args.conf, chain or "main"))
+        values.update(read_conf_file(args.conf, chain))
     if chain is not None:
         values["chain"] = chain
     for key in (

@@ -105,8 +105,28 @@ _INT_KEYS = {
 }
 
 
+def _chain_in_file(lines: list[str]) -> str:
+    """The chain a conf file selects in its top section (``chain=``, ``regtest=1``, ...), else main."""
+    chain = "main"
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("["):
+            break
+        key, _, value = (s.strip() for s in line.partition("="))
+        if key == "chain":
+            chain = value
+        elif key in ("regtest", "testnet4", "signet") and value == "1":
+            chain = key
+        elif key == "testnet" and value == "1":
+            chain = "test"
+    return chain
+
+
 def read_conf_file(path: Path, chain: str | None = None) -> dict[str, object]:
     """Read a bitcoin.conf-style file: ``key=value`` lines, ``#`` comments, ``[chain]`` sections.
+
+    ``chain`` is the chain chosen on the command line; when None, the file's own
+    top section decides (``chain=``, ``regtest=1``, ...), as Core does.
 
     Returns option values keyed by Config field name (lists for repeatable
     options). Settings in a ``[main]``/``[regtest]``/... section apply only to that
@@ -116,7 +136,11 @@ def read_conf_file(path: Path, chain: str | None = None) -> dict[str, object]:
     known = {f.name for f in fields(Config)}
     values: dict[str, object] = {}
     section: str | None = None
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    lines = path.read_text().splitlines()
+    if chain is None:
+        chain = _chain_in_file(lines)
+        values["chain"] = chain
+    for lineno, line in enumerate(lines, 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -133,12 +157,8 @@ def read_conf_file(path: Path, chain: str | None = None) -> dict[str, object]:
                 continue
         elif section is not None and section != chain:
             continue
-        if key == "testnet4" and value == "1":
-            values["chain"] = "testnet4"
-            continue
-        if key == "regtest" and value == "1":
-            values["chain"] = "regtest"
-            continue
+        if key in ("regtest", "testnet4", "signet", "testnet", "chain"):
+            continue  # chain selection: handled by _chain_in_file / the command line
         if key not in known:
             continue
         try:

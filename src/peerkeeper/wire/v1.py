@@ -20,11 +20,12 @@ so a large message arriving in small pieces costs linear time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
 
-from peerkeeper.wire.messages import MAX_PROTOCOL_MESSAGE_LENGTH, Message
+from peerkeeper.wire.messages import MAX_PROTOCOL_MESSAGE_LENGTH, MESSAGE_TYPES, Message
 
 __all__ = ["HEADER_SIZE", "TransportError", "RawMessage", "V1Transport", "is_valid_command"]
 
@@ -32,6 +33,38 @@ __all__ = ["HEADER_SIZE", "TransportError", "RawMessage", "V1Transport", "is_val
 HEADER_SIZE = 24
 _HDR = struct.Struct("<4s12sI4s")
 _COMMAND_SIZE = 12
+_sha256 = hashlib.sha256
+
+
+#: The 12-byte command fields of the message types we know, pre-decoded (all valid).
+_KNOWN_COMMANDS: dict[bytes, str] = {
+    name.encode().ljust(12, b"\x00"): name for name in MESSAGE_TYPES
+}
+_KNOWN_COMMANDS.update(
+    {
+        name.encode().ljust(12, b"\x00"): name
+        for name in (
+            "feature",
+            "tx",
+            "block",
+            "cmpctblock",
+            "blocktxn",
+            "getblocktxn",
+            "getblocks",
+            "merkleblock",
+            "sendtxrcncl",
+            "filterload",
+            "filteradd",
+            "filterclear",
+            "getcfilters",
+            "cfilter",
+            "getcfheaders",
+            "cfheaders",
+            "getcfcheckpt",
+            "cfcheckpt",
+        )
+    }
+)
 
 
 class TransportError(Exception):
@@ -66,6 +99,7 @@ def is_valid_command(raw: bytes) -> bool:
     return all(0x20 <= c <= 0x7E for c in name)
 
 
+@functools.lru_cache(maxsize=256)
 def _command_bytes(command: str) -> bytes:
     raw = command.encode("ascii")
     if len(raw) > _COMMAND_SIZE:
@@ -149,32 +183,47 @@ class V1Transport:
                 raise TransportError(self._broken)
             pos += HEADER_SIZE
             avail -= HEADER_SIZE
-            self._pos = pos
-            hdr = self._hdr = (command_raw, length, chk)
-        command_raw, length, chk = hdr
-        if avail < length:
-            return None
+            if avail < length:
+                self._pos = pos
+                self._hdr = (command_raw, length, chk)
+                return None
+        else:
+            command_raw, length, chk = hdr
+            if avail < length:
+                return None
+            self._hdr = None
         end = pos + length
-        payload = bytes(buf[pos:end])
-        self._hdr = None
-        if end >= 1 << 20 or end * 2 > len(buf):
+        with memoryview(buf) as view:
+            payload = bytes(view[pos:end])
+        if end == len(buf):
+            buf.clear()
+            self._pos = 0
+        elif end >= 1 << 20 or end * 2 > len(buf):
             del buf[:end]
             self._pos = 0
         else:
             self._pos = end
-        command = command_raw.rstrip(b"\x00").decode("ascii", "replace")
         rejected = None
-        if hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] != chk:
-            self.checksum_errors += 1
+        command = _KNOWN_COMMANDS.get(command_raw)
+        if command is None:
+            command = command_raw.rstrip(b"\x00").decode("ascii", "replace")
+            if not is_valid_command(command_raw):
+                rejected = "command"
+        if _sha256(_sha256(payload).digest()).digest()[:4] != chk:
             rejected = "checksum"
-        elif not is_valid_command(command_raw):
-            self.invalid_commands += 1
-            rejected = "command"
+        if rejected is not None:
+            if rejected == "checksum":
+                self.checksum_errors += 1
+            else:
+                self.invalid_commands += 1
         return RawMessage(command, payload, length + HEADER_SIZE, rejected)
 
     def send_raw(self, command: str, payload: bytes) -> bytes:
-        """Frame ``payload`` under ``command``; returns header + payload bytes."""
-        chk = hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+        """Frame ``payload`` under ``command``; returns header + payload bytes.
+
+        Raises ``ValueError`` for a command longer than 12 bytes or not ASCII.
+        """
+        chk = _sha256(_sha256(payload).digest()).digest()[:4]
         return _HDR.pack(self.magic, _command_bytes(command), len(payload), chk) + payload
 
     def send(self, msg: Message) -> bytes:

@@ -1,0 +1,182 @@
+"""SockMan on loopback: accept veto, connect failures, events, send high-water mark, receive pause."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from peerkeeper.netaddr import Service
+from peerkeeper.sockman import ConnectError, SockMan
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Recorder:
+    def __init__(self, accept: bool = True) -> None:
+        self.accept = accept
+        self.accepted: list[tuple[int, Service, Service]] = []
+        self.data: dict[int, bytearray] = {}
+        self.eof: list[int] = []
+        self.errors: list[tuple[int, Exception]] = []
+        self.writable: list[int] = []
+        self.io_batches = 0
+
+    def on_accepted(self, conn_id: int, me: Service, them: Service) -> bool:
+        self.accepted.append((conn_id, me, them))
+        return self.accept
+
+    def on_data(self, conn_id: int, data: bytes) -> None:
+        self.data.setdefault(conn_id, bytearray()).extend(data)
+
+    def on_eof(self, conn_id: int) -> None:
+        self.eof.append(conn_id)
+
+    def on_error(self, conn_id: int, exc: Exception) -> None:
+        self.errors.append((conn_id, exc))
+
+    def on_writable(self, conn_id: int) -> None:
+        self.writable.append(conn_id)
+
+    def on_io_loop_completed(self) -> None:
+        self.io_batches += 1
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.005)
+
+
+def svc(port: int) -> Service:
+    return Service.parse(f"127.0.0.1:{port}", 0)
+
+
+async def test_connect_send_receive_eof() -> None:
+    server_ev, client_ev = Recorder(), Recorder()
+    server, client = SockMan(server_ev), SockMan(client_ev)
+    host, port = await server.bind_and_listen("127.0.0.1", 0)
+    conn = await client.connect(svc(port))
+    await wait_until(lambda: len(server_ev.accepted) == 1)
+    sid, me, them = server_ev.accepted[0]
+    assert me.port == port and str(them.addr) == "127.0.0.1"
+    assert client.send(conn, b"hello ") and client.send(conn, b"world")
+    await wait_until(lambda: bytes(server_ev.data.get(sid, b"")) == b"hello world")
+    assert server_ev.io_batches >= 1
+    sock = client._conns[conn].transport.get_extra_info("socket")  # type: ignore[union-attr]
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    client.close(conn)
+    await wait_until(lambda: server_ev.eof == [sid])
+    assert not client.send(conn, b"late")  # closed: dropped, reported
+    await client.stop()
+    await server.stop()
+
+
+async def test_accept_veto_closes_connection() -> None:
+    server_ev = Recorder(accept=False)
+    server = SockMan(server_ev)
+    _, port = await server.bind_and_listen("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # refused: closed at once
+    assert len(server_ev.accepted) == 1 and len(server) == 0
+    writer.close()
+    await server.stop()
+
+
+async def test_connect_failures_are_typed() -> None:
+    sm = SockMan(Recorder())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound but not listening: refused
+    with pytest.raises(ConnectError) as info:
+        await sm.connect(svc(port), timeout=2)
+    assert info.value.reason
+    mapped = SockMan(Recorder(), dial_map=lambda s: None)
+    with pytest.raises(ConnectError, match="dial map"):
+        await mapped.connect(Service.parse("11.0.0.1:8333", 0))
+
+
+async def test_dial_map_routes_virtual_addresses() -> None:
+    server_ev = Recorder()
+    server = SockMan(server_ev)
+    _, port = await server.bind_and_listen("127.0.0.1", 0)
+    virtual = Service.parse("11.22.0.1:8333", 0)
+    client = SockMan(Recorder(), dial_map=lambda s: ("127.0.0.1", port) if s == virtual else None)
+    await client.connect(virtual)
+    await wait_until(lambda: len(server_ev.accepted) == 1)
+    await client.stop()
+    await server.stop()
+
+
+async def test_send_high_water_mark_and_writable() -> None:
+    server_ev = Recorder()
+    server = SockMan(server_ev)
+    _, port = await server.bind_and_listen("127.0.0.1", 0)
+    client_ev = Recorder()
+    client = SockMan(client_ev, max_send_buffer=64 * 1024)
+    conn = await client.connect(svc(port))
+    await wait_until(lambda: len(server_ev.accepted) == 1)
+    sid = server_ev.accepted[0][0]
+    server.pause_receiving(sid)  # the peer stops reading
+    chunk = bytes(256 * 1024)
+    for _ in range(64):  # 16 MB: far more than the kernel buffers hold
+        client.send(conn, chunk)
+        client.flush()
+        if client.send_paused(conn):
+            break
+        await asyncio.sleep(0)
+    assert client.send_paused(conn)
+    assert client.send_buffer_size(conn) > 64 * 1024
+    server.resume_receiving(sid)
+    await wait_until(lambda: conn in client_ev.writable)
+    assert not client.send_paused(conn)
+    await client.stop()
+    await server.stop()
+
+
+async def test_receive_pause_holds_data_until_resume() -> None:
+    server_ev = Recorder()
+    server = SockMan(server_ev)
+    _, port = await server.bind_and_listen("127.0.0.1", 0)
+    client = SockMan(Recorder())
+    conn = await client.connect(svc(port))
+    await wait_until(lambda: len(server_ev.accepted) == 1)
+    sid = server_ev.accepted[0][0]
+    server.pause_receiving(sid)
+    client.send(conn, b"x" * 1000)
+    client.flush()
+    await asyncio.sleep(0.1)
+    assert sid not in server_ev.data
+    server.resume_receiving(sid)
+    await wait_until(lambda: len(server_ev.data.get(sid, b"")) == 1000)
+    await client.stop()
+    await server.stop()
+
+
+async def test_peer_reset_reports_error_or_eof() -> None:
+    server_ev = Recorder()
+    server = SockMan(server_ev)
+    _, port = await server.bind_and_listen("127.0.0.1", 0)
+    raw = socket.create_connection(("127.0.0.1", port))
+    await wait_until(lambda: len(server_ev.accepted) == 1)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    raw.close()  # RST
+    await wait_until(lambda: bool(server_ev.errors or server_ev.eof))
+    await wait_until(lambda: len(server) == 0)
+    await server.stop()
+
+
+async def test_stop_closes_everything() -> None:
+    server_ev = Recorder()
+    server = SockMan(server_ev)
+    _, port = await server.bind_and_listen("127.0.0.1", 0)
+    readers = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+    await wait_until(lambda: len(server_ev.accepted) == 5)
+    await server.stop()
+    for reader, writer in readers:
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
