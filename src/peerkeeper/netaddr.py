@@ -466,12 +466,12 @@ class NetAddr:
         if type(b) is not bytes:
             b = bytes(b)
         if b[:12] == IPV4_IN_IPV6_PREFIX:
-            return cls(Network.IPV4, b[12:])
+            return trusted_netaddr(Network.IPV4, b[12:])
         if b[:6] == TORV2_IN_IPV6_PREFIX:
-            return cls(Network.IPV6, _ZERO16)
+            return trusted_netaddr(Network.IPV6, _ZERO16)
         if b[:6] == INTERNAL_IN_IPV6_PREFIX:
-            return cls(Network.INTERNAL, b[6:])
-        return cls(Network.IPV6, b)
+            return trusted_netaddr(Network.INTERNAL, b[6:])
+        return trusted_netaddr(Network.IPV6, b)
 
     @classmethod
     def from_bip155(cls, net_id: int, data: bytes) -> NetAddr | None:
@@ -505,35 +505,35 @@ class NetAddr:
                 raise AddrError(
                     f"BIP155 IPv4 address with length {size} (should be {ADDR_IPV4_SIZE})"
                 )
-            return cls(Network.IPV4, data)
+            return trusted_netaddr(Network.IPV4, data)
         if net_id == 2:
             if size != ADDR_IPV6_SIZE:
                 raise AddrError(
                     f"BIP155 IPv6 address with length {size} (should be {ADDR_IPV6_SIZE})"
                 )
             if data[:6] == INTERNAL_IN_IPV6_PREFIX:
-                return cls(Network.INTERNAL, data[6:])
+                return trusted_netaddr(Network.INTERNAL, data[6:])
             if data[:12] == IPV4_IN_IPV6_PREFIX or data[:6] == TORV2_IN_IPV6_PREFIX:
                 return None
-            return cls(Network.IPV6, data)
+            return trusted_netaddr(Network.IPV6, data)
         if net_id == 4:
             if size != ADDR_TORV3_SIZE:
                 raise AddrError(
                     f"BIP155 TORv3 address with length {size} (should be {ADDR_TORV3_SIZE})"
                 )
-            return cls(Network.TORV3, data)
+            return trusted_netaddr(Network.TORV3, data)
         if net_id == 5:
             if size != ADDR_I2P_SIZE:
                 raise AddrError(
                     f"BIP155 I2P address with length {size} (should be {ADDR_I2P_SIZE})"
                 )
-            return cls(Network.I2P, data)
+            return trusted_netaddr(Network.I2P, data)
         if net_id == 6:
             if size != ADDR_CJDNS_SIZE:
                 raise AddrError(
                     f"BIP155 CJDNS address with length {size} (should be {ADDR_CJDNS_SIZE})"
                 )
-            return cls(Network.CJDNS, data)
+            return trusted_netaddr(Network.CJDNS, data)
         # TORV2 (3) and unknown ids: ignored, like Core.
         return None
 
@@ -1068,6 +1068,45 @@ class Service:
 
 
 # --- SubNet ------------------------------------------------------------------------------
+
+
+# -- trusted constructors for decoding hot paths ------------------------------------------
+# The wire decoders build an address for every entry of a 1000-entry addr message; the
+# validating dataclass __init__ costs about twice as much as filling the slots directly.
+# Callers guarantee the invariants __post_init__ would check (network is a storage
+# Network, addr has its exact size, port fits 16 bits).
+
+_object_new = object.__new__
+_set_network = NetAddr.network.__set__  # type: ignore[attr-defined]
+_set_addr = NetAddr.addr.__set__  # type: ignore[attr-defined]
+_set_scope = NetAddr.scope_id.__set__  # type: ignore[attr-defined]
+_set_svc_addr = Service.addr.__set__  # type: ignore[attr-defined]
+_set_svc_port = Service.port.__set__  # type: ignore[attr-defined]
+
+
+def trusted_netaddr(network: Network, addr: bytes) -> NetAddr:
+    """A NetAddr from parts the caller has validated (``addr`` has ``network``'s exact size).
+
+    For wire decoders on their hot path; anyone else should call ``NetAddr(network,
+    addr)``, which checks.
+    """
+    obj: NetAddr = _object_new(NetAddr)
+    _set_network(obj, network)
+    _set_addr(obj, addr)
+    _set_scope(obj, 0)
+    return obj
+
+
+def trusted_service(addr: NetAddr, port: int) -> Service:
+    """A Service from a valid NetAddr and a 16-bit port, without re-validation.
+
+    For decoders that read the port as an unsigned 16-bit field; anyone else
+    should call ``Service(addr, port)``, which checks the range.
+    """
+    obj: Service = _object_new(Service)
+    _set_svc_addr(obj, addr)
+    _set_svc_port(obj, port)
+    return obj
 
 
 def _mask_valid(mask: bytes) -> bool:

@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 from itertools import starmap
 from typing import NamedTuple
 
-from peerkeeper.netaddr import MAX_ADDRV2_SIZE, AddrError, NetAddr, Network, Service
+from peerkeeper.netaddr import (
+    IPV4_IN_IPV6_PREFIX,
+    MAX_ADDRV2_SIZE,
+    AddrError,
+    NetAddr,
+    Network,
+    Service,
+    trusted_netaddr,
+    trusted_service,
+)
 from peerkeeper.wire.codec import (
     DecodeError,
     LimitExceeded,
@@ -127,6 +136,7 @@ _V1_ENTRY = struct.Struct("<IQ16s2s")  # time, services, ip, port (big-endian, k
 _INV_ENTRY = struct.Struct("<I32s")
 _HEADER = struct.Struct("<i32s32sIII")
 _U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
 _BE16 = struct.Struct(">H")
 _VERSION_FIXED = struct.Struct("<iQqQ16s2sQ16s2sQ")
 
@@ -183,7 +193,12 @@ class Message:
 
 
 def _service_v1(ip16: bytes, port_be: bytes) -> Service:
-    return Service(NetAddr.from_v1_bytes(ip16), _BE16.unpack(port_be)[0])
+    return trusted_service(NetAddr.from_v1_bytes(ip16), port_be[0] << 8 | port_be[1])
+
+
+_tuple_new = tuple.__new__
+_IPV4 = Network.IPV4
+_IPV4_MAPPED = IPV4_IN_IPV6_PREFIX
 
 
 def _v1_ip(service: Service) -> bytes:
@@ -364,7 +379,9 @@ class Ping(Message):
     def decode(cls, payload: bytes) -> Ping:
         if not payload:
             return cls(None)
-        return cls(Reader(payload).u64())
+        if len(payload) < 8:
+            raise DecodeError("ping: short nonce")
+        return cls(_U64.unpack_from(payload)[0])
 
 
 @dataclass(slots=True)
@@ -379,7 +396,9 @@ class Pong(Message):
 
     @classmethod
     def decode(cls, payload: bytes) -> Pong:
-        return cls(Reader(payload).u64())
+        if len(payload) < 8:
+            raise DecodeError("pong: short nonce")
+        return cls(_U64.unpack_from(payload)[0])
 
 
 @dataclass(slots=True)
@@ -436,11 +455,19 @@ class Addr(Message):
 
     def encode(self) -> bytes:
         parts = []
+        append = parts.append
+        pack = _V1_ENTRY.pack
+        port_pack = _BE16.pack
         for time, services, service in self.entries:
-            ip = service.addr.to_v1_bytes()
-            if ip is None:
-                continue
-            parts.append(_V1_ENTRY.pack(time, services, ip, _BE16.pack(service.port)))
+            addr = service.addr
+            if addr.network is _IPV4:
+                ip = _IPV4_MAPPED + addr.addr
+            else:
+                ip_or_none = addr.to_v1_bytes()
+                if ip_or_none is None:
+                    continue
+                ip = ip_or_none
+            append(pack(time, services, ip, port_pack(service.port)))
         return ser_compact_size(len(parts)) + b"".join(parts)
 
     @classmethod
@@ -450,9 +477,20 @@ class Addr(Message):
         _check_count("addr", n, MAX_ADDR_TO_SEND)
         raw = r.read(n * _V1_ENTRY.size)
         from_v1 = NetAddr.from_v1_bytes
-        be16 = _BE16.unpack
+        mapped = _IPV4_MAPPED
+        ipv4 = _IPV4
         entries = [
-            AddrEntry(t, s, Service(from_v1(ip), be16(port)[0]))
+            _tuple_new(
+                AddrEntry,
+                (
+                    t,
+                    s,
+                    trusted_service(
+                        trusted_netaddr(ipv4, ip[12:]) if ip[:12] == mapped else from_v1(ip),
+                        port[0] << 8 | port[1],
+                    ),
+                ),
+            )
             for t, s, ip, port in _V1_ENTRY.iter_unpack(raw)
         ]
         return cls(entries)
@@ -492,19 +530,51 @@ class AddrV2(Message):
         entries: list[AddrEntry] = []
         append = entries.append
         from_bip155 = NetAddr.from_bip155
-        for _ in range(n):
-            time = r.u32()
-            services = r.compact_size(0xFFFFFFFFFFFFFFFF)
-            net_id = r.u8()
-            raw = r.var_bytes(MAX_ADDRV2_SIZE)
-            port = r.u16be()
-            try:
+        data = payload
+        pos = r.pos
+        end = len(data)
+        # Fields are parsed inline (no Reader call per field): this loop runs for every
+        # gossiped address. Each step checks the remaining length before reading.
+        try:
+            for _ in range(n):
+                if pos + 6 > end:
+                    raise DecodeError("addrv2: short entry")
+                time = _U32.unpack_from(data, pos)[0]
+                first = data[pos + 4]
+                pos += 5
+                if first < 0xFD:
+                    services = first
+                else:
+                    services, pos = _compact_size_at(data, pos, first)
+                if pos + 2 > end:
+                    raise DecodeError("addrv2: short entry")
+                net_id = data[pos]
+                size = data[pos + 1]
+                pos += 2
+                if size >= 0xFD:
+                    size, pos = _compact_size_at(data, pos, size)
+                if size > MAX_ADDRV2_SIZE:
+                    raise DecodeError(f"Address too long: {size} > {MAX_ADDRV2_SIZE}")
+                stop = pos + size
+                if stop + 2 > end:
+                    raise DecodeError("addrv2: short entry")
+                raw = data[pos:stop]
+                port = data[stop] << 8 | data[stop + 1]
+                pos = stop + 2
                 addr = from_bip155(net_id, raw)
-            except AddrError as e:
-                raise DecodeError(str(e)) from None
-            if addr is not None:
-                append(AddrEntry(time, services, Service(addr, port)))
+                if addr is not None:
+                    append(_tuple_new(AddrEntry, (time, services, trusted_service(addr, port))))
+        except AddrError as e:
+            raise DecodeError(str(e)) from None
         return cls(entries)
+
+
+def _compact_size_at(data: bytes, pos: int, first: int) -> tuple[int, int]:
+    """Finish a CompactSize whose first byte (>= 0xFD) was at ``pos - 1``; returns (value, new pos)."""
+    r = Reader(data)
+    r.skip(pos - 1)
+    value = r.compact_size(0xFFFFFFFFFFFFFFFF)
+    return value, r.pos
 
 
 # -- inventory and headers ------------------------------------------------------------
