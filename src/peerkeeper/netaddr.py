@@ -1077,11 +1077,11 @@ class Service:
 # Network, addr has its exact size, port fits 16 bits).
 
 _object_new = object.__new__
-_set_network = NetAddr.network.__set__  # type: ignore[attr-defined]
-_set_addr = NetAddr.addr.__set__  # type: ignore[attr-defined]
-_set_scope = NetAddr.scope_id.__set__  # type: ignore[attr-defined]
-_set_svc_addr = Service.addr.__set__  # type: ignore[attr-defined]
-_set_svc_port = Service.port.__set__  # type: ignore[attr-defined]
+_set_network = NetAddr.__dict__["network"].__set__
+_set_addr = NetAddr.__dict__["addr"].__set__
+_set_scope = NetAddr.__dict__["scope_id"].__set__
+_set_svc_addr = Service.__dict__["addr"].__set__
+_set_svc_port = Service.__dict__["port"].__set__
 
 
 def trusted_netaddr(network: Network, addr: bytes) -> NetAddr:
