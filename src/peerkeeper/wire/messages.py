@@ -454,7 +454,7 @@ class Addr(Message):
     entries: list[AddrEntry] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         append = parts.append
         pack = _V1_ENTRY.pack
         port_pack = _BE16.pack
