@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
@@ -279,3 +280,52 @@ async def test_start_and_stop_repeatedly_leaves_no_tasks(tmp_path: Path) -> None
             await stack.enter_async_context(running(tmp_path, f"n{i}"))
     await asyncio.sleep(0.05)
     assert len(asyncio.all_tasks()) <= before
+
+
+async def test_ping_flood_without_reading_is_bounded(tmp_path: Path) -> None:
+    """A peer that floods pings and never reads our pongs: we stop reading it (Core's fPauseSend)."""
+    async with running(tmp_path, "a", maxsendbuffer=50) as a:  # 50 kB send buffer
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port_of(a)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        p = RawPeer(reader, writer)
+        p.send(
+            Version(
+                version=70016, services=9, timestamp=int(time.time()), nonce=5, user_agent="/flood/"
+            )
+        )
+        p.send(Verack())
+        await wait_until(lambda: handshaken(a))
+        peer = next(iter(a.connman.peers.values()))
+        flood = p.t.send(Ping(1)) * 20_000  # 640 kB of pings, no reading on our side
+        for _ in range(40):
+            writer.write(flood)
+            if peer.reading_paused:
+                break
+            await asyncio.sleep(0.05)
+        await wait_until(lambda: peer.reading_paused)
+        assert a.connman.sockman.send_buffer_size(peer.conn_id) <= 50_000 + 65_536
+        assert peer.transport.buffered <= a.connman.options.max_receive_buffer
+        writer.transport.abort()
+        await wait_until(lambda: len(a.connman.peers) == 0)
+
+
+async def test_listen_on_ipv6_loopback(tmp_path: Path) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 cannot be bound here")
+    async with (
+        running(tmp_path, "a", bind=["[::1]:0", "127.0.0.1:0"]) as a,
+        running(tmp_path, "b") as b,
+    ):
+        assert {h for h, _ in a.connman.listening} == {"::1", "127.0.0.1"}
+        six = next(p for h, p in a.connman.listening if h == "::1")
+        b.connman.add_node(f"[::1]:{six}", "add")
+        await wait_until(lambda: handshaken(a) and handshaken(b))
+        assert str(next(iter(a.connman.peers.values())).addr.addr) == "::1"

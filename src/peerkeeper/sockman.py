@@ -117,6 +117,8 @@ class _Connection(asyncio.Protocol):
         "recv_paused",
         "closing",
         "pending",
+        "pending_bytes",
+        "blocked",
         "inbound",
         "held",
     )
@@ -130,6 +132,8 @@ class _Connection(asyncio.Protocol):
         self.recv_paused = False
         self.closing = False
         self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.blocked = False  # the upper layer was told the send buffer is full
         # Outbound: events are held until connect() has handed the id to the caller.
         self.held: list[bytes | BaseException | None] | None = None if inbound else []
 
@@ -206,11 +210,7 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.send_paused = False
-        if not self.closing:
-            try:
-                self.sockman.events.on_writable(self.conn_id)
-            except Exception:
-                log.exception("on_writable failed for connection %d", self.conn_id)
+        self.sockman._maybe_writable(self)
 
 
 class SockMan:
@@ -348,6 +348,7 @@ class SockMan:
         if conn is None or conn.closing:
             return False
         conn.pending.append(data)
+        conn.pending_bytes += len(data)
         if conn not in self._dirty:
             self._dirty.add(conn)
             self._schedule_io_completed()
@@ -361,21 +362,56 @@ class SockMan:
             if conn.pending and conn.transport is not None and not conn.closing:
                 data = conn.pending[0] if len(conn.pending) == 1 else b"".join(conn.pending)
                 conn.pending.clear()
+                conn.pending_bytes = 0
                 conn.transport.write(data)
+                if conn.blocked and not conn.send_paused:
+                    asyncio.get_running_loop().call_soon(self._maybe_writable, conn)
             else:
                 conn.pending.clear()
+                conn.pending_bytes = 0
+                if conn.blocked and not conn.send_paused and not conn.closing:
+                    asyncio.get_running_loop().call_soon(self._maybe_writable, conn)
+
+    def _maybe_writable(self, conn: _Connection) -> None:
+        """Tell the upper layer it may send again, once, if it was told to stop."""
+        if not conn.blocked or conn.closing or conn.send_paused or conn.transport is None:
+            return
+        if conn.transport.get_write_buffer_size() + conn.pending_bytes > self.max_send_buffer:
+            return
+        conn.blocked = False
+        try:
+            self.events.on_writable(conn.conn_id)
+        except Exception:
+            log.exception("on_writable failed for connection %d", conn.conn_id)
 
     def send_paused(self, conn_id: int) -> bool:
-        """True when ``conn_id``'s send buffer is above ``max_send_buffer`` (Core ``fPauseSend``)."""
+        """True when ``conn_id``'s queued bytes reach ``max_send_buffer`` (Core ``fPauseSend``).
+
+        Counts what :meth:`send` queued this iteration plus the transport's buffer.
+        Once this has returned True, ``on_writable`` follows when the buffer drains.
+        """
         conn = self._conns.get(conn_id)
-        return conn is not None and conn.send_paused
+        if conn is None or conn.transport is None:
+            return False
+        if (
+            conn.send_paused
+            or conn.pending_bytes + conn.transport.get_write_buffer_size() > self.max_send_buffer
+        ):
+            if not conn.blocked:
+                conn.blocked = True
+                if not conn.send_paused:
+                    # Nothing from the transport will wake us if the kernel takes it all.
+                    self._dirty.add(conn)
+                    self._schedule_io_completed()
+            return True
+        return False
 
     def send_buffer_size(self, conn_id: int) -> int:
         """Bytes queued but not yet written to the kernel for ``conn_id``."""
         conn = self._conns.get(conn_id)
         if conn is None or conn.transport is None:
             return 0
-        return conn.transport.get_write_buffer_size() + sum(map(len, conn.pending))
+        return conn.transport.get_write_buffer_size() + conn.pending_bytes
 
     def pause_receiving(self, conn_id: int) -> None:
         """Stop reading from ``conn_id`` until :meth:`resume_receiving`."""
@@ -417,6 +453,7 @@ class SockMan:
         if conn.pending and conn.transport is not None:
             conn.transport.write(b"".join(conn.pending))
             conn.pending.clear()
+            conn.pending_bytes = 0
         conn.closing = True
         if conn.transport is not None:
             conn.transport.close()
