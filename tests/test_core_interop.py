@@ -1,0 +1,124 @@
+"""Interoperability with a real Bitcoin Core on regtest, over loopback.
+
+Skipped unless ``PEERKEEPER_BITCOIND`` names a bitcoind binary (Core is not on
+PyPI or in Debian, so CI cannot install it; build it yourself and point this
+variable at it). The Core node is started with automatic outbound connections,
+DNS seeds, fixed seeds, NAT-PMP and discovery off, so it only ever talks to
+127.0.0.1, and it is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peerkeeper.config import Config
+from peerkeeper.node import Node
+from peerkeeper.rpc import rpc_call
+
+BITCOIND = os.environ.get("PEERKEEPER_BITCOIND")
+pytestmark = [
+    pytest.mark.skipif(not BITCOIND, reason="set PEERKEEPER_BITCOIND to a bitcoind binary to run"),
+    pytest.mark.timeout(120),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def bitcoind(tmp: Path) -> AsyncIterator[tuple[int, Callable[..., Any]]]:
+    assert BITCOIND is not None
+    tmp.mkdir(parents=True, exist_ok=True)
+    p2p, rpcport = free_port(), free_port()
+    proc = subprocess.Popen(
+        [BITCOIND, "-regtest", f"-datadir={tmp}", "-listen=1", "-bind=127.0.0.1", f"-port={p2p}",
+         f"-rpcport={rpcport}", "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-rpcuser=u", "-rpcpassword=p",
+         "-connect=0", "-dnsseed=0", "-fixedseeds=0", "-natpmp=0", "-discover=0", "-printtoconsole=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    async def call(method: str, *params: Any) -> Any:
+        return await rpc_call("127.0.0.1", rpcport, "u", "p", method, list(params))
+
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                try:
+                    await call("getnetworkinfo")
+                    break
+                except Exception:
+                    assert proc.poll() is None, "bitcoind exited"
+                    await asyncio.sleep(0.2)
+        yield p2p, call
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def test_handshake_both_directions_and_getaddr(tmp_path: Path) -> None:
+    async with bitcoind(tmp_path / "core") as (core_port, core):
+        for i in range(1, 21):
+            result = await core("addpeeraddress", f"1.{i}.2.3", 8333)
+            assert result["success"]
+        config = Config(
+            chain="regtest",
+            datadir=tmp_path / "pk",
+            connect=[f"127.0.0.1:{core_port}"],
+            listen=True,
+            bind=["127.0.0.1:0"],
+            server=False,
+        )
+        async with Node(config) as node:
+            await wait_until(
+                lambda: any(p.proto.successfully_connected for p in node.connman.peers.values())
+            )
+            peer = next(iter(node.connman.peers.values()))
+            assert peer.proto.their.user_agent.startswith("/Satoshi:")
+            # Core's getaddr reply: at most 23% of its 20 addresses.
+            await wait_until(lambda: len(node.addrman) > 0)
+            assert {str(e.service.addr) for e in node.addrman.entries()} <= {
+                f"1.{i}.2.3" for i in range(1, 21)
+            }
+            # Core dials us (it tries v2 first, we hang up, it retries v1 as Core does).
+            ours = node.connman.listening[0][1]
+            await core("addnode", f"127.0.0.1:{ours}", "add")
+
+            async def core_sees() -> list[dict[str, Any]]:
+                return [p for p in await core("getpeerinfo") if p["subver"] == "/peerkeeper:0.1.0/"]
+
+            async with asyncio.timeout(60):
+                while len(seen := await core_sees()) < 2:
+                    await asyncio.sleep(0.2)
+            assert {p["connection_type"] for p in seen} == {"inbound", "manual"}
+            assert all(p["transport_protocol_type"] == "v1" for p in seen)
+            # Pings both ways complete.
+            await core("ping")
+            node.connman.ping_all()
+            async with asyncio.timeout(30):
+                while not all("pingtime" in p for p in await core_sees()):
+                    await asyncio.sleep(0.2)
+            await wait_until(
+                lambda: all(p.proto.ping.last_time is not None for p in node.connman.peers.values())
+            )
