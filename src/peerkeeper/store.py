@@ -1,0 +1,253 @@
+"""SQLite persistence: ``<datadir>/peerkeeper.sqlite``, WAL, one writer thread.
+
+Everything the node must remember across restarts — the address book (every
+entry with its table, bucket, position, source, times, attempts, services), the
+AddrMan key, bans, anchors and per-peer metadata — lives in one SQLite file,
+written in transactions, so a kill at any moment loses nothing that was
+committed (DESIGN.md "Persistence"; seed 004: one network loop, one database
+thread).
+
+All database work runs on a single thread owned by :class:`Store`; the event loop
+hands it functions with :meth:`Store.call` and awaits the result, so the loop never
+blocks on the disk. Callers that are not on a loop (the CLI) use
+:meth:`Store.call_sync`.
+
+A file that SQLite cannot read as a database is moved aside (renamed to
+``peerkeeper.sqlite.corrupt-<unix time>``, never deleted) and a fresh database is
+started, with a logged warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["DB_FILENAME", "SCHEMA_VERSION", "Store", "StoreError"]
+
+log = logging.getLogger("peerkeeper.store")
+
+#: The database file inside the chain's data directory.
+DB_FILENAME = "peerkeeper.sqlite"
+#: Bumped when the schema changes incompatibly.
+SCHEMA_VERSION = 1
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+-- One row per AddrMan entry (Core's AddrInfo). `key` is the service key
+-- (BIP155 network id, address bytes, port). Tried entries carry their bucket and
+-- position; new-table placements are in new_refs (an entry may sit in up to 8).
+CREATE TABLE IF NOT EXISTS addresses (
+    key BLOB PRIMARY KEY,
+    net INTEGER NOT NULL,
+    addr BLOB NOT NULL,
+    port INTEGER NOT NULL,
+    services INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    source_net INTEGER NOT NULL,
+    source_addr BLOB NOT NULL,
+    last_success INTEGER NOT NULL,
+    last_try INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    tried INTEGER NOT NULL,
+    tried_bucket INTEGER,
+    tried_pos INTEGER
+);
+CREATE TABLE IF NOT EXISTS new_refs (
+    bucket INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    PRIMARY KEY (bucket, pos)
+);
+CREATE TABLE IF NOT EXISTS bans (
+    subnet TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,
+    until INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS anchors (
+    idx INTEGER PRIMARY KEY,
+    net INTEGER NOT NULL,
+    addr BLOB NOT NULL,
+    port INTEGER NOT NULL,
+    services INTEGER NOT NULL,
+    time INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS peer_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    """The database could not be opened or written; the message says why."""
+
+
+class Store:
+    """The SQLite store with its single writer thread.
+
+    ``Store(datadir)``; :meth:`open` creates or opens ``datadir/peerkeeper.sqlite``
+    (moving a corrupt file aside); :meth:`close` stops the thread. Every database
+    access goes through :meth:`call` / :meth:`call_sync`, which run a function
+    ``fn(conn: sqlite3.Connection) -> T`` on the writer thread.
+    """
+
+    def __init__(self, datadir: Path) -> None:
+        self.datadir = datadir
+        self.path = datadir / DB_FILENAME
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._thread_id: int | None = None
+        self.moved_aside: Path | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open (or create) the database on the writer thread. Raises :class:`StoreError`."""
+        if self._executor is not None:
+            return
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="peerkeeper-db"
+        )
+        self._executor.submit(self._open_on_thread).result()
+
+    def _open_on_thread(self) -> None:
+        self._thread_id = threading.get_ident()
+        try:
+            self._conn = self._connect()
+        except sqlite3.DatabaseError as e:
+            self.moved_aside = self._move_aside(str(e))
+            try:
+                self._conn = self._connect()
+            except sqlite3.Error as e2:
+                raise StoreError(f"cannot create {self.path}: {e2}") from e2
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            row = conn.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(
+                    f"integrity check failed: {row[0] if row else 'no answer'}"
+                )
+            conn.executescript(_SCHEMA)
+            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if version is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            elif int(version[0]) != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"schema version {version[0]}, expected {SCHEMA_VERSION}"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _move_aside(self, reason: str) -> Path:
+        target = self.path.with_name(f"{DB_FILENAME}.corrupt-{int(time.time())}")
+        n = 0
+        while target.exists():
+            n += 1
+            target = self.path.with_name(f"{DB_FILENAME}.corrupt-{int(time.time())}-{n}")
+        self.path.rename(target)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(DB_FILENAME + suffix)
+            if side.exists():
+                side.rename(target.with_name(target.name + suffix))
+        log.warning(
+            "%s is not a usable database (%s): moved to %s, starting a fresh one",
+            self.path,
+            reason,
+            target,
+        )
+        return target
+
+    def close(self) -> None:
+        """Close the database and stop the writer thread (waits for queued work)."""
+        if self._executor is None:
+            return
+        self._executor.submit(self._close_on_thread).result()
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    def _close_on_thread(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+            self._conn = None
+
+    # -- running work on the writer thread ---------------------------------------------
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            raise StoreError("the store is not open")
+        return fn(self._conn)
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on the writer thread without blocking the event loop."""
+        if self._executor is None:
+            raise StoreError("the store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, fn)
+
+    def call_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on the writer thread and wait (for code not on an event loop)."""
+        if self._executor is None:
+            raise StoreError("the store is not open")
+        if threading.get_ident() == self._thread_id:
+            return self._run(fn)
+        return self._executor.submit(self._run, fn).result()
+
+    # -- transactions -----------------------------------------------------------------
+
+    @staticmethod
+    def transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` inside BEGIN IMMEDIATE ... COMMIT; roll back on any error."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    # -- small typed helpers (each runs on the writer thread) --------------------------
+
+    @staticmethod
+    def get_meta(conn: sqlite3.Connection, key: str) -> Any:
+        """The ``meta`` value for ``key`` or None."""
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    @staticmethod
+    def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
+        """Insert or replace one ``meta`` value."""
+        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @staticmethod
+    def replace_table(
+        conn: sqlite3.Connection, table: str, rows: Iterable[Sequence[Any]], width: int
+    ) -> None:
+        """Replace every row of ``table`` (one of the schema's tables) with ``rows``."""
+        if table not in {"bans", "anchors", "peer_meta", "new_refs", "addresses"}:
+            raise ValueError(f"unknown table {table}")
+        conn.execute(f"DELETE FROM {table}")
+        marks = ",".join("?" * width)
+        conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
