@@ -450,7 +450,7 @@ class NetAddr:
         return cls(Network.INTERNAL, digest[:ADDR_INTERNAL_SIZE])
 
     @classmethod
-    def from_v1_bytes(cls, b: bytes) -> NetAddr:
+    def from_v1_bytes(cls, b: bytes | bytearray | memoryview) -> NetAddr:
         """Decode the legacy 16-byte addr encoding (Core ``CNetAddr::UnserializeV1Array``
         / ``SetLegacyIPv6``, src/netaddress.h, src/netaddress.cpp).
 
@@ -474,7 +474,7 @@ class NetAddr:
         return trusted_netaddr(Network.IPV6, b)
 
     @classmethod
-    def from_bip155(cls, net_id: int, data: bytes) -> NetAddr | None:
+    def from_bip155(cls, net_id: int, data: bytes | bytearray | memoryview) -> NetAddr | None:
         """Decode one BIP155 (addrv2) address (Core ``CNetAddr::UnserializeV2Stream`` and
         ``SetNetFromBIP155Network``, src/netaddress.h, src/netaddress.cpp).
 
