@@ -313,3 +313,55 @@ def test_unknown_and_unhandled_messages_are_ignored() -> None:
     peer = make_peer()
     handshake(peer)
     assert peer.on_message(Inv([]), T0 + 1) == []
+
+
+def test_wakeup_never_in_the_past_when_tick_has_nothing_to_do() -> None:
+    """Review finding: with -peertimeout above 20 min an unanswered ping must not spin the timer."""
+    peer = BitcoinPeer(
+        conn_type=ConnectionType.OUTBOUND_FULL_RELAY,
+        addr=Service.parse("1.2.3.4:8333", 8333),
+        local_nonce=42,
+        config=PeerConfig(peer_connect_timeout=5000.0),
+        now=T0,
+        rng=random.Random(1),
+        addr_source=FakeAddrSource([]),
+    )
+    handshake(peer)
+    now = T0 + 1300  # the ping is 20 min old, but no inactivity check may run before 5000 s
+    assert peer.tick(now) == []
+    assert peer.next_wakeup() > now
+
+
+def test_limit_from_manual_peer_keeps_the_state_machine_alive() -> None:
+    peer = make_peer(ConnectionType.MANUAL)
+    handshake(peer)
+    assert peer.on_decode_error("addr", LimitExceeded("addr message size = 1001"), T0 + 1) == [
+        Misbehaving("addr message size = 1001")
+    ]
+    assert not peer.disconnected  # the owner decides; manual peers are not punished
+    assert sent(peer.on_message(Ping(5), T0 + 2)) == [Pong(5)]
+
+
+def test_limits_are_checked_after_state_like_core() -> None:
+    early = make_peer(ConnectionType.INBOUND)
+    early.on_message(their_version(), T0)
+    assert (
+        early.on_decode_error("inv", LimitExceeded("inv message size = 50001"), T0) == []
+    )  # before verack
+    block = make_peer(ConnectionType.BLOCK_RELAY)
+    handshake(block)
+    assert block.on_decode_error("addr", LimitExceeded("addr message size = 1001"), T0) == []
+
+
+def test_short_pong_cancels_the_ping() -> None:
+    peer = make_peer()
+    handshake(peer)
+    assert peer.ping.nonce_sent
+    peer.on_decode_error("pong", DecodeError("pong: short nonce"), T0 + 1)
+    assert peer.ping.nonce_sent == 0
+
+
+def test_user_agent_sanitized_like_core() -> None:
+    peer = make_peer(ConnectionType.INBOUND)
+    peer.on_message(their_version(user_agent="/Evil\x1b[31m:1.0/<script>é"), T0)
+    assert peer.their.user_agent == "/Evil31m:1.0/script"

@@ -20,6 +20,7 @@ from peerkeeper.wire.messages import (
     MAX_ADDR_TO_SEND,
     Addr,
     AddrEntry,
+    GetAddr,
     Message,
     Ping,
     Pong,
@@ -329,3 +330,49 @@ async def test_listen_on_ipv6_loopback(tmp_path: Path) -> None:
         b.connman.add_node(f"[::1]:{six}", "add")
         await wait_until(lambda: handshaken(a) and handshaken(b))
         assert str(next(iter(a.connman.peers.values())).addr.addr) == "::1"
+
+
+async def test_large_message_completes_despite_small_receive_buffer(tmp_path: Path) -> None:
+    """Review finding: a message bigger than -maxreceivebuffer must still complete."""
+    async with running(tmp_path, "a", maxreceivebuffer=1) as a:  # 1 kB
+        p = await raw_handshake(port_of(a))
+        p.writer.write(p.t.send_raw("block", bytes(1_500_000)))
+        p.send(Ping(9))
+        while (m := await p.recv()) != Pong(9):
+            assert m is not None
+        p.close()
+
+
+async def test_manual_peer_that_hangs_up_is_redialled_with_backoff(tmp_path: Path) -> None:
+    accepted = 0
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, running(tmp_path, "a") as a:
+        a.connman.add_node(f"127.0.0.1:{port}", "add")
+        await asyncio.sleep(2.0)
+    # Back-off 1 s, 1.2 s, ...: a handful of attempts, not hundreds.
+    assert 1 <= accepted <= 3
+
+
+async def test_getaddr_replies_are_cached(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a:
+        now = int(time.time())
+        a.addrman.add(
+            [AddrEntry(now, 9, Service.parse(f"13.{i}.0.1:8333", 8333)) for i in range(200)], None
+        )
+        replies = []
+        for nonce in (11, 12, 13):
+            p = await raw_handshake(port_of(a), nonce=nonce)
+            p.send(GetAddr())
+            while not isinstance(m := await p.recv(), Addr):
+                assert m is not None
+            replies.append({e.service for e in m.entries})
+            p.close()
+        assert len(replies[0]) == 200 * 23 // 100
+        assert replies[0] == replies[1] == replies[2]  # no scraping by reconnecting

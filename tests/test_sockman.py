@@ -180,3 +180,33 @@ async def test_stop_closes_everything() -> None:
         writer.close()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_onion_never_reaches_the_resolver() -> None:
+    sm = SockMan(Recorder())
+    onion = Service.parse("pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333", 0)
+    with pytest.raises(ConnectError, match="onion needs a proxy"):
+        await sm.connect(onion)
+
+
+async def test_close_aborts_a_peer_that_does_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import peerkeeper.sockman as sockman_module
+
+    monkeypatch.setattr(sockman_module, "CLOSE_GRACE", 0.2)
+    server_ev = Recorder()
+    server = SockMan(server_ev)
+    _, port = await server.bind_and_listen("127.0.0.1", 0)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    await wait_until(lambda: len(server_ev.accepted) == 1)
+    sid = server_ev.accepted[0][0]
+    transport = server._conns[sid].transport
+    assert transport is not None
+    server.send(sid, bytes(8 * 1024 * 1024))
+    server.flush()
+    server.close(sid)
+    assert transport.get_write_buffer_size() > 0  # the peer is not reading
+    await wait_until(lambda: transport.get_write_buffer_size() == 0, timeout=5)
+    raw.close()
+    await server.stop()

@@ -27,6 +27,7 @@ from peerkeeper.wire.messages import (
     Headers,
     Inv,
     InvItem,
+    NotFound,
     Ping,
     Pong,
     SendCmpct,
@@ -480,3 +481,9 @@ def test_v1_large_message_in_small_chunks_is_linear() -> None:
         r.receive_data(chunk)
     m = r.next_message()
     assert m is not None and m.payload == payload and m.wire_size == len(blob)
+
+
+def test_notfound_has_no_count_limit_like_core() -> None:
+    assert len(NotFound.decode(ser_compact_size(60_000) + bytes(36 * 60_000)).items) == 60_000
+    with pytest.raises(LimitExceeded):
+        GetData.decode(ser_compact_size(50_001) + bytes(36 * 50_001))

@@ -50,7 +50,7 @@ class AddressTable:
         """Number of entries, optionally only those on ``network``."""
         if network is None:
             return len(self._entries)
-        return sum(1 for s in self._entries if s.addr.get_network() == network)
+        return sum(1 for s in self._entries if s.addr.get_net_class() == network)
 
     def entries(self) -> list[AddrEntry]:
         """All entries (a copy)."""
@@ -119,14 +119,18 @@ class AddressTable:
             limit = max_pct * n // 100
         if max_addresses:
             limit = min(limit, max_addresses)
-        order = list(range(n))
-        self.rng.shuffle(order)
+        # Partial Fisher-Yates over a copy of the keys: cost grows with the reply,
+        # not the table (Core's GetAddr_ walks vRandom the same way).
+        keys = self._keys[:]  # a C-level copy; the Python-level work below is O(reply)
+        rng = self.rng
         out: list[AddrEntry] = []
-        for i in order:
+        for i in range(n):
             if len(out) >= limit:
                 break
-            entry = self._entries[self._keys[i]]
-            if network is not None and entry.service.addr.get_network() != network:
+            j = rng.randrange(i, n)
+            keys[i], keys[j] = keys[j], keys[i]
+            entry = self._entries[keys[i]]
+            if network is not None and entry.service.addr.get_net_class() != network:
                 continue
             if entry.time < now - ADDRMAN_HORIZON or entry.time > now + 600:
                 continue

@@ -57,7 +57,7 @@ from peerkeeper.sockman import (
     SockMan,
 )
 from peerkeeper.wire.codec import DecodeError
-from peerkeeper.wire.messages import MESSAGE_TYPES, decode_message
+from peerkeeper.wire.messages import MESSAGE_TYPES, AddrEntry, decode_message
 from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
 
 __all__ = [
@@ -83,6 +83,12 @@ MAX_ADDNODE_CONNECTIONS = 8
 DEFAULT_MAX_PEER_CONNECTIONS = 200
 #: Core's bucket for message types it does not know (src/net.h ``NET_MESSAGE_TYPE_OTHER``).
 NET_MESSAGE_TYPE_OTHER = "*other*"
+#: A manual connection that lasted this long (seconds) resets its back-off (Octez's 60 s).
+BACKOFF_RESET_AFTER = 60.0
+#: getaddr replies are cached per network and local address for 21 h + U(0, 6 h)
+#: (src/net.cpp ``CConnman::GetAddresses``).
+ADDR_CACHE_LIFETIME = 21 * 3600.0
+ADDR_CACHE_JITTER = 6 * 3600.0
 #: Penalty applied to gossiped address times (src/net_processing.cpp ``ProcessAddrs``: 2 h).
 ADDR_TIME_PENALTY = 2 * 3600
 
@@ -223,6 +229,30 @@ async def resolve_service(name: str, default_port: int) -> Service:
     raise ValueError(f"cannot resolve {name!r}")
 
 
+class _CachedAddrSource:
+    """getaddr replies for one peer, from a cache shared per (local address, network).
+
+    Core answers every inbound getaddr from a response cached per requestor network
+    and local socket for 21-27 hours, so an attacker cannot scrape the table by
+    reconnecting (src/net.cpp ``CConnman::GetAddresses``).
+    """
+
+    __slots__ = ("connman", "key")
+
+    def __init__(self, connman: ConnMan, key: tuple[str, int]) -> None:
+        self.connman = connman
+        self.key = key
+
+    def get_addr(self, max_addresses: int, max_pct: int, now: float) -> list[AddrEntry]:
+        cache = self.connman._addr_cache
+        hit = cache.get(self.key)
+        if hit is None or hit[1] < now:
+            entries = self.connman.addrman.get_addr(max_addresses, max_pct, now)
+            expires = now + ADDR_CACHE_LIFETIME + self.connman.rng.random() * ADDR_CACHE_JITTER
+            hit = cache[self.key] = (entries, expires)
+        return hit[0]
+
+
 class ConnMan:
     """The connection manager (first cut); implements :class:`~peerkeeper.sockman.SockManEvents`.
 
@@ -251,6 +281,7 @@ class ConnMan:
         self._local_nonces: set[int] = set()
         self.inbound_count = 0
         self._names: dict[str, int] = {}  # addr_name / address string -> live peers using it
+        self._addr_cache: dict[tuple[str, int], tuple[list[AddrEntry], float]] = {}
         self.total_bytes_sent = 0
         self.total_bytes_recv = 0
         self.added_nodes: list[str] = list(options.addnode)
@@ -334,6 +365,9 @@ class ConnMan:
             now = self.clock()
             if self.network_active:
                 pending_manual = len(self._pending)
+                if not self.options.connect:
+                    # Core's semAddnode: at most 8 addnode connections, open or opening.
+                    pending_manual += sum(1 for t in self.added_nodes if self.is_connected(t))
                 for target in self.manual_targets():
                     if self.is_connected(target) or target in self._pending:
                         continue
@@ -405,7 +439,9 @@ class ConnMan:
             config=self.options.peer,
             now=now,
             rng=self.rng,
-            addr_source=self.addrman,
+            addr_source=_CachedAddrSource(
+                self, (str(addr_bind.addr) if addr_bind else "", int(addr.addr.get_net_class()))
+            ),
             is_local_nonce=self._is_local_nonce,
         )
         peer = PeerConn(
@@ -475,7 +511,9 @@ class ConnMan:
                 break
             self._handle_raw(peer, raw)
         if not peer.closed:
-            if transport.buffered > self.options.max_receive_buffer:
+            # Only complete, unprocessed messages count (Core's nProcessQueueSize): a
+            # message still arriving never blocks its own completion.
+            if transport.buffered - transport.partial_bytes() > self.options.max_receive_buffer:
                 self._pause_reading(peer)
             elif peer.reading_paused:
                 peer.reading_paused = False
@@ -555,7 +593,6 @@ class ConnMan:
             elif isinstance(action, HandshakeComplete):
                 self._local_nonces.discard(peer.proto.local_nonce)
                 if not peer.inbound:
-                    self.backoff.reset(peer.addr_name)
                     log.info(
                         "New %s peer connected: version: %d, peer=%d, peeraddr=%s",
                         peer.conn_type.value,

@@ -190,7 +190,7 @@ class Node:
             info["addrlocal"] = str(their.addr_me)
         info.update(
             {
-                "network": peer.addr.addr.get_network().rpc_name,
+                "network": peer.addr.addr.get_net_class().rpc_name,
                 "services": f"{their.services:016x}",
                 "servicesnames": services_names(their.services),
                 "relaytxes": their.relay,
@@ -306,7 +306,7 @@ class Node:
                 "services": e.services,
                 "address": str(e.service.addr),
                 "port": e.service.port,
-                "network": e.service.addr.get_network().rpc_name,
+                "network": e.service.addr.get_net_class().rpc_name,
             }
             for e in entries
         ]

@@ -59,6 +59,16 @@ DEFAULT_MAX_SEND_BUFFER = 1_000_000
 DEFAULT_MAX_RECEIVE_BUFFER = 5_000_000
 
 
+#: Seconds a closed connection may take to flush its send buffer before it is aborted.
+CLOSE_GRACE = 2.0
+
+
+def _abort_if_open(transport: asyncio.Transport) -> None:
+    """Abort a closing transport that still holds unsent bytes."""
+    if transport.get_write_buffer_size():
+        transport.abort()
+
+
 class ConnectError(OSError):
     """An outbound connection could not be made; ``reason`` says why (refused, timeout, ...)."""
 
@@ -319,8 +329,11 @@ class SockMan:
             if target is None:
                 raise ConnectError(service, "address not in the dial map")
             host, port = target
-        else:
+        elif service.addr.is_ipv4() or service.addr.is_ipv6():
             host, port = str(service.addr), service.port
+        else:
+            # Never hand an onion / I2P / CJDNS name to the system resolver (Core needs a proxy).
+            raise ConnectError(service, f"{service.addr.get_network().rpc_name} needs a proxy")
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
@@ -446,17 +459,27 @@ class SockMan:
         return _service_of(t.get_extra_info("sockname")), _service_of(t.get_extra_info("peername"))
 
     def close(self, conn_id: int) -> None:
-        """Close ``conn_id`` after writing what is queued; no event is raised for it."""
+        """Close ``conn_id``; no event is raised for it.
+
+        What is queued is handed to the kernel, but a peer that does not read
+        cannot hold the socket: after ``CLOSE_GRACE`` seconds the connection is
+        aborted and its buffers dropped (Core closes at once and discards its
+        send queue, src/net.cpp ``CloseSocketDisconnect``).
+        """
         conn = self._conns.get(conn_id)
         if conn is None or conn.closing:
             return
-        if conn.pending and conn.transport is not None:
-            conn.transport.write(b"".join(conn.pending))
+        conn.closing = True
+        transport = conn.transport
+        if transport is None:
+            return
+        if conn.pending:
+            transport.write(b"".join(conn.pending))
             conn.pending.clear()
             conn.pending_bytes = 0
-        conn.closing = True
-        if conn.transport is not None:
-            conn.transport.close()
+        transport.close()
+        if transport.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, _abort_if_open, transport)
 
     async def stop(self) -> None:
         """Stop listening and close every connection."""

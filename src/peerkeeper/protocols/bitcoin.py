@@ -110,6 +110,16 @@ def has_all_desirable_service_flags(services: int) -> bool:
     ) == _DESIRABLE_LIMITED
 
 
+_SAFE_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;-_/:?@()"
+)
+
+
+def sanitize_string(s: str) -> str:
+    """Keep only Core's ``SAFE_CHARS_DEFAULT`` (src/util/strencodings.cpp ``SanitizeString``)."""
+    return "".join(c for c in s if c in _SAFE_CHARS)
+
+
 def may_have_useful_address_db(services: int) -> bool:
     """Core's ``MayHaveUsefulAddressDB``: NODE_NETWORK or NODE_NETWORK_LIMITED (src/protocol.h)."""
     return bool(services & (ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_NETWORK_LIMITED))
@@ -255,16 +265,26 @@ class BitcoinPeer:
     # -- timers -------------------------------------------------------------------------
 
     def next_wakeup(self) -> float:
-        """The earliest time (seconds) at which :meth:`tick` may have something to do."""
+        """The earliest time (seconds) at which :meth:`tick` may have something to do.
+
+        Never earlier than the first inactivity check (``connected_at +
+        peer_connect_timeout``), since nothing can time out before it; ``inf`` once
+        the conversation is over.
+        """
+        if self.disconnected:
+            return float("inf")
         cfg = self.config
         first_check = self.connected_at + cfg.peer_connect_timeout + 0.001
         if not self.successfully_connected:
             return first_check
         if self.ping.queued:
             return 0.0
-        idle = max(min(self.last_send, self.last_recv) + cfg.timeout_interval + 0.001, first_check)
+        idle = min(self.last_send, self.last_recv) + cfg.timeout_interval + 0.001
         wait = cfg.timeout_interval if self.ping.nonce_sent else cfg.ping_interval
-        return min(idle, self.ping.start + wait + 0.001)
+        ping_due = self.ping.start + wait + 0.001
+        if self.ping.nonce_sent:
+            ping_due = max(ping_due, first_check)  # a ping timeout is an inactivity check
+        return min(max(idle, first_check), ping_due)
 
     def tick(self, now: float) -> list[Action]:
         """Run the inactivity checks and send a due ping (Core ``InactivityCheck``, ``MaybeSendPing``)."""
@@ -324,16 +344,31 @@ class BitcoinPeer:
     def on_decode_error(self, command: str, error: DecodeError, now: float) -> list[Action]:
         """A message of ``command`` could not be decoded.
 
-        A limit Core punishes (:class:`~peerkeeper.wire.codec.LimitExceeded`) is
-        misbehaviour; an undecodable ``version`` ends the connection (no handshake
-        can follow); any other malformed message is dropped, as Core does.
+        Core decides with the connection's state first, as ``ProcessMessage`` does
+        before it deserializes: an undecodable ``version`` ends the connection (no
+        handshake can follow); anything else before the handshake completes is
+        ignored; an ``addr`` from a peer we do not relay addresses with is ignored;
+        a short ``pong`` cancels the outstanding ping ("Short payload"). Then a
+        limit Core punishes (:class:`~peerkeeper.wire.codec.LimitExceeded`) is
+        misbehaviour — the owner decides what that costs (manual peers are not
+        punished) — and any other malformed message is dropped.
         """
+        if self.disconnected:
+            return []
         self.last_recv = now
-        if isinstance(error, LimitExceeded):
-            self.disconnected = True
-            return [Misbehaving(str(error))]
-        if command == "version" and not self.version_received:
+        if command == "version":
+            if self.version_received:
+                return []
             return self._disconnect(f"malformed version message: {error}")
+        if not self.successfully_connected:
+            return []
+        if command in ("addr", "addrv2") and not self._setup_address_relay():
+            return []
+        if command == "pong":
+            self.ping.nonce_sent = 0
+            return []
+        if isinstance(error, LimitExceeded):
+            return [Misbehaving(str(error))]
         return []
 
     def on_message(self, msg: Message, now: float) -> list[Action]:
@@ -401,7 +436,7 @@ class BitcoinPeer:
         self.common_version = min(msg.version, self.config.protocol_version)
         their.version = msg.version
         their.services = msg.services
-        their.user_agent = "".join(c for c in msg.user_agent if c.isprintable())
+        their.user_agent = sanitize_string(msg.user_agent)
         their.start_height = msg.start_height
         their.relay = msg.relay
         their.time_offset = max(msg.timestamp, 0) - int(now)

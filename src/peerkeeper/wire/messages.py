@@ -608,6 +608,7 @@ class Inv(Message):
     """``inv``: up to ``MAX_INV_SZ`` inventory vectors (more: LimitExceeded, Core misbehaviour)."""
 
     command = "inv"
+    max_items = MAX_INV_SZ
     items: list[tuple[int, bytes]] = field(default_factory=list)
 
     def encode(self) -> bytes:
@@ -617,7 +618,7 @@ class Inv(Message):
     def decode(cls, payload: bytes) -> Inv:
         r = Reader(payload)
         n = r.compact_size()
-        _check_count(cls.command, n, MAX_INV_SZ)
+        _check_count(cls.command, n, cls.max_items)
         # Items decode to plain (type, hash) tuples: equal to InvItem, at C speed.
         return cls(list(_INV_ENTRY.iter_unpack(r.read(n * 36))))
 
@@ -631,9 +632,14 @@ class GetData(Inv):
 
 @dataclass(slots=True)
 class NotFound(Inv):
-    """``notfound``: objects we asked for that the peer does not have (layout of inv)."""
+    """``notfound``: objects we asked for that the peer does not have (layout of inv).
+
+    No count limit beyond the payload size: Core ignores an oversized notfound
+    rather than punishing it (src/net_processing.cpp ``NOTFOUND`` handler).
+    """
 
     command = "notfound"
+    max_items = MAX_PROTOCOL_MESSAGE_LENGTH // 36
 
 
 @dataclass(slots=True)

@@ -143,6 +143,18 @@ class V1Transport:
         """Bytes received but not yet returned as messages."""
         return len(self._buf) - self._pos
 
+    def partial_bytes(self) -> int:
+        """Buffered bytes of the message at the head of the buffer, up to its declared size.
+
+        After every complete message has been taken, this is the whole buffer: the
+        owner subtracts it so that one large message arriving never counts as a
+        backlog of unprocessed ones.
+        """
+        have = len(self._buf) - self._pos
+        if self._hdr is None:
+            return min(have, HEADER_SIZE)
+        return min(have, self._hdr[1])
+
     def wants_bytes(self) -> int:
         """How many more bytes complete the message being read (0 if one is ready)."""
         have = len(self._buf) - self._pos
