@@ -81,7 +81,12 @@ def client_main(port: int, count: int, concurrency: int) -> None:
     t = V1Transport(REGTEST)
     version = t.send(
         Version(
-            version=70016, services=0, timestamp=int(time.time()), nonce=12345, user_agent="/scale/"
+            version=70016,
+            services=0,
+            timestamp=int(time.time()),
+            nonce=12345,
+            user_agent="/scale/",
+            relay=False,
         )
     )
     verack = t.send(Verack())
