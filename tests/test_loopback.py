@@ -15,7 +15,7 @@ import pytest
 from peerkeeper.config import Config
 from peerkeeper.netaddr import Service
 from peerkeeper.node import Node
-from peerkeeper.rpc import read_cookie, rpc_call
+from peerkeeper.rpc import RpcError, read_cookie, rpc_call
 from peerkeeper.wire.messages import (
     MAX_ADDR_TO_SEND,
     Addr,
@@ -376,3 +376,48 @@ async def test_getaddr_replies_are_cached(tmp_path: Path) -> None:
             p.close()
         assert len(replies[0]) == 200 * 23 // 100
         assert replies[0] == replies[1] == replies[2]  # no scraping by reconnecting
+
+
+async def test_setban_refuses_inbound_disconnects_and_persists(tmp_path: Path) -> None:
+    async with running(tmp_path, "a", server=True) as a:
+        user, password = read_cookie(a.datadir)
+
+        async def call(method: str, *params: object) -> object:
+            return await rpc_call("127.0.0.1", a.rpc_port, user, password, method, list(params))
+
+        p = await raw_handshake(port_of(a))
+        await call("setban", "127.0.0.0/8", "add", 3600)
+        assert await p.closed_by_peer()  # matching peers are disconnected
+        again = await RawPeer.connect(port_of(a))
+        assert await again.closed_by_peer()  # and refused
+        banned = await call("listbanned")
+        assert isinstance(banned, list) and banned[0]["address"] == "127.0.0.0/8"
+        assert banned[0]["ban_duration"] == 3600
+        with pytest.raises(RpcError, match="already banned"):
+            await call("setban", "127.0.0.1", "add")
+        with pytest.raises(RpcError, match="Invalid IP/Subnet"):
+            await call("setban", "not-an-ip", "add")
+    async with running(tmp_path, "a", server=True) as a:  # same datadir: the ban survived
+        assert [b["address"] for b in a.banman.list_banned(time.time())] == ["127.0.0.0/8"]
+        user, password = read_cookie(a.datadir)
+        await rpc_call("127.0.0.1", a.rpc_port, user, password, "clearbanned", [])
+        assert a.banman.list_banned(time.time()) == []
+        p = await raw_handshake(port_of(a))
+        p.close()
+    async with running(tmp_path, "a") as a:
+        assert len(a.banman) == 0  # clearbanned was saved too
+
+
+async def test_misbehaving_routable_peer_is_discouraged(tmp_path: Path) -> None:
+    from peerkeeper.connection_types import ConnectionType
+
+    async with running(tmp_path, "a") as a:
+        p = await raw_handshake(port_of(a))
+        await wait_until(lambda: handshaken(a))
+        peer = next(iter(a.connman.peers.values()))
+        routable = Service.parse("11.22.33.44:8333", 8333)
+        peer.addr = routable  # as if it came from a routable address
+        assert peer.conn_type is ConnectionType.INBOUND
+        a.connman._misbehaving(peer, "test")
+        assert a.banman.is_discouraged(routable.addr)
+        assert await p.closed_by_peer()

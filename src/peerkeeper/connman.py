@@ -38,9 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from peerkeeper.addrtable import AddressTable
+from peerkeeper.banman import BanMan
 from peerkeeper.chains import Chain
 from peerkeeper.connection_types import ConnectionType
-from peerkeeper.netaddr import AddrError, NetAddr, Service
+from peerkeeper.netaddr import AddrError, NetAddr, Service, SubNet
 from peerkeeper.protocols.actions import (
     Action,
     Disconnect,
@@ -155,6 +156,7 @@ class PeerConn:
     sent_per_msg: dict[str, int] = field(default_factory=dict)
     recv_per_msg: dict[str, int] = field(default_factory=dict)
     wake_at: float = float("inf")
+    prefer_evict: bool = False
     reading_paused: bool = False
     closed: bool = False
 
@@ -267,9 +269,11 @@ class ConnMan:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        banman: BanMan | None = None,
     ) -> None:
         self.options = options
         self.addrman = addrman
+        self.banman = banman
         self.clock = clock
         self.rng = rng if rng is not None else random.Random()
         self.sockman = SockMan(
@@ -473,14 +477,33 @@ class ConnMan:
     # -- SockManEvents --------------------------------------------------------------------
 
     def on_accepted(self, conn_id: int, me: Service, them: Service) -> bool:
-        """Admit an inbound connection if the network is active and an inbound slot is free."""
+        """Admit an inbound connection in Core's order (src/net.cpp ``CreateNodeFromAcceptedSocket``).
+
+        Network inactive: refused. Banned: refused. Discouraged: refused when the
+        inbound slots are (almost) full, else admitted and marked prefer-evict.
+        Full: refused (inbound eviction comes with the full ConnMan).
+        """
         if not self.network_active or self._stopping:
             log.debug("connection from %s dropped (not accepting new connections)", them)
             return False
+        prefer_evict = False
+        if self.banman is not None:
+            decision = self.banman.inbound_decision(
+                them.addr,
+                self.clock(),
+                noban=False,
+                inbound_count=self.inbound_count,
+                max_inbound=self.options.max_inbound,
+            )
+            if decision in ("refuse-banned", "refuse-discouraged"):
+                log.debug("connection from %s dropped (%s)", them, decision.removeprefix("refuse-"))
+                return False
+            prefer_evict = decision == "accept-prefer-evict"
         if self.inbound_count >= self.options.max_inbound:
             log.debug("connection from %s dropped (full)", them)
             return False
         peer = self._new_peer(conn_id, them, me, str(them), ConnectionType.INBOUND)
+        peer.prefer_evict = prefer_evict
         log.debug("connection from %s accepted, peer=%d", them, peer.id)
         return True
 
@@ -614,14 +637,22 @@ class ConnMan:
             peer.proto.last_send = self.clock()
 
     def _misbehaving(self, peer: PeerConn, reason: str) -> None:
+        """Core ``MaybeDiscourageAndDisconnect`` (src/net_processing.cpp).
+
+        Manual peers are not punished; a local address is disconnected but not
+        discouraged; anyone else is discouraged and disconnected.
+        """
         if peer.conn_type is ConnectionType.MANUAL:
-            log.warning(
-                "misbehaving manual peer=%d (%s): not punishing manually connected peer",
-                peer.id,
-                reason,
-            )
+            log.warning("Warning: not punishing manually connected peer=%d (%s)", peer.id, reason)
             return
-        log.info("Misbehaving: peer=%d (%s), disconnecting", peer.id, reason)
+        if peer.addr.addr.is_local():
+            log.warning(
+                "Warning: disconnecting but not discouraging local peer=%d (%s)", peer.id, reason
+            )
+        else:
+            log.info("Disconnecting and discouraging peer=%d (%s)", peer.id, reason)
+            if self.banman is not None:
+                self.banman.discourage(peer.addr.addr)
         self._drop(peer, f"misbehaving: {reason}", close=True)
 
     def _drop(self, peer: PeerConn, reason: str, *, close: bool) -> None:
@@ -705,6 +736,22 @@ class ConnMan:
         self._drop(peer, "disconnectnode", close=True)
         self.sockman.flush()
         return True
+
+    def disconnect_matching(self, target: NetAddr | SubNet) -> int:
+        """Disconnect every peer whose address is ``target`` or inside it; returns how many.
+
+        Core ``CConnman::DisconnectNode(const CSubNet&)`` / ``(const CNetAddr&)``, used by setban.
+        """
+        victims = [
+            p
+            for p in self.peers.values()
+            if (target.match(p.addr.addr) if isinstance(target, SubNet) else p.addr.addr == target)
+        ]
+        for peer in victims:
+            self._drop(peer, "banned", close=True)
+        if victims:
+            self.sockman.flush()
+        return len(victims)
 
     def add_node(self, node: str, command: str) -> None:
         """``addnode`` RPC: ``add`` / ``remove`` / ``onetry``.

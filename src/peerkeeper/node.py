@@ -14,6 +14,7 @@ uptime, stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -22,11 +23,13 @@ from typing import Any
 
 from peerkeeper import __version__
 from peerkeeper.addrtable import AddressTable
+from peerkeeper.banman import BanlistError, BanMan
 from peerkeeper.config import Config
 from peerkeeper.connman import ConnMan, ConnManOptions, PeerConn
-from peerkeeper.netaddr import Network, Service
+from peerkeeper.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.protocols.bitcoin import PeerConfig
 from peerkeeper.rpc import (
+    RPC_CLIENT_INVALID_IP_OR_SUBNET,
     RPC_CLIENT_NODE_ALREADY_ADDED,
     RPC_CLIENT_NODE_NOT_ADDED,
     RPC_CLIENT_NODE_NOT_CONNECTED,
@@ -37,6 +40,7 @@ from peerkeeper.rpc import (
     delete_cookie,
     write_cookie,
 )
+from peerkeeper.store import Store, load_bans, save_bans
 from peerkeeper.wire.messages import PROTOCOL_VERSION, services_names
 
 __all__ = ["Node", "USER_AGENT", "CLIENT_VERSION"]
@@ -47,6 +51,10 @@ log = logging.getLogger("peerkeeper.node")
 USER_AGENT = f"/peerkeeper:{__version__}/"
 #: getnetworkinfo ``version``: major*10000 + minor*100 + patch, as Core's CLIENT_VERSION.
 CLIENT_VERSION = int("".join(f"{int(p):02d}" for p in __version__.split(".")))
+
+#: Seconds between dumps of the address book and bans (src/net.cpp ``DUMP_PEERS_INTERVAL``,
+#: src/banman.h ``DUMP_BANS_INTERVAL``).
+DUMP_INTERVAL = 15 * 60.0
 
 _RPC_NETWORKS = (Network.IPV4, Network.IPV6, Network.TORV3, Network.I2P, Network.CJDNS)
 _NETWORK_BY_NAME = {n.rpc_name: n for n in _RPC_NETWORKS}
@@ -74,6 +82,9 @@ class Node:
         self.rng = rng if rng is not None else random.SystemRandom()
         chain = config.chain_params
         self.addrman = AddressTable(random.Random(self.rng.getrandbits(64)))
+        self.banman = BanMan(self.rng.getrandbits(32))
+        self.store = Store(config.chain_datadir)
+        self._dump_task: asyncio.Task[None] | None = None
         binds: list[tuple[str, int]] = []
         for b in config.bind:
             svc = Service.parse(b, config.p2p_port)
@@ -101,6 +112,7 @@ class Node:
             self.addrman,
             clock=clock,
             rng=random.Random(self.rng.getrandbits(64)),
+            banman=self.banman,
         )
         self.rpc: RpcServer | None = None
         self._stop_event = asyncio.Event()
@@ -117,7 +129,10 @@ class Node:
         """Create the data directory, start ConnMan and the RPC server. Raises ``OSError`` on bind failure."""
         self.started_at = self.clock()
         self.datadir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.store.open)
+        await self.load()
         await self.connman.start()
+        self._dump_task = asyncio.get_running_loop().create_task(self._dump_loop())
         if self.config.server:
             credentials = [write_cookie(self.datadir)]
             if self.config.rpcuser and self.config.rpcpassword:
@@ -132,11 +147,49 @@ class Node:
             log.info("RPC listening on %s:%d", self.config.rpcbind, self.rpc.port)
 
     async def stop(self) -> None:
-        """Stop the RPC server and ConnMan and remove the cookie."""
+        """Stop the RPC server and ConnMan, dump what changed, close the store, remove the cookie."""
+        if self._dump_task is not None:
+            self._dump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dump_task
+            self._dump_task = None
         if self.rpc is not None:
             await self.rpc.stop()
             delete_cookie(self.datadir)
+            self.rpc = None
         await self.connman.stop()
+        if self.store._executor is not None:
+            await self.dump()
+            await asyncio.to_thread(self.store.close)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load bans (and the address book) from the store."""
+        obj = await self.store.call(load_bans)
+        try:
+            self.banman.load_json(obj, self.clock(), source=str(self.store.path))
+        except BanlistError as e:
+            log.warning("ignoring stored bans: %s", e)
+
+    async def dump(self) -> None:
+        """Write what changed since the last dump, each part in one transaction."""
+        bans = self.banman.dump_if_dirty(self.clock())
+        if bans is not None:
+            rows = [(str(subnet), e.create_time, e.ban_until) for subnet, e in bans.items()]
+            try:
+                await self.store.call(lambda c: save_bans(c, rows))
+            except Exception:
+                self.banman.mark_dirty()
+                raise
+
+    async def _dump_loop(self) -> None:
+        while True:
+            await asyncio.sleep(DUMP_INTERVAL)
+            try:
+                await self.dump()
+            except Exception:
+                log.exception("periodic dump failed")
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -174,6 +227,9 @@ class Node:
             "setnetworkactive": self._setnetworkactive,
             "uptime": self._uptime,
             "stop": self._stop,
+            "setban": self._setban,
+            "listbanned": self._listbanned,
+            "clearbanned": self._clearbanned,
         }
 
     def peer_info(self, peer: PeerConn) -> dict[str, Any]:
@@ -349,6 +405,45 @@ class Node:
             raise RpcError(RPC_INVALID_PARAMS, "state must be a boolean")
         self.connman.set_network_active(state)
         return self.connman.network_active
+
+    async def _setban(self, params: list[Any] | dict[str, Any]) -> None:
+        """Core ``setban`` (src/rpc/net.cpp): ban or unban an address or subnet."""
+        subnet_arg = _param(params, 0, "subnet")
+        command = _param(params, 1, "command")
+        bantime = _param(params, 2, "bantime", 0) or 0
+        absolute = bool(_param(params, 3, "absolute", False))
+        if command not in ("add", "remove") or not isinstance(subnet_arg, str):
+            raise RpcError(RPC_INVALID_PARAMS, 'setban "subnet" "add|remove" ( bantime absolute )')
+        target: NetAddr | SubNet
+        try:
+            target = SubNet.parse(subnet_arg) if "/" in subnet_arg else NetAddr.parse(subnet_arg)
+        except AddrError:
+            raise RpcError(RPC_CLIENT_INVALID_IP_OR_SUBNET, "Error: Invalid IP/Subnet") from None
+        if not target.is_valid():
+            raise RpcError(RPC_CLIENT_INVALID_IP_OR_SUBNET, "Error: Invalid IP/Subnet")
+        now = self.clock()
+        if command == "add":
+            if self.banman.is_banned(target, now):
+                raise RpcError(RPC_CLIENT_NODE_ALREADY_ADDED, "Error: IP/Subnet already banned")
+            if not isinstance(bantime, int):
+                raise RpcError(RPC_INVALID_PARAMS, "bantime must be an integer")
+            if absolute and bantime < now:
+                raise RpcError(RPC_INVALID_PARAMETER, "Error: Absolute timestamp is in the past")
+            self.banman.ban(target, now, bantime, absolute)
+            self.connman.disconnect_matching(target)
+        elif not self.banman.unban(target):
+            raise RpcError(
+                RPC_CLIENT_INVALID_IP_OR_SUBNET,
+                "Error: Unban failed. Requested address/subnet was not previously manually banned.",
+            )
+        await self.dump()  # Core dumps the banlist after every change
+
+    async def _listbanned(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+        return self.banman.list_banned(self.clock())
+
+    async def _clearbanned(self, params: list[Any] | dict[str, Any]) -> None:
+        self.banman.clear_banned()
+        await self.dump()
 
     async def _uptime(self, params: list[Any] | dict[str, Any]) -> int:
         return int(self.clock() - self.started_at)

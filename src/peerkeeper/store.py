@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["DB_FILENAME", "SCHEMA_VERSION", "Store", "StoreError"]
+__all__ = ["DB_FILENAME", "SCHEMA_VERSION", "Store", "StoreError", "save_bans", "load_bans"]
 
 log = logging.getLogger("peerkeeper.store")
 
@@ -251,3 +251,28 @@ class Store:
         conn.execute(f"DELETE FROM {table}")
         marks = ",".join("?" * width)
         conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+
+# -- bans ----------------------------------------------------------------------------------
+
+
+def save_bans(conn: sqlite3.Connection, bans: Iterable[tuple[str, int, int]]) -> None:
+    """Replace the stored bans with ``(subnet string, created, until)`` rows, in one transaction."""
+    rows = list(bans)
+    Store.transaction(conn, lambda c: Store.replace_table(c, "bans", rows, 3))
+
+
+def load_bans(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The stored bans as a banlist.json-shaped object (for ``BanMan.load_json``)."""
+    rows = conn.execute("SELECT subnet, created, until FROM bans ORDER BY subnet").fetchall()
+    return {
+        "banned_nets": [
+            {
+                "version": 1,
+                "ban_created": int(created),
+                "banned_until": int(until),
+                "address": subnet,
+            }
+            for subnet, created, until in rows
+        ]
+    }
