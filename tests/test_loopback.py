@@ -374,7 +374,7 @@ async def test_getaddr_replies_are_cached(tmp_path: Path) -> None:
                 assert m is not None
             replies.append({e.service for e in m.entries})
             p.close()
-        assert len(replies[0]) == 200 * 23 // 100
+        assert len(replies[0]) == len(a.addrman) * 23 // 100 > 0
         assert replies[0] == replies[1] == replies[2]  # no scraping by reconnecting
 
 

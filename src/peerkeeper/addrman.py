@@ -1440,6 +1440,42 @@ class AddrMan:
         return b"".join(parts)
 
     @classmethod
+    def from_records(
+        cls,
+        key: bytes,
+        new: list[AddrInfo],
+        tried: list[AddrInfo],
+        new_buckets: dict[int, list[int]],
+        rng: random.Random,
+        *,
+        asmap: bytes | None = None,
+        clock: Callable[[], float] = _time.time,
+    ) -> AddrMan:
+        """Rebuild an AddrMan from stored records through Core's own loader.
+
+        ``new`` / ``tried`` are the entries of each table; ``new_buckets`` maps a new
+        bucket to indexes into ``new`` (an entry may be in up to 8 buckets). The
+        records are written as a format-4 body and read with :meth:`deserialize`, so
+        placement follows Core's ``Unserialize`` exactly (positions recomputed from
+        the key; entries whose slot is taken are dropped, as in Core).
+        Raises :class:`AddrManFormatError` for inconsistent records.
+        """
+        parts: list[bytes] = [
+            bytes((FILE_FORMAT, INCOMPATIBILITY_BASE + FILE_FORMAT)),
+            key,
+            _HEAD.pack(len(new), len(tried), ADDRMAN_NEW_BUCKET_COUNT ^ (1 << 30)),
+        ]
+        parts.extend(_ser_addrinfo(info) for info in new)
+        parts.extend(_ser_addrinfo(info) for info in tried)
+        for bucket in range(ADDRMAN_NEW_BUCKET_COUNT):
+            ids = new_buckets.get(bucket, [])
+            parts.append(_I32.pack(len(ids)))
+            if ids:
+                parts.append(struct.pack(f"<{len(ids)}i", *ids))
+        parts.append(NetGroupManager(asmap or b"").get_asmap_version())
+        return cls.deserialize(b"".join(parts), rng, asmap=asmap, clock=clock)
+
+    @classmethod
     def deserialize(
         cls,
         data: bytes | bytearray | memoryview,

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from peerkeeper.addrtable import AddressTable
+from peerkeeper.addrman import AddrMan
 from peerkeeper.banman import BanMan
 from peerkeeper.chains import Chain
 from peerkeeper.connection_types import ConnectionType
@@ -265,7 +265,7 @@ class ConnMan:
     def __init__(
         self,
         options: ConnManOptions,
-        addrman: AddressTable,
+        addrman: AddrMan,
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
@@ -415,7 +415,10 @@ class ConnMan:
             conn_id = await self.sockman.connect(service, self.options.connect_timeout)
         except ConnectError as e:
             log.debug("connect to %s failed: %s", target, e.reason)
+            self.addrman.attempt(service, conn_type is not ConnectionType.MANUAL, now=self.clock())
             return None
+        # Core ConnectNode: a made connection is an attempt too (counted for automatic types).
+        self.addrman.attempt(service, conn_type is not ConnectionType.MANUAL, now=self.clock())
         if self._stopping:
             self.sockman.close(conn_id)
             return None
@@ -616,6 +619,9 @@ class ConnMan:
             elif isinstance(action, HandshakeComplete):
                 self._local_nonces.discard(peer.proto.local_nonce)
                 if not peer.inbound:
+                    # Core (version handling): SetServices and Good for outbound peers.
+                    self.addrman.set_services(peer.addr, peer.proto.their.services)
+                    self.addrman.good(peer.addr, now=self.clock())
                     log.info(
                         "New %s peer connected: version: %d, peer=%d, peeraddr=%s",
                         peer.conn_type.value,
@@ -665,6 +671,9 @@ class ConnMan:
         self._index(peer, -1)
         if peer.inbound:
             self.inbound_count -= 1
+        elif peer.proto.successfully_connected and peer.conn_type is not ConnectionType.BLOCK_RELAY:
+            # Core FinalizeNode: Connected() updates nTime, never for block-relay-only peers.
+            self.addrman.connected(peer.addr, now=self.clock())
         peer.proto.disconnected = True
         if close:
             self.sockman.close(peer.conn_id)

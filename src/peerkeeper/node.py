@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from peerkeeper import __version__
-from peerkeeper.addrtable import AddressTable
+from peerkeeper.addrman import AddrMan, AddrManFormatError
 from peerkeeper.banman import BanlistError, BanMan
 from peerkeeper.config import Config
 from peerkeeper.connman import ConnMan, ConnManOptions, PeerConn
@@ -40,8 +40,17 @@ from peerkeeper.rpc import (
     delete_cookie,
     write_cookie,
 )
-from peerkeeper.store import Store, load_bans, save_bans
-from peerkeeper.wire.messages import PROTOCOL_VERSION, services_names
+from peerkeeper.store import (
+    AddrBookSnapshot,
+    Store,
+    addrman_from_snapshot,
+    load_addrbook,
+    load_bans,
+    save_addrbook,
+    save_bans,
+    snapshot_addrman,
+)
+from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
 
 __all__ = ["Node", "USER_AGENT", "CLIENT_VERSION"]
 
@@ -81,7 +90,8 @@ class Node:
         self.clock = clock
         self.rng = rng if rng is not None else random.SystemRandom()
         chain = config.chain_params
-        self.addrman = AddressTable(random.Random(self.rng.getrandbits(64)))
+        self.addrman = AddrMan(random.Random(self.rng.getrandbits(64)), clock=clock)
+        self._addrbook: AddrBookSnapshot | None = None  # what the database holds
         self.banman = BanMan(self.rng.getrandbits(32))
         self.store = Store(config.chain_datadir)
         self._dump_task: asyncio.Task[None] | None = None
@@ -165,7 +175,18 @@ class Node:
     # -- persistence --------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Load bans (and the address book) from the store."""
+        """Load the address book and the bans from the store."""
+        snap = await self.store.call(load_addrbook)
+        if snap is not None:
+            try:
+                self.addrman = addrman_from_snapshot(
+                    snap, random.Random(self.rng.getrandbits(64)), clock=self.clock
+                )
+                self._addrbook = snap
+                log.info("loaded %d addresses from %s", len(self.addrman), self.store.path)
+            except AddrManFormatError as e:
+                log.warning("stored address book unusable (%s): starting with an empty one", e)
+            self.connman.addrman = self.addrman
         obj = await self.store.call(load_bans)
         try:
             self.banman.load_json(obj, self.clock(), source=str(self.store.path))
@@ -173,7 +194,16 @@ class Node:
             log.warning("ignoring stored bans: %s", e)
 
     async def dump(self) -> None:
-        """Write what changed since the last dump, each part in one transaction."""
+        """Write what changed since the last dump, each part in one transaction.
+
+        The address book is snapshotted on the loop, then only the rows that
+        differ from what the database holds are written (src/net.cpp
+        ``DumpAddresses`` every ``DUMP_PEERS_INTERVAL``, here incremental).
+        """
+        snap = snapshot_addrman(self.addrman)
+        old = self._addrbook
+        await self.store.call(lambda c: save_addrbook(c, snap, old))
+        self._addrbook = snap
         bans = self.banman.dump_if_dirty(self.clock())
         if bans is not None:
             rows = [(str(subnet), e.create_time, e.ban_until) for subnet, e in bans.items()]
@@ -228,6 +258,9 @@ class Node:
             "uptime": self._uptime,
             "stop": self._stop,
             "setban": self._setban,
+            "getaddrmaninfo": self._getaddrmaninfo,
+            "getrawaddrman": self._getrawaddrman,
+            "addpeeraddress": self._addpeeraddress,
             "listbanned": self._listbanned,
             "clearbanned": self._clearbanned,
         }
@@ -437,6 +470,36 @@ class Node:
                 "Error: Unban failed. Requested address/subnet was not previously manually banned.",
             )
         await self.dump()  # Core dumps the banlist after every change
+
+    async def _getaddrmaninfo(
+        self, params: list[Any] | dict[str, Any]
+    ) -> dict[str, dict[str, int]]:
+        return self.addrman.info()
+
+    async def _getrawaddrman(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        return self.addrman.raw_entries()
+
+    async def _addpeeraddress(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        """Core ``addpeeraddress`` (src/rpc/net.cpp): add with NETWORK|WITNESS, time now, source itself."""
+        address = _param(params, 0, "address")
+        port = _param(params, 1, "port")
+        tried = bool(_param(params, 2, "tried", False))
+        if not isinstance(address, str) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise RpcError(RPC_INVALID_PARAMS, 'addpeeraddress "address" port ( tried )')
+        try:
+            net_addr = NetAddr.parse(address)
+        except AddrError:
+            return {"success": False}
+        now = self.clock()
+        service = Service(net_addr, port)
+        entry = AddrEntry(
+            int(now), int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS), service
+        )
+        if not self.addrman.add([entry], service, 0, now=now):
+            return {"success": False, "error": "failed-adding-to-new"}
+        if tried and not self.addrman.good(service, now=now):
+            return {"success": False, "error": "failed-adding-to-tried"}
+        return {"success": True}
 
     async def _listbanned(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
         return self.banman.list_banned(self.clock())

@@ -23,14 +23,31 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import random
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["DB_FILENAME", "SCHEMA_VERSION", "Store", "StoreError", "save_bans", "load_bans"]
+from peerkeeper.addrman import AddrInfo, AddrMan, AddrManFormatError
+from peerkeeper.netaddr import NetAddr, Service
+
+__all__ = [
+    "DB_FILENAME",
+    "SCHEMA_VERSION",
+    "Store",
+    "StoreError",
+    "save_bans",
+    "load_bans",
+    "AddrBookSnapshot",
+    "snapshot_addrman",
+    "save_addrbook",
+    "load_addrbook",
+    "addrman_from_snapshot",
+]
 
 log = logging.getLogger("peerkeeper.store")
 
@@ -59,7 +76,6 @@ CREATE TABLE IF NOT EXISTS addresses (
     source_net INTEGER NOT NULL,
     source_addr BLOB NOT NULL,
     last_success INTEGER NOT NULL,
-    last_try INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     tried INTEGER NOT NULL,
     tried_bucket INTEGER,
@@ -276,3 +292,156 @@ def load_bans(conn: sqlite3.Connection) -> dict[str, Any]:
             for subnet, created, until in rows
         ]
     }
+
+
+# -- the address book ----------------------------------------------------------------------
+#
+# One row per AddrMan entry; new-table placements in new_refs. A dump compares a
+# snapshot of the AddrMan (taken on the event loop) with the snapshot of the last
+# dump and writes only the difference, in one transaction; loading rebuilds the
+# AddrMan through Core's own loader (AddrMan.from_records).
+
+AddrRow = tuple[int, bytes, int, int, int, int, bytes, int, int, int, int | None, int | None]
+
+
+def service_key(service: Service) -> bytes:
+    """The primary key of an address row: BIP155 network id, address bytes, big-endian port."""
+    net_id, raw = service.addr.to_bip155()
+    return bytes((net_id,)) + raw + service.port.to_bytes(2, "big")
+
+
+@dataclass(slots=True)
+class AddrBookSnapshot:
+    """What the address book looked like at one moment: rows by key, new-table refs by slot."""
+
+    key: bytes = b""
+    rows: dict[bytes, AddrRow] = field(default_factory=dict)
+    refs: dict[tuple[int, int], bytes] = field(default_factory=dict)
+
+
+def snapshot_addrman(addrman: AddrMan) -> AddrBookSnapshot:
+    """Copy the AddrMan's persistent state (Core's peers.dat fields plus positions). Runs on the loop."""
+    snap = AddrBookSnapshot(addrman.key)
+    rows, refs = snap.rows, snap.refs
+
+    def row(info: AddrInfo, bucket: int | None, pos: int | None) -> AddrRow:
+        net_id, raw = info.service.addr.to_bip155()
+        src_id, src_raw = info.source.to_bip155()
+        return (
+            net_id, raw, info.service.port, info.services, info.time, src_id, src_raw,
+            info.last_success, info.attempts, 1 if bucket is not None else 0, bucket, pos,
+        )  # fmt: skip
+
+    for info, where in addrman.get_entries(False):
+        k = service_key(info.service)
+        rows[k] = row(info, None, None)
+        refs[(where.bucket, where.position)] = k
+    for info, where in addrman.get_entries(True):
+        rows[service_key(info.service)] = row(info, where.bucket, where.position)
+    return snap
+
+
+def save_addrbook(
+    conn: sqlite3.Connection, new: AddrBookSnapshot, old: AddrBookSnapshot | None
+) -> int:
+    """Write the difference between ``old`` (what the database holds) and ``new``; one transaction.
+
+    ``old=None`` rewrites everything. Returns the number of rows written or deleted.
+    """
+
+    def body(c: sqlite3.Connection) -> int:
+        if old is None or old.key != new.key:
+            c.execute("DELETE FROM addresses")
+            c.execute("DELETE FROM new_refs")
+            Store.set_meta(c, "addrman_key", new.key)
+            base = AddrBookSnapshot(new.key)
+        else:
+            base = old
+        upserts = [(k, *r) for k, r in new.rows.items() if base.rows.get(k) != r]
+        deletes = [(k,) for k in base.rows.keys() - new.rows.keys()]
+        ref_upserts = [(b, p, k) for (b, p), k in new.refs.items() if base.refs.get((b, p)) != k]
+        ref_deletes = [slot for slot in base.refs.keys() - new.refs.keys()]
+        c.executemany("DELETE FROM addresses WHERE key=?", deletes)
+        c.executemany(
+            "INSERT OR REPLACE INTO addresses (key, net, addr, port, services, time, source_net, source_addr,"
+            " last_success, attempts, tried, tried_bucket, tried_pos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            upserts,
+        )
+        c.executemany("DELETE FROM new_refs WHERE bucket=? AND pos=?", ref_deletes)
+        c.executemany("INSERT OR REPLACE INTO new_refs VALUES (?,?,?)", ref_upserts)
+        return len(upserts) + len(deletes) + len(ref_upserts) + len(ref_deletes)
+
+    return Store.transaction(conn, body)
+
+
+def load_addrbook(conn: sqlite3.Connection) -> AddrBookSnapshot | None:
+    """Read the stored address book (None when none was ever saved)."""
+    key = Store.get_meta(conn, "addrman_key")
+    if key is None:
+        return None
+    snap = AddrBookSnapshot(bytes(key))
+    for row in conn.execute(
+        "SELECT key, net, addr, port, services, time, source_net, source_addr, last_success, attempts,"
+        " tried, tried_bucket, tried_pos FROM addresses"
+    ):
+        (
+            k,
+            net,
+            addr,
+            port,
+            services,
+            t,
+            src_net,
+            src_addr,
+            last_success,
+            attempts,
+            tried,
+            tb,
+            tp,
+        ) = row
+        snap.rows[bytes(k)] = (
+            net, bytes(addr), port, services, t, src_net, bytes(src_addr), last_success, attempts,
+            tried, tb, tp,
+        )  # fmt: skip
+    for bucket, pos, k in conn.execute("SELECT bucket, pos, key FROM new_refs"):
+        snap.refs[(bucket, pos)] = bytes(k)
+    return snap
+
+
+def addrman_from_snapshot(
+    snap: AddrBookSnapshot,
+    rng: random.Random,
+    *,
+    asmap: bytes | None = None,
+    clock: Callable[[], float] = time.time,
+) -> AddrMan:
+    """Rebuild an AddrMan from a stored snapshot (Core's loader places every entry).
+
+    Raises :class:`~peerkeeper.addrman.AddrManFormatError` when the rows are inconsistent.
+    """
+    new: list[AddrInfo] = []
+    tried: list[AddrInfo] = []
+    index: dict[bytes, int] = {}
+    for k, r in snap.rows.items():
+        net, raw, port, services, t, src_net, src_raw, last_success, attempts, is_tried = r[:10]
+        service = Service(_netaddr(net, raw), port)
+        info = AddrInfo(t, services, service, _netaddr(src_net, src_raw), last_success, 0, attempts)
+        if is_tried:
+            tried.append(info)
+        else:
+            index[k] = len(new)
+            new.append(info)
+    buckets: dict[int, list[int]] = {}
+    for (bucket, _pos), k in sorted(snap.refs.items()):
+        i = index.get(k)
+        if i is None:
+            raise AddrManFormatError(f"new-table reference to an unknown or tried entry {k.hex()}")
+        buckets.setdefault(bucket, []).append(i)
+    return AddrMan.from_records(snap.key, new, tried, buckets, rng, asmap=asmap, clock=clock)
+
+
+def _netaddr(net_id: int, raw: bytes) -> NetAddr:
+    addr = NetAddr.from_bip155(net_id, raw)
+    if addr is None:
+        raise AddrManFormatError(f"stored address with unusable network id {net_id}")
+    return addr
