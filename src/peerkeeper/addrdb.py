@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import random
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from peerkeeper.addrman import (
     AddrMan,
@@ -37,7 +39,7 @@ from peerkeeper.addrman import (
     ser_caddress_v2_disk,
 )
 from peerkeeper.chains import CHAINS
-from peerkeeper.netaddr import AddrError
+from peerkeeper.netaddr import AddrError, NetAddr, Network
 from peerkeeper.wire.codec import DecodeError, Reader, ser_compact_size
 from peerkeeper.wire.messages import AddrEntry
 
@@ -52,6 +54,8 @@ __all__ = [
     "read_peers_dat",
     "write_anchors",
     "write_peers_dat",
+    "dumps_peers_json",
+    "write_peers_json",
 ]
 
 _CHECKSUM_SIZE = 32
@@ -310,3 +314,64 @@ def read_anchors(
 def write_anchors(path: str | os.PathLike[str], entries: Iterable[AddrEntry], magic: bytes) -> None:
     """Write anchors.dat atomically (Core ``DumpAnchors``)."""
     _atomic_write(Path(path), dumps_anchors(entries, magic))
+
+
+# -- Floresta's peers.json -------------------------------------------------------------------
+
+
+def _floresta_address(addr: NetAddr) -> dict[str, Any]:
+    """Floresta's serde ``Address`` enum, externally tagged (floresta-wire address_man.rs)."""
+    net = addr.network
+    if net is Network.IPV4:
+        return {"V4": str(addr)}
+    if net is Network.IPV6:
+        return {"V6": str(addr)}
+    if net is Network.CJDNS:
+        return {"Cjdns": str(addr)}
+    if net is Network.I2P:
+        return {"I2p": list(addr.addr)}
+    if net is Network.TORV3:
+        return {"OnionV3": list(addr.addr)}
+    raise ValueError(f"{net.name} has no Floresta form")
+
+
+def dumps_peers_json(addrman: AddrMan, now: float) -> str:
+    """Every address as Floresta's ``DiskLocalAddress`` list (its ``dump_peers`` peers.json).
+
+    Each item: ``address`` (``{"V4": "1.2.3.4"}``, ``{"V6": ...}``, ``{"Cjdns": ...}``,
+    ``{"I2p": [32 bytes]}``, ``{"OnionV3": [32 bytes]}``), ``last_connected`` (unix
+    seconds of the last success), ``state`` (``"NeverTried"``, ``{"Tried": t}``,
+    ``{"Failed": t}``, ``{"Banned": t}``; Floresta writes ``Connected`` as ``Tried``),
+    ``services``, ``port``, ``id``. Source: floresta-wire/src/p2p_wire/address_man.rs.
+    """
+    out: list[dict[str, Any]] = []
+    for n, entry in enumerate(addrman.entries()):
+        service = entry.service
+        info = addrman.find(service)
+        last_success = info.last_success if info is not None else 0
+        state = addrman.state(service, now)
+        kind = state.kind.name
+        if kind == "NEVER_TRIED":
+            st: Any = "NeverTried"
+        elif kind in ("TRIED", "CONNECTED"):
+            st = {"Tried": int(state.time if state.time is not None else last_success)}
+        elif kind == "FAILED":
+            st = {"Failed": int(state.time or 0)}
+        else:
+            st = {"Banned": int(state.time or 0)}
+        out.append(
+            {
+                "address": _floresta_address(service.addr),
+                "last_connected": int(last_success),
+                "state": st,
+                "services": int(entry.services),
+                "port": int(service.port),
+                "id": n,
+            }
+        )
+    return json.dumps(out)
+
+
+def write_peers_json(path: str | os.PathLike[str], addrman: AddrMan, now: float) -> None:
+    """Write :func:`dumps_peers_json` atomically to ``path``."""
+    _atomic_write(Path(path), dumps_peers_json(addrman, now).encode())

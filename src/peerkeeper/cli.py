@@ -19,15 +19,29 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from peerkeeper import __version__
+from peerkeeper.addrdb import PeersDatError, read_peers_dat, write_peers_dat, write_peers_json
+from peerkeeper.addrman import AddrMan
+from peerkeeper.banman import BanlistError, BanMan, write_banlist_json
 from peerkeeper.chains import CHAINS
 from peerkeeper.config import Config, ConfigError, read_conf_file
+from peerkeeper.store import (
+    Store,
+    addrman_from_snapshot,
+    load_addrbook,
+    load_bans,
+    save_addrbook,
+    save_bans,
+    snapshot_addrman,
+)
 
 __all__ = ["main", "build_parser", "config_from_args", "setup_logging"]
 
@@ -121,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="debug log category: net, rpc, addrman, node, all",
     )
+
+    for name, help_text in (
+        ("import-peers-dat", "replace the address book with a Bitcoin Core peers.dat"),
+        ("export-peers-dat", "write the address book as a Bitcoin Core peers.dat"),
+        ("export-peers-json", "write the address book as Floresta's peers.json"),
+        ("import-banlist", "replace the bans with a Bitcoin Core banlist.json"),
+        ("export-banlist", "write the bans as a Bitcoin Core banlist.json"),
+    ):
+        cmd = sub.add_parser(name, help=help_text + " (run while the node is stopped)")
+        _add_common(cmd)
+        cmd.add_argument("file", type=Path)
 
     rpc = sub.add_parser("rpc", help="call a JSON-RPC method (like bitcoin-cli)")
     _add_common(rpc)
@@ -228,6 +253,88 @@ async def _run_rpc(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+T = TypeVar("T")
+
+
+def _with_store_value(config: Config, work: Callable[[Store], T]) -> T:
+    """Open the chain's store, run ``work``, close it."""
+    store = Store(config.chain_datadir)
+    store.open()
+    try:
+        return work(store)
+    finally:
+        store.close()
+
+
+def _import_peers_dat(config: Config, path: Path) -> int:
+    """Replace the stored address book with ``path`` (Core's peers.dat); nothing changes on error."""
+    try:
+        addrman = read_peers_dat(path, config.chain_params.magic, random.SystemRandom())
+    except (PeersDatError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    snap = snapshot_addrman(addrman)
+    _with_store_value(config, lambda st: st.call_sync(lambda c: save_addrbook(c, snap, None)))
+    print(f"imported {len(addrman)} addresses from {path}")
+    return 0
+
+
+def _stored_addrman(store: Store) -> AddrMan:
+    snap = store.call_sync(load_addrbook)
+    if snap is None:
+        return AddrMan(random.SystemRandom())
+    return addrman_from_snapshot(snap, random.SystemRandom())
+
+
+def _export_peers_dat(config: Config, path: Path) -> int:
+    """Write the stored address book to ``path`` as Core's peers.dat."""
+    addrman = _with_store_value(config, _stored_addrman)
+    write_peers_dat(path, addrman, config.chain_params.magic)
+    print(f"exported {len(addrman)} addresses to {path}")
+    return 0
+
+
+def _export_peers_json(config: Config, path: Path) -> int:
+    """Write the stored address book to ``path`` as Floresta's peers.json."""
+    addrman = _with_store_value(config, _stored_addrman)
+    write_peers_json(path, addrman, time.time())
+    print(f"exported {len(addrman)} addresses to {path}")
+    return 0
+
+
+def _import_banlist(config: Config, path: Path) -> int:
+    """Replace the stored bans with ``path`` (Core's banlist.json); nothing changes on error."""
+    banman = BanMan(random.SystemRandom().getrandbits(32))
+    try:
+        banman.load_banlist(path, time.time())
+    except BanlistError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rows = [(str(s), e.create_time, e.ban_until) for s, e in banman.get_banned(time.time()).items()]
+    _with_store_value(config, lambda st: st.call_sync(lambda c: save_bans(c, rows)))
+    print(f"imported {len(rows)} bans from {path}")
+    return 0
+
+
+def _export_banlist(config: Config, path: Path) -> int:
+    """Write the stored bans to ``path`` as Core's banlist.json."""
+    banman = BanMan(random.SystemRandom().getrandbits(32))
+    obj = _with_store_value(config, lambda st: st.call_sync(load_bans))
+    banman.load_json(obj, time.time())
+    write_banlist_json(path, banman.get_banned(time.time()))
+    print(f"exported {len(banman)} bans to {path}")
+    return 0
+
+
+_FILE_COMMANDS: dict[str, Callable[[Config, Path], int]] = {
+    "import-peers-dat": _import_peers_dat,
+    "export-peers-dat": _export_peers_dat,
+    "export-peers-json": _export_peers_json,
+    "import-banlist": _import_banlist,
+    "export-banlist": _export_banlist,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``peerkeeper`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -236,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if args.command in _FILE_COMMANDS:
+        return _FILE_COMMANDS[args.command](config, args.file)
     if args.command == "node":
         setup_logging(config.debug)
         try:

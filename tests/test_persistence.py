@@ -1,0 +1,222 @@
+"""The address book in SQLite: incremental dumps, restarts, SIGKILL at any moment, Core files via the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from peerkeeper.addrdb import read_peers_dat
+from peerkeeper.addrman import AddrMan
+from peerkeeper.cli import main as cli_main
+from peerkeeper.netaddr import Service
+from peerkeeper.store import (
+    Store,
+    addrman_from_snapshot,
+    load_addrbook,
+    save_addrbook,
+    snapshot_addrman,
+)
+from peerkeeper.wire.messages import AddrEntry
+
+HERE = Path(__file__).resolve().parent
+CORE_FILES = HERE.parents[1] / "shared" / "data" / "core_files"
+needs_core_files = pytest.mark.skipif(
+    not (CORE_FILES / "peers.dat").exists(), reason=f"Core's recorded files are not at {CORE_FILES}"
+)
+REGTEST = bytes.fromhex("fabfb5da")
+NOW = 1_800_000_000
+
+sys.path.insert(0, str(HERE))
+import crashdump_child  # noqa: E402
+
+
+def book(n: int) -> AddrMan:
+    am = AddrMan(random.Random(3), key=bytes(range(1, 33)), clock=lambda: float(NOW))
+    rng = random.Random(n)
+    entries = [
+        AddrEntry(NOW - 100, 9, Service.parse(f"15.{rng.randrange(256)}.{i % 256}.1:8333", 0))
+        for i in range(n)
+    ]
+    am.add(entries, Service.parse("16.0.0.1:8333", 0), 0, now=NOW)
+    return am
+
+
+def test_roundtrip_and_incremental_dump(tmp_path: Path) -> None:
+    am = book(500)
+    store = Store(tmp_path)
+    store.open()
+    try:
+        first = snapshot_addrman(am)
+        written = store.call_sync(lambda c: save_addrbook(c, first, None))
+        assert written == len(first.rows) + len(first.refs)
+        again = store.call_sync(lambda c: save_addrbook(c, first, first))
+        assert again == 0  # nothing changed, nothing written
+        some = [e.service for e in am.entries()[:5]]
+        for s in some:
+            am.good(s, now=NOW + 10)
+        second = snapshot_addrman(am)
+        written = store.call_sync(lambda c: save_addrbook(c, second, first))
+        assert 5 <= written < 50  # only the moved entries and their slots
+        loaded = store.call_sync(load_addrbook)
+        assert loaded is not None and loaded.rows == second.rows and loaded.refs == second.refs
+        rebuilt = addrman_from_snapshot(loaded, random.Random(1))
+        assert rebuilt.raw_entries() == am.raw_entries()
+        assert rebuilt.info() == am.info()
+        assert rebuilt.check() == 0
+    finally:
+        store.close()
+
+
+@needs_core_files
+def test_core_peers_dat_through_the_store(tmp_path: Path) -> None:
+    core = read_peers_dat(CORE_FILES / "peers.dat", REGTEST, random.Random(1))
+    store = Store(tmp_path)
+    store.open()
+    try:
+        snap = snapshot_addrman(core)
+        store.call_sync(lambda c: save_addrbook(c, snap, None))
+        loaded = store.call_sync(load_addrbook)
+        assert loaded is not None
+        rebuilt = addrman_from_snapshot(loaded, random.Random(2))
+    finally:
+        store.close()
+    # Every entry at the same table, bucket and position as Core's getrawaddrman.
+    expected = json.loads((CORE_FILES / "getrawaddrman.json").read_text())
+    assert rebuilt.raw_entries() == expected
+
+
+def test_node_restart_keeps_the_address_book(tmp_path: Path) -> None:
+    import asyncio
+
+    from peerkeeper.config import Config
+    from peerkeeper.node import Node
+
+    config = Config(chain="regtest", datadir=tmp_path, bind=["127.0.0.1:0"], server=False)
+
+    async def first() -> dict[str, dict[str, int]]:
+        async with Node(config) as node:
+            node.addrman.add(
+                [
+                    AddrEntry(int(time.time()), 9, Service.parse(f"17.{i}.0.1:8333", 0))
+                    for i in range(50)
+                ],
+                None,
+            )
+            return node.addrman.info()
+
+    async def second() -> dict[str, dict[str, int]]:
+        async with Node(config) as node:
+            return node.addrman.info()
+
+    info = asyncio.run(first())
+    assert info["all_networks"]["total"] > 40
+    assert asyncio.run(second()) == info
+
+
+def test_sigkill_at_any_moment_loses_nothing_committed(tmp_path: Path) -> None:
+    rng = random.Random(1234)
+    expected_cache: dict[int, dict[bytes, object]] = {}
+
+    def expected(k: int) -> dict[bytes, object]:
+        if k not in expected_cache:
+            expected_cache[k] = dict(crashdump_child.book_after(k).rows)
+        return expected_cache[k]
+
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
+    )
+    for trial in range(12):
+        datadir = tmp_path / f"t{trial}"
+        child = subprocess.Popen(
+            [sys.executable, str(HERE / "crashdump_child.py"), str(datadir)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert child.stdout is not None
+        # Wait for a random number of committed dumps (0-6), then a random extra delay, then kill.
+        want = rng.randrange(0, 7)
+        committed = 0
+        while committed < want:
+            line = child.stdout.readline()
+            assert line, "the child died on its own"
+            committed = int(line)
+        time.sleep(rng.random() * 0.05)
+        child.send_signal(signal.SIGKILL)
+        rest = child.stdout.read()
+        child.wait()
+        for line in rest.split():
+            committed = int(line)
+        store = Store(datadir)
+        store.open()
+        try:
+            loaded = store.call_sync(load_addrbook)
+        finally:
+            store.close()
+        assert store.moved_aside is None  # a killed writer never corrupts the database
+        rows = {} if loaded is None else loaded.rows
+        # Exactly one complete dump: the last one reported, or the one committed just before the kill.
+        assert rows in (expected(committed), expected(committed + 1)), (
+            f"trial {trial}: {len(rows)} rows"
+        )
+        if loaded is not None:
+            addrman_from_snapshot(loaded, random.Random(0))
+
+
+def test_cli_import_export_and_bad_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    am = book(300)
+    from peerkeeper.addrdb import write_peers_dat
+
+    src = tmp_path / "in.dat"
+    write_peers_dat(src, am, REGTEST)
+    common = ["--chain", "regtest", "--datadir", str(tmp_path / "d")]
+    assert cli_main(["import-peers-dat", *common, str(src)]) == 0
+    out = tmp_path / "out.dat"
+    assert cli_main(["export-peers-dat", *common, str(out)]) == 0
+    assert read_peers_dat(out, REGTEST, random.Random(1)).raw_entries() == am.raw_entries()
+    assert cli_main(["export-peers-json", *common, str(tmp_path / "peers.json")]) == 0
+    floresta = json.loads((tmp_path / "peers.json").read_text())
+    assert (
+        len(floresta) == len(am)
+        and floresta[0]["state"] == "NeverTried"
+        and "V4" in floresta[0]["address"]
+    )
+    raw = src.read_bytes()
+    bad_files = {
+        "truncated": raw[: len(raw) // 2],
+        "bit-flipped": raw[:100] + bytes([raw[100] ^ 1]) + raw[101:],
+        "wrong magic": bytes.fromhex("f9beb4d9") + raw[4:],
+        "wrong checksum": raw[:-1] + bytes([raw[-1] ^ 0xFF]),
+    }
+    for problem, data in bad_files.items():
+        f = tmp_path / "bad.dat"
+        f.write_bytes(data)
+        capsys.readouterr()
+        assert cli_main(["import-peers-dat", *common, str(f)]) == 1, problem
+        err = capsys.readouterr().err
+        assert "bad.dat" in err, problem
+        # The address book is untouched.
+        assert cli_main(["export-peers-dat", *common, str(out)]) == 0
+        assert read_peers_dat(out, REGTEST, random.Random(1)).raw_entries() == am.raw_entries()
+
+
+@needs_core_files
+def test_cli_banlist_roundtrip(tmp_path: Path) -> None:
+    common = ["--chain", "regtest", "--datadir", str(tmp_path)]
+    assert cli_main(["import-banlist", *common, str(CORE_FILES / "banlist.json")]) == 0
+    out = tmp_path / "banlist.json"
+    assert cli_main(["export-banlist", *common, str(out)]) == 0
+    ours = {e["address"] for e in json.loads(out.read_text())["banned_nets"]}
+    theirs = json.loads((CORE_FILES / "banlist.json").read_text())["banned_nets"]
+    assert ours == {e["address"] for e in theirs if e["banned_until"] > time.time()}
