@@ -1234,6 +1234,20 @@ class AddrMan:
                 )
         return out
 
+    def occupied_slots(self, from_tried: bool) -> list[tuple[int, int, AddrInfo]]:
+        """``(bucket, position, info)`` for every occupied slot of one table.
+
+        The infos are the live entries, not copies: read them on the thread that owns
+        this AddrMan and do not modify them. For the store's snapshot, where copying
+        every entry (as :meth:`get_entries` does) would cost more than the dump.
+        """
+        table = self._vv_tried if from_tried else self._vv_new
+        return [
+            (slot >> ADDRMAN_BUCKET_SIZE_LOG2, slot & _POS_MASK, info)
+            for slot, info in enumerate(table)
+            if info is not None
+        ]
+
     def raw_entries(self) -> dict[str, dict[str, dict[str, Any]]]:
         """What Core's ``getrawaddrman`` RPC returns (src/rpc/net.cpp
         ``AddrmanTableToJSON`` / ``AddrmanEntryToJSON``): ``{"new": {"bucket/position":

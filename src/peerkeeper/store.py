@@ -323,21 +323,26 @@ def snapshot_addrman(addrman: AddrMan) -> AddrBookSnapshot:
     """Copy the AddrMan's persistent state (Core's peers.dat fields plus positions). Runs on the loop."""
     snap = AddrBookSnapshot(addrman.key)
     rows, refs = snap.rows, snap.refs
+    keys: dict[int, bytes] = {}  # id(info) -> key, for entries in several new buckets
 
-    def row(info: AddrInfo, bucket: int | None, pos: int | None) -> AddrRow:
-        net_id, raw = info.service.addr.to_bip155()
+    def row(info: AddrInfo, bucket: int | None, pos: int | None) -> bytes:
+        service = info.service
+        net_id, raw = service.addr.to_bip155()
+        k = bytes((net_id,)) + raw + service.port.to_bytes(2, "big")
         src_id, src_raw = info.source.to_bip155()
-        return (
-            net_id, raw, info.service.port, info.services, info.time, src_id, src_raw,
+        rows[k] = (
+            net_id, raw, service.port, info.services, info.time, src_id, src_raw,
             info.last_success, info.attempts, 1 if bucket is not None else 0, bucket, pos,
         )  # fmt: skip
+        return k
 
-    for info, where in addrman.get_entries(False):
-        k = service_key(info.service)
-        rows[k] = row(info, None, None)
-        refs[(where.bucket, where.position)] = k
-    for info, where in addrman.get_entries(True):
-        rows[service_key(info.service)] = row(info, where.bucket, where.position)
+    for bucket, pos, info in addrman.occupied_slots(False):
+        k = keys.get(id(info))
+        if k is None:
+            k = keys[id(info)] = row(info, None, None)
+        refs[(bucket, pos)] = k
+    for bucket, pos, info in addrman.occupied_slots(True):
+        row(info, bucket, pos)
     return snap
 
 
