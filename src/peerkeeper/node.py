@@ -46,8 +46,7 @@ from peerkeeper.store import (
     addrman_from_snapshot,
     load_addrbook,
     load_bans,
-    save_addrbook,
-    save_bans,
+    save_all,
     snapshot_addrman,
 )
 from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
@@ -193,25 +192,35 @@ class Node:
         except BanlistError as e:
             log.warning("ignoring stored bans: %s", e)
 
-    async def dump(self) -> None:
-        """Write what changed since the last dump, each part in one transaction.
+    async def dump(self, *, addrbook: bool = True) -> None:
+        """Write what changed since the last dump, in one transaction.
 
-        The address book is snapshotted on the loop, then only the rows that
-        differ from what the database holds are written (src/net.cpp
-        ``DumpAddresses`` every ``DUMP_PEERS_INTERVAL``, here incremental).
+        The address book is snapshotted on the loop, then only the rows that differ
+        from what the database holds are written (src/net.cpp ``DumpAddresses`` every
+        ``DUMP_PEERS_INTERVAL``, here incremental); the bans when they changed
+        (src/banman.cpp ``DumpBanlist``). ``addrbook=False`` writes only the bans
+        (after setban, as Core does).
         """
-        snap = snapshot_addrman(self.addrman)
-        old = self._addrbook
-        await self.store.call(lambda c: save_addrbook(c, snap, old))
-        self._addrbook = snap
+        book = None
+        if addrbook:
+            snap = snapshot_addrman(self.addrman)
+            book = (snap, self._addrbook)
         bans = self.banman.dump_if_dirty(self.clock())
-        if bans is not None:
-            rows = [(str(subnet), e.create_time, e.ban_until) for subnet, e in bans.items()]
-            try:
-                await self.store.call(lambda c: save_bans(c, rows))
-            except Exception:
+        rows = (
+            None
+            if bans is None
+            else [(str(s), e.create_time, e.ban_until) for s, e in bans.items()]
+        )
+        if book is None and rows is None:
+            return
+        try:
+            await self.store.call(lambda c: save_all(c, addrbook=book, bans=rows))
+        except Exception:
+            if rows is not None:
                 self.banman.mark_dirty()
-                raise
+            raise
+        if book is not None:
+            self._addrbook = book[0]
 
     async def _dump_loop(self) -> None:
         while True:
@@ -469,7 +478,7 @@ class Node:
                 RPC_CLIENT_INVALID_IP_OR_SUBNET,
                 "Error: Unban failed. Requested address/subnet was not previously manually banned.",
             )
-        await self.dump()  # Core dumps the banlist after every change
+        await self.dump(addrbook=False)  # Core dumps the banlist after every change
 
     async def _getaddrmaninfo(
         self, params: list[Any] | dict[str, Any]
@@ -506,7 +515,7 @@ class Node:
 
     async def _clearbanned(self, params: list[Any] | dict[str, Any]) -> None:
         self.banman.clear_banned()
-        await self.dump()
+        await self.dump(addrbook=False)
 
     async def _uptime(self, params: list[Any] | dict[str, Any]) -> int:
         return int(self.clock() - self.started_at)

@@ -41,6 +41,7 @@ __all__ = [
     "Store",
     "StoreError",
     "save_bans",
+    "save_all",
     "load_bans",
     "AddrBookSnapshot",
     "snapshot_addrman",
@@ -274,8 +275,29 @@ class Store:
 
 def save_bans(conn: sqlite3.Connection, bans: Iterable[tuple[str, int, int]]) -> None:
     """Replace the stored bans with ``(subnet string, created, until)`` rows, in one transaction."""
-    rows = list(bans)
-    Store.transaction(conn, lambda c: Store.replace_table(c, "bans", rows, 3))
+    save_all(conn, bans=bans)
+
+
+def save_all(
+    conn: sqlite3.Connection,
+    *,
+    addrbook: tuple[AddrBookSnapshot, AddrBookSnapshot | None] | None = None,
+    bans: Iterable[tuple[str, int, int]] | None = None,
+) -> int:
+    """One dump: the address book difference ``(new, old)`` and/or the bans, in one transaction.
+
+    Returns the number of address-book rows written or deleted.
+    """
+
+    def body(c: sqlite3.Connection) -> int:
+        written = 0
+        if addrbook is not None:
+            written = _write_addrbook(c, *addrbook)
+        if bans is not None:
+            Store.replace_table(c, "bans", list(bans), 3)
+        return written
+
+    return Store.transaction(conn, body)
 
 
 def load_bans(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -353,30 +375,33 @@ def save_addrbook(
 
     ``old=None`` rewrites everything. Returns the number of rows written or deleted.
     """
+    return save_all(conn, addrbook=(new, old))
 
-    def body(c: sqlite3.Connection) -> int:
-        if old is None or old.key != new.key:
-            c.execute("DELETE FROM addresses")
-            c.execute("DELETE FROM new_refs")
-            Store.set_meta(c, "addrman_key", new.key)
-            base = AddrBookSnapshot(new.key)
-        else:
-            base = old
-        upserts = [(k, *r) for k, r in new.rows.items() if base.rows.get(k) != r]
-        deletes = [(k,) for k in base.rows.keys() - new.rows.keys()]
-        ref_upserts = [(b, p, k) for (b, p), k in new.refs.items() if base.refs.get((b, p)) != k]
-        ref_deletes = [slot for slot in base.refs.keys() - new.refs.keys()]
-        c.executemany("DELETE FROM addresses WHERE key=?", deletes)
-        c.executemany(
-            "INSERT OR REPLACE INTO addresses (key, net, addr, port, services, time, source_net, source_addr,"
-            " last_success, attempts, tried, tried_bucket, tried_pos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            upserts,
-        )
-        c.executemany("DELETE FROM new_refs WHERE bucket=? AND pos=?", ref_deletes)
-        c.executemany("INSERT OR REPLACE INTO new_refs VALUES (?,?,?)", ref_upserts)
-        return len(upserts) + len(deletes) + len(ref_upserts) + len(ref_deletes)
 
-    return Store.transaction(conn, body)
+def _write_addrbook(
+    c: sqlite3.Connection, new: AddrBookSnapshot, old: AddrBookSnapshot | None
+) -> int:
+    """The body of :func:`save_addrbook`, inside the caller's transaction."""
+    if old is None or old.key != new.key:
+        c.execute("DELETE FROM addresses")
+        c.execute("DELETE FROM new_refs")
+        Store.set_meta(c, "addrman_key", new.key)
+        base = AddrBookSnapshot(new.key)
+    else:
+        base = old
+    upserts = [(k, *r) for k, r in new.rows.items() if base.rows.get(k) != r]
+    deletes = [(k,) for k in base.rows.keys() - new.rows.keys()]
+    ref_upserts = [(b, p, k) for (b, p), k in new.refs.items() if base.refs.get((b, p)) != k]
+    ref_deletes = list(base.refs.keys() - new.refs.keys())
+    c.executemany("DELETE FROM addresses WHERE key=?", deletes)
+    c.executemany(
+        "INSERT OR REPLACE INTO addresses (key, net, addr, port, services, time, source_net, source_addr,"
+        " last_success, attempts, tried, tried_bucket, tried_pos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        upserts,
+    )
+    c.executemany("DELETE FROM new_refs WHERE bucket=? AND pos=?", ref_deletes)
+    c.executemany("INSERT OR REPLACE INTO new_refs VALUES (?,?,?)", ref_upserts)
+    return len(upserts) + len(deletes) + len(ref_upserts) + len(ref_deletes)
 
 
 def load_addrbook(conn: sqlite3.Connection) -> AddrBookSnapshot | None:
