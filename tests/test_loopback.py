@@ -271,6 +271,25 @@ async def test_rpc_end_to_end(tmp_path: Path) -> None:
         await call("disconnectnode", "", info[0]["id"])
         await wait_until(lambda: len(b.connman.peers) == 0)
         assert await call("getnodeaddresses", 0) == []
+        # The address manager's RPCs, Core's shapes.
+        assert await call("addpeeraddress", "19.1.2.3", 8333) == {"success": True}
+        assert await call("addpeeraddress", "19.1.2.4", 8333, True) == {"success": True}
+        assert await call("addpeeraddress", "127.0.0.1", 8333) == {
+            "success": False,
+            "error": "failed-adding-to-new",
+        }
+        info2 = await call("getaddrmaninfo")
+        assert isinstance(info2, dict)
+        assert (
+            info2["ipv4"] == {"new": 1, "tried": 1, "total": 2}
+            and info2["all_networks"]["total"] == 2
+        )
+        raw = await call("getrawaddrman")
+        assert isinstance(raw, dict) and len(raw["new"]) == 1 and len(raw["tried"]) == 1
+        (entry,) = raw["tried"].values()
+        assert (entry["address"], entry["port"], entry["network"]) == ("19.1.2.4", 8333, "ipv4")
+        nodes = await call("getnodeaddresses", 0, "ipv4")
+        assert isinstance(nodes, list) and {n["address"] for n in nodes} == {"19.1.2.3", "19.1.2.4"}
 
 
 async def test_start_and_stop_repeatedly_leaves_no_tasks(tmp_path: Path) -> None:

@@ -111,3 +111,31 @@ def test_calls_after_close_fail_clearly(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="not open"):
         store.call_sync(lambda c: None)
+
+
+def test_anchors_are_read_once_and_peer_meta(tmp_path: Path) -> None:
+    from peerkeeper.netaddr import Service
+    from peerkeeper.store import get_peer_meta, save_anchors, set_peer_meta, take_anchors
+    from peerkeeper.wire.messages import AddrEntry
+
+    anchors = [
+        AddrEntry(1_800_000_000, 1033, Service.parse("18.0.0.1:8333", 0)),
+        AddrEntry(
+            1_800_000_001,
+            9,
+            Service.parse("pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333", 0),
+        ),
+    ]
+    store = Store(tmp_path)
+    store.open()
+    try:
+        store.call_sync(lambda c: save_anchors(c, anchors))
+        assert store.call_sync(take_anchors) == anchors
+        assert (
+            store.call_sync(take_anchors) == []
+        )  # forgotten after the first read, like anchors.dat
+        store.call_sync(lambda c: set_peer_meta(c, "18.0.0.1:8333", '{"subver": "/x/"}'))
+        assert store.call_sync(lambda c: get_peer_meta(c, "18.0.0.1:8333")) == '{"subver": "/x/"}'
+        assert store.call_sync(lambda c: get_peer_meta(c, "nope")) is None
+    finally:
+        store.close()

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from peerkeeper import __version__
 from peerkeeper.addrdb import PeersDatError, read_peers_dat, write_peers_dat, write_peers_json
 from peerkeeper.addrman import AddrMan
+from peerkeeper.asmap import AsmapError
 from peerkeeper.banman import BanlistError, BanMan, write_banlist_json
 from peerkeeper.chains import CHAINS
 from peerkeeper.config import Config, ConfigError, read_conf_file
@@ -130,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--networkactive", type=int, choices=(0, 1), help="enable P2P activity (default 1)"
     )
     node.add_argument(
+        "--asmap", type=Path, help="asmap file: group peers by AS number (as Core's -asmap)"
+    )
+    node.add_argument(
         "--debug",
         action="append",
         default=None,
@@ -179,6 +183,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "peertimeout",
         "timeout",
         "debug",
+        "asmap",
     ):
         value = getattr(args, key, None)
         if value is not None:
@@ -197,7 +202,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
 async def _run_node(config: Config) -> int:
     from peerkeeper.node import Node
 
-    node = Node(config)
+    try:
+        node = Node(config)
+    except (AsmapError, ConfigError) as e:
+        logging.getLogger("peerkeeper.node").error("cannot start: %s", e)
+        return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):

@@ -1,7 +1,7 @@
 """Node configuration: a dataclass with Bitcoin Core's option names, and a bitcoin.conf reader.
 
 Options mirror Core's (src/init.cpp ``SetupServerArgs``): ``chain``, ``datadir``,
-``bind``, ``port``, ``listen``, ``connect``, ``addnode``, ``maxconnections``,
+``bind``, ``port``, ``listen``, ``asmap`` (file for AS-based netgroups), ``connect``, ``addnode``, ``maxconnections``,
 ``rpcbind``, ``rpcport``, ``rpcuser``, ``rpcpassword``, ``maxsendbuffer`` and
 ``maxreceivebuffer`` (kilobytes, x1000 as in Core), ``peertimeout``, ``timeout``
 (milliseconds), ``networkactive``, ``debug`` (log categories). Defaults follow Core;
@@ -45,6 +45,7 @@ class Config:
     timeout: int = 5000
     networkactive: bool = True
     services: int = 0
+    asmap: Path | None = None
     debug: list[str] = field(default_factory=list)
 
     @property

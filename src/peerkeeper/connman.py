@@ -411,6 +411,13 @@ class ConnMan:
             return None
         if self.is_connected(str(service)):
             return None
+        if (
+            conn_type is not ConnectionType.MANUAL
+            and self.banman is not None
+            and not self.banman.outbound_allowed(service.addr, self.clock())
+        ):
+            # Core OpenNetworkConnection: never dial a banned or discouraged address on our own.
+            return None
         try:
             conn_id = await self.sockman.connect(service, self.options.connect_timeout)
         except ConnectError as e:

@@ -23,6 +23,7 @@ from typing import Any
 
 from peerkeeper import __version__
 from peerkeeper.addrman import AddrMan, AddrManFormatError
+from peerkeeper.asmap import load_asmap
 from peerkeeper.banman import BanlistError, BanMan
 from peerkeeper.config import Config
 from peerkeeper.connman import ConnMan, ConnManOptions, PeerConn
@@ -89,7 +90,10 @@ class Node:
         self.clock = clock
         self.rng = rng if rng is not None else random.SystemRandom()
         chain = config.chain_params
-        self.addrman = AddrMan(random.Random(self.rng.getrandbits(64)), clock=clock)
+        self.asmap = load_asmap(config.asmap) if config.asmap is not None else None
+        self.addrman = AddrMan(
+            random.Random(self.rng.getrandbits(64)), asmap=self.asmap, clock=clock
+        )
         self._addrbook: AddrBookSnapshot | None = None  # what the database holds
         self.banman = BanMan(self.rng.getrandbits(32))
         self.store = Store(config.chain_datadir)
@@ -179,7 +183,10 @@ class Node:
         if snap is not None:
             try:
                 self.addrman = addrman_from_snapshot(
-                    snap, random.Random(self.rng.getrandbits(64)), clock=self.clock
+                    snap,
+                    random.Random(self.rng.getrandbits(64)),
+                    asmap=self.asmap,
+                    clock=self.clock,
                 )
                 self._addrbook = snap
                 log.info("loaded %d addresses from %s", len(self.addrman), self.store.path)

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from peerkeeper.addrman import AddrInfo, AddrMan, AddrManFormatError
 from peerkeeper.netaddr import NetAddr, Service
+from peerkeeper.wire.messages import AddrEntry
 
 __all__ = [
     "DB_FILENAME",
@@ -48,6 +49,10 @@ __all__ = [
     "save_addrbook",
     "load_addrbook",
     "addrman_from_snapshot",
+    "save_anchors",
+    "take_anchors",
+    "set_peer_meta",
+    "get_peer_meta",
 ]
 
 log = logging.getLogger("peerkeeper.store")
@@ -475,3 +480,41 @@ def _netaddr(net_id: int, raw: bytes) -> NetAddr:
     if addr is None:
         raise AddrManFormatError(f"stored address with unusable network id {net_id}")
     return addr
+
+
+# -- anchors and per-peer metadata ------------------------------------------------------------
+
+
+def save_anchors(conn: sqlite3.Connection, entries: Iterable[AddrEntry]) -> None:
+    """Replace the stored anchors (Core's anchors.dat content: block-relay-only peers at shutdown)."""
+    rows = []
+    for i, (t, services, service) in enumerate(entries):
+        net_id, raw = service.addr.to_bip155()
+        rows.append((i, net_id, raw, service.port, services, t))
+    Store.transaction(conn, lambda c: Store.replace_table(c, "anchors", rows, 6))
+
+
+def take_anchors(conn: sqlite3.Connection) -> list[AddrEntry]:
+    """Read and forget the stored anchors, in one transaction (Core deletes anchors.dat on read)."""
+
+    def body(c: sqlite3.Connection) -> list[AddrEntry]:
+        out = []
+        for _i, net_id, raw, port, services, t in c.execute("SELECT * FROM anchors ORDER BY idx"):
+            addr = NetAddr.from_bip155(net_id, bytes(raw))
+            if addr is not None:
+                out.append(AddrEntry(t, services, Service(addr, port)))
+        c.execute("DELETE FROM anchors")
+        return out
+
+    return Store.transaction(conn, body)
+
+
+def set_peer_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    """Remember one piece of per-peer metadata (e.g. keyed by address) as text."""
+    conn.execute("INSERT OR REPLACE INTO peer_meta VALUES (?, ?)", (key, value))
+
+
+def get_peer_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    """The stored metadata for ``key``, or None."""
+    row = conn.execute("SELECT value FROM peer_meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else str(row[0])
