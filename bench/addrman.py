@@ -126,13 +126,13 @@ def part1(core: dict[str, float]) -> None:
         add_then_good()
     rows.append(("AddrManAddThenGood", min(timings)))
     print("Part 1: Core's bench shapes (64 sources x 256 IPv6 addresses)\n")
-    print("| bench | peerkeeper ns/op | Core ns/op (bench_bitcoin) | Core faster by |")
+    print("| bench | peerkeeper ns/op | Core ns/op (bench_bitcoin) | peerkeeper / Core |")
     print("|---|---:|---:|---:|")
     for name, seconds in rows:
         ns = seconds * 1e9
         c = core.get(name)
         core_s = f"{c:,.0f}" if c else "n/a"
-        ratio = f"{ns / c:,.0f}x" if c else "n/a"
+        ratio = f"{ns / c:,.2f}" if c else "n/a"
         print(f"| {name} | {ns:,.0f} | {core_s} | {ratio} |")
 
 
