@@ -122,3 +122,37 @@ async def test_handshake_both_directions_and_getaddr(tmp_path: Path) -> None:
             await wait_until(
                 lambda: all(p.proto.ping.last_time is not None for p in node.connman.peers.values())
             )
+
+
+async def test_core_loads_our_peers_dat(tmp_path: Path) -> None:
+    """A peers.dat we write loads in Bitcoin Core with every entry where we put it."""
+    import random
+
+    from peerkeeper.addrdb import write_peers_dat
+    from peerkeeper.addrman import AddrMan
+    from peerkeeper.netaddr import Service
+    from peerkeeper.wire.messages import AddrEntry
+
+    now = 1_795_000_000
+    am = AddrMan(random.Random(5), clock=lambda: float(now))
+    rng = random.Random(6)
+    for s in range(20):
+        source = Service.parse(f"21.{s}.0.1:8333", 0)
+        entries = [
+            AddrEntry(now, 1033, Service.parse(f"{22 + s}.{rng.randrange(256)}.{i}.1:8333", 0))
+            for i in range(20)
+        ]
+        am.add(entries, source, 0, now=now)
+    for e in am.entries()[:30]:
+        am.good(e.service, now=now)
+    core_dir = tmp_path / "core"
+    (core_dir / "regtest").mkdir(parents=True)
+    write_peers_dat(core_dir / "regtest" / "peers.dat", am, bytes.fromhex("fabfb5da"))
+    async with bitcoind(core_dir) as (_port, core):
+        assert await core("getaddrmaninfo") == am.info()
+        raw = await core("getrawaddrman")
+    ours = am.raw_entries()
+    for table in ("new", "tried"):
+        assert {k: (v["address"], v["port"]) for k, v in raw[table].items()} == {
+            k: (v["address"], v["port"]) for k, v in ours[table].items()
+        }
