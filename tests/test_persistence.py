@@ -220,3 +220,150 @@ def test_cli_banlist_roundtrip(tmp_path: Path) -> None:
     ours = {e["address"] for e in json.loads(out.read_text())["banned_nets"]}
     theirs = json.loads((CORE_FILES / "banlist.json").read_text())["banned_nets"]
     assert ours == {e["address"] for e in theirs if e["banned_until"] > time.time()}
+
+
+def _node_config(path: Path) -> object:
+    from peerkeeper.config import Config
+
+    return Config(chain="regtest", datadir=path, bind=["127.0.0.1:0"], server=False)
+
+
+def test_services_with_bit_63_survive_a_dump(tmp_path: Path) -> None:
+    import asyncio
+
+    from peerkeeper.node import Node
+
+    services = 1 | 8 | (1 << 63)
+
+    async def first() -> None:
+        async with Node(_node_config(tmp_path)) as node:  # type: ignore[arg-type]
+            node.addrman.add(
+                [AddrEntry(int(time.time()), services, Service.parse("23.0.0.1:8333", 0))], None
+            )
+
+    async def second() -> list[AddrEntry]:
+        async with Node(_node_config(tmp_path)) as node:  # type: ignore[arg-type]
+            return node.addrman.entries()
+
+    asyncio.run(first())
+    assert [e.services for e in asyncio.run(second())] == [services]
+
+
+def test_unusable_stored_book_is_copied_aside_not_overwritten(tmp_path: Path) -> None:
+    import asyncio
+
+    from peerkeeper.node import Node
+
+    async def fill() -> None:
+        async with Node(_node_config(tmp_path)) as node:  # type: ignore[arg-type]
+            node.addrman.add(
+                [
+                    AddrEntry(int(time.time()), 9, Service.parse(f"24.{i}.0.1:8333", 0))
+                    for i in range(30)
+                ],
+                None,
+            )
+
+    asyncio.run(fill())
+    store = Store(tmp_path / "regtest")
+    store.open()
+    rows_before = store.call_sync(
+        lambda c: c.execute("SELECT COUNT(*) FROM addresses").fetchone()[0]
+    )
+    store.call_sync(
+        lambda c: c.execute("INSERT INTO new_refs VALUES (5, 5, x'00')")
+    )  # a dangling reference
+    store.close()
+
+    async def restart() -> int:
+        async with Node(_node_config(tmp_path)) as node:  # type: ignore[arg-type]
+            return len(node.addrman)
+
+    assert asyncio.run(restart()) == 0  # started empty ...
+    copies = list((tmp_path / "regtest").glob("peerkeeper.sqlite.badbook-*"))
+    assert len(copies) == 1  # ... after keeping a copy of what could not be loaded
+    saved = Store(tmp_path / "x")
+    saved.path = copies[0]
+    saved.open()
+    try:
+        assert (
+            saved.call_sync(lambda c: c.execute("SELECT COUNT(*) FROM addresses").fetchone()[0])
+            == rows_before
+        )
+    finally:
+        saved.close()
+
+
+def test_stop_during_a_dump_leaves_a_loadable_book(tmp_path: Path) -> None:
+    import asyncio
+
+    from peerkeeper.node import Node
+
+    async def run() -> dict[str, dict[str, int]]:
+        node = Node(_node_config(tmp_path))  # type: ignore[arg-type]
+        await node.start()
+        node.addrman.add(
+            [
+                AddrEntry(int(time.time()), 9, Service.parse(f"25.{i}.0.1:8333", 0))
+                for i in range(100)
+            ],
+            None,
+        )
+        inflight = asyncio.ensure_future(node.dump())
+        await asyncio.sleep(0)
+        inflight.cancel()  # cancelled mid-write: the write itself still completes
+        for e in node.addrman.entries()[:20]:
+            node.addrman.good(e.service)
+        info = node.addrman.info()
+        await node.stop()
+        return info
+
+    info = asyncio.run(run())
+
+    async def reload() -> dict[str, dict[str, int]]:
+        async with Node(_node_config(tmp_path)) as node:  # type: ignore[arg-type]
+            return node.addrman.info()
+
+    assert asyncio.run(reload()) == info
+    assert not list((tmp_path / "regtest").glob("peerkeeper.sqlite.badbook-*"))
+
+
+def test_datadir_is_locked_while_a_node_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from peerkeeper.node import Node
+    from peerkeeper.store import DatadirLockedError
+
+    async def run() -> None:
+        async with Node(_node_config(tmp_path)):  # type: ignore[arg-type]
+            with pytest.raises(DatadirLockedError, match="Cannot obtain a lock"):
+                await Node(_node_config(tmp_path)).start()  # type: ignore[arg-type]
+            capsys.readouterr()
+            rc = cli_main(
+                [
+                    "export-peers-dat",
+                    "--chain",
+                    "regtest",
+                    "--datadir",
+                    str(tmp_path),
+                    str(tmp_path / "o.dat"),
+                ]
+            )
+            assert rc == 1 and "Cannot obtain a lock" in capsys.readouterr().err
+
+    asyncio.run(run())
+    assert (
+        cli_main(
+            [
+                "export-peers-dat",
+                "--chain",
+                "regtest",
+                "--datadir",
+                str(tmp_path),
+                str(tmp_path / "o.dat"),
+            ]
+        )
+        == 0
+    )

@@ -1464,8 +1464,13 @@ class AddrMan:
         *,
         asmap: bytes | None = None,
         clock: Callable[[], float] = _time.time,
+        stored_asmap_version: bytes | None = None,
     ) -> AddrMan:
         """Rebuild an AddrMan from stored records through Core's own loader.
+
+        ``stored_asmap_version`` is the asmap version the records were bucketed with
+        (32 zero bytes: none); when it differs from ``asmap``'s, Core's loader
+        re-buckets the new entries.
 
         ``new`` / ``tried`` are the entries of each table; ``new_buckets`` maps a new
         bucket to indexes into ``new`` (an entry may be in up to 8 buckets). The
@@ -1486,7 +1491,9 @@ class AddrMan:
             parts.append(_I32.pack(len(ids)))
             if ids:
                 parts.append(struct.pack(f"<{len(ids)}i", *ids))
-        parts.append(NetGroupManager(asmap or b"").get_asmap_version())
+        if stored_asmap_version is None:
+            stored_asmap_version = NetGroupManager(asmap or b"").get_asmap_version()
+        parts.append(stored_asmap_version)
         return cls.deserialize(b"".join(parts), rng, asmap=asmap, clock=clock)
 
     @classmethod

@@ -29,16 +29,18 @@ from typing import Any, TypeVar
 
 from peerkeeper import __version__
 from peerkeeper.addrdb import PeersDatError, read_peers_dat, write_peers_dat, write_peers_json
-from peerkeeper.addrman import AddrMan
+from peerkeeper.addrman import AddrMan, AddrManFormatError
 from peerkeeper.asmap import AsmapError
 from peerkeeper.banman import BanlistError, BanMan, write_banlist_json
 from peerkeeper.chains import CHAINS
 from peerkeeper.config import Config, ConfigError, read_conf_file
 from peerkeeper.store import (
     Store,
+    StoreError,
     addrman_from_snapshot,
     load_addrbook,
     load_bans,
+    lock_datadir,
     save_addrbook,
     save_bans,
     snapshot_addrman,
@@ -213,7 +215,7 @@ async def _run_node(config: Config) -> int:
             loop.add_signal_handler(sig, node.request_stop)
     try:
         await node.start()
-    except OSError as e:
+    except (OSError, StoreError) as e:
         logging.getLogger("peerkeeper.node").error("cannot start: %s", e)
         await node.stop()
         return 1
@@ -266,13 +268,20 @@ T = TypeVar("T")
 
 
 def _with_store_value(config: Config, work: Callable[[Store], T]) -> T:
-    """Open the chain's store, run ``work``, close it."""
-    store = Store(config.chain_datadir)
-    store.open()
+    """Lock the chain's data directory, open its store, run ``work``, close and unlock.
+
+    Raises :class:`~peerkeeper.store.StoreError` (also when a node holds the directory).
+    """
+    lock = lock_datadir(config.chain_datadir)
     try:
-        return work(store)
+        store = Store(config.chain_datadir)
+        store.open()
+        try:
+            return work(store)
+        finally:
+            store.close()
     finally:
-        store.close()
+        lock.close()
 
 
 def _import_peers_dat(config: Config, path: Path) -> int:
@@ -353,7 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.command in _FILE_COMMANDS:
-        return _FILE_COMMANDS[args.command](config, args.file)
+        try:
+            return _FILE_COMMANDS[args.command](config, args.file)
+        except (StoreError, AddrManFormatError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     if args.command == "node":
         setup_logging(config.debug)
         try:

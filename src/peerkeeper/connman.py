@@ -667,6 +667,10 @@ class ConnMan:
             if self.banman is not None:
                 self.banman.discourage(peer.addr.addr)
         self._drop(peer, f"misbehaving: {reason}", close=True)
+        if not peer.addr.addr.is_local():
+            self.disconnect_matching(
+                peer.addr.addr
+            )  # Core: DisconnectNode(pnode.addr), every connection
 
     def _drop(self, peer: PeerConn, reason: str, *, close: bool) -> None:
         if peer.closed:

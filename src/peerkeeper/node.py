@@ -42,12 +42,11 @@ from peerkeeper.rpc import (
     write_cookie,
 )
 from peerkeeper.store import (
-    AddrBookSnapshot,
+    DatadirLock,
     Store,
     addrman_from_snapshot,
-    load_addrbook,
     load_bans,
-    save_all,
+    lock_datadir,
     snapshot_addrman,
 )
 from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
@@ -94,10 +93,11 @@ class Node:
         self.addrman = AddrMan(
             random.Random(self.rng.getrandbits(64)), asmap=self.asmap, clock=clock
         )
-        self._addrbook: AddrBookSnapshot | None = None  # what the database holds
         self.banman = BanMan(self.rng.getrandbits(32))
         self.store = Store(config.chain_datadir)
         self._dump_task: asyncio.Task[None] | None = None
+        self._dump_lock = asyncio.Lock()
+        self._lock: DatadirLock | None = None
         binds: list[tuple[str, int]] = []
         for b in config.bind:
             svc = Service.parse(b, config.p2p_port)
@@ -139,9 +139,14 @@ class Node:
         return self.config.chain_datadir
 
     async def start(self) -> None:
-        """Create the data directory, start ConnMan and the RPC server. Raises ``OSError`` on bind failure."""
+        """Lock the data directory, load the store, start ConnMan and the RPC server.
+
+        Raises ``OSError`` on bind failure and :class:`DatadirLockedError` when
+        another node (or an import/export command) holds the data directory.
+        """
         self.started_at = self.clock()
         self.datadir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_datadir(self.datadir)
         await asyncio.to_thread(self.store.open)
         await self.load()
         await self.connman.start()
@@ -160,26 +165,46 @@ class Node:
             log.info("RPC listening on %s:%d", self.config.rpcbind, self.rpc.port)
 
     async def stop(self) -> None:
-        """Stop the RPC server and ConnMan, dump what changed, close the store, remove the cookie."""
-        if self._dump_task is not None:
-            self._dump_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dump_task
-            self._dump_task = None
-        if self.rpc is not None:
-            await self.rpc.stop()
-            delete_cookie(self.datadir)
-            self.rpc = None
-        await self.connman.stop()
-        if self.store._executor is not None:
-            await self.dump()
-            await asyncio.to_thread(self.store.close)
+        """Stop the RPC server and ConnMan, dump what changed, close the store, remove the cookie.
+
+        Every step runs even when an earlier one fails; a dump in flight is never
+        cut short (its write finishes on the store thread before the final one).
+        """
+        try:
+            if self._dump_task is not None:
+                self._dump_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._dump_task
+                self._dump_task = None
+            if self.rpc is not None:
+                try:
+                    await self.rpc.stop()
+                finally:
+                    delete_cookie(self.datadir)
+                    self.rpc = None
+            await self.connman.stop()
+        finally:
+            try:
+                if self.store._executor is not None:
+                    try:
+                        await self.dump()
+                    finally:
+                        await asyncio.to_thread(self.store.close)
+            finally:
+                if self._lock is not None:
+                    self._lock.close()
+                    self._lock = None
 
     # -- persistence --------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Load the address book and the bans from the store."""
-        snap = await self.store.call(load_addrbook)
+        """Load the address book and the bans from the store.
+
+        A stored book the loader cannot use is copied aside
+        (``peerkeeper.sqlite.badbook-<time>``) before the node starts with an empty
+        one, so nothing stored is ever lost by being overwritten.
+        """
+        snap = await self.store.call(self.store.read_book)
         if snap is not None:
             try:
                 self.addrman = addrman_from_snapshot(
@@ -188,10 +213,14 @@ class Node:
                     asmap=self.asmap,
                     clock=self.clock,
                 )
-                self._addrbook = snap
                 log.info("loaded %d addresses from %s", len(self.addrman), self.store.path)
             except AddrManFormatError as e:
-                log.warning("stored address book unusable (%s): starting with an empty one", e)
+                copy = await self.store.call(lambda c: self.store.backup_copy(c, "badbook"))
+                log.warning(
+                    "stored address book unusable (%s): copied to %s, starting with an empty one",
+                    e,
+                    copy,
+                )
             self.connman.addrman = self.addrman
         obj = await self.store.call(load_bans)
         try:
@@ -206,28 +235,29 @@ class Node:
         from what the database holds are written (src/net.cpp ``DumpAddresses`` every
         ``DUMP_PEERS_INTERVAL``, here incremental); the bans when they changed
         (src/banman.cpp ``DumpBanlist``). ``addrbook=False`` writes only the bans
-        (after setban, as Core does).
+        (after setban, as Core does). Dumps are serialized; the write is shielded
+        from cancellation, and bans are marked dirty again if it fails.
         """
-        book = None
-        if addrbook:
-            snap = snapshot_addrman(self.addrman)
-            book = (snap, self._addrbook)
-        bans = self.banman.dump_if_dirty(self.clock())
-        rows = (
-            None
-            if bans is None
-            else [(str(s), e.create_time, e.ban_until) for s, e in bans.items()]
-        )
-        if book is None and rows is None:
-            return
-        try:
-            await self.store.call(lambda c: save_all(c, addrbook=book, bans=rows))
-        except Exception:
-            if rows is not None:
-                self.banman.mark_dirty()
-            raise
-        if book is not None:
-            self._addrbook = book[0]
+        async with self._dump_lock:
+            snap = snapshot_addrman(self.addrman) if addrbook else None
+            bans = self.banman.dump_if_dirty(self.clock())
+            rows = (
+                None
+                if bans is None
+                else [(str(s), e.create_time, e.ban_until) for s, e in bans.items()]
+            )
+            if snap is None and rows is None:
+                return
+            write = asyncio.ensure_future(
+                self.store.call(lambda c: self.store.write_dump(c, snap, rows))
+            )
+
+            def done(fut: asyncio.Future[int]) -> None:
+                if rows is not None and (fut.cancelled() or fut.exception() is not None):
+                    self.banman.mark_dirty()
+
+            write.add_done_callback(done)
+            await asyncio.shield(write)
 
     async def _dump_loop(self) -> None:
         while True:
@@ -474,8 +504,8 @@ class Node:
         if command == "add":
             if self.banman.is_banned(target, now):
                 raise RpcError(RPC_CLIENT_NODE_ALREADY_ADDED, "Error: IP/Subnet already banned")
-            if not isinstance(bantime, int):
-                raise RpcError(RPC_INVALID_PARAMS, "bantime must be an integer")
+            if not isinstance(bantime, int) or not -(2**63) <= bantime < 2**63:
+                raise RpcError(RPC_INVALID_PARAMS, "JSON integer out of range")
             if absolute and bantime < now:
                 raise RpcError(RPC_INVALID_PARAMETER, "Error: Absolute timestamp is in the past")
             self.banman.ban(target, now, bantime, absolute)

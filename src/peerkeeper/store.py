@@ -22,9 +22,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import logging
+import os
 import random
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +52,9 @@ __all__ = [
     "save_addrbook",
     "load_addrbook",
     "addrman_from_snapshot",
+    "DatadirLock",
+    "DatadirLockedError",
+    "lock_datadir",
     "save_anchors",
     "take_anchors",
     "set_peer_meta",
@@ -117,6 +123,25 @@ class StoreError(Exception):
     """The database could not be opened or written; the message says why."""
 
 
+class _Corrupt(sqlite3.DatabaseError):
+    """Our own verdict that the file is not a usable peerkeeper database."""
+
+
+#: SQLite's result codes for a damaged file / a file that is not a database.
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def _is_corruption(e: sqlite3.DatabaseError) -> bool:
+    """True when the file itself is bad (move it aside), not a passing condition (raise)."""
+    if isinstance(e, _Corrupt):
+        return True
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    return not isinstance(e, sqlite3.OperationalError)
+
+
 class Store:
     """The SQLite store with its single writer thread.
 
@@ -133,6 +158,9 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._thread_id: int | None = None
         self.moved_aside: Path | None = None
+        #: What the database's address tables hold (the diff base); only the writer
+        #: thread reads or replaces it, after a commit, so overlapping dumps stay exact.
+        self.book_base: AddrBookSnapshot | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -151,6 +179,9 @@ class Store:
         try:
             self._conn = self._connect()
         except sqlite3.DatabaseError as e:
+            if not _is_corruption(e):
+                # Locked, I/O error, disk full, no permission: not the file's fault.
+                raise StoreError(f"cannot open {self.path}: {e}") from e
             self.moved_aside = self._move_aside(str(e))
             try:
                 self._conn = self._connect()
@@ -165,17 +196,13 @@ class Store:
             conn.execute("PRAGMA foreign_keys=ON")
             row = conn.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
-                raise sqlite3.DatabaseError(
-                    f"integrity check failed: {row[0] if row else 'no answer'}"
-                )
+                raise _Corrupt(f"integrity check failed: {row[0] if row else 'no answer'}")
             conn.executescript(_SCHEMA)
             version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if version is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             elif int(version[0]) != SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"schema version {version[0]}, expected {SCHEMA_VERSION}"
-                )
+                raise _Corrupt(f"schema version {version[0]}, expected {SCHEMA_VERSION}")
         except BaseException:
             conn.close()
             raise
@@ -236,6 +263,37 @@ class Store:
             return self._run(fn)
         return self._executor.submit(self._run, fn).result()
 
+    # -- the node's dumps (writer thread) -------------------------------------------------
+
+    def read_book(self, conn: sqlite3.Connection) -> AddrBookSnapshot | None:
+        """Load the stored address book and make it the diff base."""
+        self.book_base = load_addrbook(conn)
+        return self.book_base
+
+    def write_dump(
+        self,
+        conn: sqlite3.Connection,
+        addrbook: AddrBookSnapshot | None,
+        bans: list[tuple[str, int, int]] | None,
+    ) -> int:
+        """One dump in one transaction, diffed against :attr:`book_base` (updated on commit)."""
+        written = save_all(
+            conn, addrbook=None if addrbook is None else (addrbook, self.book_base), bans=bans
+        )
+        if addrbook is not None:
+            self.book_base = addrbook
+        return written
+
+    def backup_copy(self, conn: sqlite3.Connection, suffix: str) -> Path:
+        """Copy the whole database next to it (``peerkeeper.sqlite.<suffix>-<time>``) and return the path."""
+        target = self.path.with_name(f"{DB_FILENAME}.{suffix}-{int(time.time())}")
+        dest = sqlite3.connect(target)
+        try:
+            conn.backup(dest)
+        finally:
+            dest.close()
+        return target
+
     # -- transactions -----------------------------------------------------------------
 
     @staticmethod
@@ -245,7 +303,8 @@ class Store:
         try:
             result = body(conn)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may already have rolled back (disk full, ...)
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return result
@@ -278,6 +337,10 @@ class Store:
 # -- bans ----------------------------------------------------------------------------------
 
 
+def _clamp_i64(v: int) -> int:
+    return max(-_I64, min(v, _I64 - 1))
+
+
 def save_bans(conn: sqlite3.Connection, bans: Iterable[tuple[str, int, int]]) -> None:
     """Replace the stored bans with ``(subnet string, created, until)`` rows, in one transaction."""
     save_all(conn, bans=bans)
@@ -299,7 +362,10 @@ def save_all(
         if addrbook is not None:
             written = _write_addrbook(c, *addrbook)
         if bans is not None:
-            Store.replace_table(c, "bans", list(bans), 3)
+            rows = [
+                (subnet, _clamp_i64(created), _clamp_i64(until)) for subnet, created, until in bans
+            ]
+            Store.replace_table(c, "bans", rows, 3)
         return written
 
     return Store.transaction(conn, body)
@@ -343,12 +409,13 @@ class AddrBookSnapshot:
 
     key: bytes = b""
     rows: dict[bytes, AddrRow] = field(default_factory=dict)
+    asmap_version: bytes = bytes(32)
     refs: dict[tuple[int, int], bytes] = field(default_factory=dict)
 
 
 def snapshot_addrman(addrman: AddrMan) -> AddrBookSnapshot:
     """Copy the AddrMan's persistent state (Core's peers.dat fields plus positions). Runs on the loop."""
-    snap = AddrBookSnapshot(addrman.key)
+    snap = AddrBookSnapshot(addrman.key, asmap_version=addrman.netgroupman.get_asmap_version())
     rows, refs = snap.rows, snap.refs
     keys: dict[int, bytes] = {}  # id(info) -> key, for entries in several new buckets
 
@@ -373,6 +440,23 @@ def snapshot_addrman(addrman: AddrMan) -> AddrBookSnapshot:
     return snap
 
 
+_I64 = 1 << 63
+
+
+def _to_i64(v: int) -> int:
+    """A uint64 as SQLite's signed INTEGER (two's complement)."""
+    return v - (1 << 64) if v >= _I64 else v
+
+
+def _from_i64(v: int) -> int:
+    return v + (1 << 64) if v < 0 else v
+
+
+def _signed_row(r: AddrRow) -> AddrRow:
+    """Services is a uint64 (all 64 bits may be set); SQLite holds signed 64-bit values."""
+    return (*r[:3], _to_i64(r[3]), *r[4:])
+
+
 def save_addrbook(
     conn: sqlite3.Connection, new: AddrBookSnapshot, old: AddrBookSnapshot | None
 ) -> int:
@@ -392,9 +476,11 @@ def _write_addrbook(
         c.execute("DELETE FROM new_refs")
         Store.set_meta(c, "addrman_key", new.key)
         base = AddrBookSnapshot(new.key)
+    if old is None or old.asmap_version != new.asmap_version:
+        Store.set_meta(c, "asmap_version", new.asmap_version)
     else:
         base = old
-    upserts = [(k, *r) for k, r in new.rows.items() if base.rows.get(k) != r]
+    upserts = [(k, *_signed_row(r)) for k, r in new.rows.items() if base.rows.get(k) != r]
     deletes = [(k,) for k in base.rows.keys() - new.rows.keys()]
     ref_upserts = [(b, p, k) for (b, p), k in new.refs.items() if base.refs.get((b, p)) != k]
     ref_deletes = list(base.refs.keys() - new.refs.keys())
@@ -414,7 +500,8 @@ def load_addrbook(conn: sqlite3.Connection) -> AddrBookSnapshot | None:
     key = Store.get_meta(conn, "addrman_key")
     if key is None:
         return None
-    snap = AddrBookSnapshot(bytes(key))
+    asmap_version = Store.get_meta(conn, "asmap_version")
+    snap = AddrBookSnapshot(bytes(key), asmap_version=bytes(asmap_version or bytes(32)))
     for row in conn.execute(
         "SELECT key, net, addr, port, services, time, source_net, source_addr, last_success, attempts,"
         " tried, tried_bucket, tried_pos FROM addresses"
@@ -435,8 +522,8 @@ def load_addrbook(conn: sqlite3.Connection) -> AddrBookSnapshot | None:
             tp,
         ) = row
         snap.rows[bytes(k)] = (
-            net, bytes(addr), port, services, t, src_net, bytes(src_addr), last_success, attempts,
-            tried, tb, tp,
+            net, bytes(addr), port, _from_i64(services), t, src_net, bytes(src_addr), last_success,
+            attempts, tried, tb, tp,
         )  # fmt: skip
     for bucket, pos, k in conn.execute("SELECT bucket, pos, key FROM new_refs"):
         snap.refs[(bucket, pos)] = bytes(k)
@@ -452,27 +539,47 @@ def addrman_from_snapshot(
 ) -> AddrMan:
     """Rebuild an AddrMan from a stored snapshot (Core's loader places every entry).
 
-    Raises :class:`~peerkeeper.addrman.AddrManFormatError` when the rows are inconsistent.
+    The asmap version the rows were bucketed with is passed on, so a changed
+    ``-asmap`` re-buckets them as Core does. Raises
+    :class:`~peerkeeper.addrman.AddrManFormatError` for any row the loader cannot use.
     """
-    new: list[AddrInfo] = []
-    tried: list[AddrInfo] = []
-    index: dict[bytes, int] = {}
-    for k, r in snap.rows.items():
-        net, raw, port, services, t, src_net, src_raw, last_success, attempts, is_tried = r[:10]
-        service = Service(_netaddr(net, raw), port)
-        info = AddrInfo(t, services, service, _netaddr(src_net, src_raw), last_success, 0, attempts)
-        if is_tried:
-            tried.append(info)
-        else:
-            index[k] = len(new)
-            new.append(info)
-    buckets: dict[int, list[int]] = {}
-    for (bucket, _pos), k in sorted(snap.refs.items()):
-        i = index.get(k)
-        if i is None:
-            raise AddrManFormatError(f"new-table reference to an unknown or tried entry {k.hex()}")
-        buckets.setdefault(bucket, []).append(i)
-    return AddrMan.from_records(snap.key, new, tried, buckets, rng, asmap=asmap, clock=clock)
+    try:
+        new: list[AddrInfo] = []
+        tried: list[AddrInfo] = []
+        index: dict[bytes, int] = {}
+        for k, r in snap.rows.items():
+            net, raw, port, services, t, src_net, src_raw, last_success, attempts, is_tried = r[:10]
+            service = Service(_netaddr(net, raw), port)
+            info = AddrInfo(
+                t, services, service, _netaddr(src_net, src_raw), last_success, 0, attempts
+            )
+            if is_tried:
+                tried.append(info)
+            else:
+                index[k] = len(new)
+                new.append(info)
+        buckets: dict[int, list[int]] = {}
+        for (bucket, _pos), k in sorted(snap.refs.items()):
+            i = index.get(k)
+            if i is None:
+                raise AddrManFormatError(
+                    f"new-table reference to an unknown or tried entry {k.hex()}"
+                )
+            buckets.setdefault(bucket, []).append(i)
+        return AddrMan.from_records(
+            snap.key,
+            new,
+            tried,
+            buckets,
+            rng,
+            asmap=asmap,
+            clock=clock,
+            stored_asmap_version=snap.asmap_version,
+        )
+    except AddrManFormatError:
+        raise
+    except (ValueError, TypeError, OverflowError, struct.error) as e:
+        raise AddrManFormatError(f"unusable stored row: {e}") from None
 
 
 def _netaddr(net_id: int, raw: bytes) -> NetAddr:
@@ -518,3 +625,41 @@ def get_peer_meta(conn: sqlite3.Connection, key: str) -> str | None:
     """The stored metadata for ``key``, or None."""
     row = conn.execute("SELECT value FROM peer_meta WHERE key=?", (key,)).fetchone()
     return None if row is None else str(row[0])
+
+
+# -- the data directory lock ------------------------------------------------------------------
+
+
+class DatadirLockedError(StoreError):
+    """Another process holds the data directory (Core: "Cannot obtain a lock on directory")."""
+
+
+class DatadirLock:
+    """An exclusive ``flock`` on ``<datadir>/.lock`` held while the object is open.
+
+    Core takes the same lock (src/util/fs_helpers.cpp ``LockDirectory``) so that two
+    processes never write one data directory. :meth:`close` releases it.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def close(self) -> None:
+        """Release the lock."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock_datadir(datadir: Path) -> DatadirLock:
+    """Take the data directory's lock or raise :class:`DatadirLockedError`."""
+    datadir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(datadir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise DatadirLockedError(
+            f"Cannot obtain a lock on directory {datadir}: peerkeeper is probably already running."
+        ) from None
+    return DatadirLock(fd)
