@@ -101,7 +101,7 @@ async def test_handshake_both_directions_and_getaddr(tmp_path: Path) -> None:
             assert {str(e.service.addr) for e in node.addrman.entries()} <= {
                 f"1.{i}.2.3" for i in range(1, 21)
             }
-            # Core dials us (it tries v2 first, we hang up, it retries v1 as Core does).
+            # Core dials us too; both directions speak BIP324 v2 (Core's default).
             ours = node.connman.listening[0][1]
             await core("addnode", f"127.0.0.1:{ours}", "add")
 
@@ -112,7 +112,14 @@ async def test_handshake_both_directions_and_getaddr(tmp_path: Path) -> None:
                 while len(seen := await core_sees()) < 2:
                     await asyncio.sleep(0.2)
             assert {p["connection_type"] for p in seen} == {"inbound", "manual"}
-            assert all(p["transport_protocol_type"] == "v1" for p in seen)
+            assert all(p["transport_protocol_type"] == "v2" for p in seen)
+            await wait_until(lambda: len(node.connman.peers) == 2)
+            ours_ids = {
+                p.transport.session_id.hex()
+                for p in node.connman.peers.values()
+                if p.transport.session_id
+            }
+            assert {p["session_id"] for p in seen} == ours_ids  # the same BIP324 sessions
             # Pings both ways complete.
             await core("ping")
             node.connman.ping_all()
@@ -156,3 +163,29 @@ async def test_core_loads_our_peers_dat(tmp_path: Path) -> None:
         assert {k: (v["address"], v["port"]) for k, v in raw[table].items()} == {
             k: (v["address"], v["port"]) for k, v in ours[table].items()
         }
+
+
+async def test_v1_only_peerkeeper_still_talks_to_core(tmp_path: Path) -> None:
+    async with bitcoind(tmp_path / "core") as (core_port, core):
+        config = Config(
+            chain="regtest",
+            datadir=tmp_path / "pk",
+            connect=[f"127.0.0.1:{core_port}"],
+            listen=True,
+            bind=["127.0.0.1:0"],
+            server=False,
+            v2transport=False,
+        )
+        async with Node(config) as node:
+            await wait_until(
+                lambda: any(p.proto.successfully_connected for p in node.connman.peers.values())
+            )
+            await core("addnode", f"127.0.0.1:{node.connman.listening[0][1]}", "onetry")
+            async with asyncio.timeout(60):
+                while True:
+                    seen = [
+                        p for p in await core("getpeerinfo") if p["subver"] == "/peerkeeper:0.1.0/"
+                    ]
+                    if len(seen) == 2 and all(p["transport_protocol_type"] == "v1" for p in seen):
+                        break
+                    await asyncio.sleep(0.2)

@@ -118,13 +118,17 @@ async def raw_handshake(port: int, nonce: int = 99) -> RawPeer:
 
 
 async def test_two_nodes_handshake_ping_and_counters(tmp_path: Path) -> None:
-    async with running(tmp_path, "a") as a, running(tmp_path, "b", connect=[]) as b:
+    async with (
+        running(tmp_path, "a", v2transport=False) as a,
+        running(tmp_path, "b", v2transport=False) as b,
+    ):
         b.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
         await wait_until(lambda: handshaken(a) and handshaken(b))
         out = next(iter(b.connman.peers.values()))
         inb = next(iter(a.connman.peers.values()))
         assert out.conn_type.value == "manual" and inb.conn_type.value == "inbound"
         assert inb.proto.their.user_agent == "/peerkeeper:0.1.0/"
+        assert out.transport.transport_type == inb.transport.transport_type == "v1"
         await wait_until(
             lambda: out.proto.ping.last_time is not None and inb.proto.ping.last_time is not None
         )
@@ -134,6 +138,36 @@ async def test_two_nodes_handshake_ping_and_counters(tmp_path: Path) -> None:
         await wait_until(lambda: inb.bytes_recv == out.bytes_sent)
         assert inb.recv_per_msg["version"] == out.sent_per_msg["version"]
         assert a.connman.total_bytes_recv == inb.bytes_recv
+
+
+async def test_two_nodes_speak_bip324_by_default(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a, running(tmp_path, "b") as b:
+        b.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
+        await wait_until(lambda: handshaken(a) and handshaken(b))
+        out = next(iter(b.connman.peers.values()))
+        inb = next(iter(a.connman.peers.values()))
+        assert out.transport.transport_type == inb.transport.transport_type == "v2"
+        assert (
+            out.transport.session_id is not None
+            and out.transport.session_id == inb.transport.session_id
+        )
+        assert out.proto.their.services & (1 << 11)  # NODE_P2P_V2 advertised
+        pings = out.proto.ping
+        await wait_until(lambda: pings.last_time is not None)
+        await wait_until(lambda: inb.bytes_recv == out.bytes_sent)
+
+
+@pytest.mark.parametrize("v2_side", ["initiator", "responder"])
+async def test_v2_falls_back_to_v1_both_ways(tmp_path: Path, v2_side: str) -> None:
+    async with (
+        running(tmp_path, "a", v2transport=v2_side == "responder") as a,
+        running(tmp_path, "b", v2transport=v2_side == "initiator") as b,
+    ):
+        b.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
+        await wait_until(lambda: handshaken(a) and handshaken(b), timeout=20)
+        out = next(iter(b.connman.peers.values()))
+        inb = next(iter(a.connman.peers.values()))
+        assert out.transport.transport_type == inb.transport.transport_type == "v1"
 
 
 async def test_three_nodes_exchange_addresses(tmp_path: Path) -> None:
@@ -191,7 +225,8 @@ async def test_wrong_magic_disconnects(tmp_path: Path) -> None:
 
 
 async def test_oversized_header_disconnects_without_buffering(tmp_path: Path) -> None:
-    async with running(tmp_path, "a") as a:
+    # A v1 listener: with -v2transport a first header that is not "version" reads as a v2 key.
+    async with running(tmp_path, "a", v2transport=False) as a:
         p = await RawPeer.connect(port_of(a))
         p.writer.write(
             struct.pack("<4s12sI4s", REGTEST, b"block", 4_000_001, b"\0" * 4) + b"x" * 1000
@@ -262,7 +297,7 @@ async def test_rpc_end_to_end(tmp_path: Path) -> None:
         info = await call("getpeerinfo")
         assert isinstance(info, list) and info[0]["connection_type"] == "manual"
         assert (
-            info[0]["subver"] == "/peerkeeper:0.1.0/" and info[0]["transport_protocol_type"] == "v1"
+            info[0]["subver"] == "/peerkeeper:0.1.0/" and info[0]["transport_protocol_type"] == "v2"
         )
         assert await call("getconnectioncount") == 1
         totals = await call("getnettotals")

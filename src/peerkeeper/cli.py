@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--networkactive", type=int, choices=(0, 1), help="enable P2P activity (default 1)"
     )
     node.add_argument(
+        "--v2transport", type=int, choices=(0, 1), help="BIP324 encrypted transport (default 1)"
+    )
+    node.add_argument(
         "--asmap", type=Path, help="asmap file: group peers by AS number (as Core's -asmap)"
     )
     node.add_argument(
@@ -190,7 +193,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
-    for key in ("listen", "server", "networkactive"):
+    for key in ("listen", "server", "networkactive", "v2transport"):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = bool(value)

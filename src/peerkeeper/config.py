@@ -1,7 +1,7 @@
 """Node configuration: a dataclass with Bitcoin Core's option names, and a bitcoin.conf reader.
 
 Options mirror Core's (src/init.cpp ``SetupServerArgs``): ``chain``, ``datadir``,
-``bind``, ``port``, ``listen``, ``asmap`` (file for AS-based netgroups), ``connect``, ``addnode``, ``maxconnections``,
+``bind``, ``port``, ``listen``, ``v2transport`` (BIP324, default on), ``asmap`` (file for AS-based netgroups), ``connect``, ``addnode``, ``maxconnections``,
 ``rpcbind``, ``rpcport``, ``rpcuser``, ``rpcpassword``, ``maxsendbuffer`` and
 ``maxreceivebuffer`` (kilobytes, x1000 as in Core), ``peertimeout``, ``timeout``
 (milliseconds), ``networkactive``, ``debug`` (log categories). Defaults follow Core;
@@ -45,6 +45,7 @@ class Config:
     timeout: int = 5000
     networkactive: bool = True
     services: int = 0
+    v2transport: bool = True
     asmap: Path | None = None
     debug: list[str] = field(default_factory=list)
 
@@ -94,7 +95,7 @@ class Config:
 
 
 _LIST_KEYS = {"bind", "connect", "addnode", "debug"}
-_BOOL_KEYS = {"listen", "server", "networkactive"}
+_BOOL_KEYS = {"listen", "server", "networkactive", "v2transport"}
 _INT_KEYS = {
     "port",
     "maxconnections",

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import os
 import random
 import socket
 import time
@@ -58,8 +59,9 @@ from peerkeeper.sockman import (
     SockMan,
 )
 from peerkeeper.wire.codec import DecodeError
-from peerkeeper.wire.messages import MESSAGE_TYPES, AddrEntry, decode_message
+from peerkeeper.wire.messages import MESSAGE_TYPES, AddrEntry, ServiceFlags, decode_message
 from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
+from peerkeeper.wire.v2 import V2Transport
 
 __all__ = [
     "MAX_OUTBOUND_FULL_RELAY_CONNECTIONS",
@@ -104,7 +106,9 @@ class ConnManOptions:
     ``max_send_buffer`` / ``max_receive_buffer`` (``-maxsendbuffer`` /
     ``-maxreceivebuffer`` in bytes); ``connect_timeout`` (``-timeout``);
     ``peer`` (what we announce; handshake and ping timeouts); ``dial_map`` (see
-    :class:`~peerkeeper.sockman.SockMan`).
+    :class:`~peerkeeper.sockman.SockMan`); ``v2transport`` (``-v2transport``: BIP324
+    for inbound, with v1 detected transparently, and for outbound to manual peers and
+    to peers advertising NODE_P2P_V2, retried once as v1 when the peer hangs up).
     """
 
     chain: Chain
@@ -119,6 +123,7 @@ class ConnManOptions:
     peer: PeerConfig = field(default_factory=PeerConfig)
     dial_map: Callable[[Service], tuple[str, int] | None] | None = None
     network_active: bool = True
+    v2transport: bool = True
 
     @property
     def max_inbound(self) -> int:
@@ -148,7 +153,7 @@ class PeerConn:
     addr_bind: Service | None
     addr_name: str
     conn_type: ConnectionType
-    transport: V1Transport
+    transport: V1Transport | V2Transport
     proto: BitcoinPeer
     connected_at: float
     bytes_sent: int = 0
@@ -286,6 +291,7 @@ class ConnMan:
         self.inbound_count = 0
         self._names: dict[str, int] = {}  # addr_name / address string -> live peers using it
         self._addr_cache: dict[tuple[str, int], tuple[list[AddrEntry], float]] = {}
+        self._force_v1: set[str] = set()  # targets to redial once as v1 (Core's m_reconnections)
         self.total_bytes_sent = 0
         self.total_bytes_recv = 0
         self.added_nodes: list[str] = list(options.addnode)
@@ -430,8 +436,23 @@ class ConnMan:
             self.sockman.close(conn_id)
             return None
         ends = self.sockman.endpoints(conn_id)
-        peer = self._new_peer(conn_id, service, ends[0] if ends else None, target, conn_type)
-        log.debug("connected to %s (%s), peer=%d", target, conn_type.value, peer.id)
+        use_v2 = self.options.v2transport and target not in self._force_v1
+        self._force_v1.discard(target)
+        if use_v2 and conn_type is not ConnectionType.MANUAL:
+            # Core: v2 only to peers that advertise it (addr.nServices & NODE_P2P_V2).
+            known = self.addrman.find(service)
+            use_v2 = known is not None and bool(known.services & ServiceFlags.NODE_P2P_V2)
+        peer = self._new_peer(
+            conn_id, service, ends[0] if ends else None, target, conn_type, v2=use_v2
+        )
+        log.debug(
+            "connected to %s (%s, %s), peer=%d",
+            target,
+            conn_type.value,
+            "v2" if use_v2 else "v1",
+            peer.id,
+        )
+        self._flush(peer)
         self._apply(peer, peer.proto.start(self.clock()))
         self.sockman.flush()
         return peer
@@ -443,8 +464,16 @@ class ConnMan:
         addr_bind: Service | None,
         name: str,
         conn_type: ConnectionType,
+        *,
+        v2: bool = False,
     ) -> PeerConn:
         now = self.clock()
+        magic = self.options.chain.magic
+        transport: V1Transport | V2Transport
+        if v2:
+            transport = V2Transport(magic, initiating=not conn_type.is_inbound, rng=os.urandom)
+        else:
+            transport = V1Transport(magic)
         nonce = self.rng.getrandbits(64)
         proto = BitcoinPeer(
             conn_type=conn_type,
@@ -465,7 +494,7 @@ class ConnMan:
             addr_bind=addr_bind,
             addr_name=name,
             conn_type=conn_type,
-            transport=V1Transport(self.options.chain.magic),
+            transport=transport,
             proto=proto,
             connected_at=now,
         )
@@ -512,7 +541,9 @@ class ConnMan:
         if self.inbound_count >= self.options.max_inbound:
             log.debug("connection from %s dropped (full)", them)
             return False
-        peer = self._new_peer(conn_id, them, me, str(them), ConnectionType.INBOUND)
+        peer = self._new_peer(
+            conn_id, them, me, str(them), ConnectionType.INBOUND, v2=self.options.v2transport
+        )
         peer.prefer_evict = prefer_evict
         log.debug("connection from %s accepted, peer=%d", them, peer.id)
         return True
@@ -527,6 +558,8 @@ class ConnMan:
         self.total_bytes_recv += n
         peer.transport.receive_data(data)
         self._process(peer)
+        if not peer.closed:
+            self._flush(peer)
 
     def _process(self, peer: PeerConn) -> None:
         transport = peer.transport
@@ -589,15 +622,26 @@ class ConnMan:
         self._apply(peer, peer.proto.on_message(msg, now))
 
     def on_eof(self, conn_id: int) -> None:
-        """The peer closed: forget it."""
+        """The peer closed: forget it (a v2 attempt it refused is retried once as v1)."""
         peer = self._by_conn.get(conn_id)
         if peer is not None:
+            self._maybe_retry_v1(peer)
             self._drop(peer, "socket closed", close=False)
 
+    def _maybe_retry_v1(self, peer: PeerConn) -> None:
+        """Core ``V2Transport::ShouldReconnectV1``: we sent our key, got nothing, and were cut off."""
+        if peer.inbound or not peer.transport.should_reconnect_v1():
+            return
+        log.debug("retrying with v1 transport protocol for peer=%d (%s)", peer.id, peer.addr_name)
+        self._force_v1.add(peer.addr_name)
+        if peer.conn_type is ConnectionType.MANUAL:
+            self.backoff.reset(peer.addr_name)
+
     def on_error(self, conn_id: int, exc: Exception) -> None:
-        """A socket error: forget the peer."""
+        """A socket error: forget the peer (a refused v2 attempt is retried once as v1)."""
         peer = self._by_conn.get(conn_id)
         if peer is not None:
+            self._maybe_retry_v1(peer)
             self._drop(peer, f"socket error: {exc}", close=False)
 
     def on_writable(self, conn_id: int) -> None:
@@ -605,6 +649,8 @@ class ConnMan:
         peer = self._by_conn.get(conn_id)
         if peer is not None and not peer.closed:
             self._process(peer)
+            if not peer.closed:
+                self._flush(peer)
 
     def on_io_loop_completed(self) -> None:
         """Nothing per batch yet: sends are flushed by SockMan right after this."""
@@ -640,13 +686,22 @@ class ConnMan:
 
     def _send(self, peer: PeerConn, action: Send) -> None:
         msg = action.message
-        data = peer.transport.send(msg)
-        if self.sockman.send(peer.conn_id, data):
+        data = peer.transport.send(msg) + peer.transport.data_to_send()
+        if data and self.sockman.send(peer.conn_id, data):
             n = len(data)
             peer.bytes_sent += n
             self.total_bytes_sent += n
             key = msg.command if msg.command in MESSAGE_TYPES else NET_MESSAGE_TYPE_OTHER
             peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + n
+            peer.proto.last_send = self.clock()
+
+    def _flush(self, peer: PeerConn) -> None:
+        """Send what the transport produced by itself (BIP324 key, garbage, queued packets)."""
+        data = peer.transport.data_to_send()
+        if data and self.sockman.send(peer.conn_id, data):
+            n = len(data)
+            peer.bytes_sent += n
+            self.total_bytes_sent += n
             peer.proto.last_send = self.clock()
 
     def _misbehaving(self, peer: PeerConn, reason: str) -> None:

@@ -89,6 +89,10 @@ class Node:
         self.clock = clock
         self.rng = rng if rng is not None else random.SystemRandom()
         chain = config.chain_params
+        #: What we advertise: the configured bits, plus NODE_P2P_V2 with -v2transport (Core init.cpp).
+        self.local_services = config.services | (
+            int(ServiceFlags.NODE_P2P_V2) if config.v2transport else 0
+        )
         self.asmap = load_asmap(config.asmap) if config.asmap is not None else None
         self.addrman = AddrMan(
             random.Random(self.rng.getrandbits(64)), asmap=self.asmap, clock=clock
@@ -115,8 +119,9 @@ class Node:
                 max_send_buffer=config.maxsendbuffer * 1000,
                 max_receive_buffer=config.maxreceivebuffer * 1000,
                 connect_timeout=config.timeout / 1000,
+                v2transport=config.v2transport,
                 peer=PeerConfig(
-                    services=config.services,
+                    services=self.local_services,
                     user_agent=USER_AGENT,
                     peer_connect_timeout=float(config.peertimeout),
                 ),
@@ -365,8 +370,8 @@ class Node:
                 "bytessent_per_msg": dict(sorted(peer.sent_per_msg.items())),
                 "bytesrecv_per_msg": dict(sorted(peer.recv_per_msg.items())),
                 "connection_type": peer.conn_type.value,
-                "transport_protocol_type": "v1",
-                "session_id": "",
+                "transport_protocol_type": peer.transport.transport_type,
+                "session_id": (peer.transport.session_id or b"").hex(),
             }
         )
         return info
@@ -380,7 +385,7 @@ class Node:
     async def _getnetworkinfo(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
         peers = self.connman.peers.values()
         n_in = sum(1 for p in peers if p.inbound)
-        services = self.config.services
+        services = self.local_services
         return {
             "version": CLIENT_VERSION,
             "subversion": USER_AGENT,

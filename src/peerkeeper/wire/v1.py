@@ -230,6 +230,19 @@ class V1Transport:
                 self.invalid_commands += 1
         return RawMessage(command, payload, length + HEADER_SIZE, rejected)
 
+    #: What getpeerinfo reports (``transport_protocol_type``); v1 never detects.
+    transport_type = "v1"
+    #: BIP324 session id: none for v1.
+    session_id: bytes | None = None
+
+    def data_to_send(self) -> bytes:
+        """Bytes the transport produced by itself: none for v1 (``send`` returns its bytes)."""
+        return b""
+
+    def should_reconnect_v1(self) -> bool:
+        """Only a v2 initiator can ask to retry as v1."""
+        return False
+
     def send_raw(self, command: str, payload: bytes) -> bytes:
         """Frame ``payload`` under ``command``; returns header + payload bytes.
 
