@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 import time
@@ -475,3 +476,21 @@ async def test_misbehaving_routable_peer_is_discouraged(tmp_path: Path) -> None:
         a.connman._misbehaving(peer, "test")
         assert a.banman.is_discouraged(routable.addr)
         assert await p.closed_by_peer()
+
+
+async def test_v2_partial_key_then_stall_is_timed_out(tmp_path: Path) -> None:
+    async with running(tmp_path, "a", peertimeout=1) as a:
+        p = await RawPeer.connect(port_of(a))
+        p.writer.write(os.urandom(30))  # part of an ElligatorSwift key, then nothing
+        assert await p.closed_by_peer(timeout=15)
+        assert len(a.connman.peers) == 0
+
+
+async def test_v2_garbage_without_terminator_disconnects(tmp_path: Path) -> None:
+    async with running(tmp_path, "a") as a:
+        p = await RawPeer.connect(port_of(a))
+        p.writer.write(
+            os.urandom(64) + os.urandom(5000)
+        )  # a key, then more than 4095 bytes of garbage
+        assert await p.closed_by_peer()
+        assert len(a.connman.peers) == 0

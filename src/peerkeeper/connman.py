@@ -664,7 +664,13 @@ class ConnMan:
             if isinstance(action, Send):
                 self._send(peer, action)
             elif isinstance(action, Disconnect):
-                self._drop(peer, action.reason, close=True)
+                reason = action.reason
+                if (
+                    reason == "version handshake timeout"
+                    and peer.transport.transport_type == "detecting"
+                ):
+                    reason = "V2 handshake timeout"  # Core's InactivityCheck wording
+                self._drop(peer, reason, close=True)
             elif isinstance(action, Misbehaving):
                 self._misbehaving(peer, action.reason)
             elif isinstance(action, LearnedAddresses):
