@@ -702,13 +702,22 @@ class ConnMan:
             peer.proto.last_send = self.clock()
 
     def _flush(self, peer: PeerConn) -> None:
-        """Send what the transport produced by itself (BIP324 key, garbage, queued packets)."""
-        data = peer.transport.data_to_send()
+        """Send what the transport produced by itself (BIP324 key, garbage, queued packets).
+
+        A BIP324 responder whose peer turned out to be v1 is swapped for its inner
+        v1 transport here, once it has nothing pending.
+        """
+        transport = peer.transport
+        data = transport.data_to_send()
         if data and self.sockman.send(peer.conn_id, data):
             n = len(data)
             peer.bytes_sent += n
             self.total_bytes_sent += n
             peer.proto.last_send = self.clock()
+        if isinstance(transport, V2Transport):
+            inner = transport.detected_v1()
+            if inner is not None:
+                peer.transport = inner
 
     def _misbehaving(self, peer: PeerConn, reason: str) -> None:
         """Core ``MaybeDiscourageAndDisconnect`` (src/net_processing.cpp).

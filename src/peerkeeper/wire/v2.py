@@ -211,8 +211,10 @@ class V2Transport:
         "magic",
         "max_message",
         "_initiating",
-        "_cipher",
-        "_send_garbage",
+        "_cipher_obj",
+        "_garbage",
+        "_rng",
+        "_key_args",
         "_recv_state",
         "_send_state",
         "_buf",
@@ -243,32 +245,24 @@ class V2Transport:
     ) -> None:
         if len(magic) != 4:
             raise ValueError("magic must be 4 bytes")
-        if privkey is None:
-            if ellswift is not None:
-                raise ValueError("ellswift given without its privkey")
-            if rng is None:
-                raise ValueError("rng is needed to generate a key")
-            privkey, ellswift = generate_key(rng)
-        elif ellswift is None:
-            if rng is None:
-                raise ValueError("rng is needed for the ellswift encoding entropy")
-            ellswift = ellswift_create(privkey, randbytes(rng, 32))
-        if len(ellswift) != ELLSWIFT_SIZE:
+        if privkey is None and ellswift is not None:
+            raise ValueError("ellswift given without its privkey")
+        if (privkey is None or ellswift is None or garbage is None) and rng is None:
+            raise ValueError("rng is needed to generate a key, its encoding or garbage")
+        if ellswift is not None and len(ellswift) != ELLSWIFT_SIZE:
             raise ValueError("ellswift must be 64 bytes")
-        if garbage is None:
-            if rng is None:
-                raise ValueError("rng is needed to generate garbage")
-            # Uniform in 0..4095 (4096 divides 65536), as Core's GenerateRandomGarbage.
-            n = int.from_bytes(randbytes(rng, 2), "little") % (MAX_GARBAGE_LEN + 1)
-            garbage = randbytes(rng, n)
-        if len(garbage) > MAX_GARBAGE_LEN:
+        if garbage is not None and len(garbage) > MAX_GARBAGE_LEN:
             raise ValueError(f"garbage longer than {MAX_GARBAGE_LEN} bytes")
+        self._rng = rng
+        self._key_args = (privkey, ellswift, garbage)
+        self._cipher_obj: BIP324Cipher | None = None
+        self._garbage: bytes | None = None
         self.magic = bytes(magic)
         self.max_message = max_message
         self._max_contents = 1 + _MESSAGE_TYPE_SIZE + min(MAX_SIZE, max_message)
         self._initiating = initiating
-        self._cipher = BIP324Cipher(privkey, ellswift, self.magic)
-        self._send_garbage = bytes(garbage)
+        if initiating:
+            self._make_keys()  # an initiator sends its key at once; a responder waits (v1?)
         self._buf = bytearray()
         self._pos = 0
         self._recv_len: int | None = None
@@ -290,6 +284,42 @@ class V2Transport:
         else:
             self._recv_state = _Recv.KEY_MAYBE_V1
             self._send_state = _Send.MAYBE_V1
+
+    # -- keys (made lazily for responders: a v1 peer never costs an ECDH key) -------------
+
+    def _make_keys(self) -> BIP324Cipher:
+        if self._cipher_obj is None:
+            privkey, ellswift, garbage = self._key_args
+            rng = self._rng
+            if privkey is None:
+                assert rng is not None
+                privkey, ellswift = generate_key(rng)
+            elif ellswift is None:
+                assert rng is not None
+                ellswift = ellswift_create(privkey, randbytes(rng, 32))
+            if garbage is None:
+                assert rng is not None
+                # Uniform in 0..4095 (4096 divides 65536), as Core's GenerateRandomGarbage.
+                n = int.from_bytes(randbytes(rng, 2), "little") % (MAX_GARBAGE_LEN + 1)
+                garbage = randbytes(rng, n)
+            self._cipher_obj = BIP324Cipher(privkey, ellswift, self.magic)
+            self._garbage = bytes(garbage)
+            self._key_args = (None, None, None)
+        return self._cipher_obj
+
+    @property
+    def _cipher(self) -> BIP324Cipher:
+        return self._make_keys()
+
+    @property
+    def _send_garbage(self) -> bytes:
+        self._make_keys()
+        assert self._garbage is not None
+        return self._garbage
+
+    @_send_garbage.setter
+    def _send_garbage(self, value: bytes) -> None:
+        self._garbage = value
 
     # -- introspection ---------------------------------------------------------------
 
@@ -586,6 +616,16 @@ class V2Transport:
             raw = _command_bytes(command)
             plaintext = b"\x00\x00" + raw + bytes(_MESSAGE_TYPE_SIZE - len(raw)) + payload
         return self._cipher.encrypt_parts(plaintext, b"")
+
+    def detected_v1(self) -> V1Transport | None:
+        """The inner v1 transport once the peer proved to be v1 and nothing is pending.
+
+        The owner may then replace this object with it (same buffered bytes, same
+        counters), so a v1 peer costs one v1 transport and nothing of BIP324.
+        """
+        if self._recv_state is _Recv.V1 and not self._out and not self._queue:
+            return self._v1
+        return None
 
     def data_to_send(self) -> bytes:
         """Return, and forget, every byte waiting to be written to the socket."""
