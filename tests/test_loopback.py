@@ -155,6 +155,9 @@ async def test_two_nodes_speak_bip324_by_default(tmp_path: Path) -> None:
             and out.transport.session_id == inb.transport.session_id
         )
         assert out.proto.their.services & (1 << 11)  # NODE_P2P_V2 advertised
+        # Each message is counted under its own type, with its v2 packet size.
+        assert out.sent_per_msg["version"] == inb.recv_per_msg["version"]
+        assert out.sent_per_msg["verack"] == 20 + 1 + 12  # no short id: the 12-byte type form
         pings = out.proto.ping
         await wait_until(lambda: pings.last_time is not None)
         await wait_until(lambda: inb.bytes_recv == out.bytes_sent)
@@ -412,7 +415,10 @@ async def test_manual_peer_that_hangs_up_is_redialled_with_backoff(tmp_path: Pat
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    async with server, running(tmp_path, "a") as a:
+    async with (
+        server,
+        running(tmp_path, "a", v2transport=False) as a,
+    ):  # v2 adds one v1 redial per try
         a.connman.add_node(f"127.0.0.1:{port}", "add")
         await asyncio.sleep(2.0)
     # Back-off 1 s, 1.2 s, ...: a handful of attempts, not hundreds.

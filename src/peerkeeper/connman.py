@@ -625,8 +625,8 @@ class ConnMan:
         """The peer closed: forget it (a v2 attempt it refused is retried once as v1)."""
         peer = self._by_conn.get(conn_id)
         if peer is not None:
-            self._maybe_retry_v1(peer)
             self._drop(peer, "socket closed", close=False)
+            self._maybe_retry_v1(peer)  # after _drop's back-off bookkeeping: redial at once
 
     def _maybe_retry_v1(self, peer: PeerConn) -> None:
         """Core ``V2Transport::ShouldReconnectV1``: we sent our key, got nothing, and were cut off."""
@@ -641,8 +641,8 @@ class ConnMan:
         """A socket error: forget the peer (a refused v2 attempt is retried once as v1)."""
         peer = self._by_conn.get(conn_id)
         if peer is not None:
-            self._maybe_retry_v1(peer)
             self._drop(peer, f"socket error: {exc}", close=False)
+            self._maybe_retry_v1(peer)
 
     def on_writable(self, conn_id: int) -> None:
         """The send buffer drained: resume processing what the peer sent meanwhile."""
@@ -691,15 +691,22 @@ class ConnMan:
         self._schedule(peer)
 
     def _send(self, peer: PeerConn, action: Send) -> None:
+        """Frame one message; count its own frame size under its type (Core's per-msg maps)."""
         msg = action.message
-        data = peer.transport.send(msg) + peer.transport.data_to_send()
+        transport = peer.transport
+        payload = msg.encode()
+        data = transport.send_raw(msg.command, payload)
+        if isinstance(transport, V2Transport):
+            size = transport.packet_size(msg.command, len(payload))
+        else:
+            size = len(data)
+        key = msg.command if msg.command in MESSAGE_TYPES else NET_MESSAGE_TYPE_OTHER
+        peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + size
         if data and self.sockman.send(peer.conn_id, data):
-            n = len(data)
-            peer.bytes_sent += n
-            self.total_bytes_sent += n
-            key = msg.command if msg.command in MESSAGE_TYPES else NET_MESSAGE_TYPE_OTHER
-            peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + n
+            peer.bytes_sent += len(data)
+            self.total_bytes_sent += len(data)
             peer.proto.last_send = self.clock()
+        self._flush(peer)
 
     def _flush(self, peer: PeerConn) -> None:
         """Send what the transport produced by itself (BIP324 key, garbage, queued packets).
@@ -859,6 +866,7 @@ class ConnMan:
                 raise KeyError("Node could not be removed. It has not been added previously.")
             self.added_nodes.remove(node)
             self.backoff.forget(node)
+            self._force_v1.discard(node)
         elif command == "onetry":
             self._spawn(self._onetry(node))
         else:

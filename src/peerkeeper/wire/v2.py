@@ -285,7 +285,7 @@ class V2Transport:
             self._recv_state = _Recv.KEY_MAYBE_V1
             self._send_state = _Send.MAYBE_V1
 
-    # -- keys (made lazily for responders: a v1 peer never costs an ECDH key) -------------
+    # -- keys (made on first use: a responder only constructed holds none) ----------------
 
     def _make_keys(self) -> BIP324Cipher:
         if self._cipher_obj is None:
@@ -616,6 +616,12 @@ class V2Transport:
             raw = _command_bytes(command)
             plaintext = b"\x00\x00" + raw + bytes(_MESSAGE_TYPE_SIZE - len(raw)) + payload
         return self._cipher.encrypt_parts(plaintext, b"")
+
+    def packet_size(self, command: str, payload_len: int) -> int:
+        """Bytes one application message takes on the wire once the handshake is done."""
+        if self._recv_state is _Recv.V1:
+            return 24 + payload_len
+        return _EXPANSION + (1 if command in _SHORT_IDS else 1 + _MESSAGE_TYPE_SIZE) + payload_len
 
     def detected_v1(self) -> V1Transport | None:
         """The inner v1 transport once the peer proved to be v1 and nothing is pending.
