@@ -56,6 +56,7 @@ __all__ = [
     "write_peers_dat",
     "dumps_peers_json",
     "write_peers_json",
+    "atomic_write",
 ]
 
 _CHECKSUM_SIZE = 32
@@ -207,7 +208,7 @@ def read_peers_dat(
     return loads_peers_dat(data, magic, rng, name=str(p), asmap=asmap, clock=clock)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Core ``SerializeFileDB``: write a temporary file in the same directory, flush and
     fsync it, then rename it over ``path``.  The temporary file is removed on failure."""
     directory = path.parent
@@ -237,7 +238,7 @@ def write_peers_dat(path: str | os.PathLike[str], addrman: AddrMan, magic: bytes
     Raises:
         OSError: the file could not be written (the previous file is left intact).
     """
-    _atomic_write(Path(path), dumps_peers_dat(addrman, magic))
+    atomic_write(Path(path), dumps_peers_dat(addrman, magic))
 
 
 def dumps_anchors(entries: Iterable[AddrEntry], magic: bytes) -> bytes:
@@ -313,7 +314,7 @@ def read_anchors(
 
 def write_anchors(path: str | os.PathLike[str], entries: Iterable[AddrEntry], magic: bytes) -> None:
     """Write anchors.dat atomically (Core ``DumpAnchors``)."""
-    _atomic_write(Path(path), dumps_anchors(entries, magic))
+    atomic_write(Path(path), dumps_anchors(entries, magic))
 
 
 # -- Floresta's peers.json -------------------------------------------------------------------
@@ -374,4 +375,4 @@ def dumps_peers_json(addrman: AddrMan, now: float) -> str:
 
 def write_peers_json(path: str | os.PathLike[str], addrman: AddrMan, now: float) -> None:
     """Write :func:`dumps_peers_json` atomically to ``path``."""
-    _atomic_write(Path(path), dumps_peers_json(addrman, now).encode())
+    atomic_write(Path(path), dumps_peers_json(addrman, now).encode())

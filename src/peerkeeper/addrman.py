@@ -1666,25 +1666,11 @@ class AddrMan:
     def _read_addrinfo(self, r: Reader, v2: bool) -> AddrInfo:
         """An ``AddrInfo`` as serialized on disk (src/addrman_impl.h ``SERIALIZE_METHODS``
         and src/protocol.h ``CAddress`` with ``V1_DISK``/``V2_DISK`` params)."""
-        version = r.u32() & ~_DISK_VERSION_IGNORE_MASK
-        if version == 0:
-            use_v2 = False
-        elif version == _DISK_VERSION_ADDRV2 and v2:
-            use_v2 = True
-        else:
-            raise AddrManFormatError("Unsupported CAddress disk format version")
-        time = r.u32()
-        if use_v2:
-            services = r.compact_size(0xFFFFFFFFFFFFFFFF)
-            addr = _read_netaddr_v2(r)
-        else:
-            services = r.u64()
-            addr = NetAddr.from_v1_bytes(r.read(16))
-        port = r.u16be()
+        time, services, service = read_caddress_disk(r, v2)
         source = _read_netaddr_v2(r) if v2 else NetAddr.from_v1_bytes(r.read(16))
         last_success = r.i64()
         attempts = r.i32()
-        info = self._make_info(trusted_service(addr, port), time, services, source)
+        info = self._make_info(service, time, services, source)
         info.last_success = last_success
         info.attempts = attempts
         return info

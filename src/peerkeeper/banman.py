@@ -23,16 +23,15 @@ to write (:meth:`BanMan.dump_if_dirty` mirrors Core's ``DumpBanlist``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from peerkeeper.addrdb import atomic_write
 from peerkeeper.bloom import RollingBloomFilter
 from peerkeeper.netaddr import AddrError, NetAddr, Network, SubNet
 
@@ -467,28 +466,8 @@ def write_banlist_json(
     Raises:
         OSError: the file could not be written; ``path`` is then unchanged.
     """
-    p = Path(path)
     data = banlist_json_text(bans, client_name=client_name).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename durable; best effort (not all platforms allow it)
-        dfd = os.open(p.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomic_write(Path(path), data)
 
 
 # --- BanMan ------------------------------------------------------------------------------
