@@ -504,3 +504,32 @@ async def test_v2_garbage_without_terminator_disconnects(tmp_path: Path) -> None
         )  # a key, then more than 4095 bytes of garbage
         assert await p.closed_by_peer()
         assert len(a.connman.peers) == 0
+
+
+async def test_full_inbound_evicts_by_cores_rules(tmp_path: Path) -> None:
+    async with running(
+        tmp_path, "a", maxconnections=41, v2transport=False
+    ) as a:  # 30 inbound slots
+        peers = [await raw_handshake(port_of(a), nonce=1000 + i) for i in range(30)]
+        await wait_until(lambda: handshaken(a, 30))
+        ids_before = set(a.connman.peers)
+        newcomer = await raw_handshake(port_of(a), nonce=2000)
+        await wait_until(
+            lambda: len(a.connman.peers) == 30 and max(a.connman.peers) not in ids_before
+        )
+        evicted = ids_before - set(a.connman.peers)
+        assert len(evicted) == 1
+        # Core protects the longest-connected half: the evicted peer is among the newer ones.
+        assert min(evicted) >= sorted(ids_before)[len(ids_before) // 2]
+        newcomer.close()
+        for p in peers:
+            p.close()
+
+
+async def test_small_inbound_set_is_fully_protected(tmp_path: Path) -> None:
+    async with running(tmp_path, "a", maxconnections=12, v2transport=False) as a:  # 1 inbound slot
+        first = await raw_handshake(port_of(a))
+        second = await RawPeer.connect(port_of(a))
+        assert await second.closed_by_peer()  # nobody evictable among so few: refused
+        assert len(a.connman.peers) == 1
+        first.close()

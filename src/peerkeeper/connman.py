@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import math
 import os
 import random
 import socket
@@ -42,6 +43,7 @@ from peerkeeper.addrman import AddrMan
 from peerkeeper.banman import BanMan
 from peerkeeper.chains import Chain
 from peerkeeper.connection_types import ConnectionType
+from peerkeeper.eviction import EvictionCandidate, keyed_netgroup, select_node_to_evict
 from peerkeeper.netaddr import AddrError, NetAddr, Service, SubNet
 from peerkeeper.protocols.actions import (
     Action,
@@ -51,7 +53,7 @@ from peerkeeper.protocols.actions import (
     Misbehaving,
     Send,
 )
-from peerkeeper.protocols.bitcoin import BitcoinPeer, PeerConfig
+from peerkeeper.protocols.bitcoin import BitcoinPeer, PeerConfig, has_all_desirable_service_flags
 from peerkeeper.sockman import (
     DEFAULT_MAX_RECEIVE_BUFFER,
     DEFAULT_MAX_SEND_BUFFER,
@@ -161,6 +163,7 @@ class PeerConn:
     sent_per_msg: dict[str, int] = field(default_factory=dict)
     recv_per_msg: dict[str, int] = field(default_factory=dict)
     wake_at: float = float("inf")
+    keyed_netgroup: int = 0
     prefer_evict: bool = False
     reading_paused: bool = False
     closed: bool = False
@@ -292,6 +295,9 @@ class ConnMan:
         self._names: dict[str, int] = {}  # addr_name / address string -> live peers using it
         self._addr_cache: dict[tuple[str, int], tuple[list[AddrEntry], float]] = {}
         self._force_v1: set[str] = set()  # targets to redial once as v1 (Core's m_reconnections)
+        # Core's GetDeterministicRandomizer key for keyed netgroups (src/net.cpp).
+        self._netgroup_k0 = self.rng.getrandbits(64)
+        self._netgroup_k1 = self.rng.getrandbits(64)
         self.total_bytes_sent = 0
         self.total_bytes_recv = 0
         self.added_nodes: list[str] = list(options.addnode)
@@ -498,6 +504,9 @@ class ConnMan:
             proto=proto,
             connected_at=now,
         )
+        peer.keyed_netgroup = keyed_netgroup(
+            addr.addr.netgroup(), self._netgroup_k0, self._netgroup_k1
+        )
         self._next_id += 1
         self.peers[peer.id] = peer
         self._by_conn[conn_id] = peer
@@ -520,7 +529,7 @@ class ConnMan:
 
         Network inactive: refused. Banned: refused. Discouraged: refused when the
         inbound slots are (almost) full, else admitted and marked prefer-evict.
-        Full: refused (inbound eviction comes with the full ConnMan).
+        Full: Core's inbound eviction (:meth:`attempt_to_evict`); refused when everyone is protected.
         """
         if not self.network_active or self._stopping:
             log.debug("connection from %s dropped (not accepting new connections)", them)
@@ -538,7 +547,7 @@ class ConnMan:
                 log.debug("connection from %s dropped (%s)", them, decision.removeprefix("refuse-"))
                 return False
             prefer_evict = decision == "accept-prefer-evict"
-        if self.inbound_count >= self.options.max_inbound:
+        if self.inbound_count >= self.options.max_inbound and not self.attempt_to_evict():
             log.debug("connection from %s dropped (full)", them)
             return False
         peer = self._new_peer(
@@ -546,6 +555,36 @@ class ConnMan:
         )
         peer.prefer_evict = prefer_evict
         log.debug("connection from %s accepted, peer=%d", them, peer.id)
+        return True
+
+    def attempt_to_evict(self) -> bool:
+        """Core ``AttemptToEvictConnection``: drop one inbound peer chosen by
+        :func:`~peerkeeper.eviction.select_node_to_evict`; False when every one is protected.
+        """
+        candidates = [
+            EvictionCandidate(
+                id=p.id,
+                connected=p.connected_at,
+                min_ping_time=p.proto.ping.min_time
+                if p.proto.ping.min_time is not None
+                else math.inf,
+                relevant_services=has_all_desirable_service_flags(p.proto.their.services),
+                relay_txs=p.proto.their.relay,
+                keyed_netgroup=p.keyed_netgroup,
+                prefer_evict=p.prefer_evict,
+                is_local=p.addr.addr.is_local(),
+                network=p.addr.addr.get_net_class(),
+                conn_type=p.conn_type,
+            )
+            for p in self.peers.values()
+            if not p.closed
+        ]
+        victim = select_node_to_evict(candidates)
+        if victim is None:
+            return False
+        peer = self.peers[victim]
+        log.debug("selected peer=%d (%s) for eviction", peer.id, peer.addr)
+        self._drop(peer, "evicted for an inbound slot", close=True)
         return True
 
     def on_data(self, conn_id: int, data: bytes) -> None:
