@@ -77,20 +77,25 @@ async def bitcoind(tmp: Path) -> AsyncIterator[tuple[int, Callable[..., Any]]]:
             proc.wait()
 
 
+def connecting_to(core_port: int, datadir: Path, v2transport: bool = True) -> Config:
+    """A regtest node that connects only to Core and listens on a free loopback port."""
+    return Config(
+        chain="regtest",
+        datadir=datadir,
+        connect=[f"127.0.0.1:{core_port}"],
+        listen=True,
+        bind=["127.0.0.1:0"],
+        server=False,
+        v2transport=v2transport,
+    )
+
+
 async def test_handshake_both_directions_and_getaddr(tmp_path: Path) -> None:
     async with bitcoind(tmp_path / "core") as (core_port, core):
         for i in range(1, 21):
             result = await core("addpeeraddress", f"1.{i}.2.3", 8333)
             assert result["success"]
-        config = Config(
-            chain="regtest",
-            datadir=tmp_path / "pk",
-            connect=[f"127.0.0.1:{core_port}"],
-            listen=True,
-            bind=["127.0.0.1:0"],
-            server=False,
-        )
-        async with Node(config) as node:
+        async with Node(connecting_to(core_port, tmp_path / "pk")) as node:
             await wait_until(
                 lambda: any(p.proto.successfully_connected for p in node.connman.peers.values())
             )
@@ -166,26 +171,17 @@ async def test_core_loads_our_peers_dat(tmp_path: Path) -> None:
 
 
 async def test_v1_only_peerkeeper_still_talks_to_core(tmp_path: Path) -> None:
-    async with bitcoind(tmp_path / "core") as (core_port, core):
-        config = Config(
-            chain="regtest",
-            datadir=tmp_path / "pk",
-            connect=[f"127.0.0.1:{core_port}"],
-            listen=True,
-            bind=["127.0.0.1:0"],
-            server=False,
-            v2transport=False,
+    async with (
+        bitcoind(tmp_path / "core") as (core_port, core),
+        Node(connecting_to(core_port, tmp_path / "pk", v2transport=False)) as node,
+    ):
+        await wait_until(
+            lambda: any(p.proto.successfully_connected for p in node.connman.peers.values())
         )
-        async with Node(config) as node:
-            await wait_until(
-                lambda: any(p.proto.successfully_connected for p in node.connman.peers.values())
-            )
-            await core("addnode", f"127.0.0.1:{node.connman.listening[0][1]}", "onetry")
-            async with asyncio.timeout(60):
-                while True:
-                    seen = [
-                        p for p in await core("getpeerinfo") if p["subver"] == "/peerkeeper:0.1.0/"
-                    ]
-                    if len(seen) == 2 and all(p["transport_protocol_type"] == "v1" for p in seen):
-                        break
-                    await asyncio.sleep(0.2)
+        await core("addnode", f"127.0.0.1:{node.connman.listening[0][1]}", "onetry")
+        async with asyncio.timeout(60):
+            while True:
+                seen = [p for p in await core("getpeerinfo") if p["subver"] == "/peerkeeper:0.1.0/"]
+                if len(seen) == 2 and all(p["transport_protocol_type"] == "v1" for p in seen):
+                    break
+                await asyncio.sleep(0.2)

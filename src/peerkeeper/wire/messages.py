@@ -265,30 +265,6 @@ class Version(Message):
                 from_port,
                 nonce,
             ) = _VERSION_FIXED.unpack_from(payload)
-            ua_len = payload[80] if len(payload) > 80 else 0xFF
-            if (
-                ua_len <= MAX_SUBVERSION_LENGTH
-                and ua_len < 0xFD
-                and len(payload) >= 81 + ua_len + 5
-            ):
-                # Full message with a one-byte user agent length: no Reader needed.
-                end = 81 + ua_len
-                height, relay = _VERSION_TAIL.unpack_from(payload, end)
-                return cls(
-                    version,
-                    services,
-                    timestamp,
-                    recv_services,
-                    _service_v1(recv_ip, recv_port),
-                    from_services,
-                    _service_v1(from_ip, from_port),
-                    nonce,
-                    payload[81:end].decode("utf-8", "surrogateescape"),
-                    height,
-                    relay != 0,
-                )
-            r = Reader(payload)
-            r.skip(_VERSION_FIXED.size)
             msg = cls(
                 version,
                 services,
@@ -299,6 +275,17 @@ class Version(Message):
                 _service_v1(from_ip, from_port),
                 nonce,
             )
+            ua_len = payload[80] if len(payload) > 80 else 0xFF
+            if ua_len < 0xFD and len(payload) >= 81 + ua_len + 5:
+                # Full message with a one-byte user agent length (always <= 252, under
+                # MAX_SUBVERSION_LENGTH): no Reader needed.
+                end = 81 + ua_len
+                msg.user_agent = payload[81:end].decode("utf-8", "surrogateescape")
+                msg.start_height, relay = _VERSION_TAIL.unpack_from(payload, end)
+                msg.relay = relay != 0
+                return msg
+            r = Reader(payload)
+            r.skip(_VERSION_FIXED.size)
         else:
             r = Reader(payload)
             msg = cls(
