@@ -44,7 +44,21 @@ from peerkeeper.banman import BanMan
 from peerkeeper.chains import Chain
 from peerkeeper.connection_types import ConnectionType
 from peerkeeper.eviction import EvictionCandidate, keyed_netgroup, select_node_to_evict
-from peerkeeper.netaddr import AddrError, NetAddr, Service, SubNet
+from peerkeeper.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.outbound import (
+    DEFAULT_FULL_RELAY_INBOUND_PCT,
+    DEFAULT_MAX_PEER_CONNECTIONS,
+    EXTRA_PEER_CHECK_INTERVAL,
+    FEELER_SLEEP_WINDOW,
+    MAX_ADDNODE_CONNECTIONS,
+    MAX_BLOCK_RELAY_ONLY_CONNECTIONS,
+    MAX_FEELER_CONNECTIONS,
+    MAX_OUTBOUND_FULL_RELAY_CONNECTIONS,
+    ExtraPeer,
+    OutboundLimits,
+    OutboundPolicy,
+    select_extra_outbound_to_evict,
+)
 from peerkeeper.protocols.actions import (
     Action,
     Disconnect,
@@ -80,12 +94,11 @@ __all__ = [
 
 log = logging.getLogger("peerkeeper.net")
 
-#: src/net.h
-MAX_OUTBOUND_FULL_RELAY_CONNECTIONS = 8
-MAX_BLOCK_RELAY_ONLY_CONNECTIONS = 2
-MAX_FEELER_CONNECTIONS = 1
-MAX_ADDNODE_CONNECTIONS = 8
-DEFAULT_MAX_PEER_CONNECTIONS = 200
+#: Seconds an addr-fetch peer may stay connected (src/net_processing.cpp ``SendMessages``:
+#: ``10 * AVG_ADDRESS_BROADCAST_INTERVAL``).
+ADDR_FETCH_TIMEOUT = 300.0
+#: Seconds between the automatic-outbound loop's passes (src/net.cpp: 500 ms).
+OPEN_CONNECTIONS_INTERVAL = 0.5
 #: Core's bucket for message types it does not know (src/net.h ``NET_MESSAGE_TYPE_OTHER``).
 NET_MESSAGE_TYPE_OTHER = "*other*"
 #: A manual connection that lasted this long (seconds) resets its back-off (Octez's 60 s).
@@ -127,18 +140,31 @@ class ConnManOptions:
     network_active: bool = True
     v2transport: bool = True
 
+    inbound_relay_percent: int = DEFAULT_FULL_RELAY_INBOUND_PCT
+    automatic_outbound: bool = True
+    reachable: frozenset[Network] = frozenset(
+        {Network.IPV4, Network.IPV6, Network.TORV3, Network.I2P, Network.CJDNS}
+    )
+    anchors: list[AddrEntry] = field(default_factory=list)
+    seednode: list[str] = field(default_factory=list)
+
+    @property
+    def limits(self) -> OutboundLimits:
+        """Slots from ``-maxconnections`` and ``-inboundrelaypercent`` (Core ``CConnman::Init``)."""
+        return OutboundLimits(self.max_connections, self.inbound_relay_percent)
+
     @property
     def max_inbound(self) -> int:
         """Inbound slots: ``max(0, maxconnections - (8 + 2 + 1))`` (src/net.h ``CConnman::Init``)."""
-        outbound = (
-            min(MAX_OUTBOUND_FULL_RELAY_CONNECTIONS, self.max_connections)
-            + min(
-                MAX_BLOCK_RELAY_ONLY_CONNECTIONS,
-                max(0, self.max_connections - MAX_OUTBOUND_FULL_RELAY_CONNECTIONS),
-            )
-            + MAX_FEELER_CONNECTIONS
+        return self.limits.max_inbound
+
+    @property
+    def open_automatic(self) -> bool:
+        """Core opens automatic outbound connections unless ``-connect`` is given or
+        ``-maxconnections=0`` / no outbound slots (src/init.cpp, src/net.cpp ``Start``)."""
+        return (
+            self.automatic_outbound and not self.connect and self.limits.max_automatic_outbound > 0
         )
-        return max(0, self.max_connections - outbound)
 
 
 @dataclass(slots=True)
@@ -312,6 +338,18 @@ class ConnMan:
         self.listening: list[tuple[str, int]] = []
         self.network_active = options.network_active
         self.started_at = 0.0
+        #: The automatic-outbound policy, made at :meth:`start` (after the address book loads).
+        self.policy: OutboundPolicy | None = None
+        self._addr_fetches: list[str] = []  # Core m_addr_fetches (a deque: front first)
+        self._automatic_pending = 0  # automatic dials in flight (hold a Core semOutbound grant)
+        #: Our own addresses (Core ``mapLocalHost``): never dialled.
+        self.local_addresses: dict[Service, int] = {}
+        self.feelers_made = 0
+        self.feelers_done = 0
+        #: The block-relay-only peers at :meth:`stop`, for anchors.dat (Core ``StopNodes``).
+        self.anchors_at_stop: list[AddrEntry] = []
+        #: Called with ``now`` on every pass of the automatic loop (DNS / fixed seeding hooks).
+        self.loop_hooks: list[Callable[[float], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -338,9 +376,33 @@ class ConnMan:
                 raise OSError("could not bind any listening socket")
             log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.listening))
         self._spawn(self._open_connections_loop())
+        if opts.open_automatic:
+            self.policy = OutboundPolicy(
+                opts.limits,
+                self.addrman,
+                self.rng,
+                self.started_at,
+                reachable=set(opts.reachable),
+                anchors=opts.anchors,
+                local_services=opts.peer.services if opts.v2transport else 0,
+                is_local=lambda s: s in self.local_addresses,
+                added_node=self._is_added_node,
+                outbound_allowed=self._outbound_allowed,
+            )
+            if opts.anchors:
+                log.info(
+                    "%d block-relay-only anchors will be tried for connections.", len(opts.anchors)
+                )
+            self._spawn(self._automatic_loop())
 
     async def stop(self) -> None:
-        """Close every connection and listener and cancel the background tasks."""
+        """Close every connection and listener and cancel the background tasks.
+
+        Before closing, the block-relay-only peers' addresses are kept in
+        :attr:`anchors_at_stop` (Core ``StopNodes`` dumps them to anchors.dat).
+        """
+        if self.policy is not None and not self._stopping:
+            self.anchors_at_stop = self.anchors_to_save()
         self._stopping = True
         if self._timer is not None:
             self._timer.cancel()
@@ -357,6 +419,161 @@ class ConnMan:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # -- automatic outbound (Core ThreadOpenConnections) -----------------------------------
+
+    def anchors_to_save(self) -> list[AddrEntry]:
+        """The block-relay-only peers' addresses, at most 2 (Core ``GetCurrentBlockRelayOnlyConns``)."""
+        now = int(self.clock())
+        return [
+            AddrEntry(now, p.proto.their.services, p.addr)
+            for p in self.peers.values()
+            if p.conn_type is ConnectionType.BLOCK_RELAY
+            and not p.closed
+            and p.proto.successfully_connected
+        ][:2]
+
+    def _is_added_node(self, service: Service) -> bool:
+        """Core ``AddedNodesContain``: is ``service`` (or its address) an ``-addnode`` entry?"""
+        text = {str(service), str(service.addr)}
+        for node in self.added_nodes:
+            if node in text:
+                return True
+            try:
+                if Service.parse(node, self.options.chain.default_port) == service:
+                    return True
+            except AddrError:
+                continue
+        return False
+
+    def _outbound_allowed(self, addr: NetAddr) -> bool:
+        return self.banman is None or self.banman.outbound_allowed(addr, self.clock())
+
+    def automatic_outbound_count(self) -> int:
+        """Connections holding a Core ``semOutbound`` grant: live full-relay,
+        block-relay-only, feeler and addr-fetch peers, plus automatic dials in flight."""
+        return self._automatic_pending + sum(
+            1
+            for p in self.peers.values()
+            if not p.closed
+            and p.conn_type
+            in (
+                ConnectionType.OUTBOUND_FULL_RELAY,
+                ConnectionType.BLOCK_RELAY,
+                ConnectionType.FEELER,
+                ConnectionType.ADDR_FETCH,
+            )
+        )
+
+    def add_addr_fetch(self, target: str) -> None:
+        """Queue a one-shot addr-fetch connection (Core ``AddAddrFetch``: -seednode, DNS seeds)."""
+        self._addr_fetches.append(target)
+
+    async def _process_addr_fetch(self) -> None:
+        """Core ``ProcessAddrFetch``: dial the first queued addr-fetch target if a slot is free."""
+        if not self._addr_fetches:
+            return
+        target = self._addr_fetches.pop(0)
+        assert self.policy is not None
+        if not self.policy.grant_available(self.automatic_outbound_count()):
+            return  # Core's try-grant failed: the target is dropped
+        self._automatic_pending += 1
+        try:
+            await self.open_connection(target, ConnectionType.ADDR_FETCH, count_failure=False)
+        finally:
+            self._automatic_pending -= 1
+
+    def _expire_addr_fetch(self, now: float) -> None:
+        """Disconnect addr-fetch peers after 5 minutes (src/net_processing.cpp ``SendMessages``)."""
+        for peer in list(self.peers.values()):
+            if (
+                peer.conn_type is ConnectionType.ADDR_FETCH
+                and not peer.closed
+                and now - peer.connected_at > ADDR_FETCH_TIMEOUT
+            ):
+                self._drop(peer, "addrfetch connection timeout", close=True)
+
+    def _evict_extra_outbound(self, now: float) -> None:
+        """Core ``EvictExtraOutboundPeers``: drop the extra block-relay / full-relay peer."""
+        peers = [
+            ExtraPeer(
+                id=p.id,
+                conn_type=p.conn_type,
+                connected=p.connected_at,
+                network=p.addr.addr.get_network(),
+                successfully_connected=p.proto.successfully_connected,
+            )
+            for p in self.peers.values()
+            if not p.closed
+            and p.conn_type
+            in (
+                ConnectionType.BLOCK_RELAY,
+                ConnectionType.OUTBOUND_FULL_RELAY,
+                ConnectionType.MANUAL,
+            )
+        ]
+        for peer_id in select_extra_outbound_to_evict(peers, self.options.limits, now):
+            peer = self.peers.get(peer_id)
+            if peer is not None:
+                self._drop(peer, "extra outbound peer", close=True)
+                if peer.conn_type is ConnectionType.OUTBOUND_FULL_RELAY and self.policy is not None:
+                    self.policy.try_new_outbound_peer = False
+
+    async def _automatic_loop(self) -> None:
+        """Core ``ThreadOpenConnections`` (src/net.cpp): one pick at a time, every 500 ms."""
+        policy = self.policy
+        assert policy is not None
+        seednodes = list(self.options.seednode)
+        self.rng.shuffle(seednodes)
+        add_addr_fetch = len(self.addrman) == 0 and bool(seednodes)
+        seed_node_timer = self.clock()
+        next_extra_check = self.clock() + EXTRA_PEER_CHECK_INTERVAL
+        while not self._stopping:
+            if add_addr_fetch:
+                add_addr_fetch = False
+                seed = seednodes.pop()
+                self.add_addr_fetch(seed)
+                log.info("Adding seednode (%s) to addrfetch", seed)
+            await self._process_addr_fetch()
+            await asyncio.sleep(OPEN_CONNECTIONS_INTERVAL)
+            if not self.network_active or self._stopping:
+                continue
+            now = self.clock()
+            self._expire_addr_fetch(now)
+            if now >= next_extra_check:
+                next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
+                self._evict_extra_outbound(now)
+            for hook in self.loop_hooks:
+                hook(now)
+            if seednodes and self._count(ConnectionType.OUTBOUND_FULL_RELAY) < 2:
+                if now > seed_node_timer + 10.0:  # Core ADD_NEXT_SEEDNODE
+                    seed_node_timer = now
+                    add_addr_fetch = True
+            if not policy.grant_available(self.automatic_outbound_count()):
+                continue
+            pick = policy.next_connection(
+                ((p.conn_type, p.addr) for p in self.peers.values() if not p.closed), now
+            )
+            if pick is None:
+                continue
+            conn_type = pick.decision.conn_type
+            if pick.decision.feeler:
+                await asyncio.sleep(self.rng.uniform(0, FEELER_SLEEP_WINDOW))
+                log.debug("Making feeler connection to %s", pick.entry.service)
+                self.feelers_made += 1
+            self._automatic_pending += 1
+            try:
+                await self.open_connection(
+                    pick.entry.service,
+                    conn_type,
+                    count_failure=pick.count_failure,
+                    use_v2=pick.use_v2 and self.options.v2transport,
+                )
+            finally:
+                self._automatic_pending -= 1
+
+    def _count(self, conn_type: ConnectionType) -> int:
+        return sum(1 for p in self.peers.values() if p.conn_type is conn_type and not p.closed)
 
     # -- outbound -------------------------------------------------------------------------
 
@@ -407,22 +624,38 @@ class ConnMan:
         finally:
             self._pending.discard(target)
 
-    async def open_connection(self, target: str, conn_type: ConnectionType) -> PeerConn | None:
-        """Dial ``target`` ("host:port") as ``conn_type``; returns the new peer or None.
+    async def open_connection(
+        self,
+        target: str | Service,
+        conn_type: ConnectionType,
+        *,
+        count_failure: bool | None = None,
+        use_v2: bool | None = None,
+    ) -> PeerConn | None:
+        """Dial ``target`` ("host:port" or a :class:`Service`) as ``conn_type``; returns the
+        new peer or None.
 
         Failures are logged; they never raise. Refused while the network is
         inactive or when the address is already connected (Core
-        ``OpenNetworkConnection``).
+        ``OpenNetworkConnection``). ``count_failure`` (default: not manual) says
+        whether AddrMan counts the attempt as a failure; ``use_v2`` (default: manual
+        peers and peers advertising NODE_P2P_V2) chooses BIP324.
         """
         if not self.network_active or self._stopping:
             return None
-        try:
-            service = await resolve_service(target, self.options.chain.default_port)
-        except ValueError as e:
-            log.info("cannot connect to %s: %s", target, e)
-            return None
+        if isinstance(target, Service):
+            service = target
+            target = str(service)
+        else:
+            try:
+                service = await resolve_service(target, self.options.chain.default_port)
+            except ValueError as e:
+                log.info("cannot connect to %s: %s", target, e)
+                return None
         if self.is_connected(str(service)):
             return None
+        if count_failure is None:
+            count_failure = conn_type is not ConnectionType.MANUAL
         if (
             conn_type is not ConnectionType.MANUAL
             and self.banman is not None
@@ -434,20 +667,23 @@ class ConnMan:
             conn_id = await self.sockman.connect(service, self.options.connect_timeout)
         except ConnectError as e:
             log.debug("connect to %s failed: %s", target, e.reason)
-            self.addrman.attempt(service, conn_type is not ConnectionType.MANUAL, now=self.clock())
+            self.addrman.attempt(service, count_failure, now=self.clock())
             return None
         # Core ConnectNode: a made connection is an attempt too (counted for automatic types).
-        self.addrman.attempt(service, conn_type is not ConnectionType.MANUAL, now=self.clock())
-        if self._stopping:
+        self.addrman.attempt(service, count_failure, now=self.clock())
+        if self._stopping or not self.network_active:
             self.sockman.close(conn_id)
             return None
         ends = self.sockman.endpoints(conn_id)
-        use_v2 = self.options.v2transport and target not in self._force_v1
+        forced_v1 = target in self._force_v1
         self._force_v1.discard(target)
-        if use_v2 and conn_type is not ConnectionType.MANUAL:
-            # Core: v2 only to peers that advertise it (addr.nServices & NODE_P2P_V2).
-            known = self.addrman.find(service)
-            use_v2 = known is not None and bool(known.services & ServiceFlags.NODE_P2P_V2)
+        if use_v2 is None:
+            use_v2 = self.options.v2transport
+            if use_v2 and conn_type is not ConnectionType.MANUAL:
+                # Core: v2 only to peers that advertise it (addr.nServices & NODE_P2P_V2).
+                known = self.addrman.find(service)
+                use_v2 = known is not None and bool(known.services & ServiceFlags.NODE_P2P_V2)
+        use_v2 = use_v2 and self.options.v2transport and not forced_v1
         peer = self._new_peer(
             conn_id, service, ends[0] if ends else None, target, conn_type, v2=use_v2
         )
@@ -672,9 +908,19 @@ class ConnMan:
         if peer.inbound or not peer.transport.should_reconnect_v1():
             return
         log.debug("retrying with v1 transport protocol for peer=%d (%s)", peer.id, peer.addr_name)
-        self._force_v1.add(peer.addr_name)
         if peer.conn_type is ConnectionType.MANUAL:
+            self._force_v1.add(peer.addr_name)
             self.backoff.reset(peer.addr_name)
+        elif not self._stopping:
+            # Core PerformReconnections: same type, keeping the grant, failures not counted.
+            self._automatic_pending += 1
+            self._spawn(self._reconnect_v1(peer))
+
+    async def _reconnect_v1(self, peer: PeerConn) -> None:
+        try:
+            await self.open_connection(peer.addr, peer.conn_type, count_failure=False, use_v2=False)
+        finally:
+            self._automatic_pending -= 1
 
     def on_error(self, conn_id: int, exc: Exception) -> None:
         """A socket error: forget the peer (a refused v2 attempt is retried once as v1)."""
@@ -796,6 +1042,8 @@ class ConnMan:
         self._by_conn.pop(peer.conn_id, None)
         self._local_nonces.discard(peer.proto.local_nonce)
         self._index(peer, -1)
+        if peer.conn_type is ConnectionType.FEELER:
+            self.feelers_done += 1
         if peer.inbound:
             self.inbound_count -= 1
         elif peer.proto.successfully_connected and peer.conn_type is not ConnectionType.BLOCK_RELAY:

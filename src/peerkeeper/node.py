@@ -47,7 +47,9 @@ from peerkeeper.store import (
     addrman_from_snapshot,
     load_bans,
     lock_datadir,
+    save_anchors,
     snapshot_addrman,
+    take_anchors,
 )
 from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
 
@@ -192,6 +194,10 @@ class Node:
             try:
                 if self.store._executor is not None:
                     try:
+                        if self.connman.policy is not None:
+                            anchors = self.connman.anchors_at_stop
+                            await self.store.call(lambda c: save_anchors(c, anchors))
+                            log.info("%d block-relay-only anchors saved", len(anchors))
                         await self.dump()
                     finally:
                         await asyncio.to_thread(self.store.close)
@@ -227,6 +233,13 @@ class Node:
                     copy,
                 )
             self.connman.addrman = self.addrman
+        if self.connman.options.open_automatic:
+            # Core ``CConnman::Start``: anchors.dat is read, then deleted, only when
+            # automatic outbound connections are used.
+            anchors = await self.store.call(take_anchors)
+            self.connman.options.anchors = anchors[:2]
+            if anchors:
+                log.info("%d anchor addresses loaded", len(anchors))
         obj = await self.store.call(load_bans)
         try:
             self.banman.load_json(obj, self.clock(), source=str(self.store.path))

@@ -1,0 +1,42 @@
+"""Suite-wide safety net: no test ever opens a socket outside loopback.
+
+Nodes started in-process open automatic outbound connections to whatever their
+address table holds, and tests fill those tables with routable addresses. Every
+direct dial is checked here: with no dial map (the virtual-address map tests use to
+reach loopback nodes) and no proxy, a destination outside 127.0.0.0/8 and ::1 is
+refused with a ``ConnectError`` before any socket exists, and recorded in
+``REFUSED_DIALS`` so a test can assert on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from peerkeeper.netaddr import Service
+from peerkeeper.sockman import ConnectError, SockMan
+
+REFUSED_DIALS: list[Service] = []
+
+_original_connect = SockMan.connect
+
+
+def _outside_loopback(service: Service) -> bool:
+    """An IP destination outside loopback (others never reach a socket without a proxy)."""
+    addr = service.addr
+    return (addr.is_ipv4() or addr.is_ipv6()) and not addr.is_local()
+
+
+async def _guarded_connect(self: SockMan, service: Service, *args: Any, **kwargs: Any) -> int:
+    if self.dial_map is None and kwargs.get("proxy") is None and _outside_loopback(service):
+        REFUSED_DIALS.append(service)
+        raise ConnectError(service, "tests dial loopback only")
+    return await _original_connect(self, service, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(SockMan, "connect", _guarded_connect)
+    yield
