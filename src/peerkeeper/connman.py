@@ -545,10 +545,13 @@ class ConnMan:
                 self._evict_extra_outbound(now)
             for hook in self.loop_hooks:
                 hook(now)
-            if seednodes and self._count(ConnectionType.OUTBOUND_FULL_RELAY) < 2:
-                if now > seed_node_timer + 10.0:  # Core ADD_NEXT_SEEDNODE
-                    seed_node_timer = now
-                    add_addr_fetch = True
+            if (
+                seednodes
+                and self._count(ConnectionType.OUTBOUND_FULL_RELAY) < 2
+                and now > seed_node_timer + 10.0  # Core ADD_NEXT_SEEDNODE
+            ):
+                seed_node_timer = now
+                add_addr_fetch = True
             if not policy.grant_available(self.automatic_outbound_count()):
                 continue
             pick = policy.next_connection(
