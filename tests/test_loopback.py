@@ -106,10 +106,17 @@ class RawPeer:
         self.writer.close()
 
 
-async def raw_handshake(port: int, nonce: int = 99) -> RawPeer:
+async def raw_handshake(port: int, nonce: int = 99, relay: bool = True) -> RawPeer:
     peer = await RawPeer.connect(port)
     peer.send(
-        Version(version=70016, services=9, timestamp=1_800_000_000, nonce=nonce, user_agent="/raw/")
+        Version(
+            version=70016,
+            services=9,
+            timestamp=1_800_000_000,
+            nonce=nonce,
+            user_agent="/raw/",
+            relay=relay,
+        )
     )
     await peer.writer.drain()
     while not isinstance(await peer.recv(), Verack):
@@ -284,7 +291,9 @@ async def test_silent_peer_is_timed_out(tmp_path: Path) -> None:
 
 
 async def test_inbound_limit(tmp_path: Path) -> None:
-    async with running(tmp_path, "a", maxconnections=12) as a:  # 12 - 11 = 1 inbound slot
+    # 12 - 11 = 1 inbound slot; 100 % of it may relay transactions (Core's default 50 %
+    # would leave int(0.5 * 1) = 0 tx-relay slots and drop the first peer after its version).
+    async with running(tmp_path, "a", maxconnections=12, inboundrelaypercent=100) as a:
         first = await raw_handshake(port_of(a))
         second = await RawPeer.connect(port_of(a))
         assert await second.closed_by_peer()
@@ -508,8 +517,8 @@ async def test_v2_garbage_without_terminator_disconnects(tmp_path: Path) -> None
 
 async def test_full_inbound_evicts_by_cores_rules(tmp_path: Path) -> None:
     async with running(
-        tmp_path, "a", maxconnections=41, v2transport=False
-    ) as a:  # 30 inbound slots
+        tmp_path, "a", maxconnections=41, v2transport=False, inboundrelaypercent=100
+    ) as a:  # 30 inbound slots, all of them may relay transactions
         peers = [await raw_handshake(port_of(a), nonce=1000 + i) for i in range(30)]
         await wait_until(lambda: handshaken(a, 30))
         ids_before = set(a.connman.peers)
@@ -527,9 +536,36 @@ async def test_full_inbound_evicts_by_cores_rules(tmp_path: Path) -> None:
 
 
 async def test_small_inbound_set_is_fully_protected(tmp_path: Path) -> None:
-    async with running(tmp_path, "a", maxconnections=12, v2transport=False) as a:  # 1 inbound slot
+    async with running(
+        tmp_path, "a", maxconnections=12, v2transport=False, inboundrelaypercent=100
+    ) as a:  # 1 inbound slot
         first = await raw_handshake(port_of(a))
         second = await RawPeer.connect(port_of(a))
         assert await second.closed_by_peer()  # nobody evictable among so few: refused
         assert len(a.connman.peers) == 1
         first.close()
+
+
+async def test_inbound_tx_relay_cap(tmp_path: Path) -> None:
+    """Core's -inboundrelaypercent (EvictTxPeerIfFull): at most 50 % of the inbound slots
+    relay transactions; a relaying newcomer over the cap is dropped when every relaying
+    peer is protected, while peers that don't relay are still admitted."""
+    async with running(tmp_path, "a", maxconnections=21, v2transport=False) as a:
+        # 21 - 11 = 10 inbound slots, int(0.5 * 10) = 5 of them for tx relay
+        assert a.connman.options.limits.max_inbound_full_relay == 5
+        relaying = [await raw_handshake(port_of(a), nonce=3000 + i) for i in range(5)]
+        await wait_until(lambda: handshaken(a, 5))
+        extra = await RawPeer.connect(port_of(a))
+        extra.send(Version(version=70016, services=9, timestamp=1_800_000_000, nonce=4000))
+        await extra.writer.drain()
+        assert await extra.closed_by_peer()  # all 5 relaying peers are protected: newcomer dropped
+
+        def relay_count() -> int:
+            return sum(1 for p in a.connman.peers.values() if p.proto.their.relay)
+
+        assert relay_count() == 5
+        quiet = await raw_handshake(port_of(a), nonce=5000, relay=False)
+        await wait_until(lambda: handshaken(a, 6))
+        assert relay_count() == 5 and len(a.connman.peers) == 6
+        for p in [*relaying, quiet]:
+            p.close()

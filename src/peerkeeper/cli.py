@@ -88,6 +88,28 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rpcpassword", help="JSON-RPC password")
 
 
+#: Repeatable ``node`` options with Core's names (src/init.cpp ``SetupServerArgs``).
+_LIST_OPTIONS = (
+    ("seednode", "connect to this peer to fetch addresses, then disconnect (repeatable)"),
+    ("onlynet", "make automatic outbound connections only to this network (repeatable)"),
+    ("whitelist", "[PERMS@]ADDR[/MASK]: permissions for peers from there (repeatable)"),
+    ("whitebind", "[PERMS@]ADDR:PORT: listen there, peers get these permissions (repeatable)"),
+    ("proxy", "SOCKS5 proxy host[:port][=network] (repeatable)"),
+    ("externalip", "our own public address (repeatable)"),
+    ("dnsserver", "DNS server host[:port] for DNS seeding (peerkeeper's own option)"),
+)
+#: 0/1 ``node`` options with Core's names and defaults.
+_BOOL_OPTIONS = (
+    ("dnsseed", "query DNS seeds when the address table is low (default 1 unless -connect)"),
+    ("forcednsseed", "always query DNS seeds at start (default 0)"),
+    ("fixedseeds", "use the fixed seeds when a reachable network is empty (default 1)"),
+    ("whitelistrelay", "whitelisted peers without permissions get relay (default 1)"),
+    ("whitelistforcerelay", "whitelisted peers without permissions get forcerelay (default 0)"),
+    ("proxyrandomize", "random proxy credentials per connection (Tor stream isolation, default 1)"),
+    ("cjdnsreachable", "fc00::/8 addresses are CJDNS and reachable (default 0)"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``peerkeeper`` argument parser with its ``node`` and ``rpc`` commands."""
     parser = argparse.ArgumentParser(
@@ -144,6 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="debug log category: net, rpc, addrman, node, all",
     )
+    for name, help_text in _LIST_OPTIONS:
+        node.add_argument(f"--{name}", action="append", default=None, help=help_text)
+    for name, help_text in _BOOL_OPTIONS:
+        node.add_argument(f"--{name}", type=int, choices=(0, 1), help=help_text)
+    node.add_argument(
+        "--fixedseedsfile",
+        type=Path,
+        help="fixed seeds in Core's contrib/seeds/nodes_<chain>.txt format",
+    )
+    node.add_argument(
+        "--inboundrelaypercent",
+        type=int,
+        help="percent of inbound slots for tx-relaying peers (default 50)",
+    )
+    node.add_argument("--onion", help="SOCKS5 proxy for .onion peers (host[:port]; 0 = none)")
+    node.add_argument(
+        "--maxuploadtarget",
+        help="upload limit per 24 h (bytes with k/K/m/M/g/G/t/T; default unit M; 0 = none)",
+    )
 
     for name, help_text in (
         ("import-peers-dat", "replace the address book with a Bitcoin Core peers.dat"),
@@ -189,11 +230,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "timeout",
         "debug",
         "asmap",
+        "fixedseedsfile",
+        "inboundrelaypercent",
+        "onion",
+        "maxuploadtarget",
+        *(name for name, _ in _LIST_OPTIONS),
     ):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
-    for key in ("listen", "server", "networkactive", "v2transport"):
+    for key in (
+        "listen",
+        "server",
+        "networkactive",
+        "v2transport",
+        *(name for name, _ in _BOOL_OPTIONS),
+    ):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = bool(value)

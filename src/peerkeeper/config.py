@@ -4,7 +4,12 @@ Options mirror Core's (src/init.cpp ``SetupServerArgs``): ``chain``, ``datadir``
 ``bind``, ``port``, ``listen``, ``v2transport`` (BIP324, default on), ``asmap`` (file for AS-based netgroups), ``connect``, ``addnode``, ``maxconnections``,
 ``rpcbind``, ``rpcport``, ``rpcuser``, ``rpcpassword``, ``maxsendbuffer`` and
 ``maxreceivebuffer`` (kilobytes, x1000 as in Core), ``peertimeout``, ``timeout``
-(milliseconds), ``networkactive``, ``debug`` (log categories). Defaults follow Core;
+(milliseconds), ``networkactive``, ``debug`` (log categories); the connection
+policy's ``seednode``, ``dnsseed``, ``forcednsseed``, ``fixedseeds``,
+``fixedseedsfile``, ``onlynet``, ``inboundrelaypercent``, ``whitelist``,
+``whitebind``, ``whitelistrelay``, ``whitelistforcerelay``, ``proxy``, ``onion``,
+``proxyrandomize``, ``cjdnsreachable``, ``maxuploadtarget``, ``externalip``; and
+peerkeeper's own ``dnsserver``. Defaults follow Core;
 ports default to the chain's (src/chainparamsbase.cpp, src/kernel/chainparams.cpp).
 """
 
@@ -48,6 +53,27 @@ class Config:
     v2transport: bool = True
     asmap: Path | None = None
     debug: list[str] = field(default_factory=list)
+    # -- connection policy (src/init.cpp) --
+    seednode: list[str] = field(default_factory=list)
+    dnsseed: bool | None = None
+    forcednsseed: bool = False
+    fixedseeds: bool = True
+    fixedseedsfile: Path | None = None
+    onlynet: list[str] = field(default_factory=list)
+    inboundrelaypercent: int = 50
+    whitelist: list[str] = field(default_factory=list)
+    whitebind: list[str] = field(default_factory=list)
+    whitelistrelay: bool = True
+    whitelistforcerelay: bool = False
+    proxy: list[str] = field(default_factory=list)
+    onion: str | None = None
+    proxyrandomize: bool = True
+    cjdnsreachable: bool = False
+    maxuploadtarget: str = "0"
+    externalip: list[str] = field(default_factory=list)
+    #: peerkeeper's own (not Core's): DNS servers ("host[:port]") for DNS seeding
+    #: instead of the system's resolver configuration.
+    dnsserver: list[str] = field(default_factory=list)
 
     @property
     def chain_params(self) -> Chain:
@@ -73,11 +99,46 @@ class Config:
         return self.datadir if self.chain == "main" else self.datadir / self.chain
 
     @property
+    def noconnect(self) -> bool:
+        """``-connect=0`` (or ``-noconnect``): no automatic outbound connections at all."""
+        return self.connect == ["0"]
+
+    @property
+    def specified_outgoing(self) -> list[str]:
+        """The ``-connect`` peers (none for ``-connect=0``; src/init.cpp ``m_specified_outgoing``)."""
+        return [] if self.noconnect else list(self.connect)
+
+    @property
+    def use_addrman_outgoing(self) -> bool:
+        """Core ``m_use_addrman_outgoing``: automatic outbound unless ``-connect`` is given at
+        all (src/init.cpp) or ``-maxconnections=0``."""
+        return not self.connect and self.maxconnections > 0
+
+    @property
     def listening(self) -> bool:
-        """``listen``, defaulting to on unless ``connect`` is given (Core's -connect soft-sets -listen=0)."""
+        """``-listen``, else Core's soft-set order (src/init.cpp ``InitParameterInteraction``):
+        ``-bind``/``-whitebind`` turn it on; then ``-connect`` (any, ``-connect=0`` too),
+        ``-maxconnections=0`` or ``-proxy`` turn it off; default on."""
         if self.listen is not None:
             return self.listen
-        return not self.connect
+        if self.bind or self.whitebind:
+            return True
+        return not (self.connect or self.maxconnections <= 0 or self._proxy_set)
+
+    @property
+    def _proxy_set(self) -> bool:
+        return bool(self.proxy) and self.proxy != ["0"]
+
+    @property
+    def dns_seeding(self) -> bool:
+        """``-dnsseed``, else Core's soft-sets: off with ``-connect`` / ``-maxconnections=0``,
+        and off when ``-onlynet`` excludes both IPv4 and IPv6 (src/init.cpp)."""
+        if self.dnsseed is not None:
+            return self.dnsseed
+        if self.connect or self.maxconnections <= 0:
+            return False
+        nets = {n.lower() for n in self.onlynet}
+        return not nets or bool(nets & {"ipv4", "ipv6"})
 
     def validate(self) -> None:
         """Check ranges; raises :class:`ConfigError` naming the bad option."""
@@ -92,11 +153,52 @@ class Config:
             raise ConfigError("-maxsendbuffer and -maxreceivebuffer must be positive")
         if self.peertimeout <= 0:
             raise ConfigError("-peertimeout must be positive")
+        if not 0 <= self.inboundrelaypercent <= 100:
+            raise ConfigError("-inboundrelaypercent must be between 0 and 100")
+        from peerkeeper.netpermissions import Permissions
+        from peerkeeper.uploadtarget import parse_upload_target
+
+        try:
+            Permissions.from_options(
+                whitelist=self.whitelist, whitebind=self.whitebind, cjdns=self.cjdnsreachable
+            )
+            parse_upload_target(self.maxuploadtarget)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        for net in self.onlynet:
+            if net.lower() not in ("ipv4", "ipv6", "onion", "i2p", "cjdns"):
+                raise ConfigError(f"Unknown network specified in -onlynet: '{net}'")
 
 
-_LIST_KEYS = {"bind", "connect", "addnode", "debug"}
-_BOOL_KEYS = {"listen", "server", "networkactive", "v2transport"}
+_LIST_KEYS = {
+    "bind",
+    "connect",
+    "addnode",
+    "debug",
+    "seednode",
+    "onlynet",
+    "whitelist",
+    "whitebind",
+    "proxy",
+    "externalip",
+    "dnsserver",
+}
+_BOOL_KEYS = {
+    "listen",
+    "server",
+    "networkactive",
+    "v2transport",
+    "dnsseed",
+    "forcednsseed",
+    "fixedseeds",
+    "whitelistrelay",
+    "whitelistforcerelay",
+    "proxyrandomize",
+    "cjdnsreachable",
+}
+_PATH_KEYS = {"asmap", "fixedseedsfile"}
 _INT_KEYS = {
+    "inboundrelaypercent",
     "port",
     "maxconnections",
     "rpcport",
@@ -172,6 +274,8 @@ def read_conf_file(path: Path, chain: str | None = None) -> dict[str, object]:
                 values[key] = value not in ("0", "false", "")
             elif key in _INT_KEYS:
                 values[key] = int(value)
+            elif key in _PATH_KEYS:
+                values[key] = Path(value).expanduser()
             else:
                 values[key] = value
         except ValueError:

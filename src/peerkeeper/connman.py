@@ -45,6 +45,7 @@ from peerkeeper.chains import Chain
 from peerkeeper.connection_types import ConnectionType
 from peerkeeper.eviction import EvictionCandidate, keyed_netgroup, select_node_to_evict
 from peerkeeper.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.netpermissions import NetPermissionFlags, Permissions, has_flag
 from peerkeeper.outbound import (
     DEFAULT_FULL_RELAY_INBOUND_PCT,
     DEFAULT_MAX_PEER_CONNECTIONS,
@@ -74,6 +75,7 @@ from peerkeeper.sockman import (
     ConnectError,
     SockMan,
 )
+from peerkeeper.uploadtarget import UploadTarget
 from peerkeeper.wire.codec import DecodeError
 from peerkeeper.wire.messages import MESSAGE_TYPES, AddrEntry, ServiceFlags, decode_message
 from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
@@ -142,9 +144,9 @@ class ConnManOptions:
 
     inbound_relay_percent: int = DEFAULT_FULL_RELAY_INBOUND_PCT
     automatic_outbound: bool = True
-    reachable: frozenset[Network] = frozenset(
-        {Network.IPV4, Network.IPV6, Network.TORV3, Network.I2P, Network.CJDNS}
-    )
+    reachable: frozenset[Network] = frozenset({Network.IPV4, Network.IPV6})
+    permissions: Permissions = field(default_factory=Permissions)
+    max_upload_target: int = 0
     anchors: list[AddrEntry] = field(default_factory=list)
     seednode: list[str] = field(default_factory=list)
 
@@ -191,6 +193,7 @@ class PeerConn:
     wake_at: float = float("inf")
     keyed_netgroup: int = 0
     prefer_evict: bool = False
+    permissions: NetPermissionFlags = NetPermissionFlags.NONE
     reading_paused: bool = False
     closed: bool = False
 
@@ -273,13 +276,17 @@ class _CachedAddrSource:
     reconnecting (src/net.cpp ``CConnman::GetAddresses``).
     """
 
-    __slots__ = ("connman", "key")
+    __slots__ = ("connman", "key", "bypass")
 
-    def __init__(self, connman: ConnMan, key: tuple[str, int]) -> None:
+    def __init__(self, connman: ConnMan, key: tuple[str, int], bypass: bool = False) -> None:
         self.connman = connman
         self.key = key
+        self.bypass = bypass
 
     def get_addr(self, max_addresses: int, max_pct: int, now: float) -> list[AddrEntry]:
+        if self.bypass:
+            # Core: a peer with the ``addr`` permission gets a fresh answer, never the cache.
+            return self.connman.addrman.get_addr(max_addresses, max_pct, now)
         cache = self.connman._addr_cache
         hit = cache.get(self.key)
         if hit is None or hit[1] < now:
@@ -326,6 +333,8 @@ class ConnMan:
         self._netgroup_k1 = self.rng.getrandbits(64)
         self.total_bytes_sent = 0
         self.total_bytes_recv = 0
+        #: ``-maxuploadtarget`` accounting (Core ``RecordBytesSent`` / ``OutboundTargetReached``).
+        self.upload_target = UploadTarget(options.max_upload_target)
         self.added_nodes: list[str] = list(options.addnode)
         self.backoff = Backoff()
         self._pending: set[str] = set()
@@ -688,7 +697,13 @@ class ConnMan:
                 use_v2 = known is not None and bool(known.services & ServiceFlags.NODE_P2P_V2)
         use_v2 = use_v2 and self.options.v2transport and not forced_v1
         peer = self._new_peer(
-            conn_id, service, ends[0] if ends else None, target, conn_type, v2=use_v2
+            conn_id,
+            service,
+            ends[0] if ends else None,
+            target,
+            conn_type,
+            v2=use_v2,
+            permissions=self.options.permissions.outbound(service.addr, conn_type),
         )
         log.debug(
             "connected to %s (%s, %s), peer=%d",
@@ -711,6 +726,7 @@ class ConnMan:
         conn_type: ConnectionType,
         *,
         v2: bool = False,
+        permissions: NetPermissionFlags = NetPermissionFlags.NONE,
     ) -> PeerConn:
         now = self.clock()
         magic = self.options.chain.magic
@@ -728,7 +744,9 @@ class ConnMan:
             now=now,
             rng=self.rng,
             addr_source=_CachedAddrSource(
-                self, (str(addr_bind.addr) if addr_bind else "", int(addr.addr.get_net_class()))
+                self,
+                (str(addr_bind.addr) if addr_bind else "", int(addr.addr.get_net_class())),
+                bypass=has_flag(permissions, NetPermissionFlags.ADDR),
             ),
             is_local_nonce=self._is_local_nonce,
         )
@@ -742,6 +760,7 @@ class ConnMan:
             transport=transport,
             proto=proto,
             connected_at=now,
+            permissions=permissions,
         )
         peer.keyed_netgroup = keyed_netgroup(
             addr.addr.netgroup(), self._netgroup_k0, self._netgroup_k1
@@ -774,11 +793,13 @@ class ConnMan:
             log.debug("connection from %s dropped (not accepting new connections)", them)
             return False
         prefer_evict = False
+        permissions = self.options.permissions.inbound(them.addr, me)
+        noban = has_flag(permissions, NetPermissionFlags.NOBAN)
         if self.banman is not None:
             decision = self.banman.inbound_decision(
                 them.addr,
                 self.clock(),
-                noban=False,
+                noban=noban,
                 inbound_count=self.inbound_count,
                 max_inbound=self.options.max_inbound,
             )
@@ -790,15 +811,26 @@ class ConnMan:
             log.debug("connection from %s dropped (full)", them)
             return False
         peer = self._new_peer(
-            conn_id, them, me, str(them), ConnectionType.INBOUND, v2=self.options.v2transport
+            conn_id,
+            them,
+            me,
+            str(them),
+            ConnectionType.INBOUND,
+            v2=self.options.v2transport,
+            permissions=permissions,
         )
         peer.prefer_evict = prefer_evict
         log.debug("connection from %s accepted, peer=%d", them, peer.id)
         return True
 
-    def attempt_to_evict(self) -> bool:
+    def attempt_to_evict(
+        self, *, tx_relay_only: bool = False, protect_peer: int | None = None
+    ) -> bool:
         """Core ``AttemptToEvictConnection``: drop one inbound peer chosen by
         :func:`~peerkeeper.eviction.select_node_to_evict`; False when every one is protected.
+
+        ``tx_relay_only`` considers only peers that relay transactions, and
+        ``protect_peer`` (an id) is never chosen: Core's ``EvictTxPeerIfFull``.
         """
         candidates = [
             EvictionCandidate(
@@ -811,12 +843,13 @@ class ConnMan:
                 relay_txs=p.proto.their.relay,
                 keyed_netgroup=p.keyed_netgroup,
                 prefer_evict=p.prefer_evict,
+                noban=has_flag(p.permissions, NetPermissionFlags.NOBAN),
                 is_local=p.addr.addr.is_local(),
                 network=p.addr.addr.get_net_class(),
                 conn_type=p.conn_type,
             )
             for p in self.peers.values()
-            if not p.closed
+            if not p.closed and p.id != protect_peer and (not tx_relay_only or p.proto.their.relay)
         ]
         victim = select_node_to_evict(candidates)
         if victim is None:
@@ -825,6 +858,27 @@ class ConnMan:
         log.debug("selected peer=%d (%s) for eviction", peer.id, peer.addr)
         self._drop(peer, "evicted for an inbound slot", close=True)
         return True
+
+    def _check_tx_relay_capacity(self, peer: PeerConn) -> None:
+        """Core ``MaybeDisconnectForTxRelayCapacity`` / ``EvictTxPeerIfFull`` (src/net.cpp,
+        src/net_processing.cpp), after an inbound peer's version asked for transactions.
+
+        Over ``-inboundrelaypercent`` of the inbound slots relaying transactions, one
+        tx-relaying inbound peer (never this one) is evicted; when all are protected,
+        this peer is disconnected instead.
+        """
+        tx_inbound = sum(
+            1 for p in self.peers.values() if p.inbound and not p.closed and p.proto.their.relay
+        )
+        if tx_inbound <= self.options.limits.max_inbound_full_relay:
+            return
+        if not self.attempt_to_evict(tx_relay_only=True, protect_peer=peer.id):
+            log.debug(
+                "failed to find a tx-relaying eviction candidate - connection dropped after "
+                "version message, peer=%d",
+                peer.id,
+            )
+            self._drop(peer, "no tx-relay slot", close=True)
 
     def on_data(self, conn_id: int, data: bytes) -> None:
         """Feed bytes to the peer's transport and process every complete message."""
@@ -898,6 +952,8 @@ class ConnMan:
             self._apply(peer, peer.proto.on_decode_error(raw.command, e, now))
             return
         self._apply(peer, peer.proto.on_message(msg, now))
+        if raw.command == "version" and peer.inbound and not peer.closed and peer.proto.their.relay:
+            self._check_tx_relay_capacity(peer)
 
     def on_eof(self, conn_id: int) -> None:
         """The peer closed: forget it (a v2 attempt it refused is retried once as v1)."""
@@ -993,6 +1049,7 @@ class ConnMan:
         if data and self.sockman.send(peer.conn_id, data):
             peer.bytes_sent += len(data)
             self.total_bytes_sent += len(data)
+            self.upload_target.record_bytes_sent(len(data), self.clock())
             peer.proto.last_send = self.clock()
         self._flush(peer)
 
@@ -1008,6 +1065,7 @@ class ConnMan:
             n = len(data)
             peer.bytes_sent += n
             self.total_bytes_sent += n
+            self.upload_target.record_bytes_sent(n, self.clock())
             peer.proto.last_send = self.clock()
         if isinstance(transport, V2Transport):
             inner = transport.detected_v1()
@@ -1020,6 +1078,9 @@ class ConnMan:
         Manual peers are not punished; a local address is disconnected but not
         discouraged; anyone else is discouraged and disconnected.
         """
+        if has_flag(peer.permissions, NetPermissionFlags.NOBAN):
+            log.warning("Warning: not punishing noban peer %d! (%s)", peer.id, reason)
+            return
         if peer.conn_type is ConnectionType.MANUAL:
             log.warning("Warning: not punishing manually connected peer=%d (%s)", peer.id, reason)
             return
@@ -1161,6 +1222,26 @@ class ConnMan:
             self._spawn(self._onetry(node))
         else:
             raise ValueError(f"unknown addnode command {command!r}")
+
+    def get_added_node_info(self) -> list[tuple[str, PeerConn | None]]:
+        """Each ``-addnode`` / ``addnode add`` entry with the live peer it matches, or None
+        (Core ``CConnman::GetAddedNodeInfo``: an IP:port entry matches a peer's address,
+        a name matches the name a peer was dialled with)."""
+        by_addr: dict[Service, PeerConn] = {}
+        by_name: dict[str, PeerConn] = {}
+        for p in self.peers.values():
+            if p.closed:
+                continue
+            by_addr[p.addr] = p
+            by_name[p.addr_name] = p
+        out: list[tuple[str, PeerConn | None]] = []
+        for node in self.added_nodes:
+            try:
+                service: Service | None = Service.parse(node, self.options.chain.default_port)
+            except AddrError:
+                service = None
+            out.append((node, by_addr.get(service) if service is not None else by_name.get(node)))
+        return out
 
     async def _onetry(self, node: str) -> None:
         await self.open_connection(node, ConnectionType.MANUAL)

@@ -28,6 +28,7 @@ from peerkeeper.banman import BanlistError, BanMan
 from peerkeeper.config import Config
 from peerkeeper.connman import ConnMan, ConnManOptions, PeerConn
 from peerkeeper.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.netpermissions import Permissions, to_strings
 from peerkeeper.protocols.bitcoin import PeerConfig
 from peerkeeper.rpc import (
     RPC_CLIENT_INVALID_IP_OR_SUBNET,
@@ -51,6 +52,7 @@ from peerkeeper.store import (
     snapshot_addrman,
     take_anchors,
 )
+from peerkeeper.uploadtarget import parse_upload_target
 from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
 
 __all__ = ["Node", "USER_AGENT", "CLIENT_VERSION"]
@@ -108,13 +110,29 @@ class Node:
         for b in config.bind:
             svc = Service.parse(b, config.p2p_port)
             binds.append((str(svc.addr), svc.port))
+        for wb in config.whitebind:
+            # -whitebind listens too (Core ``CConnman::InitBinds``); the permissions
+            # are matched by the accepting address.
+            svc = Service.parse(wb.rpartition("@")[2], config.p2p_port)
+            binds.append((str(svc.addr), svc.port))
         if not binds and config.port is not None:
             binds = [("::", config.port), ("0.0.0.0", config.port)]
         self.connman = ConnMan(
             ConnManOptions(
                 chain=chain,
-                connect=list(config.connect),
+                connect=config.specified_outgoing,
                 addnode=list(config.addnode),
+                automatic_outbound=config.use_addrman_outgoing,
+                inbound_relay_percent=config.inboundrelaypercent,
+                seednode=[] if config.connect else list(config.seednode),
+                permissions=Permissions.from_options(
+                    whitelist=config.whitelist,
+                    whitebind=config.whitebind,
+                    whitelistrelay=config.whitelistrelay,
+                    whitelistforcerelay=config.whitelistforcerelay,
+                    cjdns=config.cjdnsreachable,
+                ),
+                max_upload_target=parse_upload_target(config.maxuploadtarget),
                 bind=binds,
                 listen=config.listening,
                 max_connections=config.maxconnections,
@@ -311,6 +329,7 @@ class Node:
         """Method name -> async handler, Core's names."""
         return {
             "getpeerinfo": self._getpeerinfo,
+            "getaddednodeinfo": self._getaddednodeinfo,
             "getnetworkinfo": self._getnetworkinfo,
             "getconnectioncount": self._getconnectioncount,
             "getnettotals": self._getnettotals,
@@ -378,7 +397,7 @@ class Node:
                 "addr_relay_enabled": proto.addr_relay_enabled,
                 "addr_processed": proto.addr_processed,
                 "addr_rate_limited": proto.addr_rate_limited,
-                "permissions": [],
+                "permissions": to_strings(peer.permissions),
                 "minfeefilter": 0.0,
                 "bytessent_per_msg": dict(sorted(peer.sent_per_msg.items())),
                 "bytesrecv_per_msg": dict(sorted(peer.recv_per_msg.items())),
@@ -432,14 +451,7 @@ class Node:
             "totalbytesrecv": self.connman.total_bytes_recv,
             "totalbytessent": self.connman.total_bytes_sent,
             "timemillis": int(self.clock() * 1000),
-            "uploadtarget": {
-                "timeframe": 86400,
-                "target": 0,
-                "target_reached": False,
-                "serve_historical_blocks": True,
-                "bytes_left_in_cycle": 0,
-                "time_left_in_cycle": 0,
-            },
+            "uploadtarget": self.connman.upload_target.rpc(self.clock()),
         }
 
     async def _getnodeaddresses(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
@@ -480,6 +492,30 @@ class Node:
                 RPC_CLIENT_NODE_NOT_ADDED,
                 "Error: Node could not be removed. It has not been added previously.",
             ) from e
+
+    async def _getaddednodeinfo(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+        """Core ``getaddednodeinfo ( "node" )`` (src/rpc/net.cpp)."""
+        infos = self.connman.get_added_node_info()
+        node = _param(params, 0, "node")
+        if node is not None:
+            infos = [i for i in infos if i[0] == node][:1]
+            if not infos:
+                raise RpcError(RPC_CLIENT_NODE_NOT_ADDED, "Error: Node has not been added.")
+        return [
+            {
+                "addednode": name,
+                "connected": peer is not None,
+                "addresses": []
+                if peer is None
+                else [
+                    {
+                        "address": str(peer.addr),
+                        "connected": "inbound" if peer.inbound else "outbound",
+                    }
+                ],
+            }
+            for name, peer in infos
+        ]
 
     async def _disconnectnode(self, params: list[Any] | dict[str, Any]) -> None:
         address = _param(params, 0, "address")
