@@ -16,7 +16,7 @@ from peerkeeper.protocols.actions import (
     Misbehaving,
     Send,
 )
-from peerkeeper.protocols.bitcoin import BitcoinPeer, PeerConfig
+from peerkeeper.protocols.bitcoin import PERMISSION_ADDR, BitcoinPeer, PeerConfig
 from peerkeeper.wire.codec import DecodeError, LimitExceeded
 from peerkeeper.wire.messages import (
     Addr,
@@ -228,7 +228,7 @@ def test_inactivity_timeouts() -> None:
 
 
 def test_getaddr_answered_once_for_inbound_only() -> None:
-    source = FakeAddrSource([entry("5.6.7.8:8333"), entry("[2001:db8::1]:8333")])
+    source = FakeAddrSource([entry("5.6.7.8:8333"), entry("[2a01:4f8::1]:8333")])
     peer = make_peer(ConnectionType.INBOUND, source)
     peer.on_message(their_version(), T0)
     peer.on_message(Verack(), T0)
@@ -365,3 +365,360 @@ def test_user_agent_sanitized_like_core() -> None:
     peer = make_peer(ConnectionType.INBOUND)
     peer.on_message(their_version(user_agent="/Evil\x1b[31m:1.0/<script>é"), T0)
     assert peer.their.user_agent == "/Evil31m:1.0/script"
+
+
+# -- address relay (Core PushAddress / MaybeSendAddr / ProcessAddrs relay) ---------------
+
+ONION = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333"
+OUR_SERVICES = 1 | 8 | 1024
+
+
+def routable(i: int, time: int = int(T0) - 100) -> AddrEntry:
+    """A distinct valid, routable IPv4 entry per i."""
+    return entry(f"23.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}:8333", time=time)
+
+
+def relay_peer(
+    conn_type: ConnectionType = ConnectionType.OUTBOUND_FULL_RELAY,
+    *,
+    local: AddrEntry | None = None,
+    listening: bool = False,
+    permissions: int = 0,
+    in_ibd: bool = False,
+    seed: int = 1,
+    source: FakeAddrSource | None = None,
+) -> BitcoinPeer:
+    def local_address() -> AddrEntry | None:
+        return local
+
+    return BitcoinPeer(
+        conn_type=conn_type,
+        addr=Service.parse("1.2.3.4:8333", 8333),
+        local_nonce=42,
+        config=PeerConfig(services=OUR_SERVICES),
+        now=T0,
+        rng=random.Random(seed),
+        addr_source=source or FakeAddrSource([]),
+        permissions=permissions,
+        local_address=local_address if (listening or local is not None) else None,
+        in_ibd=in_ibd,
+    )
+
+
+def connect(peer: BitcoinPeer, *, addrv2: bool = False, now: float = T0) -> list[Action]:
+    """Complete the handshake in either direction; returns every action."""
+    out = peer.start(now)
+    out += peer.on_message(their_version(), now)
+    if addrv2:
+        out += peer.on_message(SendAddrV2(), now)
+    peer.last_send = now
+    out += peer.on_message(Verack(), now)
+    return out
+
+
+def tick_at(peer: BitcoinPeer, now: float) -> list[Message]:
+    """Tick with the link alive (traffic both ways, no ping outstanding); addr messages out."""
+    peer.last_send = peer.last_recv = now
+    peer.ping.nonce_sent = 0
+    peer.ping.start = now
+    return [m for m in sent(peer.tick(now)) if isinstance(m, (Addr, AddrV2))]
+
+
+def flush(peer: BitcoinPeer) -> tuple[float, list[Message]]:
+    """Tick at the peer's next wakeup; returns (time, addr messages)."""
+    now = peer.next_wakeup()
+    return now, tick_at(peer, now)
+
+
+def test_push_address_queue_cap_with_random_replacement() -> None:
+    peer = relay_peer()
+    connect(peer)
+    for i in range(1500):
+        peer.push_address(routable(i), T0 + 1)
+    assert len(peer.addrs_to_send) == 1000
+    queued = {e.service for e in peer.addrs_to_send}
+    assert len(queued) == 1000
+    late = sum(1 for i in range(1000, 1500) if routable(i).service in queued)
+    assert 200 <= late <= 500  # later pushes replaced random earlier ones
+    assert sum(1 for i in range(1000) if routable(i).service in queued) == 1000 - late
+    _, msgs = flush(peer)
+    assert len(msgs) == 1 and isinstance(msgs[0], Addr) and len(msgs[0].entries) == 1000
+    assert peer.addrs_to_send == []
+
+
+def test_flush_waits_for_the_timer_and_marks_known() -> None:
+    peer = relay_peer()
+    connect(peer)  # the first flush (empty queue) ran at the handshake
+    assert peer.next_addr_send > T0
+    base_wakeup = peer.next_wakeup()
+    peer.push_address(routable(1), T0)
+    assert peer.next_wakeup() == pytest.approx(min(base_wakeup, peer.next_addr_send + 0.001))
+    assert tick_at(peer, peer.next_addr_send) == []  # not yet: Core needs now > deadline
+    now, msgs = flush(peer)
+    assert msgs == [Addr([routable(1)])]
+    assert now > T0
+    # Already sent: known now, so neither queued nor sent again.
+    peer.push_address(routable(1), now)
+    assert peer.addrs_to_send == []
+    # An empty queue does not wake the peer; a non-empty one does, at the deadline.
+    idle_wakeup = peer.next_wakeup()
+    peer.next_addr_send = now + 1
+    assert peer.next_wakeup() == idle_wakeup > now + 1
+    peer.push_address(routable(2), now)
+    assert peer.next_wakeup() == pytest.approx(now + 1.001)
+
+
+def test_stale_deadline_is_redrawn_when_the_queue_fills() -> None:
+    peer = relay_peer()
+    connect(peer)
+    later = T0 + 10_000
+    assert peer.next_addr_send < later
+    peer.push_address(routable(1), later)
+    assert peer.next_addr_send > later  # a fresh exp(30 s) wait, not an instant send
+    assert tick_at(peer, later) == []
+
+
+def test_address_from_a_peer_is_never_sent_back_to_it() -> None:
+    peer = relay_peer()
+    connect(peer)
+    peer.on_message(Addr([routable(5), routable(6)]), T0 + 1)  # clears getaddr outstanding
+    for i in (5, 6, 7):
+        peer.push_address(routable(i), T0 + 2)
+    assert peer.addrs_to_send == [routable(7)]
+    _, msgs = flush(peer)
+    assert msgs == [Addr([routable(7)])]
+
+
+def test_known_filter_applies_again_at_flush_time() -> None:
+    peer = relay_peer()
+    connect(peer)
+    peer.push_address(routable(8), T0 + 1)  # queued first...
+    peer.on_message(Addr([routable(8)]), T0 + 2)  # ...then the peer tells us about it
+    _, msgs = flush(peer)
+    assert msgs == []
+    assert peer.addrs_to_send == []
+
+
+def test_v1_peer_never_gets_addrv2_only_addresses() -> None:
+    onion = entry(ONION)
+    v1 = relay_peer()
+    connect(v1)
+    assert not v1.is_addr_compatible(onion)
+    v1.push_address(onion, T0 + 1)
+    v1.push_address(routable(1), T0 + 1)
+    assert v1.addrs_to_send == [routable(1)]
+    _, msgs = flush(v1)
+    assert msgs == [Addr([routable(1)])]
+    v2 = relay_peer()
+    connect(v2, addrv2=True)
+    assert v2.is_addr_compatible(onion)
+    v2.push_address(onion, T0 + 1)
+    _, msgs = flush(v2)
+    assert msgs == [AddrV2([onion])]
+
+
+def test_invalid_addresses_are_not_queued() -> None:
+    peer = relay_peer()
+    connect(peer)
+    peer.push_address(entry("[2001:db8::1]:8333"), T0 + 1)  # RFC3849: not valid
+    peer.push_address(entry("0.0.0.0:8333"), T0 + 1)
+    assert peer.addrs_to_send == []
+
+
+def test_flush_interval_is_exponential_with_mean_30s() -> None:
+    peer = relay_peer(seed=11)
+    connect(peer)
+    waits: list[float] = []
+    for i in range(2000):
+        now = peer.next_addr_send + 0.001
+        peer.push_address(routable(i), peer.next_addr_send)  # deadline not elapsed: no redraw
+        msgs = tick_at(peer, now)
+        assert len(msgs) == 1
+        waits.append(peer.next_addr_send - now)
+    mean = sum(waits) / len(waits)
+    assert 24.0 <= mean <= 36.0
+    assert 0.30 <= sum(w > 30 for w in waits) / len(waits) <= 0.44
+
+
+def test_self_announcement_after_handshake_then_every_24h() -> None:
+    ours = AddrEntry(0, 0, Service.parse("81.2.3.4:8333", 8333))
+    peer = relay_peer(local=ours)
+    out = connect(peer, now=T0)
+    addr_msgs = [m for m in sent(out) if isinstance(m, Addr)]
+    stamped = AddrEntry(int(T0), OUR_SERVICES, ours.service)
+    assert addr_msgs == [Addr([stamped])]  # alone, with our services and the current time
+    kinds = [type(a.message) if isinstance(a, Send) else type(a) for a in out]
+    assert kinds.index(HandshakeComplete) < kinds.index(Addr)  # sent right after verack
+    due = peer.next_local_addr_send
+    assert due > T0
+    assert peer.next_wakeup() <= due + 0.001
+    # Nothing more until the 24 h timer: the queue stays empty.
+    assert tick_at(peer, T0 + 3600) == []
+    assert peer.addrs_to_send == []
+    # A known address is forgotten when we re-announce (Core resets m_addr_known).
+    peer.on_message(Addr([routable(3)]), T0 + 3600)
+    peer.push_address(routable(3), T0 + 3600)
+    assert peer.addrs_to_send == []
+    now = due + 0.01
+    assert tick_at(peer, now) == []  # pushed, waiting for the flush timer
+    assert peer.next_local_addr_send > now
+    again = AddrEntry(int(now), OUR_SERVICES, ours.service)
+    assert peer.addrs_to_send == [again]
+    peer.push_address(routable(3), now)
+    assert peer.addrs_to_send == [again, routable(3)]  # the filter was reset
+    _, msgs = flush(peer)
+    assert msgs == [Addr([again, routable(3)])]
+
+
+def test_mean_self_announcement_interval_is_24h() -> None:
+    ours = AddrEntry(0, 0, Service.parse("81.2.3.4:8333", 8333))
+    waits: list[float] = []
+    for seed in range(300):
+        peer = relay_peer(local=ours, seed=seed)
+        connect(peer)
+        waits.append(peer.next_local_addr_send - T0)
+    mean = sum(waits) / len(waits)
+    assert 0.8 * 86400 <= mean <= 1.2 * 86400
+
+
+def test_inbound_self_announces_when_relay_starts_then_answers_getaddr() -> None:
+    ours = AddrEntry(0, 0, Service.parse("81.2.3.4:8333", 8333))
+    peer = relay_peer(
+        ConnectionType.INBOUND, local=ours, source=FakeAddrSource([routable(1), routable(2)])
+    )
+    out = connect(peer)
+    assert [m for m in sent(out) if isinstance(m, Addr)] == []  # no addr relay yet
+    reply = sent(peer.on_message(GetAddr(), T0 + 1))
+    assert reply[0] == Addr([AddrEntry(int(T0 + 1), OUR_SERVICES, ours.service)])
+    assert isinstance(reply[1], Addr) and len(reply[1].entries) == 2
+
+
+def test_getaddr_reply_skips_what_the_peer_told_us() -> None:
+    source = FakeAddrSource([routable(1), routable(2)])
+    peer = relay_peer(ConnectionType.INBOUND, source=source)
+    connect(peer)
+    out = peer.on_message(Addr([routable(1)]), T0 + 1)  # relay starts, first flush: empty
+    assert sent(out) == []
+    assert sent(peer.on_message(GetAddr(), T0 + 1)) == []  # queued behind the flush timer
+    _, msgs = flush(peer)
+    assert msgs == [Addr([routable(2)])]
+
+
+def test_no_self_announcement_in_ibd_or_without_local_address() -> None:
+    ours = AddrEntry(0, 0, Service.parse("81.2.3.4:8333", 8333))
+    ibd = relay_peer(local=ours, in_ibd=True)
+    assert [m for m in sent(connect(ibd)) if isinstance(m, Addr)] == []
+    assert ibd.next_local_addr_send == 0.0
+    ibd.in_ibd = False  # the owner's chain caught up
+    assert ibd.next_wakeup() <= 0.01
+    assert tick_at(ibd, T0 + 5) == [Addr([AddrEntry(int(T0 + 5), OUR_SERVICES, ours.service)])]
+    none = relay_peer(listening=True)  # listening, but no routable local address
+    assert [m for m in sent(connect(none)) if isinstance(m, Addr)] == []
+    assert none.next_local_addr_send > T0  # the timer still advances, as in Core
+    quiet = relay_peer()  # not listening: no self-announcement timer at all
+    connect(quiet)
+    assert quiet.next_local_addr_send == 0.0
+
+
+def test_v1_peer_gets_no_onion_self_announcement() -> None:
+    onion = entry(ONION)
+    v1 = relay_peer(local=onion)
+    assert [m for m in sent(connect(v1)) if isinstance(m, (Addr, AddrV2))] == []
+    v2 = relay_peer(local=onion)
+    msgs = [m for m in sent(connect(v2, addrv2=True)) if isinstance(m, (Addr, AddrV2))]
+    assert msgs == [AddrV2([AddrEntry(int(T0), OUR_SERVICES, onion.service)])]
+
+
+@pytest.mark.parametrize("conn_type", [ConnectionType.BLOCK_RELAY, ConnectionType.FEELER])
+def test_block_relay_only_and_feelers_never_get_addr(conn_type: ConnectionType) -> None:
+    ours = AddrEntry(0, 0, Service.parse("81.2.3.4:8333", 8333))
+    peer = relay_peer(conn_type, local=ours)
+    out = connect(peer)
+    assert [m for m in sent(out) if isinstance(m, (Addr, AddrV2))] == []
+    assert not peer.addr_relay_enabled and peer.addr_known is None
+    peer.push_address(routable(1), T0 + 1)
+    assert peer.addrs_to_send == []
+    if not peer.disconnected:
+        assert tick_at(peer, T0 + 2 * 86400) == []
+    assert peer.next_local_addr_send == 0.0
+
+
+def test_inbound_without_addr_messages_gets_nothing_pushed() -> None:
+    peer = relay_peer(ConnectionType.INBOUND)
+    connect(peer)
+    peer.push_address(routable(1), T0 + 1)
+    assert peer.addrs_to_send == [] and not peer.addr_relay_enabled
+
+
+def learned(actions: list[Action]) -> LearnedAddresses:
+    found = [a for a in actions if isinstance(a, LearnedAddresses)]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_relay_field_rules() -> None:
+    peer = relay_peer()
+    connect(peer)
+    now = T0 + 1
+    fresh = int(now) - 60
+    # Reply to our getaddr (still outstanding): stored, never relayed.
+    got = learned(peer.on_message(Addr([routable(1, fresh)]), now))
+    assert got.entries == (routable(1, fresh),) and got.relay == ()
+    # The reply had fewer than 1000 entries: getaddr no longer outstanding.
+    entries = [
+        routable(2, fresh),
+        routable(3, int(now) - 601),  # too old
+        entry("10.0.0.1:8333", time=fresh),  # not routable
+        routable(4, int(now) + 3600),  # from the future: set to now - 5 days
+        entry(ONION, time=fresh),  # routable, other network: relayed (reachability is ours)
+        routable(5, int(now) - 599),
+    ]
+    got = learned(peer.on_message(Addr(entries), now))
+    assert len(got.entries) == 6
+    assert {e.service for e in got.relay} == {
+        routable(2).service,
+        entry(ONION).service,
+        routable(5).service,
+    }
+    # Relayed entries are known to the sender: never queued back to it.
+    for e in got.relay:
+        peer.push_address(e, now)
+    assert peer.addrs_to_send == []
+    # More than 10 entries: none relayed.
+    big = [routable(100 + i, fresh) for i in range(11)]
+    got = learned(peer.on_message(Addr(big), now))
+    assert len(got.entries) == 11 and got.relay == ()
+    ten = [routable(200 + i, fresh) for i in range(10)]
+    assert len(learned(peer.on_message(Addr(ten), now + 600)).relay) == 0  # all 10 min old
+    ten = [routable(300 + i, int(now) + 590) for i in range(10)]
+    assert len(learned(peer.on_message(Addr(ten), now + 600)).relay) == 10
+
+
+def test_relay_field_waits_for_the_getaddr_reply_of_1000() -> None:
+    peer = relay_peer()
+    connect(peer)
+    fresh = int(T0)
+    full = [routable(i, fresh) for i in range(1000)]
+    got = learned(peer.on_message(Addr(full), T0 + 1))
+    assert got.relay == ()
+    assert peer.getaddr_sent  # a full reply may have a sequel
+    assert learned(peer.on_message(Addr([routable(5000, fresh)]), T0 + 2)).relay == ()
+    assert not peer.getaddr_sent
+    peer.addr_token_bucket = 10.0  # the reply used up the extra 1000 tokens
+    assert len(learned(peer.on_message(Addr([routable(5001, fresh)]), T0 + 3)).relay) == 1
+
+
+def test_addr_permission_bypasses_the_token_bucket() -> None:
+    flood = [routable(i) for i in range(500)]
+    for permissions, expected, limited in ((0, 1, 499), (PERMISSION_ADDR, 500, 0)):
+        peer = relay_peer(permissions=permissions)
+        connect(peer)
+        peer.addr_token_bucket = 0.0
+        got = learned(peer.on_message(Addr(flood), T0 + 10))
+        assert len(got.entries) == expected
+        assert peer.addr_rate_limited == limited
+    # Other permission bits do not lift the limit.
+    other = relay_peer(permissions=(1 << 4) | (1 << 6))
+    connect(other)
+    other.addr_token_bucket = 0.0
+    assert len(learned(other.on_message(Addr(flood), T0 + 10)).entries) == 1

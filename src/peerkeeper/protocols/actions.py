@@ -40,9 +40,21 @@ class Misbehaving:
 
 @dataclass(frozen=True, slots=True)
 class LearnedAddresses:
-    """Addresses gossiped by the peer, already filtered and time-corrected, for the address table."""
+    """Addresses gossiped by the peer, already filtered and time-corrected.
+
+    ``entries``: the addresses for the address table (Core ``vAddrOk`` before its
+    reachability and ban filters, which the owner applies).
+
+    ``relay``: the subset Core's ``ProcessAddrs`` (src/net_processing.cpp) hands to
+    ``RelayAddress``: a message of at most 10 addresses that is not the reply to our
+    ``getaddr``, entries with a (corrected) time less than 10 minutes old and a
+    routable address.  They are already marked known for the sending peer.  The owner
+    drops banned/discouraged ones (Core does not relay those) and passes the rest to
+    :func:`peerkeeper.addrrelay.relay_targets`; empty by default.
+    """
 
     entries: tuple[AddrEntry, ...]
+    relay: tuple[AddrEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,16 @@ Behaviour follows Bitcoin Core ``src/net_processing.cpp`` (``ProcessMessage``,
   or if the handshake has not completed.
 * addresses: outbound address-relay peers get one ``getaddr`` after their version;
   inbound peers' ``getaddr`` is answered once per connection; received
-  ``addr``/``addrv2`` pass Core's token bucket (0.1/s, 1000 after our getaddr),
-  service filter and time correction before being returned as
-  :class:`~peerkeeper.protocols.actions.LearnedAddresses`.
+  ``addr``/``addrv2`` pass Core's token bucket (0.1/s, 1000 after our getaddr;
+  none for peers with the ``addr`` permission), service filter and time correction
+  before being returned as :class:`~peerkeeper.protocols.actions.LearnedAddresses`,
+  with the ones Core would relay in its ``relay`` field.
+* address relay (``SetupAddressRelay``, ``PushAddress``, ``MaybeSendAddr``): peers
+  other than block-relay-only and feelers keep a ``m_addr_known`` rolling bloom
+  filter (5000, 0.001) of ``CService::GetKey()`` bytes and a queue of at most
+  ``MAX_ADDR_TO_SEND`` addresses, flushed as one ``addr``/``addrv2`` message every
+  exp(30 s); our own address (``local_address``) goes out alone right after the
+  handshake, then with the queue every exp(24 h), clearing ``m_addr_known`` first.
 """
 
 from __future__ import annotations
@@ -37,6 +44,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from peerkeeper.addrrelay import (
+    ADDR_KNOWN_ELEMENTS,
+    ADDR_KNOWN_FP_RATE,
+    AVG_ADDRESS_BROADCAST_INTERVAL,
+    AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL,
+    rand_exp_duration,
+)
+from peerkeeper.bloom import RollingBloomFilter
 from peerkeeper.connection_types import ConnectionType
 from peerkeeper.netaddr import NetAddr, Network, Service
 from peerkeeper.protocols.actions import (
@@ -71,6 +86,7 @@ __all__ = [
     "TIMEOUT_INTERVAL",
     "DEFAULT_PEER_CONNECT_TIMEOUT",
     "MAX_PCT_ADDR_TO_SEND",
+    "PERMISSION_ADDR",
     "PeerConfig",
     "AddrSource",
     "BitcoinPeer",
@@ -93,6 +109,15 @@ MAX_ADDR_PROCESSING_TOKEN_BUCKET = float(MAX_ADDR_TO_SEND)
 WTXID_RELAY_VERSION = 70016
 #: Pings carry a nonce above this version (BIP31, src/node/protocol_version.h).
 BIP0031_VERSION = 60000
+#: Core ``NetPermissionFlags::Addr`` (src/net_permissions.h, bit 7): no addr rate limit
+#: (``ProcessAddrs``).  Kept local to this module; the full flag set lives with the
+#: permission parser.
+PERMISSION_ADDR = 1 << 7
+#: Seconds an address may be old and still be relayed (src/net_processing.cpp
+#: ``ProcessAddrs``: ``addr.nTime > current_time - 10min``).
+ADDR_RELAY_MAX_AGE = 600.0
+#: Largest addr message whose addresses are relayed (``vAddr.size() <= 10``).
+ADDR_RELAY_MAX_MESSAGE = 10
 
 _DESIRABLE = ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS
 _DESIRABLE_LIMITED = ServiceFlags.NODE_NETWORK_LIMITED | ServiceFlags.NODE_WITNESS
@@ -187,6 +212,21 @@ class BitcoinPeer:
     ``is_local_nonce(nonce) -> bool`` (true when the nonce belongs to one of our
     own outbound version messages: a self-connection).
 
+    Address relay options (keyword, all optional):
+
+    * ``permissions``: the peer's ``NetPermissionFlags`` bits (int); only
+      :data:`PERMISSION_ADDR` is used here: its addresses skip the token bucket.
+    * ``local_address``: ``() -> AddrEntry | None`` giving our address as this peer
+      should see it (Core ``GetLocalAddrForPeer``: None when no routable local
+      address), or None when we are not listening (Core ``fListen``): then we never
+      self-announce.  Only the entry's ``service`` is used; time and services are
+      restamped with ``now`` and ``config.services`` (Core ``m_our_services``).
+    * ``in_ibd``: Core's ``IsInitialBlockDownload()`` gate on self-announcements.
+      peerkeeper has no chain, so the default False treats the node as synced (as
+      :func:`has_all_desirable_service_flags` treats it as near the tip); the
+      attribute :attr:`in_ibd` may be flipped later by a chain-aware owner, who must
+      then re-read :meth:`next_wakeup`.
+
     Drive it with :meth:`start`, :meth:`on_message`, :meth:`on_decode_error` and
     :meth:`tick`; each returns a list of actions. :meth:`next_wakeup` tells when
     :meth:`tick` next has work (for one shared timer heap). The owner updates
@@ -204,6 +244,9 @@ class BitcoinPeer:
         rng: random.Random,
         addr_source: AddrSource,
         is_local_nonce: Callable[[int], bool] | None = None,
+        permissions: int = 0,
+        local_address: Callable[[], AddrEntry | None] | None = None,
+        in_ibd: bool = False,
     ) -> None:
         self.conn_type = conn_type
         self.addr = addr
@@ -230,6 +273,17 @@ class BitcoinPeer:
         self.addr_token_timestamp = now
         self.addr_processed = 0
         self.addr_rate_limited = 0
+        self.permissions = permissions
+        self.in_ibd = in_ibd
+        self._local_address = local_address
+        #: Core ``m_addr_known``: keys (``Service.get_key()``) of addresses the peer
+        #: knows; created with address relay (None while relay is off).
+        self.addr_known: RollingBloomFilter | None = None
+        #: Core ``m_addrs_to_send``: at most ``MAX_ADDR_TO_SEND`` entries.
+        self.addrs_to_send: list[AddrEntry] = []
+        #: Core ``m_next_addr_send`` / ``m_next_local_addr_send`` (seconds; 0 = never).
+        self.next_addr_send = 0.0
+        self.next_local_addr_send = 0.0
         self.disconnected = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -269,7 +323,10 @@ class BitcoinPeer:
 
         Never earlier than the first inactivity check (``connected_at +
         peer_connect_timeout``), since nothing can time out before it; ``inf`` once
-        the conversation is over.
+        the conversation is over.  With address relay, also the addr flush deadline
+        while the queue is non-empty and the next self-announcement (when
+        ``local_address`` is set and not ``in_ibd``).  Re-read it after
+        :meth:`push_address`.
         """
         if self.disconnected:
             return float("inf")
@@ -284,10 +341,20 @@ class BitcoinPeer:
         ping_due = self.ping.start + wait + 0.001
         if self.ping.nonce_sent:
             ping_due = max(ping_due, first_check)  # a ping timeout is an inactivity check
-        return min(max(idle, first_check), ping_due)
+        at = min(max(idle, first_check), ping_due)
+        if self.addr_relay_enabled:
+            if self.addrs_to_send:
+                at = min(at, self.next_addr_send + 0.001)
+            if self._local_address is not None and not self.in_ibd:
+                at = min(at, self.next_local_addr_send + 0.001)
+        return at
 
     def tick(self, now: float) -> list[Action]:
-        """Run the inactivity checks and send a due ping (Core ``InactivityCheck``, ``MaybeSendPing``)."""
+        """Run the inactivity checks, send a due ping, then due addresses.
+
+        Core ``InactivityCheck`` (src/net.cpp), then ``SendMessages``'
+        ``MaybeSendPing`` and ``MaybeSendAddr`` (src/net_processing.cpp).
+        """
         if self.disconnected:
             return []
         reason = self._inactivity(now)
@@ -295,7 +362,10 @@ class BitcoinPeer:
             return self._disconnect(reason)
         if not self.successfully_connected:
             return []
-        return self._maybe_send_ping(now)
+        actions = self._maybe_send_ping(now)
+        if self.addr_relay_enabled:
+            actions += self._maybe_send_addr(now)
+        return actions
 
     def _inactivity(self, now: float) -> str | None:
         cfg = self.config
@@ -384,7 +454,10 @@ class BitcoinPeer:
             if self.successfully_connected:
                 return []  # redundant verack
             self.successfully_connected = True
-            return [HandshakeComplete(), *self._maybe_send_ping(now)]
+            actions: list[Action] = [HandshakeComplete(), *self._maybe_send_ping(now)]
+            if self.addr_relay_enabled:
+                actions += self._maybe_send_addr(now)
+            return actions
         if isinstance(msg, WtxidRelay):
             if self.successfully_connected:
                 return self._disconnect("wtxidrelay received after verack")
@@ -455,11 +528,97 @@ class BitcoinPeer:
         return actions
 
     def _setup_address_relay(self) -> bool:
-        """Core ``SetupAddressRelay``: enabled for every type but block-relay-only."""
+        """Core ``SetupAddressRelay``: enabled for every type but block-relay-only and
+        feelers; the first time, ``m_addr_known`` is created (5000 entries, 0.001)."""
         if not self.conn_type.relays_addrs or self.conn_type is ConnectionType.FEELER:
             return False
-        self.addr_relay_enabled = True
+        if not self.addr_relay_enabled:
+            self.addr_relay_enabled = True
+            self.addr_known = RollingBloomFilter(
+                ADDR_KNOWN_ELEMENTS, ADDR_KNOWN_FP_RATE, self.rng.getrandbits(32)
+            )
         return True
+
+    # -- address relay ------------------------------------------------------------------
+
+    def is_addr_compatible(self, entry: AddrEntry) -> bool:
+        """Core ``IsAddrCompatible`` (src/net_processing.cpp): the peer asked for addrv2
+        (BIP155) or the address has a v1 encoding (IPv4, IPv6, internal)."""
+        return self.wants_addrv2 or entry.service.addr.is_addr_v1_compatible()
+
+    def push_address(self, entry: AddrEntry, now: float) -> None:
+        """Queue ``entry`` for the next addr message to this peer (Core ``PushAddress``).
+
+        Ignored when address relay is off for this peer (block-relay-only, feeler, or
+        an inbound peer that never sent addr/addrv2/getaddr), when the address is not
+        valid, already in ``m_addr_known``, or not expressible to a v1 peer
+        (:meth:`is_addr_compatible`).  When the queue holds ``MAX_ADDR_TO_SEND``
+        entries a random one is replaced.  The queue is flushed by :meth:`tick` once
+        ``now`` passes the flush deadline (exp(30 s) apart).
+
+        Core redraws an elapsed flush deadline on every message-handler pass even
+        while the queue is empty; peerkeeper only wakes a peer with a non-empty
+        queue, so an elapsed deadline is redrawn here as ``now + exp(30 s)`` when the
+        first entry arrives (the same distribution: the timer is memoryless).
+        ``now`` is the current time in seconds.  Re-read :meth:`next_wakeup` after.
+        """
+        known = self.addr_known
+        if known is None:
+            return
+        service = entry.service
+        if not service.addr.is_valid():
+            return
+        if known.contains(service.get_key()) or not self.is_addr_compatible(entry):
+            return
+        queue = self.addrs_to_send
+        if not queue and self.next_addr_send != 0.0 and self.next_addr_send < now:
+            self.next_addr_send = now + rand_exp_duration(AVG_ADDRESS_BROADCAST_INTERVAL, self.rng)
+        if len(queue) >= MAX_ADDR_TO_SEND:
+            queue[self.rng.randrange(len(queue))] = entry
+        else:
+            queue.append(entry)
+
+    def _addr_message(self, entries: list[AddrEntry]) -> Send:
+        return Send(AddrV2(entries) if self.wants_addrv2 else Addr(entries))
+
+    def _maybe_send_addr(self, now: float) -> list[Action]:
+        """Core ``MaybeSendAddr`` (src/net_processing.cpp); address relay is enabled."""
+        actions: list[Action] = []
+        if self._local_address is not None and not self.in_ibd and self.next_local_addr_send < now:
+            first = self.next_local_addr_send == 0.0
+            if not first and self.addr_known is not None:
+                # Core resets the filter so that the self-announcement really goes out.
+                self.addr_known.reset(self.rng.getrandbits(32))
+            local = self._local_address()
+            if local is not None:
+                ours = AddrEntry(int(now), self.config.services, local.service)
+                if not first:
+                    self.push_address(ours, now)  # later ones travel with the queue
+                elif self.is_addr_compatible(ours):
+                    # The first goes alone, so that a peer's small initial token
+                    # bucket cannot drop it among other addresses.
+                    actions.append(self._addr_message([ours]))
+            self.next_local_addr_send = now + rand_exp_duration(
+                AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL, self.rng
+            )
+        if now <= self.next_addr_send:
+            return actions
+        self.next_addr_send = now + rand_exp_duration(AVG_ADDRESS_BROADCAST_INTERVAL, self.rng)
+        queue = self.addrs_to_send
+        known = self.addr_known
+        if not queue or known is None:
+            return actions
+        fresh: list[AddrEntry] = []
+        for entry in queue:
+            key = entry.service.get_key()
+            if known.contains(key):
+                continue
+            known.insert(key)
+            fresh.append(entry)
+        self.addrs_to_send = []  # drop the (up to 1000-slot) list, like Core's shrink_to_fit
+        if fresh:
+            actions.append(self._addr_message(fresh))
+        return actions
 
     def _on_pong(self, msg: Pong, now: float) -> None:
         ping = self.ping
@@ -476,18 +635,18 @@ class BitcoinPeer:
         # else "Nonce mismatch": ignored, the ping stays outstanding
 
     def _on_getaddr(self, now: float) -> list[Action]:
+        """Core's ``GETADDR`` handler: the reply replaces the queue and is flushed like
+        any addr message; the first flush after relay is set up happens at once."""
         if not self.conn_type.is_inbound:
             return []  # Core ignores getaddr from outbound connections (anti-fingerprinting)
         self._setup_address_relay()
         if self.getaddr_recvd:
             return []  # "Ignoring repeated getaddr"
         self.getaddr_recvd = True
-        entries = self.addr_source.get_addr(MAX_ADDR_TO_SEND, MAX_PCT_ADDR_TO_SEND, now)
-        if not entries:
-            return []
-        if self.wants_addrv2:
-            return [Send(AddrV2(entries))]
-        return [Send(Addr([e for e in entries if e.service.addr.to_v1_bytes() is not None]))]
+        self.addrs_to_send.clear()
+        for entry in self.addr_source.get_addr(MAX_ADDR_TO_SEND, MAX_PCT_ADDR_TO_SEND, now):
+            self.push_address(entry, now)
+        return self._maybe_send_addr(now)
 
     def _on_addr(self, msg: Addr | AddrV2, now: float) -> list[Action]:
         if not self._setup_address_relay():
@@ -501,29 +660,44 @@ class BitcoinPeer:
                 MAX_ADDR_PROCESSING_TOKEN_BUCKET,
             )
         self.addr_token_timestamp = now
+        rate_limited = not self.permissions & PERMISSION_ADDR
+        known = self.addr_known
+        assert known is not None  # created by _setup_address_relay
+        # Core ProcessAddrs relays only small unsolicited messages of fresh, routable
+        # addresses.
+        may_relay = len(entries) <= ADDR_RELAY_MAX_MESSAGE and not self.getaddr_sent
+        fresh_after = now - ADDR_RELAY_MAX_AGE
+        relay: list[AddrEntry] = []
         shuffled = list(entries)
         self.rng.shuffle(shuffled)
         ok: list[AddrEntry] = []
         limited = 0
         for entry in shuffled:
             if self.addr_token_bucket < 1.0:
-                limited += 1
-                continue
-            self.addr_token_bucket -= 1.0
+                if rate_limited:
+                    limited += 1
+                    continue
+            else:
+                self.addr_token_bucket -= 1.0
             if not may_have_useful_address_db(
                 entry.services
             ) and not has_all_desirable_service_flags(entry.services):
                 continue
             if entry.time <= 100_000_000 or entry.time > now + 600:
                 entry = entry._replace(time=int(now - 5 * 86400))
+            known.insert(entry.service.get_key())  # Core AddAddressKnown
             ok.append(entry)
+            if may_relay and entry.time > fresh_after and entry.service.addr.is_routable():
+                relay.append(entry)
         self.addr_processed += len(ok)
         self.addr_rate_limited += limited
         if len(entries) < MAX_ADDR_TO_SEND:
             self.getaddr_sent = False
         actions: list[Action] = []
         if ok:
-            actions.append(LearnedAddresses(tuple(ok)))
+            actions.append(LearnedAddresses(tuple(ok), tuple(relay)))
         if self.conn_type is ConnectionType.ADDR_FETCH and len(entries) > 1:
             actions.extend(self._disconnect("addrfetch connection completed"))
+        else:
+            actions += self._maybe_send_addr(now)  # Core's SendMessages after the message
         return actions
