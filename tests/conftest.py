@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from peerkeeper.netaddr import Service
+from peerkeeper.netaddr import AddrError, Service
 from peerkeeper.sockman import ConnectError, SockMan
 
 REFUSED_DIALS: list[Service] = []
@@ -29,10 +29,22 @@ def _outside_loopback(service: Service) -> bool:
     return (addr.is_ipv4() or addr.is_ipv6()) and not addr.is_local()
 
 
-async def _guarded_connect(self: SockMan, service: Service, *args: Any, **kwargs: Any) -> int:
-    if self.dial_map is None and kwargs.get("proxy") is None and _outside_loopback(service):
-        REFUSED_DIALS.append(service)
-        raise ConnectError(service, "tests dial loopback only")
+async def _guarded_connect(self: SockMan, service: Service | str, *args: Any, **kwargs: Any) -> int:
+    if isinstance(service, str):
+        try:
+            parsed: Service | None = Service.parse(service, 0)
+        except AddrError:
+            parsed = None  # a host name: SockMan refuses it without a proxy
+    else:
+        parsed = service
+    if (
+        self.dial_map is None
+        and kwargs.get("proxy") is None
+        and parsed is not None
+        and _outside_loopback(parsed)
+    ):
+        REFUSED_DIALS.append(parsed)
+        raise ConnectError(parsed, "tests dial loopback only")
     return await _original_connect(self, service, *args, **kwargs)
 
 

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from peerkeeper.addrman import AddrMan
+from peerkeeper.addrrelay import relay_targets
 from peerkeeper.banman import BanMan
 from peerkeeper.chains import Chain
 from peerkeeper.connection_types import ConnectionType
@@ -69,10 +70,18 @@ from peerkeeper.protocols.actions import (
     Send,
 )
 from peerkeeper.protocols.bitcoin import BitcoinPeer, PeerConfig, has_all_desirable_service_flags
+from peerkeeper.proxy import SOCKS5_RECV_TIMEOUT, ProxyError, ProxySettings
+from peerkeeper.seeds import (
+    DnsSeeder,
+    fixed_seed_entries,
+    fixed_seeds_reason,
+    fixed_seeds_source,
+)
 from peerkeeper.sockman import (
     DEFAULT_MAX_RECEIVE_BUFFER,
     DEFAULT_MAX_SEND_BUFFER,
     ConnectError,
+    DialMap,
     SockMan,
 )
 from peerkeeper.uploadtarget import UploadTarget
@@ -99,6 +108,8 @@ log = logging.getLogger("peerkeeper.net")
 #: Seconds an addr-fetch peer may stay connected (src/net_processing.cpp ``SendMessages``:
 #: ``10 * AVG_ADDRESS_BROADCAST_INTERVAL``).
 ADDR_FETCH_TIMEOUT = 300.0
+#: Local address scores (src/net.h): interfaces, -bind, mapped, -externalip.
+LOCAL_IF, LOCAL_BIND, LOCAL_MAPPED, LOCAL_MANUAL = 1, 2, 3, 4
 #: Seconds between the automatic-outbound loop's passes (src/net.cpp: 500 ms).
 OPEN_CONNECTIONS_INTERVAL = 0.5
 #: Core's bucket for message types it does not know (src/net.h ``NET_MESSAGE_TYPE_OTHER``).
@@ -138,7 +149,9 @@ class ConnManOptions:
     max_receive_buffer: int = DEFAULT_MAX_RECEIVE_BUFFER
     connect_timeout: float = 5.0
     peer: PeerConfig = field(default_factory=PeerConfig)
-    dial_map: Callable[[Service], tuple[str, int] | None] | None = None
+    dial_map: DialMap | None = None
+    accept_map: Callable[[Service], Service] | None = None
+    proxies: ProxySettings = field(default_factory=ProxySettings)
     network_active: bool = True
     v2transport: bool = True
 
@@ -149,6 +162,14 @@ class ConnManOptions:
     max_upload_target: int = 0
     anchors: list[AddrEntry] = field(default_factory=list)
     seednode: list[str] = field(default_factory=list)
+    external_ip: list[Service] = field(default_factory=list)
+    dnsseed: bool = False
+    forcednsseed: bool = False
+    dns_seeds: list[str] = field(default_factory=list)
+    dns_nameservers: list[str] | None = None
+    dns_port: int = 53
+    fixedseeds: bool = True
+    fixed_seeds: list[Service] = field(default_factory=list)
 
     @property
     def limits(self) -> OutboundLimits:
@@ -268,6 +289,21 @@ async def resolve_service(name: str, default_port: int) -> Service:
     raise ValueError(f"cannot resolve {name!r}")
 
 
+def _is_numeric(target: str) -> bool:
+    try:
+        Service.parse(target, 0)
+    except AddrError:
+        return False
+    return True
+
+
+def _split_name(target: str, default_port: int) -> tuple[str, int]:
+    host, sep, port_s = target.rpartition(":")
+    if sep and port_s.isdigit() and host:
+        return host.strip("[]"), int(port_s)
+    return target.strip("[]"), default_port
+
+
 class _CachedAddrSource:
     """getaddr replies for one peer, from a cache shared per (local address, network).
 
@@ -318,7 +354,10 @@ class ConnMan:
         self.clock = clock
         self.rng = rng if rng is not None else random.Random()
         self.sockman = SockMan(
-            self, max_send_buffer=options.max_send_buffer, dial_map=options.dial_map
+            self,
+            max_send_buffer=options.max_send_buffer,
+            dial_map=options.dial_map,
+            accept_map=options.accept_map,
         )
         self.peers: dict[int, PeerConn] = {}
         self._by_conn: dict[int, PeerConn] = {}
@@ -357,8 +396,7 @@ class ConnMan:
         self.feelers_done = 0
         #: The block-relay-only peers at :meth:`stop`, for anchors.dat (Core ``StopNodes``).
         self.anchors_at_stop: list[AddrEntry] = []
-        #: Called with ``now`` on every pass of the automatic loop (DNS / fixed seeding hooks).
-        self.loop_hooks: list[Callable[[float], None]] = []
+        self._fixed_seeds_added = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -384,6 +422,11 @@ class ConnMan:
             if not self.listening:
                 raise OSError("could not bind any listening socket")
             log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.listening))
+            for host, port in self.listening:
+                with contextlib.suppress(AddrError):
+                    self.add_local(Service.parse(host, port), LOCAL_BIND)
+        for svc in opts.external_ip:
+            self.add_local(svc, LOCAL_MANUAL)
         self._spawn(self._open_connections_loop())
         if opts.open_automatic:
             self.policy = OutboundPolicy(
@@ -403,6 +446,10 @@ class ConnMan:
                     "%d block-relay-only anchors will be tried for connections.", len(opts.anchors)
                 )
             self._spawn(self._automatic_loop())
+            if opts.dnsseed and opts.dns_seeds:
+                self._spawn(self._dns_seed_task())
+            elif not opts.dnsseed:
+                log.info("DNS seeding disabled")
 
     async def stop(self) -> None:
         """Close every connection and listener and cancel the background tasks.
@@ -528,6 +575,55 @@ class ConnMan:
                 if peer.conn_type is ConnectionType.OUTBOUND_FULL_RELAY and self.policy is not None:
                     self.policy.try_new_outbound_peer = False
 
+    async def _dns_seed_task(self) -> None:
+        """Core ``ThreadDNSAddressSeed`` (src/net.cpp) via :class:`~peerkeeper.seeds.DnsSeeder`."""
+        opts = self.options
+        seeder = DnsSeeder(
+            opts.dns_seeds,
+            default_port=opts.chain.default_port,
+            full_outbound_count=lambda: self._count(ConnectionType.OUTBOUND_FULL_RELAY),
+            addrman_size=lambda: len(self.addrman),
+            add_addresses=self._add_seed_addresses,
+            add_addr_fetch=self.add_addr_fetch,
+            network_active=lambda: self.network_active,
+            have_name_proxy=lambda: opts.proxies.name_proxy is not None,
+            forcednsseed=opts.forcednsseed,
+            seednode_configured=bool(opts.seednode),
+            nameservers=opts.dns_nameservers,
+            nameserver_port=opts.dns_port,
+            clock=self.clock,
+            rng=self.rng,
+        )
+        await seeder.run()
+
+    def _add_seed_addresses(self, entries: list[AddrEntry], source: NetAddr) -> None:
+        self.addrman.add(entries, source)
+
+    def _maybe_add_fixed_seeds(self, now: float) -> None:
+        """Core's fixed-seed fallback in ``ThreadOpenConnections`` (src/net.cpp): once, when a
+        reachable network has no address, after 60 s or at once without other sources."""
+        opts = self.options
+        if self._fixed_seeds_added or not opts.fixedseeds:
+            return
+        empty = {n for n in opts.reachable if self.addrman.size(n) == 0}
+        reason = fixed_seeds_reason(
+            now,
+            self.started_at,
+            fixedseeds_enabled=True,
+            already_added=False,
+            empty_reachable_networks=empty,
+            dnsseed=opts.dnsseed,
+            seednodes=bool(opts.seednode),
+            addnodes=bool(self.added_nodes),
+        )
+        if reason is None:
+            return
+        log.info("%s", reason)
+        entries = fixed_seed_entries(opts.fixed_seeds, empty, now, self.rng)
+        self.addrman.add(entries, fixed_seeds_source())
+        self._fixed_seeds_added = True
+        log.info("Added %d fixed seeds from reachable networks.", len(entries))
+
     async def _automatic_loop(self) -> None:
         """Core ``ThreadOpenConnections`` (src/net.cpp): one pick at a time, every 500 ms."""
         policy = self.policy
@@ -552,8 +648,7 @@ class ConnMan:
             if now >= next_extra_check:
                 next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
                 self._evict_extra_outbound(now)
-            for hook in self.loop_hooks:
-                hook(now)
+            self._maybe_add_fixed_seeds(now)
             if (
                 seednodes
                 and self._count(ConnectionType.OUTBOUND_FULL_RELAY) < 2
@@ -655,12 +750,20 @@ class ConnMan:
         """
         if not self.network_active or self._stopping:
             return None
+        dest: Service | str
+        name_proxy = self.options.proxies.name_proxy
         if isinstance(target, Service):
-            service = target
+            service = dest = target
             target = str(service)
+        elif name_proxy is not None and not _is_numeric(target):
+            # Core ConnectNode with a name proxy: the name goes to the proxy, never to
+            # our resolver; the peer is known by an internal address made from it.
+            host, port = _split_name(target, self.options.chain.default_port)
+            service = Service(NetAddr.internal(host), port)
+            dest = f"{host}:{port}"
         else:
             try:
-                service = await resolve_service(target, self.options.chain.default_port)
+                service = dest = await resolve_service(target, self.options.chain.default_port)
             except ValueError as e:
                 log.info("cannot connect to %s: %s", target, e)
                 return None
@@ -675,11 +778,18 @@ class ConnMan:
         ):
             # Core OpenNetworkConnection: never dial a banned or discouraged address on our own.
             return None
+        if isinstance(dest, str):
+            proxy = name_proxy
+        else:
+            proxy = self.options.proxies.for_network(service.addr.get_network())
+        timeout = self.options.connect_timeout + (SOCKS5_RECV_TIMEOUT if proxy else 0.0)
         try:
-            conn_id = await self.sockman.connect(service, self.options.connect_timeout)
+            conn_id = await self.sockman.connect(dest, timeout, proxy=proxy)
         except ConnectError as e:
             log.debug("connect to %s failed: %s", target, e.reason)
-            self.addrman.attempt(service, count_failure, now=self.clock())
+            if not (isinstance(e, ProxyError) and e.proxy_failed):
+                # Core ConnectNode: a failure of the proxy itself is not the address's fault.
+                self.addrman.attempt(service, count_failure, now=self.clock())
             return None
         # Core ConnectNode: a made connection is an attempt too (counted for automatic types).
         self.addrman.attempt(service, count_failure, now=self.clock())
@@ -749,6 +859,8 @@ class ConnMan:
                 bypass=has_flag(permissions, NetPermissionFlags.ADDR),
             ),
             is_local_nonce=self._is_local_nonce,
+            permissions=int(permissions),
+            local_address=(lambda: self.local_addr_for_peer(peer)) if self.listening else None,
         )
         peer = PeerConn(
             id=self._next_id,
@@ -1018,7 +1130,7 @@ class ConnMan:
             elif isinstance(action, Misbehaving):
                 self._misbehaving(peer, action.reason)
             elif isinstance(action, LearnedAddresses):
-                self.addrman.add(action.entries, peer.addr, ADDR_TIME_PENALTY)
+                self._learned(peer, action)
             elif isinstance(action, HandshakeComplete):
                 self._local_nonces.discard(peer.proto.local_nonce)
                 if not peer.inbound:
@@ -1033,6 +1145,76 @@ class ConnMan:
                         peer.addr,
                     )
         self._schedule(peer)
+
+    def _learned(self, peer: PeerConn, action: LearnedAddresses) -> None:
+        """Store gossiped addresses and relay the fresh ones (Core ``ProcessAddrs``).
+
+        Banned and discouraged addresses are neither stored nor relayed; each fresh
+        one goes to the 1-2 peers :func:`~peerkeeper.addrrelay.relay_targets` picks
+        among the other address-relay peers (Core ``RelayAddress``).
+        """
+        now = self.clock()
+        banman = self.banman
+
+        def allowed(e: AddrEntry) -> bool:
+            return banman is None or banman.outbound_allowed(e.service.addr, now)
+
+        entries = [e for e in action.entries if allowed(e)]
+        if entries:
+            self.addrman.add(entries, peer.addr, ADDR_TIME_PENALTY)
+        for e in action.relay:
+            if not allowed(e):
+                continue
+            candidates = {
+                p.id: p
+                for p in self.peers.values()
+                if p.id != peer.id
+                and not p.closed
+                and p.proto.addr_relay_enabled
+                and p.proto.is_addr_compatible(e)
+            }
+            reachable = e.service.addr.get_network() in self.options.reachable
+            for target_id in relay_targets(
+                e, now, candidates, self._netgroup_k0, self._netgroup_k1, reachable=reachable
+            ):
+                target = candidates[target_id]
+                target.proto.push_address(e, now)
+                self._schedule(target)
+
+    def local_addr_for_peer(self, peer: PeerConn) -> AddrEntry | None:
+        """Our address as we announce it to ``peer``, or None (Core ``GetLocalAddrForPeer``).
+
+        Our best local address (``-externalip``, routable binds) on the listening
+        port; sometimes (always when we have none, else 1 in 2, 1 in 8 above
+        ``LOCAL_MANUAL``) the address the peer says it sees us at — for an outbound
+        peer only its IP, keeping our port. Unroutable results are not announced.
+        """
+        best: Service | None = None
+        best_score = -1
+        for svc, score in self.local_addresses.items():
+            if score > best_score:
+                best, best_score = svc, score
+        seen = peer.proto.their.addr_me
+        if (
+            seen is not None
+            and seen.addr.is_routable()
+            and (best is None or self.rng.getrandbits(3 if best_score > LOCAL_MANUAL else 1) == 0)
+        ):
+            port = best.port if best is not None else self._listen_port()
+            best = seen if peer.inbound else Service(seen.addr, port)
+        if best is None or not best.addr.is_routable():
+            return None
+        return AddrEntry(int(self.clock()), self.options.peer.services, best)
+
+    def _listen_port(self) -> int:
+        return self.listening[0][1] if self.listening else self.options.chain.default_port
+
+    def add_local(self, service: Service, score: int) -> bool:
+        """Core ``AddLocal``: remember one of our routable addresses; False if unroutable."""
+        if not service.addr.is_routable():
+            return False
+        self.local_addresses[service] = max(score, self.local_addresses.get(service, 0))
+        return True
 
     def _send(self, peer: PeerConn, action: Send) -> None:
         """Frame one message; count its own frame size under its type (Core's per-msg maps)."""

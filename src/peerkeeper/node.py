@@ -25,11 +25,12 @@ from peerkeeper import __version__
 from peerkeeper.addrman import AddrMan, AddrManFormatError
 from peerkeeper.asmap import load_asmap
 from peerkeeper.banman import BanlistError, BanMan
-from peerkeeper.config import Config
+from peerkeeper.config import Config, ConfigError
 from peerkeeper.connman import ConnMan, ConnManOptions, PeerConn
 from peerkeeper.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.netpermissions import Permissions, to_strings
 from peerkeeper.protocols.bitcoin import PeerConfig
+from peerkeeper.proxy import ProxySettings
 from peerkeeper.rpc import (
     RPC_CLIENT_INVALID_IP_OR_SUBNET,
     RPC_CLIENT_NODE_ALREADY_ADDED,
@@ -42,6 +43,7 @@ from peerkeeper.rpc import (
     delete_cookie,
     write_cookie,
 )
+from peerkeeper.seeds import DNS_SEEDS, load_fixed_seeds
 from peerkeeper.store import (
     DatadirLock,
     Store,
@@ -117,6 +119,29 @@ class Node:
             binds.append((str(svc.addr), svc.port))
         if not binds and config.port is not None:
             binds = [("::", config.port), ("0.0.0.0", config.port)]
+        try:
+            proxies = ProxySettings.from_options(config.proxy, config.onion, config.proxyrandomize)
+            reachable = proxies.reachable_networks(
+                config.onlynet, cjdns_reachable=config.cjdnsreachable
+            )
+            fixed_seeds = (
+                load_fixed_seeds(config.fixedseedsfile, config.chain_params.default_port)
+                if config.fixedseedsfile is not None
+                else []
+            )
+            external = [Service.parse(e, config.p2p_port) for e in config.externalip]
+        except (ValueError, OSError, AddrError) as e:
+            raise ConfigError(str(e)) from None
+        nameservers: list[str] | None = None
+        dns_port = 53
+        if config.dnsserver:
+            nameservers = []
+            for server in config.dnsserver:
+                svc = Service.parse(server, 53)
+                nameservers.append(str(svc.addr))
+                dns_port = svc.port
+        self.proxies = proxies
+        self.reachable = reachable
         self.connman = ConnMan(
             ConnManOptions(
                 chain=chain,
@@ -133,6 +158,18 @@ class Node:
                     cjdns=config.cjdnsreachable,
                 ),
                 max_upload_target=parse_upload_target(config.maxuploadtarget),
+                proxies=proxies,
+                reachable=frozenset(
+                    n for n in reachable if n not in (Network.UNROUTABLE, Network.INTERNAL)
+                ),
+                external_ip=external,
+                dnsseed=config.dns_seeding,
+                forcednsseed=config.forcednsseed,
+                dns_seeds=list(DNS_SEEDS.get(config.chain, ())),
+                dns_nameservers=nameservers,
+                dns_port=dns_port,
+                fixedseeds=config.fixedseeds,
+                fixed_seeds=fixed_seeds,
                 bind=binds,
                 listen=config.listening,
                 max_connections=config.maxconnections,
@@ -430,20 +467,28 @@ class Node:
             "connections": len(self.connman.peers),
             "connections_in": n_in,
             "connections_out": len(self.connman.peers) - n_in,
-            "networks": [
-                {
-                    "name": net.rpc_name,
-                    "limited": net not in (Network.IPV4, Network.IPV6),
-                    "reachable": net in (Network.IPV4, Network.IPV6),
-                    "proxy": "",
-                    "proxy_randomize_credentials": False,
-                }
-                for net in _RPC_NETWORKS
-            ],
+            "networks": [self._network_info(net) for net in _RPC_NETWORKS],
             "relayfee": 0.00001,
             "incrementalfee": 0.00001,
-            "localaddresses": [],
+            "localaddresses": [
+                {"address": str(svc.addr), "port": svc.port, "score": score}
+                for svc, score in self.connman.local_addresses.items()
+            ],
             "warnings": [],
+        }
+
+    def _network_info(self, net: Network) -> dict[str, Any]:
+        """One ``getnetworkinfo`` ``networks`` entry (Core ``GetNetworksInfo``, src/rpc/net.cpp)."""
+        proxy = self.proxies.for_network(net)
+        reachable = net in self.reachable
+        return {
+            "name": net.rpc_name,
+            "limited": not reachable,
+            "reachable": reachable,
+            "proxy": str(proxy) if proxy is not None else "",
+            "proxy_randomize_credentials": proxy.randomize_credentials
+            if proxy is not None
+            else False,
         }
 
     async def _getnettotals(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:

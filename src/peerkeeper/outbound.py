@@ -22,12 +22,12 @@ out, so every rule here is tested in simulated time.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from peerkeeper.addrman import AddrMan
+from peerkeeper.addrrelay import rand_exp_duration
 from peerkeeper.connection_types import ConnectionType
 from peerkeeper.netaddr import NetAddr, Network, Service, is_bad_port
 from peerkeeper.protocols.bitcoin import has_all_desirable_service_flags, may_have_useful_address_db
@@ -94,15 +94,6 @@ RECENT_TRY_WINDOW = 600.0
 _NODE_P2P_V2 = int(ServiceFlags.NODE_P2P_V2)
 _PRIVACY_NETS = frozenset({Network.TORV3, Network.I2P, Network.CJDNS})
 _PREFERRED_NETS = (Network.IPV4, Network.IPV6, Network.TORV3, Network.I2P, Network.CJDNS)
-
-
-def rand_exp_duration(mean: float, rng: random.Random) -> float:
-    """An exponential (Poisson-process) delay of mean ``mean`` seconds.
-
-    Core ``FastRandomContext::rand_exp_duration`` (src/random.h): ``-ln(1 - U) * mean``
-    with U uniform in [0, 1).
-    """
-    return -math.log1p(-rng.random()) * mean
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,18 @@ upper layer does when its unprocessed queue passes ``-maxreceivebuffer``.
 
 Outbound dials go through ``dial_map`` when one is given: a function from the
 :class:`~peerkeeper.netaddr.Service` being dialled to the ``(host, port)`` that
-really answers for it (tests give nodes virtual routable addresses this way). A
-service the map does not know is refused before any socket is opened.
+really answers for it, or ``(host, port, source_host)`` to also bind the socket's
+local end to ``source_host`` (tests give nodes virtual routable addresses this way,
+each dialling from its own 127.x address). A service the map does not know is
+refused before any socket is opened. ``accept_map`` is its inverse for inbound
+connections: it turns the accepted socket's peer address into the address the
+upper layer sees (a loopback source back into that node's virtual address).
+
+Outbound dials may go through a SOCKS5 proxy (``connect(..., proxy=...)``, Core
+``ConnectThroughProxy``, src/netbase.cpp): the destination, possibly a ``.onion`` or
+``.b32.i2p`` name, goes to the proxy unchanged (never to the local resolver, and
+never through ``dial_map``), and the connected socket then takes the same asyncio
+Protocol path as a direct connection. See :mod:`peerkeeper.proxy`.
 """
 
 from __future__ import annotations
@@ -37,11 +47,15 @@ import asyncio
 import contextlib
 import errno
 import logging
+import random
 import socket
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
-from peerkeeper.netaddr import AddrError, NetAddr, Service
+from peerkeeper.netaddr import AddrError, NetAddr, Service, split_host_port
+
+if TYPE_CHECKING:  # peerkeeper.proxy imports ConnectError from here
+    from peerkeeper.proxy import Proxy, StreamIsolationGenerator
 
 __all__ = [
     "DEFAULT_MAX_SEND_BUFFER",
@@ -50,6 +64,9 @@ __all__ = [
     "SockManEvents",
     "SockMan",
 ]
+
+#: ``Service -> (host, port)`` or ``(host, port, source_host)``, None to refuse.
+DialMap = Callable[[Service], tuple[str, int] | tuple[str, int, str] | None]
 
 log = logging.getLogger("peerkeeper.net")
 
@@ -171,6 +188,8 @@ class _Connection(asyncio.Protocol):
         if self.inbound:
             me = _service_of(transport.get_extra_info("sockname"))
             them = _service_of(transport.get_extra_info("peername"))
+            if sm.accept_map is not None:
+                them = sm.accept_map(them)
             try:
                 ok = sm.events.on_accepted(self.conn_id, me, them)
             except Exception:
@@ -226,8 +245,12 @@ class _Connection(asyncio.Protocol):
 class SockMan:
     """Asyncio socket manager for many connections.
 
-    ``SockMan(events, max_send_buffer=1_000_000, dial_map=None)``; use inside a
-    running event loop. Connection ids are positive ints, never reused.
+    ``SockMan(events, max_send_buffer=1_000_000, dial_map=None, stream_isolation=None)``;
+    use inside a running event loop. Connection ids are positive ints, never reused.
+    ``stream_isolation`` makes the credentials of proxies with
+    ``randomize_credentials`` (Core ``-proxyrandomize``); by default one
+    :class:`~peerkeeper.proxy.StreamIsolationGenerator` seeded from
+    ``random.SystemRandom()`` is made on first use (Core's is a process-wide static).
     """
 
     def __init__(
@@ -235,11 +258,15 @@ class SockMan:
         events: SockManEvents,
         *,
         max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER,
-        dial_map: Callable[[Service], tuple[str, int] | None] | None = None,
+        dial_map: DialMap | None = None,
+        stream_isolation: StreamIsolationGenerator | None = None,
+        accept_map: Callable[[Service], Service] | None = None,
     ) -> None:
         self.events = events
         self.max_send_buffer = max_send_buffer
         self.dial_map = dial_map
+        self.accept_map = accept_map
+        self.stream_isolation = stream_isolation
         self._conns: dict[int, _Connection] = {}
         self._next_id = 1
         self._servers: list[asyncio.Server] = []
@@ -317,40 +344,113 @@ class SockMan:
             server.close()
         self._servers.clear()
 
-    async def connect(self, service: Service, timeout: float = 5.0) -> int:
+    async def connect(
+        self,
+        service: Service | str,
+        timeout: float = 5.0,
+        *,
+        proxy: Proxy | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> int:
         """Open an outbound TCP connection to ``service`` within ``timeout`` seconds.
 
+        ``service`` is a :class:`Service` or its text ``"host:port"`` (``"[v6]:port"``,
+        ``"<name>.onion:8333"``, or a DNS name when a proxy is given). Without a proxy
+        the destination must be an IPv4/IPv6 address (through ``dial_map`` when one is
+        set); onion/I2P/CJDNS addresses and names are refused, never handed to the
+        system resolver. With ``proxy`` the destination text goes to the proxy
+        unchanged (``dial_map`` is not consulted) and Core's ``ConnectThroughProxy``
+        runs (src/netbase.cpp): one connection to the proxy, a SOCKS5 handshake, no
+        retry. ``credentials`` are sent if given; otherwise a proxy with
+        ``randomize_credentials`` gets the next pair from ``stream_isolation``.
+        With a proxy, ``timeout`` bounds the whole exchange; Core allows the
+        5 s connect plus 20 s per SOCKS5 read
+        (:data:`~peerkeeper.proxy.SOCKS5_RECV_TIMEOUT`).
+
+        :meth:`endpoints` of a proxied connection gives the socket's own ends: the
+        remote end is the proxy, not the destination.
+
         Returns the new connection id. Raises :class:`ConnectError` with a reason
-        (not in the dial map, refused, timeout, unreachable, ...). Core's
-        ``-timeout`` default is 5 s (src/netbase.h ``DEFAULT_CONNECT_TIMEOUT``).
+        (not in the dial map, refused, timeout, unreachable, needs a proxy, ...);
+        through a proxy, a :class:`~peerkeeper.proxy.ProxyError` with its ``kind``.
+        Core's ``-timeout`` default is 5 s (src/netbase.h ``DEFAULT_CONNECT_TIMEOUT``).
         """
+        loop = asyncio.get_running_loop()
+        if proxy is not None:
+            return await self._connect_via_proxy(service, timeout, proxy, credentials)
+        if isinstance(service, str):
+            try:
+                service = Service.parse(service, 0)
+            except AddrError:
+                raise ConnectError(service, "a host name needs a proxy") from None
+        local_addr: tuple[str, int] | None = None
         if self.dial_map is not None:
             target = self.dial_map(service)
             if target is None:
                 raise ConnectError(service, "address not in the dial map")
-            host, port = target
+            host, port = target[0], target[1]
+            if len(target) == 3:
+                local_addr = (target[2], 0)
         elif service.addr.is_ipv4() or service.addr.is_ipv6():
             host, port = str(service.addr), service.port
         else:
             # Never hand an onion / I2P / CJDNS name to the system resolver (Core needs a proxy).
             raise ConnectError(service, f"{service.addr.get_network().rpc_name} needs a proxy")
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
                 _, proto = await loop.create_connection(
-                    lambda: _Connection(self, inbound=False), host, port
+                    lambda: _Connection(self, inbound=False), host, port, local_addr=local_addr
                 )
         except TimeoutError:
             raise ConnectError(service, "timeout") from None
         except OSError as e:
             reason = errno.errorcode.get(e.errno or 0, "") or str(e)
             raise ConnectError(service, reason) from None
+        return self._adopt(proto)
+
+    def _adopt(self, proto: asyncio.BaseProtocol) -> int:
+        """Hand a freshly connected outbound protocol to the caller (events held until then)."""
         assert isinstance(proto, _Connection)
         if proto.held:
-            loop.call_soon(proto.release)
+            asyncio.get_running_loop().call_soon(proto.release)
         else:
             proto.held = None
         return proto.conn_id
+
+    async def _connect_via_proxy(
+        self,
+        service: Service | str,
+        timeout: float,
+        proxy: Proxy,
+        credentials: tuple[str, str] | None,
+    ) -> int:
+        from peerkeeper.proxy import StreamIsolationGenerator, connect_via_proxy
+
+        if isinstance(service, Service):
+            host, port = str(service.addr), service.port  # Core ToStringAddr(): no brackets
+        else:
+            host, port, valid = split_host_port(service, -1)
+            if port < 0 or (not valid and port != 0) or not host:
+                raise ConnectError(service, "destination must be host:port")
+        if credentials is None and proxy.randomize_credentials:
+            if self.stream_isolation is None:
+                self.stream_isolation = StreamIsolationGenerator(random.SystemRandom())
+            credentials = self.stream_isolation.generate()
+        sock = await connect_via_proxy(proxy, host, port, timeout=timeout, credentials=credentials)
+        loop = asyncio.get_running_loop()
+        try:
+            if sock.family == getattr(socket, "AF_UNIX", None):
+                _, proto = await loop.create_unix_connection(
+                    lambda: _Connection(self, inbound=False), sock=sock
+                )
+            else:
+                _, proto = await loop.create_connection(
+                    lambda: _Connection(self, inbound=False), sock=sock
+                )
+        except BaseException:
+            sock.close()
+            raise
+        return self._adopt(proto)
 
     def send(self, conn_id: int, data: bytes) -> bool:
         """Queue ``data`` for ``conn_id``; written at the end of this loop iteration.
