@@ -15,6 +15,7 @@ from peerkeeper.protocols.actions import (
     LearnedAddresses,
     Misbehaving,
     Send,
+    VersionReceived,
 )
 from peerkeeper.protocols.bitcoin import PERMISSION_ADDR, BitcoinPeer, PeerConfig
 from peerkeeper.wire.codec import DecodeError, LimitExceeded
@@ -130,10 +131,31 @@ def test_self_connection_detected_by_nonce() -> None:
 
 def test_obsolete_version_and_missing_services() -> None:
     old = make_peer()
-    assert isinstance(old.on_message(their_version(version=31799), T0)[0], Disconnect)
+    out = old.on_message(their_version(version=31799), T0)
+    # Core SetServices happens before the checks; the connection is not a success
+    assert out[0] == VersionReceived(9, False)
+    assert isinstance(out[1], Disconnect) and "obsolete" in out[1].reason
     noservices = make_peer()
     out = noservices.on_message(their_version(services=0), T0)
-    assert isinstance(out[0], Disconnect) and "expected services" in out[0].reason
+    assert out[0] == VersionReceived(0, False)
+    assert isinstance(out[1], Disconnect) and "expected services" in out[1].reason
+    inbound_old = make_peer(ConnectionType.INBOUND)
+    out = inbound_old.on_message(their_version(version=31799), T0)
+    assert not any(isinstance(a, VersionReceived) for a in out)  # inbound: no addrman update
+
+
+def test_outbound_version_reports_services_and_success_feelers_too() -> None:
+    for conn_type in (
+        ConnectionType.OUTBOUND_FULL_RELAY,
+        ConnectionType.BLOCK_RELAY,
+        ConnectionType.FEELER,
+        ConnectionType.MANUAL,
+    ):
+        out = make_peer(conn_type).on_message(their_version(), T0)
+        assert VersionReceived(9, True) in out, conn_type
+    feeler = make_peer(ConnectionType.FEELER).on_message(their_version(), T0)
+    assert feeler.index(VersionReceived(9, True)) < len(feeler) - 1
+    assert isinstance(feeler[-1], Disconnect)
     manual = make_peer(ConnectionType.MANUAL)
     assert not any(
         isinstance(a, Disconnect) for a in manual.on_message(their_version(services=0), T0)

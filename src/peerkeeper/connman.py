@@ -1,11 +1,20 @@
-"""ConnMan (first cut): owns the peers, applies their actions, keeps manual peers connected.
+"""ConnMan: owns the peers, applies their actions, opens and accepts connections by Core's policy.
 
-The connection manager of Bitcoin Core ``src/net.cpp`` (``CConnman``), cut down to
-what a node needs to keep real peers:
+The connection manager of Bitcoin Core ``src/net.cpp`` (``CConnman``):
 
-* inbound connections accepted while fewer than ``max_inbound`` are connected
-  (``-maxconnections`` minus Core's 8 full-relay + 2 block-relay-only + 1 feeler
-  outbound slots, ``CConnman::Init``);
+* automatic outbound connections (Core ``ThreadOpenConnections``): the decisions are
+  :mod:`peerkeeper.outbound`'s (anchors, 8 full-relay, 2 block-relay-only, feelers,
+  extra peers), this module dials one pick at a time every 500 ms; addr-fetch
+  connections (``-seednode``, DNS seeds that answer nothing) and their 5 min limit;
+  DNS seeding (:mod:`peerkeeper.seeds`) and the fixed-seed fallback; anchors saved at
+  :meth:`ConnMan.stop`; proxies (:mod:`peerkeeper.proxy`);
+* inbound connections admitted in Core's order (``CreateNodeFromAcceptedSocket``):
+  network active, bans and discouragement (``noban`` exempt), then Core's eviction
+  when all ``max_inbound`` slots are taken (``-maxconnections`` minus 8 + 2 + 1), and
+  the ``-inboundrelaypercent`` cap on tx-relaying inbound peers;
+* permissions (``-whitelist``/``-whitebind``, :mod:`peerkeeper.netpermissions`), the
+  upload target (:mod:`peerkeeper.uploadtarget`), address relay and
+  self-announcement (:mod:`peerkeeper.addrrelay`);
 * ``-connect`` peers (only these; listening off by default, as in Core) and
   ``-addnode`` peers kept connected, every failure retried with a per-address
   back-off (first retry after 1 s, x1.2 per failure, capped at 60 s; reset when a
@@ -68,6 +77,7 @@ from peerkeeper.protocols.actions import (
     LearnedAddresses,
     Misbehaving,
     Send,
+    VersionReceived,
 )
 from peerkeeper.protocols.bitcoin import BitcoinPeer, PeerConfig, has_all_desirable_service_flags
 from peerkeeper.proxy import SOCKS5_RECV_TIMEOUT, ProxyError, ProxySettings
@@ -137,6 +147,19 @@ class ConnManOptions:
     :class:`~peerkeeper.sockman.SockMan`); ``v2transport`` (``-v2transport``: BIP324
     for inbound, with v1 detected transparently, and for outbound to manual peers and
     to peers advertising NODE_P2P_V2, retried once as v1 when the peer hangs up).
+
+    Connection policy: ``inbound_relay_percent`` (``-inboundrelaypercent``);
+    ``automatic_outbound`` (Core ``m_use_addrman_outgoing``; off with ``-connect``);
+    ``reachable`` (networks automatic connections may use, from ``-onlynet`` and the
+    proxies); ``permissions`` (``-whitelist`` / ``-whitebind``); ``max_upload_target``
+    (bytes per 24 h, 0 = none); ``anchors`` (block-relay-only addresses from the last
+    clean shutdown); ``seednode``; ``external_ip`` (``-externalip``); ``dnsseed``,
+    ``forcednsseed``, ``dns_seeds`` (host names), ``dns_nameservers`` / ``dns_port``
+    (None: the system resolver); ``fixedseeds`` and ``fixed_seeds`` (from
+    ``-fixedseedsfile``); ``proxies`` (:class:`~peerkeeper.proxy.ProxySettings`);
+    ``accept_map`` (see :class:`~peerkeeper.sockman.SockMan`);
+    ``open_connections_interval`` (seconds between the automatic loop's passes, Core's
+    500 ms).
     """
 
     chain: Chain
@@ -170,6 +193,7 @@ class ConnManOptions:
     dns_port: int = 53
     fixedseeds: bool = True
     fixed_seeds: list[Service] = field(default_factory=list)
+    open_connections_interval: float = OPEN_CONNECTIONS_INTERVAL
 
     @property
     def limits(self) -> OutboundLimits:
@@ -640,7 +664,7 @@ class ConnMan:
                 self.add_addr_fetch(seed)
                 log.info("Adding seednode (%s) to addrfetch", seed)
             await self._process_addr_fetch()
-            await asyncio.sleep(OPEN_CONNECTIONS_INTERVAL)
+            await asyncio.sleep(self.options.open_connections_interval)
             if not self.network_active or self._stopping:
                 continue
             now = self.clock()
@@ -1131,12 +1155,15 @@ class ConnMan:
                 self._misbehaving(peer, action.reason)
             elif isinstance(action, LearnedAddresses):
                 self._learned(peer, action)
+            elif isinstance(action, VersionReceived):
+                # Core's VERSION handler: SetServices for outbound peers, and Good once
+                # the version is accepted (feelers included, block-relay-only too).
+                self.addrman.set_services(peer.addr, action.services)
+                if action.accepted:
+                    self.addrman.good(peer.addr, now=self.clock())
             elif isinstance(action, HandshakeComplete):
                 self._local_nonces.discard(peer.proto.local_nonce)
                 if not peer.inbound:
-                    # Core (version handling): SetServices and Good for outbound peers.
-                    self.addrman.set_services(peer.addr, peer.proto.their.services)
-                    self.addrman.good(peer.addr, now=self.clock())
                     log.info(
                         "New %s peer connected: version: %d, peer=%d, peeraddr=%s",
                         peer.conn_type.value,

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 from peerkeeper.wire.messages import AddrEntry, Message
 
-__all__ = ["Action", "Send", "Disconnect", "Misbehaving", "LearnedAddresses", "HandshakeComplete"]
+__all__ = [
+    "Action",
+    "Send",
+    "Disconnect",
+    "Misbehaving",
+    "LearnedAddresses",
+    "HandshakeComplete",
+    "VersionReceived",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,4 +70,18 @@ class HandshakeComplete:
     """The version handshake finished (verack received): the peer is fully connected."""
 
 
-Action = Send | Disconnect | Misbehaving | LearnedAddresses | HandshakeComplete
+@dataclass(frozen=True, slots=True)
+class VersionReceived:
+    """An outbound peer's ``version`` arrived (src/net_processing.cpp, VERSION handler).
+
+    ``services``: the services it announced, which overwrite the address table's
+    (Core ``AddrMan::SetServices``); ``accepted``: the version passed the checks, so
+    the connection counts as a success (Core ``AddrMan::Good``, done before verack and
+    for feelers too, which disconnect right after).
+    """
+
+    services: int
+    accepted: bool
+
+
+Action = Send | Disconnect | Misbehaving | LearnedAddresses | HandshakeComplete | VersionReceived

@@ -61,6 +61,7 @@ from peerkeeper.protocols.actions import (
     LearnedAddresses,
     Misbehaving,
     Send,
+    VersionReceived,
 )
 from peerkeeper.wire.codec import DecodeError, LimitExceeded
 from peerkeeper.wire.messages import (
@@ -490,12 +491,17 @@ class BitcoinPeer:
         if self.version_received:
             return []  # "redundant version message"
         their = self.their
+        outbound = not self.conn_type.is_inbound
         if self.conn_type.expects_services and not has_all_desirable_service_flags(msg.services):
-            return self._disconnect(
-                f"peer does not offer the expected services ({msg.services:08x} offered)"
-            )
+            return [
+                VersionReceived(msg.services, False),
+                *self._disconnect(
+                    f"peer does not offer the expected services ({msg.services:08x} offered)"
+                ),
+            ]
         if msg.version < MIN_PEER_PROTO_VERSION:
-            return self._disconnect(f"peer using obsolete version {msg.version}")
+            rejected: list[Action] = [VersionReceived(msg.services, False)] if outbound else []
+            return rejected + self._disconnect(f"peer using obsolete version {msg.version}")
         if (
             self.conn_type.is_inbound
             and self._is_local_nonce is not None
@@ -523,6 +529,8 @@ class BitcoinPeer:
             actions.append(Send(GetAddr()))
             self.getaddr_sent = True
             self.addr_token_bucket += MAX_ADDR_TO_SEND
+        if outbound:
+            actions.append(VersionReceived(msg.services, True))
         if self.conn_type is ConnectionType.FEELER:
             actions.extend(self._disconnect("feeler connection completed"))
         return actions

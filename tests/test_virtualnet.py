@@ -1,0 +1,268 @@
+"""Connection policy on real sockets: nodes with virtual routable addresses on loopback.
+
+Core puts every local address in one unroutable group and AddrMan refuses unroutable
+addresses, so on 127.0.0.0/8 alone no policy can be exercised. Here each node gets a
+virtual address 11.<i>.0.1 (one /16 per node): SockMan's ``dial_map`` turns it into
+the 127.0.0.1 port where that node listens, and dials from the node's own source
+address 127.1.<i>.1, which the ``accept_map`` of the node dialled turns back into
+11.<i>.0.1. Any other destination is refused before a socket exists, and the suite's
+conftest refuses every dial outside loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+from conftest import REFUSED_DIALS
+from test_loopback import RawPeer, port_of, wait_until
+
+from peerkeeper.config import Config
+from peerkeeper.connection_types import ConnectionType
+from peerkeeper.netaddr import NetAddr, Service
+from peerkeeper.node import Node
+from peerkeeper.wire.messages import AddrEntry, ServiceFlags, Verack, Version
+
+pytestmark = pytest.mark.timeout(90)
+
+PORT = 18444
+SERVICES = int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS)
+NOW = 1_800_000_000
+
+
+def virtual(i: int) -> Service:
+    return Service.parse(f"11.{i}.0.1", PORT)
+
+
+def source_host(i: int) -> str:
+    return f"127.1.{i}.1"
+
+
+class VirtualNet:
+    """The map between virtual addresses and loopback endpoints, shared by all nodes."""
+
+    def __init__(self) -> None:
+        self.ports: dict[Service, int] = {}  # virtual address -> listening loopback port
+        self.dials: list[tuple[int, Service]] = []
+
+    def dial_map(self, index: int):  # type: ignore[no-untyped-def]
+        def dial(svc: Service) -> tuple[str, int, str] | None:
+            self.dials.append((index, svc))
+            port = self.ports.get(svc)
+            return None if port is None else ("127.0.0.1", port, source_host(index))
+
+        return dial
+
+    @staticmethod
+    def accept_map(them: Service) -> Service:
+        parts = str(them.addr).split(".")
+        if len(parts) == 4 and parts[:2] == ["127", "1"]:
+            return Service(NetAddr.parse(f"11.{parts[2]}.0.1"), them.port)
+        return them
+
+
+@asynccontextmanager
+async def vnode(net: VirtualNet, tmp: Path, index: int, **kw: object) -> AsyncIterator[Node]:
+    fields: dict[str, object] = {
+        "chain": "regtest",
+        "datadir": tmp / f"n{index}",
+        "bind": ["127.0.0.1:0"],
+        "listen": True,
+        "server": False,
+        "services": SERVICES,
+        "dnsseed": False,
+        "fixedseeds": False,
+    }
+    fields.update(kw)
+    node = Node(Config(**fields))  # type: ignore[arg-type]
+    cm = node.connman
+    cm.sockman.dial_map = net.dial_map(index)
+    cm.sockman.accept_map = net.accept_map
+    cm.options.open_connections_interval = 0.02
+    await node.start()
+    net.ports[virtual(index)] = port_of(node)
+    try:
+        yield node
+    finally:
+        net.ports.pop(virtual(index), None)
+        await node.stop()
+
+
+def outbound(node: Node) -> list[tuple[ConnectionType, Service]]:
+    return [
+        (p.conn_type, p.addr)
+        for p in node.connman.peers.values()
+        if not p.inbound and not p.closed and p.proto.successfully_connected
+    ]
+
+
+def count(node: Node, conn_type: ConnectionType) -> int:
+    return sum(1 for t, _ in outbound(node) if t is conn_type)
+
+
+def seed_table(node: Node, indexes: range | list[int]) -> None:
+    entries = [
+        AddrEntry(NOW - 3600, SERVICES | int(ServiceFlags.NODE_P2P_V2), virtual(i)) for i in indexes
+    ]
+    for e in entries:
+        node.addrman.add([e], NetAddr.parse("12.0.0.1"), now=NOW)
+
+
+async def test_fills_outbound_slots_in_distinct_netgroups_and_survives_losses(
+    tmp_path: Path,
+) -> None:
+    net = VirtualNet()
+    refused_before = len(REFUSED_DIALS)
+    async with AsyncExitStack() as stack:
+        peers = {i: await stack.enter_async_context(vnode(net, tmp_path, i)) for i in range(1, 13)}
+        subject = await stack.enter_async_context(vnode(net, tmp_path, 0))
+        seed_table(subject, range(1, 13))
+        await wait_until(
+            lambda: (
+                count(subject, ConnectionType.OUTBOUND_FULL_RELAY) == 8
+                and count(subject, ConnectionType.BLOCK_RELAY) == 2
+            ),
+            timeout=30,
+        )
+        out = outbound(subject)
+        groups = [a.addr.netgroup() for _, a in out]
+        assert len(set(groups)) == len(out) == 10  # one peer per /16
+        assert all(a in net.ports for _, a in out)
+        # the peers see us at our virtual address, through the accept map
+        seen = {p.addr.addr for n in peers.values() for p in n.connman.peers.values() if p.inbound}
+        assert seen == {virtual(0).addr}
+        # three full-relay peers disappear: their slots are refilled from the two nodes
+        # left over; the block-relay-only peers keep their slots (12 - 3 = 9 nodes remain)
+        lost = [a for t, a in out if t is ConnectionType.OUTBOUND_FULL_RELAY][:3]
+        for a in lost:
+            idx = int(str(a.addr).split(".")[1])
+            net.ports.pop(a, None)
+            await peers[idx].stop()
+        await wait_until(
+            lambda: (
+                len(outbound(subject)) == 9
+                and count(subject, ConnectionType.OUTBOUND_FULL_RELAY) == 7
+                and count(subject, ConnectionType.BLOCK_RELAY) == 2
+            ),
+            timeout=30,
+        )
+        after = outbound(subject)
+        assert len({a.addr.netgroup() for _, a in after}) == 9
+        assert not {a for _, a in after} & set(lost)
+    # every dial went to a virtual address of this network, never outside loopback
+    assert len(REFUSED_DIALS) == refused_before
+    assert all(svc.addr.netgroup()[:2] == b"\x01\x0b" for _, svc in net.dials)
+
+
+async def test_feeler_connects_and_disconnects_right_after_version(tmp_path: Path) -> None:
+    net = VirtualNet()
+    async with AsyncExitStack() as stack:
+        for i in range(1, 12):
+            await stack.enter_async_context(vnode(net, tmp_path, i))
+        subject = await stack.enter_async_context(vnode(net, tmp_path, 0))
+        seed_table(subject, range(1, 12))
+        await wait_until(lambda: len(outbound(subject)) == 10, timeout=30)
+        policy = subject.connman.policy
+        assert policy is not None
+        tried_before = subject.addrman.size(in_new=False)
+        policy.timers.next_feeler = 0.0  # the exp(2 min) timer is due now
+        await wait_until(lambda: subject.connman.feelers_done >= 1, timeout=20)
+        # the feeler reached the 11th node (new table), was promoted to tried and left
+        assert subject.addrman.size(in_new=False) == tried_before + 1
+        assert count(subject, ConnectionType.FEELER) == 0
+        assert len(outbound(subject)) == 10
+
+
+async def test_anchors_saved_at_shutdown_and_tried_first(tmp_path: Path) -> None:
+    net = VirtualNet()
+    async with AsyncExitStack() as stack:
+        for i in range(1, 12):
+            await stack.enter_async_context(vnode(net, tmp_path, i))
+        async with vnode(net, tmp_path, 0) as first:
+            seed_table(first, range(1, 12))
+            await wait_until(lambda: count(first, ConnectionType.BLOCK_RELAY) == 2, timeout=30)
+            anchors = {a for t, a in outbound(first) if t is ConnectionType.BLOCK_RELAY}
+        async with vnode(net, tmp_path, 0) as second:
+            # the two anchors are the first connections, as block-relay-only peers
+            await wait_until(lambda: count(second, ConnectionType.BLOCK_RELAY) == 2, timeout=30)
+            first_two = sorted(second.connman.peers.values(), key=lambda p: p.id)[:2]
+            assert {p.addr for p in first_two} == anchors
+            assert all(p.conn_type is ConnectionType.BLOCK_RELAY for p in first_two)
+        # anchors are read once: a third start has none
+        async with vnode(net, tmp_path, 0, connect=["0"]) as third:
+            assert third.connman.options.anchors == []
+
+
+async def raw_from(port: int, index: int, nonce: int) -> RawPeer:
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, local_addr=(source_host(index), 0)
+    )
+    peer = RawPeer(reader, writer)
+    peer.send(
+        Version(
+            version=70016,
+            services=SERVICES,
+            timestamp=NOW,
+            nonce=nonce,
+            user_agent="/raw/",
+            relay=False,
+        )
+    )
+    await writer.drain()
+    while not isinstance(await peer.recv(), Verack):
+        pass
+    peer.send(Verack())
+    await writer.drain()
+    return peer
+
+
+async def test_full_inbound_table_evicts_by_netgroup_never_protected_peers(
+    tmp_path: Path,
+) -> None:
+    """41 connections = 30 inbound slots: newcomers from 40 distinct /16 groups evict by
+    Core's rules; the 4 peers with the highest keyed netgroup and the oldest half stay."""
+    net = VirtualNet()
+    async with vnode(net, tmp_path, 0, maxconnections=41, v2transport=False) as node:
+        cm = node.connman
+        port = port_of(node)
+        raws = [await raw_from(port, i, 100 + i) for i in range(1, 31)]
+        await wait_until(lambda: cm.inbound_count == 30)
+        first_ids = sorted(cm.peers)
+        keyed = sorted(cm.peers.values(), key=lambda p: p.keyed_netgroup)
+        protected_by_group = {p.id for p in keyed[-4:]}
+        oldest_half = set(first_ids[:8])  # 30 - 4 - ... : Core protects the longest-connected
+        evicted: list[int] = []
+        orig_drop = cm._drop
+
+        def spy(peer, reason, *, close):  # type: ignore[no-untyped-def]
+            if reason == "evicted for an inbound slot":
+                evicted.append(peer.id)
+            return orig_drop(peer, reason, close=close)
+
+        cm._drop = spy  # type: ignore[method-assign]
+        for i in range(31, 41):
+            raws.append(await raw_from(port, i, 100 + i))
+            await wait_until(lambda: cm.inbound_count == 30)
+        assert cm.inbound_count == 30 and len(evicted) == 10
+        assert not set(evicted) & protected_by_group
+        assert not set(evicted) & oldest_half
+        groups = {p.addr.addr.netgroup() for p in cm.peers.values()}
+        assert len(groups) == 30  # distinct virtual groups, not one loopback group
+        for r in raws:
+            r.close()
+
+
+def test_virtual_addresses_are_routable_and_distinct() -> None:
+    rng = random.Random(1)
+    picks = [virtual(rng.randrange(1, 200)) for _ in range(50)]
+    assert all(p.addr.is_routable() for p in picks)
+    assert VirtualNet.accept_map(Service.parse("127.1.7.1", 5555)) == Service.parse(
+        "11.7.0.1", 5555
+    )
+    assert VirtualNet.accept_map(Service.parse("127.0.0.1", 5555)) == Service.parse(
+        "127.0.0.1", 5555
+    )
