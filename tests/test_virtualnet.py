@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
 from conftest import REFUSED_DIALS
-from test_loopback import RawPeer, port_of, wait_until
+from test_loopback import RawPeer, handshaken, port_of, running, wait_until
+from test_proxy import _PPROXY, free_port
+from test_seeds import SeedZone, dns_server
 
 from peerkeeper.config import Config
 from peerkeeper.connection_types import ConnectionType
@@ -31,7 +37,7 @@ pytestmark = pytest.mark.timeout(90)
 
 PORT = 18444
 SERVICES = int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS)
-NOW = 1_800_000_000
+NOW = int(time.time())  # entries must not be "terrible" (from the future) for getaddr
 
 
 def virtual(i: int) -> Service:
@@ -66,7 +72,9 @@ class VirtualNet:
 
 
 @asynccontextmanager
-async def vnode(net: VirtualNet, tmp: Path, index: int, **kw: object) -> AsyncIterator[Node]:
+async def vnode(
+    net: VirtualNet, tmp: Path, index: int, dns_seeds: list[str] | None = None, **kw: object
+) -> AsyncIterator[Node]:
     fields: dict[str, object] = {
         "chain": "regtest",
         "datadir": tmp / f"n{index}",
@@ -83,6 +91,8 @@ async def vnode(net: VirtualNet, tmp: Path, index: int, **kw: object) -> AsyncIt
     cm.sockman.dial_map = net.dial_map(index)
     cm.sockman.accept_map = net.accept_map
     cm.options.open_connections_interval = 0.02
+    if dns_seeds is not None:
+        cm.options.dns_seeds = dns_seeds
     await node.start()
     net.ports[virtual(index)] = port_of(node)
     try:
@@ -266,3 +276,121 @@ def test_virtual_addresses_are_routable_and_distinct() -> None:
     assert VirtualNet.accept_map(Service.parse("127.0.0.1", 5555)) == Service.parse(
         "127.0.0.1", 5555
     )
+
+
+# -- seeding and proxies, end to end ---------------------------------------------------------
+
+
+async def test_dns_seeds_lead_to_a_full_set_of_peers(tmp_path: Path) -> None:
+    """A node with an empty table queries its DNS seed (a real DNS server on loopback)
+    for x9.<seed>, stores the answers with the seed as source, and fills its slots."""
+    zone = SeedZone({"x9.seed.vnet.": [("A", f"11.{i}.0.1") for i in range(1, 12)]})
+    net = VirtualNet()
+    with dns_server(zone) as dns_port:
+        async with AsyncExitStack() as stack:
+            for i in range(1, 12):
+                await stack.enter_async_context(vnode(net, tmp_path, i))
+            subject = await stack.enter_async_context(
+                vnode(
+                    net,
+                    tmp_path,
+                    0,
+                    dnsseed=True,
+                    dnsserver=[f"127.0.0.1:{dns_port}"],
+                    dns_seeds=["seed.vnet."],
+                )
+            )
+            await wait_until(lambda: len(outbound(subject)) == 10, timeout=30)
+            assert ("x9.seed.vnet.", "A", "udp") in zone.queries
+            source = subject.addrman.source_of(virtual(1))
+            assert source == NetAddr.internal("x9.seed.vnet.")
+            assert len({a.addr.netgroup() for _, a in outbound(subject)}) == 10
+
+
+async def test_seednode_addr_fetch_then_connections(tmp_path: Path) -> None:
+    """-seednode with an empty table: an addr-fetch connection asks for addresses, is
+    dropped once they arrive, and the node connects to what it learned."""
+    net = VirtualNet()
+    async with AsyncExitStack() as stack:
+        for i in range(2, 12):
+            await stack.enter_async_context(vnode(net, tmp_path, i))
+        seed = await stack.enter_async_context(vnode(net, tmp_path, 1))
+        for i in range(2, 40):  # 23 % of the seed's table goes out in one answer
+            seed.addrman.add(
+                [AddrEntry(NOW - 600, SERVICES, virtual(2 + i % 10))], NetAddr.parse(f"13.{i}.0.1")
+            )
+        seed_table(seed, range(2, 12))
+        subject = await stack.enter_async_context(
+            vnode(net, tmp_path, 0, seednode=[str(virtual(1))])
+        )
+        types_seen: list[tuple[ConnectionType, Service]] = []
+        orig = subject.connman._new_peer
+
+        def spy(*a, **kw):  # type: ignore[no-untyped-def]
+            p = orig(*a, **kw)
+            types_seen.append((p.conn_type, p.addr))
+            return p
+
+        subject.connman._new_peer = spy  # type: ignore[method-assign]
+        await wait_until(
+            lambda: count(subject, ConnectionType.OUTBOUND_FULL_RELAY) >= 1, timeout=30
+        )
+        assert types_seen[0] == (ConnectionType.ADDR_FETCH, virtual(1))
+        await wait_until(lambda: count(subject, ConnectionType.ADDR_FETCH) == 0)
+        learned = {e.service for e in subject.addrman.entries()}
+        assert learned and learned <= {virtual(i) for i in range(1, 12)}
+
+
+async def test_fixed_seeds_file_used_at_once_without_other_sources(tmp_path: Path) -> None:
+    seeds = tmp_path / "nodes_vnet.txt"
+    seeds.write_text(
+        "# virtual fixed seeds\n" + "".join(f"11.{i}.0.1:{PORT}\n" for i in range(1, 12))
+    )
+    net = VirtualNet()
+    async with AsyncExitStack() as stack:
+        for i in range(1, 12):
+            await stack.enter_async_context(vnode(net, tmp_path, i))
+        subject = await stack.enter_async_context(
+            vnode(net, tmp_path, 0, fixedseeds=True, fixedseedsfile=seeds)
+        )
+        await wait_until(lambda: len(outbound(subject)) == 10, timeout=30)
+        assert subject.addrman.source_of(virtual(3)) == NetAddr.internal("fixedseeds")
+
+
+async def test_manual_peer_through_a_real_socks5_proxy(tmp_path: Path) -> None:
+    """-proxy: a named -addnode peer is reached through pproxy (a SOCKS5 server started
+    here on loopback); the name goes to the proxy, never to our resolver."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PPROXY, "-l", f"socks5://127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 5.0
+        while True:
+            assert proc.poll() is None, "pproxy exited"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "pproxy did not start"
+                await asyncio.sleep(0.05)
+        async with (
+            running(tmp_path, "b") as b,
+            running(tmp_path, "a", proxy=[f"127.0.0.1:{port}"], connect=["0"]) as a,
+        ):
+            target = f"localhost:{port_of(b)}"
+            a.connman.add_node(target, "add")
+            await wait_until(lambda: handshaken(a) and handshaken(b))
+            out = next(iter(a.connman.peers.values()))
+            assert out.addr_name == target and out.addr.addr == NetAddr.internal("localhost")
+            assert out.transport.transport_type == "v2"
+            info = await a.rpc_methods()["getnetworkinfo"]([])
+            ipv4 = next(n for n in info["networks"] if n["name"] == "ipv4")
+            assert ipv4["proxy"] == f"127.0.0.1:{port}" and ipv4["proxy_randomize_credentials"]
+            onion = next(n for n in info["networks"] if n["name"] == "onion")
+            assert onion["reachable"]  # -proxy covers onion too
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
