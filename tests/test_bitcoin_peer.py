@@ -744,3 +744,19 @@ def test_addr_permission_bypasses_the_token_bucket() -> None:
     connect(other)
     other.addr_token_bucket = 0.0
     assert len(learned(other.on_message(Addr(flood), T0 + 10)).entries) == 1
+
+
+def test_tx_inv_from_block_relay_only_or_feeler_disconnects() -> None:
+    """Core RejectIncomingTxs: a block-relay-only peer announcing a transaction is cut off;
+    a block announcement is fine, and full-relay peers may announce transactions."""
+    for conn_type in (ConnectionType.BLOCK_RELAY,):  # (a feeler is gone after version)
+        peer = make_peer(conn_type)
+        handshake(peer)
+        assert peer.on_message(Inv([(2, bytes(32))]), T0 + 1) == []
+        out = peer.on_message(Inv([(2, bytes(32)), (5, bytes(31) + b"\x01")]), T0 + 1)
+        assert len(out) == 1 and isinstance(out[0], Disconnect)
+        assert "inv sent in violation of protocol" in out[0].reason
+        assert out[0].reason.startswith("transaction (01" + "00" * 31)
+    full = make_peer(ConnectionType.OUTBOUND_FULL_RELAY)
+    handshake(full)
+    assert full.on_message(Inv([(1, bytes(32))]), T0 + 1) == []

@@ -318,6 +318,7 @@ def test_select_unreachable_addnode_connected_banned() -> None:
     assert _select(am, FULL_DECISION, added_node=lambda s: s == svc("1.2.3.4")) is None
     assert _select(am, FULL_DECISION, already_connected=lambda s: True) is None
     assert _select(am, FULL_DECISION, outbound_allowed=lambda a: False) is None
+    assert _select(am, FULL_DECISION, dial_ready=lambda s: False) is None  # in back-off
     # our own address ends the pick at once
     assert _select(am, FULL_DECISION, is_local=lambda s: True) is None
     assert _select(am, FULL_DECISION) is not None

@@ -251,6 +251,9 @@ class PeerConn:
 class Backoff:
     """Per-target retry back-off: 1 s, then x1.2 per failure, capped (Octez's point back-off).
 
+    Used for ``-addnode``/``-connect`` targets and for every automatic outbound
+    failure (an address in back-off is not drawn again until its wait is over).
+
     ``Backoff(initial=1.0, factor=1.2, cap=60.0)``; :meth:`failed` returns the next
     allowed attempt time; :meth:`reset` after a good connection.
     """
@@ -282,6 +285,15 @@ class Backoff:
     def forget(self, key: str) -> None:
         """Alias of :meth:`reset` for removed targets."""
         self.reset(key)
+
+    def prune(self, now: float) -> int:
+        """Forget targets whose wait ended more than ``cap`` seconds ago (their next
+        failure starts over at ``initial``); returns how many were forgotten. Keeps the
+        table bounded by the targets failing recently."""
+        stale = [k for k, t in self._next.items() if t + self.cap < now]
+        for k in stale:
+            self.reset(k)
+        return len(stale)
 
 
 async def resolve_service(name: str, default_port: int) -> Service:
@@ -464,6 +476,7 @@ class ConnMan:
                 is_local=lambda s: s in self.local_addresses,
                 added_node=self._is_added_node,
                 outbound_allowed=self._outbound_allowed,
+                dial_ready=lambda svc: self.backoff.ready(str(svc), self.clock()),
             )
             if opts.anchors:
                 log.info(
@@ -672,6 +685,7 @@ class ConnMan:
             if now >= next_extra_check:
                 next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
                 self._evict_extra_outbound(now)
+                self.backoff.prune(now)
             self._maybe_add_fixed_seeds(now)
             if (
                 seednodes
@@ -811,6 +825,8 @@ class ConnMan:
             conn_id = await self.sockman.connect(dest, timeout, proxy=proxy)
         except ConnectError as e:
             log.debug("connect to %s failed: %s", target, e.reason)
+            if conn_type is not ConnectionType.MANUAL:
+                self.backoff.failed(target, self.clock())  # manual: the manual loop's own
             if not (isinstance(e, ProxyError) and e.proxy_failed):
                 # Core ConnectNode: a failure of the proxy itself is not the address's fault.
                 self.addrman.attempt(service, count_failure, now=self.clock())
@@ -1161,6 +1177,8 @@ class ConnMan:
                 self.addrman.set_services(peer.addr, action.services)
                 if action.accepted:
                     self.addrman.good(peer.addr, now=self.clock())
+                    if peer.conn_type is not ConnectionType.MANUAL:
+                        self.backoff.reset(peer.addr_name)
             elif isinstance(action, HandshakeComplete):
                 self._local_nonces.discard(peer.proto.local_nonce)
                 if not peer.inbound:

@@ -340,6 +340,7 @@ def select_outbound_address(
     already_connected: Callable[[Service], bool] = lambda s: False,
     added_node: Callable[[Service], bool] = lambda s: False,
     outbound_allowed: Callable[[NetAddr], bool] = lambda a: True,
+    dial_ready: Callable[[Service], bool] = lambda s: True,
     desirable: Callable[[int], bool] = has_all_desirable_service_flags,
     max_tries: int = MAX_SELECT_TRIES,
 ) -> AddrEntry | None:
@@ -358,7 +359,9 @@ def select_outbound_address(
     NODE_NETWORK|WITNESS (or the limited form), or for feelers NODE_NETWORK or
     NETWORK_LIMITED; on one of Core's bad ports (unless 50 draws failed); an
     ``-addnode`` peer; already connected; banned or discouraged (Core refuses those
-    in ``OpenNetworkConnection``: here the draw is simply rejected).
+    in ``OpenNetworkConnection``: here the draw is simply rejected); still in its
+    failure back-off (``dial_ready`` False: peerkeeper's per-point back-off, Octez's
+    rule, on top of Core's 10-minute window).
     """
     used = counts.ipv46_netgroups
     if decision.anchor:
@@ -417,7 +420,11 @@ def select_outbound_address(
             continue
         if added_node(entry.service):
             continue
-        if already_connected(entry.service) or not outbound_allowed(addr):
+        if (
+            already_connected(entry.service)
+            or not outbound_allowed(addr)
+            or not dial_ready(entry.service)
+        ):
             continue
         return entry
 
@@ -518,7 +525,7 @@ class OutboundPolicy:
     at a time, as Core does, and tells AddrMan about the attempt. ``local_services``
     are ours (for the v2 choice); ``is_local`` names our own addresses,
     ``added_node`` the ``-addnode`` peers, ``outbound_allowed`` is BanMan's
-    "neither banned nor discouraged".
+    "neither banned nor discouraged", ``dial_ready`` the failure back-off.
     """
 
     def __init__(
@@ -534,8 +541,10 @@ class OutboundPolicy:
         is_local: Callable[[Service], bool] = lambda s: False,
         added_node: Callable[[Service], bool] = lambda s: False,
         outbound_allowed: Callable[[NetAddr], bool] = lambda a: True,
+        dial_ready: Callable[[Service], bool] = lambda s: True,
     ) -> None:
         self.limits = limits
+        self.dial_ready = dial_ready
         self.addrman = addrman
         self.rng = rng
         self.reachable = set(reachable)
@@ -596,6 +605,7 @@ class OutboundPolicy:
             already_connected=lambda s: s in connected or s.addr in connected_addrs,
             added_node=self.added_node,
             outbound_allowed=self.outbound_allowed,
+            dial_ready=self.dial_ready,
         )
         if entry is None:
             return None

@@ -72,6 +72,7 @@ from peerkeeper.wire.messages import (
     AddrEntry,
     AddrV2,
     GetAddr,
+    Inv,
     Message,
     Ping,
     Pong,
@@ -122,6 +123,12 @@ ADDR_RELAY_MAX_MESSAGE = 10
 
 _DESIRABLE = ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS
 _DESIRABLE_LIMITED = ServiceFlags.NODE_NETWORK_LIMITED | ServiceFlags.NODE_WITNESS
+
+
+#: ``CInv::IsGenTxMsg`` types: MSG_TX, MSG_WTX, MSG_WITNESS_TX (src/protocol.h).
+_GEN_TX_INV_TYPES = frozenset({1, 5, 0x40000001})
+#: Connections whose transaction announcements Core rejects (``RejectIncomingTxs``).
+_REJECT_TX_CONNS = frozenset({ConnectionType.BLOCK_RELAY, ConnectionType.FEELER})
 
 
 def has_all_desirable_service_flags(services: int) -> bool:
@@ -485,6 +492,13 @@ class BitcoinPeer:
             return self._on_addr(msg, now)
         if isinstance(msg, GetAddr):
             return self._on_getaddr(now)
+        if type(msg) is Inv and self.conn_type in _REJECT_TX_CONNS:
+            # Core RejectIncomingTxs: block-relay-only and feeler peers never announce txs.
+            for inv_type, inv_hash in msg.items:
+                if inv_type in _GEN_TX_INV_TYPES:
+                    return self._disconnect(
+                        f"transaction ({inv_hash[::-1].hex()}) inv sent in violation of protocol"
+                    )
         return []
 
     def _on_version(self, msg: Version, now: float) -> list[Action]:
