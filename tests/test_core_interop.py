@@ -44,14 +44,20 @@ async def wait_until(pred: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 @asynccontextmanager
-async def bitcoind(tmp: Path) -> AsyncIterator[tuple[int, Callable[..., Any]]]:
+async def bitcoind(
+    tmp: Path, *, automatic: bool = False
+) -> AsyncIterator[tuple[int, Callable[..., Any]]]:
+    """A regtest bitcoind on loopback. ``automatic`` drops -connect=0 so Core opens
+    automatic connections (it then has only what the test gives it: -dnsseed=0,
+    -fixedseeds=0, and an empty or test-written address table)."""
     assert BITCOIND is not None
     tmp.mkdir(parents=True, exist_ok=True)
     p2p, rpcport = free_port(), free_port()
     proc = subprocess.Popen(
         [BITCOIND, "-regtest", f"-datadir={tmp}", "-listen=1", "-bind=127.0.0.1", f"-port={p2p}",
          f"-rpcport={rpcport}", "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-rpcuser=u", "-rpcpassword=p",
-         "-connect=0", "-dnsseed=0", "-fixedseeds=0", "-natpmp=0", "-discover=0", "-printtoconsole=0"],
+         *([] if automatic else ["-connect=0"]),
+         "-dnsseed=0", "-fixedseeds=0", "-natpmp=0", "-discover=0", "-printtoconsole=0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -185,3 +191,92 @@ async def test_v1_only_peerkeeper_still_talks_to_core(tmp_path: Path) -> None:
                 if len(seen) == 2 and all(p["transport_protocol_type"] == "v1" for p in seen):
                     break
                 await asyncio.sleep(0.2)
+
+
+async def test_anchors_dat_both_ways_and_block_relay_only_from_core(tmp_path: Path) -> None:
+    """Core reads an anchors.dat we wrote, deletes it, and dials the anchor (us) as a
+    block-relay-only peer; at shutdown Core writes its anchors.dat, which we read back."""
+    from peerkeeper.addrdb import read_anchors, write_anchors
+    from peerkeeper.netaddr import Service
+    from peerkeeper.wire.messages import AddrEntry
+
+    magic = bytes.fromhex("fabfb5da")
+    config = Config(
+        chain="regtest",
+        datadir=tmp_path / "pk",
+        connect=["0"],
+        listen=True,
+        bind=["127.0.0.1:0"],
+        server=False,
+        services=9,  # NODE_NETWORK | NODE_WITNESS: what Core wants from a block-relay peer
+    )
+    async with Node(config) as node:
+        port = node.connman.listening[0][1]
+        anchor = AddrEntry(1_795_000_000, 9 | 2048, Service.parse(f"127.0.0.1:{port}", 0))
+        core_dir = tmp_path / "core"
+        (core_dir / "regtest").mkdir(parents=True)
+        anchors_path = core_dir / "regtest" / "anchors.dat"
+        write_anchors(anchors_path, [anchor], magic)
+        async with bitcoind(core_dir, automatic=True) as (_core_port, core):
+            await wait_until(lambda: len(node.connman.peers) == 1)
+            assert not anchors_path.exists()  # Core reads anchors once, then deletes them
+
+            async def core_peer() -> dict[str, Any]:
+                peers = await core("getpeerinfo")
+                return peers[0] if peers else {}
+
+            async with asyncio.timeout(30):
+                while (await core_peer()).get("connection_type") != "block-relay-only":
+                    await asyncio.sleep(0.1)
+            ours = next(iter(node.connman.peers.values()))
+            await wait_until(lambda: ours.proto.successfully_connected)
+            assert ours.inbound and not ours.proto.their.relay  # block-relay-only: no txs
+            assert ours.proto.addr_relay_enabled is False  # and no addr relay with us
+        # Core's clean shutdown saved its block-relay-only peer as its anchor
+        saved = read_anchors(anchors_path, magic)
+        assert [e.service for e in saved] == [anchor.service]
+
+
+async def test_automatic_outbound_to_core_through_virtual_addresses(tmp_path: Path) -> None:
+    """Our automatic loop picks addresses from addrman (virtual 11.x addresses mapped to
+    Core's loopback port) and opens full-relay connections Core accepts, over BIP324."""
+    import time
+
+    from peerkeeper.netaddr import NetAddr, Service
+    from peerkeeper.wire.messages import AddrEntry
+
+    async with bitcoind(tmp_path / "core") as (core_port, core):
+        config = Config(
+            chain="regtest",
+            datadir=tmp_path / "pk",
+            listen=True,
+            bind=["127.0.0.1:0"],
+            server=False,
+            dnsseed=False,
+            fixedseeds=False,
+        )
+        node = Node(config)
+        virtual = [Service.parse(f"11.{i}.0.1:18444", 0) for i in (1, 2, 3)]
+        node.connman.sockman.dial_map = lambda s: ("127.0.0.1", core_port) if s in virtual else None
+        now = int(time.time())
+        for s in virtual:
+            node.addrman.add([AddrEntry(now - 600, 9 | 2048, s)], NetAddr.parse("12.0.0.1"))
+        async with node:
+            await wait_until(
+                lambda: (
+                    sum(
+                        1
+                        for p in node.connman.peers.values()
+                        if p.conn_type.value == "outbound-full-relay"
+                        and p.proto.successfully_connected
+                    )
+                    == 3
+                )
+            )
+            peers = await core("getpeerinfo")
+            assert len(peers) == 3
+            assert {p["connection_type"] for p in peers} == {"inbound"}
+            assert {p["transport_protocol_type"] for p in peers} == {"v2"}
+            assert {p["subver"] for p in peers} == {"/peerkeeper:0.1.0/"}
+            # Core's addrman moved nothing for inbound; ours marked the three as tried
+            assert node.addrman.size(in_new=False) == 3
