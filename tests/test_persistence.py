@@ -222,6 +222,35 @@ def test_cli_banlist_roundtrip(tmp_path: Path) -> None:
     assert ours == {e["address"] for e in theirs if e["banned_until"] > time.time()}
 
 
+def test_cli_anchors_roundtrip_and_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from peerkeeper.addrdb import dumps_anchors, loads_anchors
+    from peerkeeper.netaddr import Service
+    from peerkeeper.wire.messages import AddrEntry
+
+    common = ["--chain", "regtest", "--datadir", str(tmp_path)]
+    entries = [
+        AddrEntry(1_795_000_000, 9, Service.parse(f"{20 + i}.1.2.3:18444", 0)) for i in range(3)
+    ]
+    src = tmp_path / "in.dat"
+    src.write_bytes(dumps_anchors(entries, REGTEST))
+    assert cli_main(["import-anchors-dat", *common, str(src)]) == 0
+    assert src.exists()  # the user's file is left alone
+    out = tmp_path / "anchors.dat"
+    assert cli_main(["export-anchors-dat", *common, str(out)]) == 0
+    assert loads_anchors(out.read_bytes(), REGTEST) == entries[:2]  # Core keeps 2
+    assert cli_main(["export-anchors-dat", *common, str(out)]) == 0  # export does not consume
+    assert len(loads_anchors(out.read_bytes(), REGTEST)) == 2
+    bad = tmp_path / "bad.dat"
+    bad.write_bytes(src.read_bytes()[:-3])
+    capsys.readouterr()
+    assert cli_main(["import-anchors-dat", *common, str(bad)]) == 1
+    assert "bad.dat" in capsys.readouterr().err
+    assert cli_main(["export-anchors-dat", *common, str(out)]) == 0
+    assert loads_anchors(out.read_bytes(), REGTEST) == entries[:2]  # untouched by the bad import
+
+
 def _node_config(path: Path) -> object:
     from peerkeeper.config import Config
 

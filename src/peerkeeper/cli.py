@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from peerkeeper import __version__
-from peerkeeper.addrdb import PeersDatError, read_peers_dat, write_peers_dat, write_peers_json
+from peerkeeper.addrdb import (
+    PeersDatError,
+    loads_anchors,
+    read_peers_dat,
+    write_anchors,
+    write_peers_dat,
+    write_peers_json,
+)
 from peerkeeper.addrman import AddrMan, AddrManFormatError
 from peerkeeper.asmap import AsmapError
 from peerkeeper.banman import BanlistError, BanMan, write_banlist_json
@@ -41,7 +48,9 @@ from peerkeeper.store import (
     load_addrbook,
     load_bans,
     lock_datadir,
+    peek_anchors,
     save_addrbook,
+    save_anchors,
     save_bans,
     snapshot_addrman,
 )
@@ -192,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("export-peers-json", "write the address book as Floresta's peers.json"),
         ("import-banlist", "replace the bans with a Bitcoin Core banlist.json"),
         ("export-banlist", "write the bans as a Bitcoin Core banlist.json"),
+        ("import-anchors-dat", "replace the stored anchors with a Bitcoin Core anchors.dat"),
+        ("export-anchors-dat", "write the stored anchors as a Bitcoin Core anchors.dat"),
     ):
         cmd = sub.add_parser(name, help=help_text + " (run while the node is stopped)")
         _add_common(cmd)
@@ -399,7 +410,32 @@ def _export_banlist(config: Config, path: Path) -> int:
     return 0
 
 
+def _import_anchors_dat(config: Config, path: Path) -> int:
+    """Replace the stored anchors with ``path`` (Core's anchors.dat; at most 2 are kept,
+    as Core truncates); the file itself is left in place."""
+    try:
+        entries = loads_anchors(path.read_bytes(), config.chain_params.magic, name=str(path))
+    except (PeersDatError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    entries = entries[:2]
+    _with_store_value(config, lambda st: st.call_sync(lambda c: save_anchors(c, entries)))
+    print(f"imported {len(entries)} anchors from {path}")
+    return 0
+
+
+def _export_anchors_dat(config: Config, path: Path) -> int:
+    """Write the stored anchors (block-relay-only peers at the last clean shutdown) as
+    Core's anchors.dat."""
+    entries = _with_store_value(config, lambda st: st.call_sync(peek_anchors))
+    write_anchors(path, entries, config.chain_params.magic)
+    print(f"exported {len(entries)} anchors to {path}")
+    return 0
+
+
 _FILE_COMMANDS: dict[str, Callable[[Config, Path], int]] = {
+    "import-anchors-dat": _import_anchors_dat,
+    "export-anchors-dat": _export_anchors_dat,
     "import-peers-dat": _import_peers_dat,
     "export-peers-dat": _export_peers_dat,
     "export-peers-json": _export_peers_json,

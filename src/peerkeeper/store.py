@@ -57,6 +57,7 @@ __all__ = [
     "lock_datadir",
     "save_anchors",
     "take_anchors",
+    "peek_anchors",
     "set_peer_meta",
     "get_peer_meta",
 ]
@@ -601,15 +602,21 @@ def save_anchors(conn: sqlite3.Connection, entries: Iterable[AddrEntry]) -> None
     Store.transaction(conn, lambda c: Store.replace_table(c, "anchors", rows, 6))
 
 
+def peek_anchors(conn: sqlite3.Connection) -> list[AddrEntry]:
+    """The stored anchors, in order, left in place (for ``export-anchors-dat``)."""
+    out = []
+    for _i, net_id, raw, port, services, t in conn.execute("SELECT * FROM anchors ORDER BY idx"):
+        addr = NetAddr.from_bip155(net_id, bytes(raw))
+        if addr is not None:
+            out.append(AddrEntry(t, services, Service(addr, port)))
+    return out
+
+
 def take_anchors(conn: sqlite3.Connection) -> list[AddrEntry]:
     """Read and forget the stored anchors, in one transaction (Core deletes anchors.dat on read)."""
 
     def body(c: sqlite3.Connection) -> list[AddrEntry]:
-        out = []
-        for _i, net_id, raw, port, services, t in c.execute("SELECT * FROM anchors ORDER BY idx"):
-            addr = NetAddr.from_bip155(net_id, bytes(raw))
-            if addr is not None:
-                out.append(AddrEntry(t, services, Service(addr, port)))
+        out = peek_anchors(c)
         c.execute("DELETE FROM anchors")
         return out
 
