@@ -463,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import uvloop
 
-            return uvloop.run(_run_node(config))
+            status: int = uvloop.run(_run_node(config))
+            return status
         except ImportError:
             return asyncio.run(_run_node(config))
     return asyncio.run(_run_rpc(args, config))
