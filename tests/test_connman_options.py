@@ -149,3 +149,24 @@ async def test_connect_zero_node_makes_no_outbound_attempt(tmp_path: Path) -> No
         assert a.connman.policy is None  # no automatic outbound loop at all
         assert not a.connman.options.connect
         assert not a.connman.listening  # -connect=0 soft-sets -listen=0 (bind not given)
+
+
+async def test_whitebind_listens_and_grants_its_permissions(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        wb_port = s.getsockname()[1]
+    async with running(
+        tmp_path, "a", v2transport=False, whitebind=[f"noban,mempool@127.0.0.1:{wb_port}"]
+    ) as a:
+        ports = {p for _h, p in a.connman.listening}
+        assert wb_port in ports and len(ports) == 2  # -bind and -whitebind both listen
+        plain = next(p for p in ports if p != wb_port)
+        peer_wb = await raw_handshake(wb_port, nonce=11)
+        peer_plain = await raw_handshake(plain, nonce=12)
+        await wait_until(lambda: handshaken(a, 2))
+        perms = {p.addr_bind.port: a.peer_info(p)["permissions"] for p in a.connman.peers.values()}
+        assert perms == {wb_port: ["noban", "mempool", "download"], plain: []}
+        peer_wb.close()
+        peer_plain.close()

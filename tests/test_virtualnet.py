@@ -12,6 +12,7 @@ conftest refuses every dial outside loopback.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import socket
 import subprocess
@@ -31,6 +32,7 @@ from peerkeeper.config import Config
 from peerkeeper.connection_types import ConnectionType
 from peerkeeper.netaddr import NetAddr, Service
 from peerkeeper.node import Node
+from peerkeeper.outbound import OutboundTimers
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags, Verack, Version
 
 pytestmark = pytest.mark.timeout(90)
@@ -94,6 +96,9 @@ async def vnode(
     if dns_seeds is not None:
         cm.options.dns_seeds = dns_seeds
     await node.start()
+    if cm.policy is not None:
+        # Poisson timers (feeler, extra peers) only fire when a test makes them due.
+        cm.policy.timers = OutboundTimers(math.inf, math.inf, math.inf)
     net.ports[virtual(index)] = port_of(node)
     try:
         yield node
@@ -394,3 +399,28 @@ async def test_manual_peer_through_a_real_socks5_proxy(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=5)
+
+
+async def test_extra_block_relay_peer_comes_and_the_youngest_goes(tmp_path: Path) -> None:
+    net = VirtualNet()
+    async with AsyncExitStack() as stack:
+        for i in range(1, 13):
+            await stack.enter_async_context(vnode(net, tmp_path, i))
+        subject = await stack.enter_async_context(vnode(net, tmp_path, 0))
+        seed_table(subject, range(1, 13))
+        await wait_until(lambda: len(outbound(subject)) == 10, timeout=30)
+        policy = subject.connman.policy
+        assert policy is not None and policy.start_extra_block_relay_peers
+        policy.timers.next_extra_block_relay = 0.0  # the exp(5 min) timer is due now
+        await wait_until(lambda: count(subject, ConnectionType.BLOCK_RELAY) == 3, timeout=20)
+        youngest = max(
+            p.id
+            for p in subject.connman.peers.values()
+            if p.conn_type is ConnectionType.BLOCK_RELAY
+        )
+        cm = subject.connman
+        cm._evict_extra_outbound(cm.clock() + 10)  # kept: connected for less than 30 s
+        assert count(subject, ConnectionType.BLOCK_RELAY) == 3
+        cm._evict_extra_outbound(cm.clock() + 31)  # Core's 45 s check after 30 s
+        assert count(subject, ConnectionType.BLOCK_RELAY) == 2
+        assert youngest not in cm.peers

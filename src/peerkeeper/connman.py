@@ -159,7 +159,9 @@ class ConnManOptions:
     ``-fixedseedsfile``); ``proxies`` (:class:`~peerkeeper.proxy.ProxySettings`);
     ``accept_map`` (see :class:`~peerkeeper.sockman.SockMan`);
     ``open_connections_interval`` (seconds between the automatic loop's passes, Core's
-    500 ms).
+    500 ms); ``extra_block_relay`` (Core's periodic extra block-relay-only peer, which
+    Core starts once out of initial block download: peerkeeper, with no chain, starts it
+    at once).
     """
 
     chain: Chain
@@ -194,6 +196,7 @@ class ConnManOptions:
     fixedseeds: bool = True
     fixed_seeds: list[Service] = field(default_factory=list)
     open_connections_interval: float = OPEN_CONNECTIONS_INTERVAL
+    extra_block_relay: bool = True
 
     @property
     def limits(self) -> OutboundLimits:
@@ -478,6 +481,9 @@ class ConnMan:
                 outbound_allowed=self._outbound_allowed,
                 dial_ready=lambda svc: self.backoff.ready(str(svc), self.clock()),
             )
+            # Core starts extra block-relay-only peers once out of IBD
+            # (StartExtraBlockRelayPeers); peerkeeper has no chain and counts as synced.
+            self.policy.start_extra_block_relay_peers = opts.extra_block_relay
             if opts.anchors:
                 log.info(
                     "%d block-relay-only anchors will be tried for connections.", len(opts.anchors)
