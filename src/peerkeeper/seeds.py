@@ -42,6 +42,7 @@ import dns.exception
 import dns.rdatatype
 import dns.resolver
 
+from .chains import CHAINS
 from .netaddr import AddrError, NetAddr, Network, Service, split_host_port
 from .wire.messages import AddrEntry, ServiceFlags
 
@@ -125,34 +126,11 @@ src/protocol.h)."""
 _ONE_DAY = 24 * 60 * 60
 
 DNS_SEEDS: dict[str, tuple[str, ...]] = {
-    "main": (
-        "dnsseed.bluematt.me.",
-        "seed.bitcoin.jonasschnelli.ch.",
-        "seed.btc.petertodd.net.",
-        "seed.bitcoin.sprovoost.nl.",
-        "dnsseed.emzy.de.",
-        "seed.bitcoin.wiz.biz.",
-        "seed.mainnet.achownodes.xyz.",
-    ),
-    "test": (
-        "testnet-seed.bitcoin.jonasschnelli.ch.",
-        "seed.tbtc.petertodd.net.",
-        "testnet-seed.bluematt.me.",
-        "seed.testnet.achownodes.xyz.",
-    ),
-    "testnet4": (
-        "seed.testnet4.bitcoin.sprovoost.nl.",
-        "seed.testnet4.wiz.biz.",
-    ),
-    "signet": (
-        "seed.signet.bitcoin.sprovoost.nl.",
-        "seed.signet.achownodes.xyz.",
-    ),
-    "regtest": (),
+    name: tuple(f"{seed}." for seed in chain.dns_seeds) for name, chain in CHAINS.items()
 }
-"""DNS seed host names per chain (keys as in :data:`peerkeeper.chains.CHAINS`), Core
-``vSeeds`` in src/kernel/chainparams.cpp, in Core's order and spelled as Core spells them,
-with the trailing dot: the dot is part of the query name ``x9.<seed>`` and so of the
+"""DNS seed host names per chain (keys as in :data:`peerkeeper.chains.CHAINS`, built from
+its ``dns_seeds``), Core ``vSeeds`` in src/kernel/chainparams.cpp, in Core's order and
+spelled as Core spells them, with the trailing dot: the dot is part of the query name ``x9.<seed>`` and so of the
 internal source address addrman hashes (:func:`dns_seed_source`).  Signet's seeds apply
 to the default signet only (Core sets none for a custom ``-signetchallenge``).  Regtest
 has none here; Core lists the unresolvable ``dummySeed.invalid.`` only so that its
