@@ -4,6 +4,7 @@ connections through pproxy and a tiny in-test SOCKS5 server, all on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import random
 import re
@@ -472,8 +473,9 @@ _PPROXY = (
 )
 
 
-@pytest.fixture(scope="module")
-def pproxy_port() -> Iterator[int]:
+@contextlib.contextmanager
+def pproxy_server() -> Iterator[int]:
+    """A real SOCKS5 server (pproxy) on a free loopback port; yields the port, kills it after."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", _PPROXY, "-l", f"socks5://127.0.0.1:{port}"],
@@ -496,6 +498,12 @@ def pproxy_port() -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def pproxy_port() -> Iterator[int]:
+    with pproxy_server() as port:
+        yield port
 
 
 class EchoServer:

@@ -49,7 +49,6 @@ from peerkeeper.seeds import (
     parse_fixed_seeds,
     resolve_seed,
     seed_query_name,
-    should_add_fixed_seeds,
 )
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags
 
@@ -407,13 +406,10 @@ FIX_KW: dict[str, Any] = dict(
         (61, {"dnsseed": False, "addnodes": True}, seeds.FIXED_SEEDS_AFTER_DELAY_MSG),
     ],
 )
-def test_should_add_fixed_seeds(
-    elapsed: float, changes: dict[str, Any], expected: str | None
-) -> None:
+def test_fixed_seeds_reason(elapsed: float, changes: dict[str, Any], expected: str | None) -> None:
     kw = {**FIX_KW, **changes}
     start = NOW
     assert fixed_seeds_reason(start + elapsed, start, **kw) == expected
-    assert should_add_fixed_seeds(start + elapsed, start, **kw) is (expected is not None)
 
 
 # --- DNS seed entries --------------------------------------------------------------------

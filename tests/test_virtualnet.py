@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import REFUSED_DIALS
 from test_loopback import RawPeer, handshaken, port_of, running, wait_until
-from test_proxy import _PPROXY, free_port
+from test_proxy import pproxy_server
 from test_seeds import SeedZone, dns_server
 
 from peerkeeper.config import Config
@@ -173,14 +170,20 @@ async def test_fills_outbound_slots_in_distinct_netgroups_and_survives_losses(
     assert all(svc.addr.netgroup()[:2] == b"\x01\x0b" for _, svc in net.dials)
 
 
-async def test_feeler_connects_and_disconnects_right_after_version(tmp_path: Path) -> None:
+async def filled_subject(stack: AsyncExitStack, tmp: Path, others: int) -> Node:
+    """Nodes 1..others on the virtual network and node 0 connected to 10 of them."""
     net = VirtualNet()
+    for i in range(1, others + 1):
+        await stack.enter_async_context(vnode(net, tmp, i))
+    subject = await stack.enter_async_context(vnode(net, tmp, 0))
+    seed_table(subject, range(1, others + 1))
+    await wait_until(lambda: len(outbound(subject)) == 10, timeout=30)
+    return subject
+
+
+async def test_feeler_connects_and_disconnects_right_after_version(tmp_path: Path) -> None:
     async with AsyncExitStack() as stack:
-        for i in range(1, 12):
-            await stack.enter_async_context(vnode(net, tmp_path, i))
-        subject = await stack.enter_async_context(vnode(net, tmp_path, 0))
-        seed_table(subject, range(1, 12))
-        await wait_until(lambda: len(outbound(subject)) == 10, timeout=30)
+        subject = await filled_subject(stack, tmp_path, 11)
         policy = subject.connman.policy
         assert policy is not None
         tried_before = subject.addrman.size(in_new=False)
@@ -365,22 +368,7 @@ async def test_fixed_seeds_file_used_at_once_without_other_sources(tmp_path: Pat
 async def test_manual_peer_through_a_real_socks5_proxy(tmp_path: Path) -> None:
     """-proxy: a named -addnode peer is reached through pproxy (a SOCKS5 server started
     here on loopback); the name goes to the proxy, never to our resolver."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _PPROXY, "-l", f"socks5://127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 5.0
-        while True:
-            assert proc.poll() is None, "pproxy exited"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "pproxy did not start"
-                await asyncio.sleep(0.05)
+    with pproxy_server() as port:
         async with (
             running(tmp_path, "b") as b,
             running(tmp_path, "a", proxy=[f"127.0.0.1:{port}"], connect=["0"]) as a,
@@ -396,19 +384,11 @@ async def test_manual_peer_through_a_real_socks5_proxy(tmp_path: Path) -> None:
             assert ipv4["proxy"] == f"127.0.0.1:{port}" and ipv4["proxy_randomize_credentials"]
             onion = next(n for n in info["networks"] if n["name"] == "onion")
             assert onion["reachable"]  # -proxy covers onion too
-    finally:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 async def test_extra_block_relay_peer_comes_and_the_youngest_goes(tmp_path: Path) -> None:
-    net = VirtualNet()
     async with AsyncExitStack() as stack:
-        for i in range(1, 13):
-            await stack.enter_async_context(vnode(net, tmp_path, i))
-        subject = await stack.enter_async_context(vnode(net, tmp_path, 0))
-        seed_table(subject, range(1, 13))
-        await wait_until(lambda: len(outbound(subject)) == 10, timeout=30)
+        subject = await filled_subject(stack, tmp_path, 12)
         policy = subject.connman.policy
         assert policy is not None and policy.start_extra_block_relay_peers
         policy.timers.next_extra_block_relay = 0.0  # the exp(5 min) timer is due now

@@ -6,7 +6,7 @@ Three parts, sans-IO first:
   ``contrib/seeds/generate-seeds.py`` into ``src/chainparamsseeds.h``): :func:`parse_fixed_seeds`
   and :func:`load_fixed_seeds` read the text format; :func:`fixed_seed_entries` is Core's
   ``ConvertSeeds`` plus the network filter of the fixed-seed block in
-  ``CConnman::ThreadOpenConnections`` (src/net.cpp); :func:`should_add_fixed_seeds` is that
+  ``CConnman::ThreadOpenConnections`` (src/net.cpp); :func:`fixed_seeds_reason` is that
   block's "when" rule.
 * **DNS seeds** (Core ``CConnman::ThreadDNSAddressSeed``, src/net.cpp):
   :class:`DnsSeedSchedule` is the thread's loop as a state machine fed with ``now`` and a
@@ -82,7 +82,6 @@ __all__ = [
     "parse_fixed_seeds",
     "resolve_seed",
     "seed_query_name",
-    "should_add_fixed_seeds",
 ]
 
 logger = logging.getLogger(__name__)
@@ -362,34 +361,6 @@ def fixed_seeds_reason(
     if not dnsseed and not seednodes and not addnodes:
         return FIXED_SEEDS_NO_OTHER_SOURCE_MSG
     return None
-
-
-def should_add_fixed_seeds(
-    now: float,
-    start_time: float,
-    *,
-    fixedseeds_enabled: bool,
-    already_added: bool,
-    empty_reachable_networks: set[Network] | frozenset[Network],
-    dnsseed: bool,
-    seednodes: bool,
-    addnodes: bool,
-) -> bool:
-    """``fixed_seeds_reason(...) is not None``; see :func:`fixed_seeds_reason` for the rule
-    (Core ``ThreadOpenConnections``, src/net.cpp)."""
-    return (
-        fixed_seeds_reason(
-            now,
-            start_time,
-            fixedseeds_enabled=fixedseeds_enabled,
-            already_added=already_added,
-            empty_reachable_networks=empty_reachable_networks,
-            dnsseed=dnsseed,
-            seednodes=seednodes,
-            addnodes=addnodes,
-        )
-        is not None
-    )
 
 
 # --- DNS seeds: names, sources, entries --------------------------------------------------
