@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import python_socks
+from test_sockman import Recorder
 
 from peerkeeper.netaddr import Network, Service
 from peerkeeper.proxy import (
@@ -331,33 +332,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Recorder:
-    """SockManEvents that keeps what arrived."""
-
-    def __init__(self) -> None:
-        self.data: dict[int, bytearray] = {}
-        self.eof: list[int] = []
-        self.errors: list[tuple[int, Exception]] = []
-
-    def on_accepted(self, conn_id: int, me: Service, them: Service) -> bool:
-        return True
-
-    def on_data(self, conn_id: int, data: bytes) -> None:
-        self.data.setdefault(conn_id, bytearray()).extend(data)
-
-    def on_eof(self, conn_id: int) -> None:
-        self.eof.append(conn_id)
-
-    def on_error(self, conn_id: int, exc: Exception) -> None:
-        self.errors.append((conn_id, exc))
-
-    def on_writable(self, conn_id: int) -> None:
-        pass
-
-    def on_io_loop_completed(self) -> None:
-        pass
 
 
 async def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
