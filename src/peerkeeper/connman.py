@@ -242,6 +242,11 @@ class PeerConn:
     keyed_netgroup: int = 0
     prefer_evict: bool = False
     permissions: NetPermissionFlags = NetPermissionFlags.NONE
+    #: Fixed for the connection's life, kept for eviction: Core's ``m_network``
+    #: (``ConnectedThroughNetwork``), ``addr.IsLocal()`` and the ``noban`` permission.
+    net_class: Network = Network.IPV4
+    is_local: bool = False
+    noban: bool = False
     reading_paused: bool = False
     closed: bool = False
 
@@ -919,6 +924,9 @@ class ConnMan:
             proto=proto,
             connected_at=now,
             permissions=permissions,
+            net_class=addr.addr.get_net_class(),
+            is_local=addr.addr.is_local(),
+            noban=has_flag(permissions, NetPermissionFlags.NOBAN),
         )
         peer.keyed_netgroup = keyed_netgroup(
             addr.addr.netgroup(), self._netgroup_k0, self._netgroup_k1
@@ -990,6 +998,8 @@ class ConnMan:
         ``tx_relay_only`` considers only peers that relay transactions, and
         ``protect_peer`` (an id) is never chosen: Core's ``EvictTxPeerIfFull``.
         """
+        # Only inbound peers can be chosen (Core's SelectNodeToEvict drops the others
+        # first), so the others are not even listed.
         candidates = [
             EvictionCandidate(
                 id=p.id,
@@ -1001,13 +1011,16 @@ class ConnMan:
                 relay_txs=p.proto.their.relay,
                 keyed_netgroup=p.keyed_netgroup,
                 prefer_evict=p.prefer_evict,
-                noban=has_flag(p.permissions, NetPermissionFlags.NOBAN),
-                is_local=p.addr.addr.is_local(),
-                network=p.addr.addr.get_net_class(),
+                noban=p.noban,
+                is_local=p.is_local,
+                network=p.net_class,
                 conn_type=p.conn_type,
             )
             for p in self.peers.values()
-            if not p.closed and p.id != protect_peer and (not tx_relay_only or p.proto.their.relay)
+            if p.conn_type is ConnectionType.INBOUND
+            and not p.closed
+            and p.id != protect_peer
+            and (not tx_relay_only or p.proto.their.relay)
         ]
         victim = select_node_to_evict(candidates)
         if victim is None:

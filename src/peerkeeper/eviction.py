@@ -71,7 +71,7 @@ RANDOMIZER_ID_NETGROUP = 0x6C0EDD8036EF4036
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen init costs ~3x, and ConnMan builds many per decision
 class EvictionCandidate:
     """Core ``NodeEvictionCandidate`` (src/node/eviction.h), fields in snake_case.
 
@@ -286,8 +286,14 @@ def protect_eviction_candidates_by_ratio(
         _Net(True, None, 0),  # localhost; Core uses NET_MAX
         _Net(False, Network.TORV3, 0),
     ]
+    # One pass for the four counts (a local peer counts as localhost, whatever its network).
+    local = 0
+    per_net: dict[Network, int] = {}
+    for c in remaining:
+        local += c.is_local
+        per_net[c.network] = per_net.get(c.network, 0) + 1
     for n in networks:
-        n.count = sum(1 for c in remaining if n.matches(c))
+        n.count = local if n.is_local else per_net.get(n.id, 0) if n.id is not None else 0
     # std::stable_sort by ascending count; list.sort is stable too.
     networks.sort(key=lambda n: n.count)
 

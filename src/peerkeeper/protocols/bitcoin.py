@@ -121,8 +121,9 @@ ADDR_RELAY_MAX_AGE = 600.0
 #: Largest addr message whose addresses are relayed (``vAddr.size() <= 10``).
 ADDR_RELAY_MAX_MESSAGE = 10
 
-_DESIRABLE = ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS
-_DESIRABLE_LIMITED = ServiceFlags.NODE_NETWORK_LIMITED | ServiceFlags.NODE_WITNESS
+# Plain ints: IntFlag arithmetic costs an enum construction per test.
+_DESIRABLE = int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS)
+_DESIRABLE_LIMITED = int(ServiceFlags.NODE_NETWORK_LIMITED | ServiceFlags.NODE_WITNESS)
 
 
 #: ``CInv::IsGenTxMsg`` types: MSG_TX, MSG_WTX, MSG_WITNESS_TX (src/protocol.h).
