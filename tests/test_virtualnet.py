@@ -404,3 +404,26 @@ async def test_extra_block_relay_peer_comes_and_the_youngest_goes(tmp_path: Path
         cm._evict_extra_outbound(cm.clock() + 31)  # Core's 45 s check after 30 s
         assert count(subject, ConnectionType.BLOCK_RELAY) == 2
         assert youngest not in cm.peers
+
+
+async def test_a_failing_pass_does_not_stop_automatic_connections(tmp_path: Path) -> None:
+    net = VirtualNet()
+    async with AsyncExitStack() as stack:
+        for i in range(1, 4):
+            await stack.enter_async_context(vnode(net, tmp_path, i))
+        subject = await stack.enter_async_context(vnode(net, tmp_path, 0))
+        policy = subject.connman.policy
+        assert policy is not None
+        calls = {"n": 0}
+        real = policy.next_connection
+
+        def flaky(*a, **kw):  # type: ignore[no-untyped-def]
+            calls["n"] += 1
+            if calls["n"] <= 3:
+                raise RuntimeError("injected bug")
+            return real(*a, **kw)
+
+        policy.next_connection = flaky  # type: ignore[method-assign]
+        seed_table(subject, range(1, 4))
+        await wait_until(lambda: len(outbound(subject)) == 3, timeout=20)
+        assert calls["n"] > 3

@@ -642,7 +642,10 @@ class ConnMan:
             clock=self.clock,
             rng=self.rng,
         )
-        await seeder.run()
+        try:
+            await seeder.run()
+        except Exception:
+            log.exception("DNS seeding failed")
 
     def _add_seed_addresses(self, entries: list[AddrEntry], source: NetAddr) -> None:
         self.addrman.add(entries, source)
@@ -682,51 +685,56 @@ class ConnMan:
         seed_node_timer = self.clock()
         next_extra_check = self.clock() + EXTRA_PEER_CHECK_INTERVAL
         while not self._stopping:
-            if add_addr_fetch:
-                add_addr_fetch = False
-                seed = seednodes.pop()
-                self.add_addr_fetch(seed)
-                log.info("Adding seednode (%s) to addrfetch", seed)
-            await self._process_addr_fetch()
-            await asyncio.sleep(self.options.open_connections_interval)
-            if not self.network_active or self._stopping:
-                continue
-            now = self.clock()
-            self._expire_addr_fetch(now)
-            if now >= next_extra_check:
-                next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
-                self._evict_extra_outbound(now)
-                self.backoff.prune(now)
-            self._maybe_add_fixed_seeds(now)
-            if (
-                seednodes
-                and self._count(ConnectionType.OUTBOUND_FULL_RELAY) < 2
-                and now > seed_node_timer + 10.0  # Core ADD_NEXT_SEEDNODE
-            ):
-                seed_node_timer = now
-                add_addr_fetch = True
-            if not policy.grant_available(self.automatic_outbound_count()):
-                continue
-            pick = policy.next_connection(
-                ((p.conn_type, p.addr) for p in self.peers.values() if not p.closed), now
-            )
-            if pick is None:
-                continue
-            conn_type = pick.decision.conn_type
-            if pick.decision.feeler:
-                await asyncio.sleep(self.rng.uniform(0, FEELER_SLEEP_WINDOW))
-                log.debug("Making feeler connection to %s", pick.entry.service)
-                self.feelers_made += 1
-            self._automatic_pending += 1
             try:
-                await self.open_connection(
-                    pick.entry.service,
-                    conn_type,
-                    count_failure=pick.count_failure,
-                    use_v2=pick.use_v2 and self.options.v2transport,
+                if add_addr_fetch:
+                    add_addr_fetch = False
+                    seed = seednodes.pop()
+                    self.add_addr_fetch(seed)
+                    log.info("Adding seednode (%s) to addrfetch", seed)
+                await self._process_addr_fetch()
+                await asyncio.sleep(self.options.open_connections_interval)
+                if not self.network_active or self._stopping:
+                    continue
+                now = self.clock()
+                self._expire_addr_fetch(now)
+                if now >= next_extra_check:
+                    next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
+                    self._evict_extra_outbound(now)
+                    self.backoff.prune(now)
+                self._maybe_add_fixed_seeds(now)
+                if (
+                    seednodes
+                    and self._count(ConnectionType.OUTBOUND_FULL_RELAY) < 2
+                    and now > seed_node_timer + 10.0  # Core ADD_NEXT_SEEDNODE
+                ):
+                    seed_node_timer = now
+                    add_addr_fetch = True
+                if not policy.grant_available(self.automatic_outbound_count()):
+                    continue
+                pick = policy.next_connection(
+                    ((p.conn_type, p.addr) for p in self.peers.values() if not p.closed), now
                 )
-            finally:
-                self._automatic_pending -= 1
+                if pick is None:
+                    continue
+                conn_type = pick.decision.conn_type
+                if pick.decision.feeler:
+                    await asyncio.sleep(self.rng.uniform(0, FEELER_SLEEP_WINDOW))
+                    log.debug("Making feeler connection to %s", pick.entry.service)
+                    self.feelers_made += 1
+                self._automatic_pending += 1
+                try:
+                    await self.open_connection(
+                        pick.entry.service,
+                        conn_type,
+                        count_failure=pick.count_failure,
+                        use_v2=pick.use_v2 and self.options.v2transport,
+                    )
+                finally:
+                    self._automatic_pending -= 1
+            except Exception:
+                # A bug in one pass must not end automatic connections for good.
+                log.exception("automatic outbound pass failed")
+                await asyncio.sleep(self.options.open_connections_interval)
 
     def _count(self, conn_type: ConnectionType) -> int:
         return sum(1 for p in self.peers.values() if p.conn_type is conn_type and not p.closed)
