@@ -583,7 +583,13 @@ class ConnMan:
             return  # Core's try-grant failed: the target is dropped
         self._automatic_pending += 1
         try:
-            await self.open_connection(target, ConnectionType.ADDR_FETCH, count_failure=False)
+            # Core ProcessAddrFetch: v2 whenever we support it (retried as v1 if refused).
+            await self.open_connection(
+                target,
+                ConnectionType.ADDR_FETCH,
+                count_failure=False,
+                use_v2=self.options.v2transport,
+            )
         finally:
             self._automatic_pending -= 1
 
@@ -1156,7 +1162,10 @@ class ConnMan:
 
     async def _reconnect_v1(self, peer: PeerConn) -> None:
         try:
-            await self.open_connection(peer.addr, peer.conn_type, count_failure=False, use_v2=False)
+            # By the name we dialled: a named addr-fetch peer goes through the name proxy again.
+            await self.open_connection(
+                peer.addr_name, peer.conn_type, count_failure=False, use_v2=False
+            )
         finally:
             self._automatic_pending -= 1
 
