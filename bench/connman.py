@@ -19,7 +19,12 @@ All peers come from 127.0.0.1, so they share one netgroup: eviction then falls t
 uptime and the newest member of the largest group. uvloop is used when installed.
 Loopback only; the client process is always stopped.
 
-Run: ``python3 bench/connman.py [--connections 2000] [--burst 100] [--candidates 200,1000,10000]``.
+* **outbound pick**: one pass of the outbound policy (feeler due: census, type choice,
+  collision resolution, filtered draws) on a table of 50,000 offered addresses, against
+  one bare ``AddrMan.select`` on the same table.
+
+Run: ``python3 bench/connman.py [--connections 2000] [--burst 100] [--candidates 200,1000,10000]
+[--addresses 50000]``.
 """
 
 from __future__ import annotations
@@ -43,9 +48,9 @@ from peerkeeper.chains import get_chain
 from peerkeeper.connection_types import ConnectionType
 from peerkeeper.connman import ConnMan, ConnManOptions
 from peerkeeper.eviction import EvictionCandidate, select_node_to_evict
-from peerkeeper.netaddr import Network
-from peerkeeper.outbound import OutboundLimits
-from peerkeeper.wire.messages import Version
+from peerkeeper.netaddr import NetAddr, Network, Service
+from peerkeeper.outbound import OutboundLimits, OutboundPolicy
+from peerkeeper.wire.messages import AddrEntry, Version
 from peerkeeper.wire.v1 import V1Transport
 
 REGTEST = get_chain("regtest")
@@ -150,6 +155,50 @@ def bench_eviction(sizes: list[int]) -> list[tuple[str, str, str, str]]:
             )
         )
     return rows
+
+
+# -- outbound pick -----------------------------------------------------------------------------
+
+
+def bench_outbound_pick(n_addresses: int) -> list[tuple[str, str, str, str]]:
+    """One ``OutboundPolicy.next_connection`` (Core's ThreadOpenConnections pass: census,
+    type choice, collision resolution, up to 100 filtered draws) against one bare
+    ``AddrMan.select`` on the same table."""
+    now = time.time()
+    rng = random.Random(4)
+    am = AddrMan(random.Random(5), clock=lambda: now)
+    for _ in range(n_addresses):
+        ip = f"{rng.randrange(1, 220)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        src = NetAddr.parse(f"{rng.randrange(1, 220)}.{rng.randrange(256)}.1.1")
+        am.add([AddrEntry(int(now - 3600), 9, Service.parse(ip, 8333))], src, now=now)
+    policy = OutboundPolicy(OutboundLimits(), am, random.Random(6), now, reachable={Network.IPV4})
+    peers: list[tuple[ConnectionType, Service]] = []
+    while len(peers) < 10:
+        pick = policy.next_connection(peers, now)
+        if pick is not None:
+            peers.append((pick.decision.conn_type, pick.entry.service))
+
+    def feeler() -> None:
+        policy.timers.next_feeler = 0.0
+        policy.next_connection(peers, now)
+
+    ours = best_of(feeler, 5, 400)
+    idle = best_of(lambda: policy.next_connection(peers, now), 5, 400)
+    base = best_of(lambda: am.select(True, [Network.IPV4], now=now), 5, 400)
+    return [
+        (
+            f"outbound pick (feeler due), {len(am):,} addresses, 10 peers",
+            f"{ours * 1e6:,.0f} µs",
+            f"{base * 1e6:,.0f} µs (one AddrMan.select)",
+            f"{ours / base:.1f}x",
+        ),
+        (
+            "outbound pass with nothing due (census only)",
+            f"{idle * 1e6:,.0f} µs",
+            f"{base * 1e6:,.0f} µs (one AddrMan.select)",
+            f"{idle / base:.1f}x",
+        ),
+    ]
 
 
 # -- inbound storm -----------------------------------------------------------------------------
@@ -274,6 +323,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=2000)
     ap.add_argument("--burst", type=int, default=100)
     ap.add_argument("--candidates", default="200,1000,10000")
+    ap.add_argument("--addresses", type=int, default=50_000)
     args = ap.parse_args()
     raise_nofile(args.connections * 2 + 1000)
     sizes = [int(x) for x in args.candidates.split(",") if x]
@@ -286,7 +336,7 @@ def main() -> None:
         runner = asyncio.run
         loop_name = "asyncio"
     ours, base = runner(bench_storm(args.connections, args.burst))
-    rows = bench_eviction(sizes)
+    rows = bench_eviction(sizes) + bench_outbound_pick(args.addresses)
     print(f"# bench/connman.py ({loop_name}; all peers on 127.0.0.1: one netgroup)\n")
     print("| measure | peerkeeper | baseline | ratio |")
     print("|---|---:|---:|---:|")
