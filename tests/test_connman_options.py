@@ -170,3 +170,40 @@ async def test_whitebind_listens_and_grants_its_permissions(tmp_path: Path) -> N
         assert perms == {wb_port: ["noban", "mempool", "download"], plain: []}
         peer_wb.close()
         peer_plain.close()
+
+
+async def test_flapping_manual_peer_backs_off(tmp_path: Path) -> None:
+    """An -addnode peer that completes the handshake and hangs up at once is retried with a
+    growing delay (Octez's back-off: only a connection that lasted 60 s resets it)."""
+    import asyncio
+    import time as _time
+
+    from peerkeeper.wire.messages import Verack, Version
+    from peerkeeper.wire.v1 import V1Transport
+
+    accepted = 0
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        t = V1Transport(bytes.fromhex("fabfb5da"))
+        w.write(
+            t.send(Version(version=70016, services=9, timestamp=int(_time.time()), nonce=accepted))
+            + t.send(Verack())
+        )
+        await w.drain()
+        await r.read(65536)
+        w.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    target = f"127.0.0.1:{port}"
+    try:
+        async with running(tmp_path, "a", v2transport=False, addnode=[target], connect=[]) as a:
+            await wait_until(lambda: accepted >= 3, timeout=20)
+            delay = a.connman.backoff._delay[target]
+            assert delay >= 1.2  # 1 s, then x1.2 per short-lived connection
+            assert not a.connman.backoff.ready(target, a.clock() - 0.5)
+    finally:
+        srv.close()
+        await srv.wait_closed()

@@ -1380,12 +1380,14 @@ class ConnMan:
         if close:
             self.sockman.close(peer.conn_id)
         log.debug("disconnecting peer=%d (%s): %s", peer.id, peer.addr, reason)
-        if (
-            not peer.inbound
-            and not peer.proto.successfully_connected
-            and peer.conn_type is ConnectionType.MANUAL
-        ):
-            self.backoff.failed(peer.addr_name, self.clock())
+        if peer.conn_type is ConnectionType.MANUAL and not self._stopping:
+            # Octez's point back-off: a connection that lasted BACKOFF_RESET_AFTER resets
+            # it; one that failed, or ended sooner (even after a handshake), backs off.
+            now = self.clock()
+            if peer.proto.successfully_connected and now - peer.connected_at >= BACKOFF_RESET_AFTER:
+                self.backoff.reset(peer.addr_name)
+            else:
+                self.backoff.failed(peer.addr_name, now)
         self._wake.set()
 
     # -- timers ---------------------------------------------------------------------------
