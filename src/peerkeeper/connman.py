@@ -1417,13 +1417,19 @@ class ConnMan:
         self._timer_at = float("inf")
         now = self.clock()
         heap = self._heap
+        # Take every due peer first, then tick each once: a peer whose next wakeup is
+        # still <= now after its tick waits for the next timer, never spins this one.
+        due: list[PeerConn] = []
         while heap and heap[0][0] <= now:
             at, peer_id = heapq.heappop(heap)
             peer = self.peers.get(peer_id)
             if peer is None or peer.wake_at != at:
                 continue  # stale entry
             peer.wake_at = float("inf")
-            self._apply(peer, peer.proto.tick(now))
+            due.append(peer)
+        for peer in due:
+            if not peer.closed:
+                self._apply(peer, peer.proto.tick(now))
         if heap:
             self._arm(heap[0][0])
         self.sockman.flush()
