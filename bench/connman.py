@@ -34,13 +34,14 @@ import asyncio
 import json
 import math
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections import deque
 from typing import Any
+
+from scale import raise_nofile  # bench/ is on sys.path when run as a script
 
 from peerkeeper.addrman import AddrMan
 from peerkeeper.banman import BanMan
@@ -89,14 +90,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def raise_nofile(want: int) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 # -- eviction selection ------------------------------------------------------------------------

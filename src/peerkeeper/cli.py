@@ -41,6 +41,7 @@ from peerkeeper.asmap import AsmapError
 from peerkeeper.banman import BanlistError, BanMan, write_banlist_json
 from peerkeeper.chains import CHAINS
 from peerkeeper.config import Config, ConfigError, read_conf_file
+from peerkeeper.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.store import (
     Store,
     StoreError,
@@ -418,7 +419,7 @@ def _import_anchors_dat(config: Config, path: Path) -> int:
     except (PeersDatError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    entries = entries[:2]
+    entries = entries[:MAX_BLOCK_RELAY_ONLY_ANCHORS]
     _with_store_value(config, lambda st: st.call_sync(lambda c: save_anchors(c, entries)))
     print(f"imported {len(entries)} anchors from {path}")
     return 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from peerkeeper.chains import Chain, get_chain
+from peerkeeper.netaddr import Network, parse_network
 
 __all__ = ["Config", "ConfigError", "read_conf_file"]
 
@@ -137,8 +138,8 @@ class Config:
             return self.dnsseed
         if self.connect or self.maxconnections <= 0:
             return False
-        nets = {n.lower() for n in self.onlynet}
-        return not nets or bool(nets & {"ipv4", "ipv6"})
+        nets = {parse_network(n) for n in self.onlynet}
+        return not nets or bool(nets & {Network.IPV4, Network.IPV6})
 
     def validate(self) -> None:
         """Check ranges; raises :class:`ConfigError` naming the bad option."""
@@ -166,7 +167,7 @@ class Config:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         for net in self.onlynet:
-            if net.lower() not in ("ipv4", "ipv6", "onion", "i2p", "cjdns"):
+            if parse_network(net) is Network.UNROUTABLE:  # Core ParseNetwork (src/netbase.cpp)
                 raise ConfigError(f"Unknown network specified in -onlynet: '{net}'")
 
 

@@ -62,6 +62,7 @@ from peerkeeper.outbound import (
     EXTRA_PEER_CHECK_INTERVAL,
     FEELER_SLEEP_WINDOW,
     MAX_ADDNODE_CONNECTIONS,
+    MAX_BLOCK_RELAY_ONLY_ANCHORS,
     MAX_BLOCK_RELAY_ONLY_CONNECTIONS,
     MAX_FEELER_CONNECTIONS,
     MAX_OUTBOUND_FULL_RELAY_CONNECTIONS,
@@ -82,6 +83,8 @@ from peerkeeper.protocols.actions import (
 from peerkeeper.protocols.bitcoin import BitcoinPeer, PeerConfig, has_all_desirable_service_flags
 from peerkeeper.proxy import SOCKS5_RECV_TIMEOUT, ProxyError, ProxySettings
 from peerkeeper.seeds import (
+    ADD_NEXT_SEEDNODE,
+    SEED_OUTBOUND_CONNECTION_THRESHOLD,
     DnsSeeder,
     fixed_seed_entries,
     fixed_seeds_reason,
@@ -535,7 +538,7 @@ class ConnMan:
             if p.conn_type is ConnectionType.BLOCK_RELAY
             and not p.closed
             and p.proto.successfully_connected
-        ][:2]
+        ][:MAX_BLOCK_RELAY_ONLY_ANCHORS]
 
     def _is_added_node(self, service: Service) -> bool:
         """Core ``AddedNodesContain``: is ``service`` (or its address) an ``-addnode`` entry?"""
@@ -710,8 +713,9 @@ class ConnMan:
                 self._maybe_add_fixed_seeds(now)
                 if (
                     seednodes
-                    and self._count(ConnectionType.OUTBOUND_FULL_RELAY) < 2
-                    and now > seed_node_timer + 10.0  # Core ADD_NEXT_SEEDNODE
+                    and self._count(ConnectionType.OUTBOUND_FULL_RELAY)
+                    < SEED_OUTBOUND_CONNECTION_THRESHOLD
+                    and now > seed_node_timer + ADD_NEXT_SEEDNODE
                 ):
                     seed_node_timer = now
                     add_addr_fetch = True

@@ -29,6 +29,7 @@ from peerkeeper.config import Config, ConfigError
 from peerkeeper.connman import ConnMan, ConnManOptions, PeerConn
 from peerkeeper.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.netpermissions import Permissions, to_strings
+from peerkeeper.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.protocols.bitcoin import PeerConfig
 from peerkeeper.proxy import ProxySettings
 from peerkeeper.rpc import (
@@ -292,7 +293,7 @@ class Node:
             # Core ``CConnman::Start``: anchors.dat is read, then deleted, only when
             # automatic outbound connections are used.
             anchors = await self.store.call(take_anchors)
-            self.connman.options.anchors = anchors[:2]
+            self.connman.options.anchors = anchors[:MAX_BLOCK_RELAY_ONLY_ANCHORS]
             if anchors:
                 log.info("%d anchor addresses loaded", len(anchors))
         obj = await self.store.call(load_bans)

@@ -615,10 +615,3 @@ class OutboundPolicy:
             count_failure=count_failures(counts, self.limits.max_automatic_outbound),
             use_v2=bool(entry.services & self.local_services & _NODE_P2P_V2),
         )
-
-    def anchors_to_save(self, peers: Iterable[tuple[ConnectionType, AddrEntry]]) -> list[AddrEntry]:
-        """Core ``GetCurrentBlockRelayOnlyConns`` at shutdown, truncated to
-        :data:`MAX_BLOCK_RELAY_ONLY_ANCHORS` (src/net.cpp ``StopNodes``)."""
-        return [e for t, e in peers if t is ConnectionType.BLOCK_RELAY][
-            :MAX_BLOCK_RELAY_ONLY_ANCHORS
-        ]
