@@ -41,6 +41,12 @@ from peerkeeper.asmap import AsmapError
 from peerkeeper.banman import BanlistError, BanMan, write_banlist_json
 from peerkeeper.chains import CHAINS
 from peerkeeper.config import Config, ConfigError, read_conf_file
+from peerkeeper.nativecli import (
+    DEFAULT_NATIVE_RPC_PORT,
+    add_native_options,
+    native_datadir,
+    run_native_node,
+)
 from peerkeeper.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.store import (
     Store,
@@ -98,6 +104,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rpcpassword", help="JSON-RPC password")
 
 
+def _add_protocol(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--protocol",
+        choices=("bitcoin", "native"),
+        default="bitcoin",
+        help="bitcoin (default) or native: peerkeeper's own protocol (identities, pool)",
+    )
+
+
 #: Repeatable ``node`` options with Core's names (src/init.cpp ``SetupServerArgs``).
 _LIST_OPTIONS = (
     ("seednode", "connect to this peer to fetch addresses, then disconnect (repeatable)"),
@@ -130,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     node = sub.add_parser("node", help="run the node (daemon)")
     _add_common(node)
+    _add_protocol(node)
+    add_native_options(node)
     node.add_argument(
         "--bind", action="append", default=None, help="listen on ADDR[:PORT] (repeatable)"
     )
@@ -211,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rpc = sub.add_parser("rpc", help="call a JSON-RPC method (like bitcoin-cli)")
     _add_common(rpc)
+    _add_protocol(rpc)
     rpc.add_argument("--rpcconnect", default="127.0.0.1", help="RPC host (default 127.0.0.1)")
     rpc.add_argument("method")
     rpc.add_argument("params", nargs="*")
@@ -298,29 +316,40 @@ async def _run_node(config: Config) -> int:
 
 
 async def _run_rpc(args: argparse.Namespace, config: Config) -> int:
+    return await _call_rpc(
+        args, config.chain_datadir, config.rpc_port, config.rpcuser, config.rpcpassword
+    )
+
+
+async def _call_rpc(
+    args: argparse.Namespace,
+    datadir: Path,
+    rpc_port: int,
+    rpcuser: str | None = None,
+    rpcpassword: str | None = None,
+) -> int:
+    """Call ``args.method`` on the node whose cookie is in ``datadir``; exit status."""
     from peerkeeper.rpc import RpcError, parse_cli_param, read_cookie, rpc_call
 
-    if config.rpcuser and config.rpcpassword:
-        user, password = config.rpcuser, config.rpcpassword
+    rpcuser = rpcuser or args.rpcuser
+    rpcpassword = rpcpassword or args.rpcpassword
+    if rpcuser and rpcpassword:
+        user, password = rpcuser, rpcpassword
     else:
         try:
-            user, password = read_cookie(config.chain_datadir)
+            user, password = read_cookie(datadir)
         except (OSError, ValueError) as e:
-            print(
-                f"error: cannot read the RPC cookie in {config.chain_datadir}: {e}", file=sys.stderr
-            )
+            print(f"error: cannot read the RPC cookie in {datadir}: {e}", file=sys.stderr)
             return 1
     params = [parse_cli_param(p) for p in args.params]
     try:
-        result = await rpc_call(
-            args.rpcconnect, config.rpc_port, user, password, args.method, params
-        )
+        result = await rpc_call(args.rpcconnect, rpc_port, user, password, args.method, params)
     except RpcError as e:
         print(f"error code: {e.code}\nerror message:\n{e.message}", file=sys.stderr)
         return 1
     except OSError as e:
         print(
-            f"error: could not connect to the server {args.rpcconnect}:{config.rpc_port}: {e}",
+            f"error: could not connect to the server {args.rpcconnect}:{rpc_port}: {e}",
             file=sys.stderr,
         )
         return 1
@@ -445,9 +474,30 @@ _FILE_COMMANDS: dict[str, Callable[[Config, Path], int]] = {
 }
 
 
+def _main_native(args: argparse.Namespace) -> int:
+    """``node`` / ``rpc`` with ``--protocol native`` (see :mod:`peerkeeper.nativecli`)."""
+    if args.command == "node":
+        setup_logging(args.debug or [])
+        try:
+            import uvloop
+
+            status: int = uvloop.run(run_native_node(args))
+            return status
+        except ImportError:
+            return asyncio.run(run_native_node(args))
+    if args.command != "rpc":
+        print(f"error: {args.command} is for the bitcoin protocol", file=sys.stderr)
+        return 1
+    datadir = native_datadir(args)
+    port = args.rpcport if args.rpcport is not None else DEFAULT_NATIVE_RPC_PORT
+    return asyncio.run(_call_rpc(args, datadir, port))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``peerkeeper`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "protocol", "bitcoin") == "native":
+        return _main_native(args)
     try:
         config = config_from_args(args)
     except (ConfigError, ValueError) as e:

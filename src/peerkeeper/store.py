@@ -23,6 +23,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import random
@@ -60,6 +61,9 @@ __all__ = [
     "peek_anchors",
     "set_peer_meta",
     "get_peer_meta",
+    "save_native_pool",
+    "load_native_pool",
+    "write_file_atomic",
 ]
 
 log = logging.getLogger("peerkeeper.store")
@@ -116,6 +120,22 @@ CREATE TABLE IF NOT EXISTS anchors (
 CREATE TABLE IF NOT EXISTS peer_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+-- The native protocol's pool (peerkeeper.pool): one row per known point and per
+-- known peer id; the columns people query, the rest of the record as JSON.
+CREATE TABLE IF NOT EXISTS native_points (
+    point TEXT PRIMARY KEY,
+    trusted INTEGER NOT NULL,
+    last_seen REAL,
+    last_failure REAL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS native_peers (
+    peer_id TEXT PRIMARY KEY,
+    trusted INTEGER NOT NULL,
+    score REAL NOT NULL,
+    last_seen REAL,
+    record TEXT NOT NULL
 );
 """
 
@@ -670,3 +690,97 @@ def lock_datadir(datadir: Path) -> DatadirLock:
             f"Cannot obtain a lock on directory {datadir}: peerkeeper is probably already running."
         ) from None
     return DatadirLock(fd)
+
+
+def save_native_pool(
+    conn: sqlite3.Connection, points: Sequence[dict[str, Any]], peers: Sequence[dict[str, Any]]
+) -> None:
+    """Replace the native pool's tables with ``points`` / ``peers`` in one transaction.
+
+    The records are :meth:`peerkeeper.pool.PeerPool.points_document` and
+    :meth:`~peerkeeper.pool.PeerPool.peers_document` entries.
+    """
+
+    def body(c: sqlite3.Connection) -> None:
+        c.execute("DELETE FROM native_points")
+        c.execute("DELETE FROM native_peers")
+        c.executemany(
+            "INSERT OR REPLACE INTO native_points VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    f"{p['point'][0]}|{p['point'][1]}",
+                    int(bool(p.get("trusted"))),
+                    p.get("last_seen"),
+                    p.get("last_failed_connection"),
+                    json.dumps(p, sort_keys=True),
+                )
+                for p in points
+            ],
+        )
+        c.executemany(
+            "INSERT OR REPLACE INTO native_peers VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    str(p["peer_id"]),
+                    int(bool(p.get("trusted"))),
+                    float(p.get("peer_metadata", {}).get("score", 0.0)),
+                    _peer_last_seen(p),
+                    json.dumps(p, sort_keys=True),
+                )
+                for p in peers
+            ],
+        )
+
+    Store.transaction(conn, body)
+
+
+def _peer_last_seen(record: dict[str, Any]) -> float | None:
+    times = [
+        float(record[k][1])
+        for k in ("last_established_connection", "last_rejected_connection", "last_disconnection")
+        if k in record
+    ]
+    return max(times) if times else None
+
+
+def load_native_pool(
+    conn: sqlite3.Connection,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The saved ``(points, peers)`` records, or ``None`` when nothing was ever saved.
+
+    A row whose record is not valid JSON is skipped with a warning (the rest loads).
+    """
+    out: list[list[dict[str, Any]]] = [[], []]
+    for n, table in enumerate(("native_points", "native_peers")):
+        for (text,) in conn.execute(f"SELECT record FROM {table}"):  # noqa: S608 - fixed names
+            try:
+                record = json.loads(text)
+            except ValueError:
+                log.warning("skipping a corrupt %s row", table)
+                continue
+            if isinstance(record, dict):
+                out[n].append(record)
+    if not out[0] and not out[1]:
+        return None
+    return out[0], out[1]
+
+
+def write_file_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through ``path + ".tmp"`` and a rename (Octez's peers
+    file: ``Info.File.save``), so a crash leaves the old file or the new one, never half.
+
+    Raises OSError (the temporary file is removed).
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)  # a stale temporary file keeps its old mode otherwise
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

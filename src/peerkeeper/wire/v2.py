@@ -198,12 +198,14 @@ class V2Transport:
     """Sans-IO BIP324 transport for one connection (Core ``V2Transport``).
 
     ``V2Transport(magic, *, initiating, rng, privkey=None, ellswift=None, garbage=None,
-    max_message=MAX_PROTOCOL_MESSAGE_LENGTH)``. ``rng`` (``os.urandom``-like callable or
+    max_message=MAX_PROTOCOL_MESSAGE_LENGTH, allow_v1=True)``. ``rng`` (``os.urandom``-like callable or
     an object with ``randbytes``; may be ``None`` when the other three are given)
     supplies the ephemeral key, the ElligatorSwift encoding entropy and the garbage
     (uniform length 0..4095, random bytes) for what is not passed in. An initiator's key
     and garbage are in :meth:`data_to_send` right away; a responder sends nothing until
-    it has seen that the peer is not speaking v1. See the module docstring for the
+    it has seen that the peer is not speaking v1, unless ``allow_v1`` is False (no
+    fallback: the native protocol, where every connection is encrypted; a v1
+    ``version`` then fails as "V1 peer with wrong MessageStart"). See the module docstring for the
     states, limits and the send/receive contract.
     """
 
@@ -242,6 +244,7 @@ class V2Transport:
         ellswift: bytes | None = None,
         garbage: bytes | None = None,
         max_message: int = MAX_PROTOCOL_MESSAGE_LENGTH,
+        allow_v1: bool = True,
     ) -> None:
         if len(magic) != 4:
             raise ValueError("magic must be 4 bytes")
@@ -277,7 +280,9 @@ class V2Transport:
         self.invalid_commands = 0
         #: Decoy packets (ignore bit set) received and skipped.
         self.decoys_received = 0
-        if initiating:
+        if initiating or not allow_v1:
+            # A responder that never falls back (the native protocol) skips v1 detection
+            # and sends its key at once, like an initiator.
             self._recv_state = _Recv.KEY
             self._send_state = _Send.AWAITING_KEY
             self._start_sending_handshake()

@@ -1,0 +1,377 @@
+"""Native nodes over loopback: handshake, pool rules, maintenance, swaps, bad input.
+
+Every node gets a virtual point 11.<i>.0.1:9732 mapped to its loopback port; it dials
+from 127.1.<i>.1 and its accepted peers are mapped back to their virtual address, so
+the pool's per-address rules (greylists) see one address per node. Only loopback
+sockets are opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from peerkeeper.identity import Identity
+from peerkeeper.maintenance import MaintenanceConfig
+from peerkeeper.nativenode import NativeConfig, NativeNode
+from peerkeeper.netaddr import NetAddr, Service
+from peerkeeper.pool import PoolConfig
+from peerkeeper.protocols.native import NativePeer
+from peerkeeper.protocols.native_messages import (
+    MAX_POINTS,
+    Advertise,
+)
+from peerkeeper.protocols.native_messages import (
+    Identity as IdentityMessage,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+DIFFICULTY = 4.0
+PORT = 9732
+_IDENTITIES: dict[int, Identity] = {}
+
+
+def identity(i: int) -> Identity:
+    if i not in _IDENTITIES:
+        _IDENTITIES[i] = Identity.generate(DIFFICULTY, random.Random(i))
+    return _IDENTITIES[i]
+
+
+def vpoint(i: int) -> Service:
+    return Service(NetAddr.parse(f"11.{i}.0.1"), PORT)
+
+
+class Net:
+    """Virtual points -> loopback ports, shared by the nodes of one test."""
+
+    def __init__(self) -> None:
+        self.ports: dict[Service, int] = {}
+        self.dials: list[Service] = []
+
+    def dial_map(self, i: int) -> Callable[[Service], tuple[str, int, str] | None]:
+        def dial(svc: Service) -> tuple[str, int, str] | None:
+            self.dials.append(svc)
+            port = self.ports.get(svc)
+            return None if port is None else ("127.0.0.1", port, f"127.1.{i}.1")
+
+        return dial
+
+    @staticmethod
+    def accept_map(them: Service) -> Service:
+        parts = str(them.addr).split(".")
+        if len(parts) == 4 and parts[:2] == ["127", "1"]:
+            return Service(NetAddr.parse(f"11.{parts[2]}.0.1"), them.port)
+        return them
+
+
+@asynccontextmanager
+async def native(
+    net: Net,
+    tmp: Path,
+    i: int,
+    *,
+    limits: MaintenanceConfig | None = None,
+    maintenance: bool = False,
+    ident: Identity | None = None,
+    bootstrap: list[Service] | None = None,
+    **pool_kw: object,
+) -> AsyncIterator[NativeNode]:
+    config = NativeConfig(
+        datadir=tmp / f"n{i}",
+        binds=[("127.0.0.1", 0)],
+        advertised_port=PORT,
+        pool=PoolConfig(**pool_kw),  # type: ignore[arg-type]
+        limits=limits or MaintenanceConfig(),
+        pow_difficulty=DIFFICULTY,
+        maintenance=maintenance,
+        dial_map=net.dial_map(i),
+        accept_map=net.accept_map,
+        bootstrap_points=bootstrap or [],
+    )
+    node = NativeNode(config, identity=ident or identity(i), rng=random.Random(i))
+    await node.start()
+    net.ports[vpoint(i)] = node.listening[0][1]
+    try:
+        yield node
+    finally:
+        net.ports.pop(vpoint(i), None)
+        await node.stop()
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.02)
+
+
+async def test_handshake_and_envelope(tmp_path: Path) -> None:
+    net = Net()
+    async with native(net, tmp_path, 1) as a, native(net, tmp_path, 2) as b:
+        got: list[tuple[object, bytes]] = []
+        b.on_envelope = lambda peer, payload: got.append((peer, payload))
+        stream = b.events.stream() if b.events else None
+        assert await a.connect(vpoint(2)) == b.peer_id
+        await until(lambda: b.pool is not None and b.pool.active_connections() == 1)
+        assert b.pool is not None and a.pool is not None
+        # b sees a on a's listening point (virtual address, advertised port).
+        assert b.pool.known_peer_ids[a.peer_id].current_point == vpoint(1)
+        assert a.send_envelope(b.peer_id, b"hello")
+        await until(lambda: bool(got))
+        assert got == [(a.peer_id, b"hello")]
+        assert stream is not None
+        kinds = []
+        while stream._queue:
+            kinds.append((await stream.__anext__()).kind)
+        assert "new_peer" in kinds and "connection_established" in kinds
+        # Already connected: a second dial is refused by the pool itself.
+        assert await a.connect(vpoint(2)) is None
+
+
+async def test_identity_file_created_once(tmp_path: Path) -> None:
+    config = NativeConfig(datadir=tmp_path / "x", pow_difficulty=DIFFICULTY, maintenance=False)
+    node = NativeNode(config)
+    await node.start()
+    first = node.peer_id
+    await node.stop()
+    path = tmp_path / "x" / "identity.json"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    node = NativeNode(config)
+    await node.start()
+    assert node.peer_id == first
+    await node.stop()
+
+
+async def test_wrong_expected_identity_refused_and_greylisted(tmp_path: Path) -> None:
+    net = Net()
+    async with native(net, tmp_path, 1) as a, native(net, tmp_path, 2) as b:
+        assert a.pool is not None
+        a.pool.set_expected_peer_id(vpoint(2), identity(7).peer_id, 0.0)
+        assert await a.connect(vpoint(2)) is None
+        assert a.pool.banned_addr(vpoint(2).addr)
+        assert a.pool.active_connections() == 0
+        await until(lambda: b.pool is not None and b.pool.active_connections() == 0)
+        # Greylisted: no further dial, and its connections are refused at accept.
+        assert await a.connect(vpoint(2)) is None
+        assert a.greylisted_dials == 1
+        assert await b.connect(vpoint(1)) is None
+
+
+async def test_private_mode_only_trusted(tmp_path: Path) -> None:
+    net = Net()
+    async with (
+        native(net, tmp_path, 1, private_mode=True, trusted_points=((vpoint(2), None),)) as p,
+        native(net, tmp_path, 2) as trusted,
+        native(net, tmp_path, 3) as other,
+    ):
+        assert p.pool is not None and trusted.pool is not None
+        assert await p.connect(vpoint(3)) is None  # not trusted: never dialled
+        assert vpoint(3) not in net.dials
+        assert await other.connect(vpoint(1)) is None  # not trusted: nacked
+        assert await p.connect(vpoint(2)) == trusted.peer_id
+        # The trusted peer learns that p is private: p is never advertised.
+        assert vpoint(1) not in trusted.pool.list_known_points(ignore_private=True)
+        # Advertisements to a private node are ignored.
+        before = set(p.pool.known_points)
+        trusted.send(p.peer_id, Advertise((vpoint(9), vpoint(10))))
+        await asyncio.sleep(0.2)
+        assert set(p.pool.known_points) == before
+        # A private node never proposes a swap.
+        assert not p.propose_swap()
+
+
+async def test_swap_changes_topology_not_count(tmp_path: Path) -> None:
+    net = Net()
+    async with AsyncExitStack() as stack:
+        nodes = [await stack.enter_async_context(native(net, tmp_path, i)) for i in range(4)]
+        a, b, c, d = nodes
+        assert await a.connect(vpoint(1)) == b.peer_id
+        assert await a.connect(vpoint(2)) == c.peer_id
+        assert await b.connect(vpoint(3)) == d.peer_id
+
+        def edges() -> set[frozenset[int]]:
+            out = set()
+            for i, n in enumerate(nodes):
+                assert n.pool is not None
+                for info in n.pool.running_peers():
+                    j = next(k for k, m in enumerate(nodes) if m.peer_id == info.peer_id)
+                    out.add(frozenset((i, j)))
+            return out
+
+        await until(lambda: len(edges()) == 3)
+        before = edges()
+        assert before == {frozenset((0, 1)), frozenset((0, 2)), frozenset((1, 3))}
+        # a asks b to take c; b answers with d: a <-> d and b <-> c replace a-c and b-d.
+        a.rng = random.Random(0)
+        while True:  # make the draw pick recipient b and proposal c
+            state = a.rng.getstate()
+            cands = a._swappable(set())
+            r, p = a.rng.sample(cands, 2)
+            if r.peer_id == b.peer_id and p.peer_id == c.peer_id:
+                a.rng.setstate(state)
+                break
+        assert a.propose_swap()
+        await until(lambda: edges() == {frozenset((0, 1)), frozenset((0, 3)), frozenset((1, 2))})
+        assert len(edges()) == len(before)
+
+
+async def test_twenty_nodes_converge(tmp_path: Path) -> None:
+    limits = MaintenanceConfig(
+        min_connections=3,
+        expected_connections=5,
+        max_connections=8,
+        maintenance_idle_time=1.0,
+        time_between_looking_for_peers=0.2,
+    )
+    net = Net()
+    async with AsyncExitStack() as stack:
+        nodes = []
+        for i in range(20):
+            boot = [vpoint(0)] if i else []
+            nodes.append(
+                await stack.enter_async_context(
+                    native(net, tmp_path, i, limits=limits, maintenance=True, bootstrap=boot)
+                )
+            )
+        ids = {n.peer_id for n in nodes}
+        assert len(ids) == 20
+
+        def counts() -> list[int]:
+            return [n.pool.active_connections() for n in nodes if n.pool is not None]
+
+        await until(lambda: all(3 <= c <= 8 for c in counts()), timeout=60)
+        assert all(3 <= c <= 8 for c in counts())
+        assert all(d.addr.is_ipv4() and str(d.addr).startswith("11.") for d in net.dials)
+
+
+async def test_bad_identities_are_greylisted(tmp_path: Path) -> None:
+    """A forged signature, a stamp below the difficulty, a replayed identity."""
+    net = Net()
+    async with native(net, tmp_path, 1) as node:
+        assert node.pool is not None
+        host, port = node.listening[0]
+        me = identity(5)
+        weak = None
+        for seed in range(1000):  # an identity whose stamp is below 4 bits... at 0 bits
+            cand = Identity.generate(0.0, random.Random(seed))
+            from peerkeeper.identity import check_proof_of_work
+
+            if not check_proof_of_work(cand.public_key, cand.stamp, DIFFICULTY):
+                weak = cand
+                break
+        assert weak is not None
+
+        async def attempt(i: int, make: Callable[[bytes], IdentityMessage]) -> bool:
+            """Connect from 127.1.i.1, send ``make(session_id)``; True if closed on us."""
+            reader, writer = await asyncio.open_connection(
+                host, port, local_addr=(f"127.1.{i}.1", 0)
+            )
+            peer = NativePeer(me, inbound=False, listen_port=0, private=False, difficulty=0.0)
+            peer._sent_identity = True  # we send our own (bad) identity below
+            writer.write(peer.data_to_send())
+            try:
+                async with asyncio.timeout(5):
+                    while peer.session_id is None:
+                        data = await reader.read(65536)
+                        if not data:
+                            return True
+                        peer.receive_data(data, 0.0)
+                    peer.send(make(peer.session_id))
+                    writer.write(peer.data_to_send())
+                    while await reader.read(65536):
+                        pass
+                    return True
+            finally:
+                writer.close()
+
+        def signed(ident: Identity, session: bytes, *, forge: bool = False) -> IdentityMessage:
+            data = IdentityMessage.signed_data(session, ident.public_key, ident.stamp, 0, False)
+            sig = ident.sign(data)
+            if forge:
+                sig = bytes([sig[0] ^ 1]) + sig[1:]
+            return IdentityMessage(ident.public_key, ident.stamp, 0, False, sig)
+
+        assert await attempt(11, lambda s: signed(me, s, forge=True))
+        assert node.pool.banned_addr(NetAddr.parse("11.11.0.1"))
+        assert await attempt(12, lambda s: signed(weak, s))
+        assert node.pool.banned_addr(NetAddr.parse("11.12.0.1"))
+        # Replay: a valid identity signed for another session id.
+        assert await attempt(13, lambda s: signed(me, bytes(32)))
+        assert node.pool.banned_addr(NetAddr.parse("11.13.0.1"))
+        # Greylisted addresses are then refused at accept.
+        reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.11.1", 0))
+        async with asyncio.timeout(5):
+            assert await reader.read(100) == b""
+        writer.close()
+        assert node.pool.active_connections() == 0
+
+
+async def test_oversized_advertise_greylists(tmp_path: Path) -> None:
+    net = Net()
+    async with native(net, tmp_path, 1) as a, native(net, tmp_path, 2) as b:
+        assert await a.connect(vpoint(2)) == b.peer_id
+        assert a.pool is not None and b.pool is not None
+        conn = a._conn_of(b.peer_id)
+        assert conn is not None and conn.peer is not None
+        # 101 points: bypass the encoder's own check to send what a bad peer would.
+        from peerkeeper.wire.codec import ser_compact_size
+
+        point = Advertise((vpoint(9),)).encode()[1:]
+        conn.peer.transport.send_raw("advertise", ser_compact_size(MAX_POINTS + 1) + point * 101)
+        a._flush(conn)
+        await until(lambda: b.pool is not None and b.pool.banned_peer(a.peer_id))
+        assert b.pool.banned_addr(vpoint(1).addr)
+        await until(lambda: a.pool is not None and a.pool.active_connections() == 0)
+
+
+async def test_connection_flood_keeps_greylist_memory_fixed(tmp_path: Path) -> None:
+    net = Net()
+    async with native(net, tmp_path, 1, ip_greylist_size_in_kilobytes=16) as node:
+        assert node.pool is not None
+        grey = node.pool.ip_greylist
+        before = grey.memory_bytes
+        host, port = node.listening[0]
+        # 200 connections from one IP sending garbage: each is greylisted (the first
+        # already refuses the rest at accept), none is kept.
+        writers = []
+        for _ in range(200):
+            try:
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=("127.1.50.1", 0)
+                )
+            except OSError:
+                continue
+            # A v1 "version" header under another magic: no v1 fallback, greylisted.
+            writer.write(b"\xf9\xbe\xb4\xd9version\x00\x00\x00\x00\x00" + os.urandom(64))
+            writers.append(writer)
+        await asyncio.sleep(0.3)
+        for w in writers:
+            w.close()
+        assert node.pool.banned_addr(NetAddr.parse("11.50.0.1"))
+        for n in range(20_000):  # and a flood of distinct addresses
+            node.pool.greylist_addr(NetAddr.parse(f"12.{n // 256 % 256}.{n % 256}.1"), 0.0)
+        assert grey.memory_bytes == before
+        assert node.pool.active_connections() == 0
+
+
+async def test_pool_saved_and_restored(tmp_path: Path) -> None:
+    net = Net()
+    async with native(net, tmp_path, 1) as a, native(net, tmp_path, 2) as b:
+        assert await a.connect(vpoint(2)) == b.peer_id
+        assert a.pool is not None
+        a.pool.trust_point(vpoint(3), 0.0)
+    peers = json.loads((tmp_path / "n1" / "peers.json").read_text())
+    assert [p["peer_id"] for p in peers] == [str(b.peer_id)]
+    assert "last_disconnection" in peers[0]
+    async with native(net, tmp_path, 1) as again:
+        assert again.pool is not None
+        assert b.peer_id in again.pool.known_peer_ids
+        assert again.pool.known_points[vpoint(3)].trusted
+        assert vpoint(2) in again.pool.known_points
