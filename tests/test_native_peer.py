@@ -180,21 +180,32 @@ def test_messages_out_of_order_are_greylisted() -> None:
 def test_double_identity_and_early_messages() -> None:
     out, inn = pair()
     pump(out, inn)
-    assert out.session_id is not None
-    out.send(Ping(1))  # before either side acked
-    _, ay = pump(out, inn)
-    assert ay == [Greylist("ping before the handshake ended")]
+    out.send(Ping(1))  # before out acked
+    pump(out, inn)
+    assert inn.accept() == [Greylist("ping before the handshake ended")]
     out, inn = pair()
     pump(out, inn)
     out.send(_signed(A, out.session_id or b"", 9732))
-    _, ay = pump(out, inn)
-    assert ay == [Greylist("identity sent twice")]
+    pump(out, inn)
+    assert inn.accept() == [Greylist("identity sent twice")]
     out, inn = pair()
     pump(out, inn)
     out.accept()
     out.send(Ack())
+    pump(out, inn)
+    assert inn.accept() == [Established(A.peer_id), Greylist("ack sent twice")]
+
+
+def test_nothing_is_processed_until_the_owner_decides() -> None:
+    out, inn = pair()
     _, ay = pump(out, inn)
-    assert ay == [Greylist("ack sent twice")]
+    assert ay == [Authenticated(A.peer_id, A.public_key, 9732, False)]
+    out.accept()
+    out.send(Nack(NackReason.NO_MOTIVE))  # not legal after its ack, but queued behind it
+    _, ay = pump(out, inn)
+    assert ay == [] and inn.state == "authenticated"
+    inn.reject(NackReason.TOO_MANY_CONNECTIONS)
+    assert inn.state == "closed"
 
 
 def test_undecodable_and_unknown_messages() -> None:

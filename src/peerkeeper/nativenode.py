@@ -549,7 +549,7 @@ class NativeNode:
             max_connections=self.config.limits.max_connections,
         )
         if reason is None:
-            for action in peer.accept():
+            for action in peer.accept(now):
                 self._apply(conn, action)
             return
         points: tuple[Service, ...] = ()

@@ -187,8 +187,13 @@ class NativePeer:
             return []
         self.bytes_received += len(data)
         self.transport.receive_data(data)
+        return self._drain(now)
+
+    def _drain(self, now: float) -> list[NativeAction]:
+        """Process buffered messages; stops after :class:`Authenticated` so that the
+        owner decides (accept/reject) before anything later is looked at."""
         actions: list[NativeAction] = []
-        while self.state != "closed":
+        while self.state not in ("closed", "authenticated"):
             if not self._sent_identity and self.transport.session_id is not None:
                 self._send_identity()
             try:
@@ -284,13 +289,16 @@ class NativePeer:
             return [Established(self.remote.peer_id)]
         return []
 
-    def accept(self) -> list[NativeAction]:
-        """Send ``ack`` (the pool accepted the remote); may complete the handshake."""
+    def accept(self, now: float = 0.0) -> list[NativeAction]:
+        """Send ``ack`` (the pool accepted the remote), then process what arrived
+        meanwhile; returns the actions (:class:`Established`, a remote nack, ...).
+        Raises RuntimeError unless the state is ``authenticated``."""
         if self.state != "authenticated" or self._we_acked:
             raise RuntimeError(f"accept() in state {self.state}")
         self.send(Ack())
         self._we_acked = True
-        return self._maybe_established()
+        self.state = "acked"
+        return self._maybe_established() + self._drain(now)
 
     def reject(self, reason: NackReason, points: tuple[Service, ...] = ()) -> None:
         """Send ``nack(reason, points)``; the owner closes after flushing it."""
