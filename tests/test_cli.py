@@ -105,3 +105,82 @@ def test_connect_turns_listening_off_by_default(tmp_path: Path) -> None:
     assert cfg.listening
     with pytest.raises(ConfigError):
         config_from_args(parser.parse_args(["node", "--regtest", "--port", "70000"]))
+
+
+def test_native_node_and_pool_rpcs(tmp_path: Path) -> None:
+    """Two `peerkeeper node --protocol native` processes; pool RPCs over `peerkeeper rpc`."""
+    procs: list[subprocess.Popen[str]] = []
+    ports = [(free_port(), free_port()) for _ in range(2)]
+    try:
+        for i, (p2p, rpcport) in enumerate(ports):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "peerkeeper.cli",
+                        "node",
+                        "--protocol",
+                        "native",
+                        "--datadir",
+                        str(tmp_path / f"n{i}"),
+                        "--bind",
+                        f"127.0.0.1:{p2p}",
+                        "--rpcport",
+                        str(rpcport),
+                        "--expected-pow",
+                        "4",
+                        "--connections",
+                        "2",
+                    ],
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )  # fmt: skip
+            )
+        for i, proc in enumerate(procs):
+            cookie = tmp_path / f"n{i}" / "native" / ".cookie"
+            deadline = time.monotonic() + 20
+            while not cookie.exists():
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        ident = tmp_path / "n1" / "native" / "identity.json"
+        assert ident.stat().st_mode & 0o777 == 0o600
+
+        def rpc(i: int, *args: str) -> subprocess.CompletedProcess[str]:
+            common = ["--protocol", "native", "--datadir", str(tmp_path / f"n{i}")]
+            return cli("rpc", *common, "--rpcport", str(ports[i][1]), *args)
+
+        info1 = json.loads(rpc(1, "getnodeinfo").stdout)
+        assert info1["peer_id"].startswith("id") and info1["limits"]["expected"] == 2
+        peer = rpc(0, "connect", f"127.0.0.1:{ports[1][0]}")
+        assert peer.returncode == 0, peer.stderr
+        assert peer.stdout.strip() == info1["peer_id"]
+        peers = json.loads(rpc(0, "listpeers").stdout)
+        assert [(p["peer_id"], p["state"]) for p in peers] == [(info1["peer_id"], "running")]
+        points = json.loads(rpc(0, "listpoints").stdout)
+        assert {p["point"]: p["state"] for p in points} == {f"127.0.0.1:{ports[1][0]}": "running"}
+        assert rpc(0, "trust", "10.0.0.1:9732").returncode == 0
+        trusted = [p for p in json.loads(rpc(0, "listpoints").stdout) if p["trusted"]]
+        assert [p["point"] for p in trusted] == ["10.0.0.1:9732"]
+        bad = rpc(0, "greylist", "10.0.0.1")
+        assert bad.returncode == 1 and "never greylisted" in bad.stderr
+        assert rpc(0, "untrust", "10.0.0.1:9732").returncode == 0
+        assert rpc(0, "greylist", "10.0.0.1").returncode == 0
+        assert rpc(0, "greylist", info1["peer_id"]).returncode == 0
+        grey = json.loads(rpc(0, "greylist").stdout)
+        assert "10.0.0.1" in grey["addresses"] and grey["peer_ids"] == [info1["peer_id"]]
+        assert json.loads(rpc(0, "getconnectioncount").stdout) == 0  # greylisting closed it
+        assert rpc(0, "greylist", "clear").returncode == 0
+        assert json.loads(rpc(0, "greylist").stdout)["peer_ids"] == []
+        assert rpc(0, "nosuchmethod").returncode == 1
+        for i, proc in enumerate(procs):
+            assert rpc(i, "stop").stdout.strip() == "peerkeeper stopping"
+            assert proc.wait(timeout=20) == 0
+        saved = json.loads((tmp_path / "n0" / "native" / "peers.json").read_text())
+        assert [p["peer_id"] for p in saved] == [info1["peer_id"]]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

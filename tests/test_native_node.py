@@ -24,6 +24,7 @@ from peerkeeper.maintenance import MaintenanceConfig
 from peerkeeper.nativenode import NativeConfig, NativeNode
 from peerkeeper.netaddr import NetAddr, Service
 from peerkeeper.pool import PoolConfig
+from peerkeeper.poolstate import ReconnectionConfig
 from peerkeeper.protocols.native import NativePeer
 from peerkeeper.protocols.native_messages import (
     MAX_POINTS,
@@ -385,3 +386,33 @@ async def test_pool_saved_and_restored(tmp_path: Path) -> None:
         assert b.peer_id in again.pool.known_peer_ids
         assert again.pool.known_points[vpoint(3)].trusted
         assert vpoint(2) in again.pool.known_points
+
+
+async def test_trusted_point_reconnected_with_backoff(tmp_path: Path) -> None:
+    net = Net()
+    fast = ReconnectionConfig(initial_delay=0.05, disconnection_delay=0.3)
+    limits = MaintenanceConfig(min_connections=0, expected_connections=0, max_connections=4)
+    async with native(
+        net,
+        tmp_path,
+        1,
+        limits=limits,
+        maintenance=True,
+        trusted_points=((vpoint(2), identity(2).peer_id),),
+        reconnection=fast,
+    ) as a:
+        assert a.pool is not None
+        # Not there yet: dials fail and back off (1.2x each time), no busy loop.
+        await asyncio.sleep(0.5)
+        failed = sum(1 for d in net.dials if d == vpoint(2))
+        assert 2 <= failed <= 20
+        async with native(net, tmp_path, 2) as b:
+            await until(lambda: b.peer_id in a.pool.connected_peer_ids())  # type: ignore[union-attr]
+        await until(lambda: a.pool is not None and a.pool.active_connections() == 0)
+        info = a.pool.known_points[vpoint(2)]
+        assert info.reconnection_end is not None and info.trusted
+        async with native(net, tmp_path, 2) as b:
+            await until(lambda: b.peer_id in a.pool.connected_peer_ids())  # type: ignore[union-attr]
+        # Never greylisted, never collected.
+        assert not a.pool.greylist_addr(vpoint(2).addr, 0.0)
+        assert vpoint(2) in a.pool.known_points

@@ -365,6 +365,7 @@ class NativeNode:
         except (ConnectError, OSError) as e:
             self._pending.discard(conn)
             pool.dial_failed(point, self.clock(), f"dial failed: {e}")
+            self._retry_trusted(point)
             if not conn.done.done():
                 conn.done.set_result(None)
             return None
@@ -486,10 +487,19 @@ class NativeNode:
             pool.dial_failed(conn.point, now, reason)
         if not conn.done.done():
             conn.done.set_result(None)
+        self._retry_trusted(conn.point)
         if was_running and pool.active_connections() < self.config.limits.min_connections:
             assert self.events is not None
             self.events.fire("too_few_connections", PoolEvent("too_few_connections", now))
             self._wake.set()
+
+    def _retry_trusted(self, point: Service) -> None:
+        """Wake maintenance when a trusted point's back-off ends, so it is redialled."""
+        info = self._pool().known_points.get(point)
+        if self._stopping or info is None or not info.trusted or info.reconnection_end is None:
+            return
+        delay = max(0.0, info.reconnection_end - self.clock()) + 0.01
+        asyncio.get_running_loop().call_later(delay, self.maintain)
 
     def _apply(self, conn: _Conn, action: NativeAction) -> None:
         pool = self._pool()

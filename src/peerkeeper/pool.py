@@ -68,6 +68,19 @@ SCORE_HALF_LIFE = 6 * 3600.0
 #: Default size of ``list_known_points`` (Octez ``?size`` default).
 DEFAULT_LIST_SIZE = 50
 
+#: Event kinds logged at INFO (the rest at DEBUG).
+_INFO_KINDS = frozenset(
+    {
+        "connection_established",
+        "connection_closed",
+        "connection_rejected",
+        "greylisted_addr",
+        "greylisted_peer",
+        "gc_points",
+        "gc_peer_ids",
+    }
+)
+
 ScoreFunction = Callable[[PeerInfo, float], float]
 CloseFunction = Callable[[object, str], None]
 
@@ -180,9 +193,16 @@ class PeerPool:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def _emit(self, event: PoolEvent) -> None:
-        log.debug(
-            "pool %s point=%s peer=%s %s", event.kind, event.point, event.peer_id, event.reason
-        )
+        level = logging.INFO if event.kind in _INFO_KINDS else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "%s%s%s%s",
+                event.kind,
+                f" point={event.point}" if event.point is not None else "",
+                f" peer={event.peer_id}" if event.peer_id is not None else "",
+                f" ({event.reason})" if event.reason else "",
+            )
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -210,7 +230,9 @@ class PeerPool:
             limits = self.config.max_known_points
             if limits is not None and len(self.known_points) >= limits[0]:
                 self.gc_points(now)
-            info = PointInfo(point, created=now)
+            info = PointInfo(
+                point, created=now, reconnection_delay=self.config.reconnection.initial_delay
+            )
             self.known_points[point] = info
             self._emit(PoolEvent("new_point", now, point=point))
         if trusted is not None:

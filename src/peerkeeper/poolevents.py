@@ -11,8 +11,8 @@ workers (seed 003; tezos/tezos-mirror ``src/lib_p2p/p2p_trigger.ml``). Here:
   ``dropped`` (memory stays bounded whatever the event rate).
 * :meth:`PoolEventHub.wait` awaits the next occurrence of a trigger.
 
-Every event is also logged (logger ``peerkeeper.pool``: connections at INFO,
-table changes at DEBUG).
+Every event is also logged by the pool itself (logger ``peerkeeper.pool``:
+connections and greylistings at INFO, table changes at DEBUG).
 """
 
 from __future__ import annotations
@@ -45,15 +45,6 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     "disconnection": ("connection_closed",),
     "too_few_connections": (),
     "too_many_connections": (),
-}
-_INFO_KINDS = {
-    "connection_established",
-    "connection_closed",
-    "connection_rejected",
-    "greylisted_addr",
-    "greylisted_peer",
-    "gc_points",
-    "gc_peer_ids",
 }
 
 
@@ -110,16 +101,6 @@ class PoolEventHub:
         self._unsubscribe = pool.subscribe(self._on_event)
 
     def _on_event(self, event: PoolEvent) -> None:
-        level = logging.INFO if event.kind in _INFO_KINDS else logging.DEBUG
-        if log.isEnabledFor(level):
-            log.log(
-                level,
-                "%s%s%s%s",
-                event.kind,
-                f" point={event.point}" if event.point is not None else "",
-                f" peer={event.peer_id}" if event.peer_id is not None else "",
-                f" ({event.reason})" if event.reason else "",
-            )
         for stream in list(self._streams):
             stream._push(event)
         for trigger in self._kind_to_triggers.get(event.kind, ()):
