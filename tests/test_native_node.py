@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from peerkeeper.identity import Identity
+from peerkeeper.identity import Identity, IdentityError
 from peerkeeper.maintenance import MaintenanceConfig
 from peerkeeper.nativenode import NativeConfig, NativeNode
 from peerkeeper.netaddr import NetAddr, Service
@@ -416,3 +416,59 @@ async def test_trusted_point_reconnected_with_backoff(tmp_path: Path) -> None:
         # Never greylisted, never collected.
         assert not a.pool.greylist_addr(vpoint(2).addr, 0.0)
         assert vpoint(2) in a.pool.known_points
+
+
+async def test_events_and_triggers(tmp_path: Path) -> None:
+    net = Net()
+    async with native(net, tmp_path, 1) as a, native(net, tmp_path, 2) as b:
+        assert a.events is not None and a.pool is not None
+        stream = a.events.stream(maxsize=3)
+        waits = {
+            name: asyncio.ensure_future(a.events.wait(name, timeout=10))  # type: ignore[arg-type]
+            for name in ("new_point", "new_peer", "new_connection", "disconnection")
+        }
+        await asyncio.sleep(0)
+        assert await a.connect(vpoint(2)) == b.peer_id
+        assert b.disconnect(a.peer_id)
+        done = {name: await fut for name, fut in waits.items()}
+        assert done["new_point"] is not None and done["new_point"].point == vpoint(2)
+        assert done["new_peer"] is not None and done["new_peer"].peer_id == b.peer_id
+        assert done["new_connection"] is not None
+        assert done["new_connection"].kind == "connection_established"
+        assert done["disconnection"] is not None
+        assert done["disconnection"].reason == "closed by peer"
+        # The stream kept the last 3 events and counted what it dropped.
+        assert len(stream._queue) == 3 and stream.dropped >= 3
+        assert stream._queue[-1].kind == "connection_closed"
+        assert await a.events.wait("new_peer", timeout=0.05) is None
+        with pytest.raises(ValueError):
+            await a.events.wait("nonsense", timeout=0.05)  # type: ignore[arg-type]
+
+
+async def test_connecting_to_ourselves(tmp_path: Path) -> None:
+    net = Net()
+    async with native(net, tmp_path, 1) as a:
+        assert a.pool is not None
+        assert await a.connect(vpoint(1)) is None
+        assert vpoint(1) in a.pool.my_id_points
+        assert vpoint(1) not in a.pool.known_points
+        assert a.pool.may_dial(vpoint(1), 0.0) == "myself"
+
+
+async def test_corrupt_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    net = Net()
+    datadir = tmp_path / "n1"
+    datadir.mkdir()
+    (datadir / "peers.json").write_text('[{"peer_id": "garbage"}]')
+    async with native(net, tmp_path, 1) as a:
+        assert a.pool is not None and a.pool.known_peer_ids == {}
+    assert "ignoring saved pool state" in caplog.text
+    # The corrupt peers file was replaced at stop by a good one; the SQLite copy rules.
+    assert json.loads((datadir / "peers.json").read_text()) == []
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "identity.json").write_text("{}")
+    node = NativeNode(NativeConfig(datadir=bad, maintenance=False))
+    with pytest.raises(IdentityError, match="identity.json"):
+        await node.start()
+    assert (bad / "identity.json").read_text() == "{}"

@@ -251,7 +251,8 @@ def test_authentication_refusals() -> None:
         pool.authenticated("a", pt(1), ME, T0, incoming=False, listen_port=9732, private=False)
         is NackReason.MYSELF
     )
-    assert pt(1) in pool.my_id_points
+    assert pt(1) in pool.my_id_points and pt(1) not in pool.known_points
+    assert pt(1) not in pool.connected_points
     # Greylisted peer id.
     pool.greylist_peer(pid(2), T0)
     assert (

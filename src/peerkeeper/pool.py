@@ -492,10 +492,7 @@ class PeerPool:
         pool = [
             i
             for i in self.known_points.values()
-            if not self.banned_addr(i.point.addr)
-            and not i.trusted
-            and i.point.port != 0
-            and (i.known_public or not ignore_private)
+            if not i.trusted and i.point.port != 0 and (i.known_public or not ignore_private)
         ]
         self.rng.shuffle(pool)  # ties broken at random, as Octez's coin flip
 
@@ -508,11 +505,17 @@ class PeerPool:
         pool.sort(key=rank)
         other = size * 2 // 5
         best = size - other
-        chosen = pool[:best]
-        rest = pool[best:]
+        # The greylist is asked only about points about to be listed (a Blake2b each).
+        chosen: list[PointInfo] = []
+        k = 0
+        while len(chosen) < best and k < len(pool):
+            if not self.banned_addr(pool[k].point.addr):
+                chosen.append(pool[k])
+            k += 1
+        rest = pool[k:]
         if rest and other:
             picks = {self.rng.randrange(len(rest)) for _ in range(other)}
-            chosen += [rest[k] for k in sorted(picks)]
+            chosen += [rest[j] for j in sorted(picks) if not self.banned_addr(rest[j].point.addr)]
         return [i.point for i in chosen]
 
     # -- connections (called by the shell) -------------------------------------------------
@@ -575,7 +578,10 @@ class PeerPool:
         for an incoming connection that gave one, else the socket's address.
         """
         if peer_id == self.my_peer_id:
-            if not incoming:
+            if not incoming:  # the point we dialled is ours: forget it as a peer's point
+                info = self.connected_points.pop(point, None)
+                if info is not None and info.state is not PointState.DISCONNECTED:
+                    info.set_disconnected(now, self.config.reconnection, rejected=True)
                 self.add_to_id_points(point, now)
             return NackReason.MYSELF
         if self.banned_peer(peer_id):
