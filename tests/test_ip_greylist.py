@@ -116,8 +116,8 @@ def test_peer_greylist_fifo() -> None:
         g.add(i)
     assert len(g) == DEFAULT_PEER_GREYLIST_SIZE
     assert ids[0] not in g and ids[4] not in g and ids[5] in g and ids[-1] in g
-    g.add(ids[5])  # already there: stays where it is
-    assert g.listed()[0] == ids[5]
+    g.add(ids[5])  # already there: becomes the newest (Ringo's FIFO add)
+    assert g.listed()[-1] == ids[5] and g.listed()[0] == ids[6]
     g.remove(ids[5])
     assert ids[5] not in g
     g.clear()

@@ -52,7 +52,7 @@ import hashlib
 import math
 from collections import OrderedDict
 
-from peerkeeper.netaddr import NetAddr
+from peerkeeper.netaddr import NetAddr, Network
 
 __all__ = [
     "DEFAULT_IP_GREYLIST_CLEANUP_DELAY",
@@ -91,7 +91,10 @@ _IPV4_MAPPED_PREFIX = b"\x00" * 10 + b"\xff\xff"
 _COUNTDOWN_TABLE = bytes((max((b >> 4) - 1, 0) << 4) | max((b & 0x0F) - 1, 0) for b in range(256))
 # Number of non-zero cells in a byte (0, 1 or 2), for fill_ratio.
 _NONZERO_CELLS = bytes(((b & 0x0F) != 0) + ((b >> 4) != 0) for b in range(256))
+_LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
+_HIGH_NIBBLE = bytes(b >> 4 for b in range(256))
 _blake2b = hashlib.blake2b
+_from_le = int.from_bytes
 
 
 class GreylistError(ValueError):
@@ -123,9 +126,10 @@ def ip_greylist_index_bits(size_in_kilobytes: int) -> int:
 
 def _ipv6_key(addr: NetAddr) -> bytes:
     """The bytes hashed for ``addr``: 16 IPv6 octets, or BIP155 id + payload."""
-    if addr.is_ipv4():
+    net = addr.network
+    if net is Network.IPV4:
         return _IPV4_MAPPED_PREFIX + addr.addr
-    if addr.is_ipv6():
+    if net is Network.IPV6:
         return addr.addr
     net_id, payload = addr.to_bip155()
     return bytes((net_id,)) + payload
@@ -186,7 +190,9 @@ class IpGreylist:
         self.fifo_not_reliable_since: float | None = None
         self._mask = (1 << index_bits) - 1
         self._filter = bytearray(((1 << index_bits) * IP_GREYLIST_COUNTDOWN_BITS + 7) // 8)
-        self._listing: OrderedDict[NetAddr, None] = OrderedDict()
+        # Listing FIFO keyed by the hashed key bytes (so IPv4 and its mapped IPv6 form are
+        # one entry), oldest first.
+        self._listing: OrderedDict[bytes, NetAddr] = OrderedDict()
         self._clock_start: float | None = None  # time the countdown schedule counts from
         self._countdowns_done = 0  # countdowns run since _clock_start
 
@@ -200,12 +206,16 @@ class IpGreylist:
         """Seconds between two countdowns: ``cleanup_delay / 16`` (Octez ``P2p_acl.create``)."""
         return self.cleanup_delay / IP_GREYLIST_GENERATIONS
 
-    def _cells(self, addr: NetAddr) -> list[int]:
-        """The 5 cell indexes of ``addr`` (Octez ``Bloomer.peek`` of the Blake2b digest)."""
+    def _digest(self, addr: NetAddr) -> tuple[bytes, int]:
+        """``(key, h)``: the hashed key bytes and its Blake2b digest as a little-endian int,
+        whose ``index_bits``-wide fields are the cell indexes (Octez ``Bloomer.peek``)."""
         if not isinstance(addr, NetAddr):
             raise GreylistError(f"ip greylist keys are NetAddr, got {type(addr).__name__}")
-        digest = _blake2b(_ipv6_key(addr), digest_size=_DIGEST_SIZE).digest()
-        h = int.from_bytes(digest, "little")
+        key = _ipv6_key(addr)
+        return key, _from_le(_blake2b(key, digest_size=_DIGEST_SIZE).digest(), "little")
+
+    def _cells(self, h: int) -> list[int]:
+        """The 5 cell indexes in digest ``h``."""
         bits, mask = self.index_bits, self._mask
         return [(h >> (bits * i)) & mask for i in range(IP_GREYLIST_HASHES)]
 
@@ -214,20 +224,27 @@ class IpGreylist:
         and ``addr`` to the newest end of the listing FIFO (Ringo: re-adding refreshes).
 
         ``now`` (seconds) is only recorded in ``fifo_not_reliable_since`` when this add
-        pushes the oldest listed address out. Raises GreylistError if ``addr`` is not a
-        NetAddr.
+        pushes the oldest listed address out (Octez records the first overflow). Raises
+        GreylistError if ``addr`` is not a NetAddr.
         """
-        f = self._filter
-        for j in self._cells(addr):
-            if j & 1:
-                f[j >> 1] |= 0xF0
-            else:
-                f[j >> 1] |= 0x0F
+        key, h = self._digest(addr)
+        bits, mask, f = self.index_bits, self._mask, self._filter
+        # Cell j is the nibble (j & 1) of byte j >> 1; unrolled for the 5 hashes.
+        j = h & mask
+        f[j >> 1] |= 0x0F << ((j & 1) << 2)
+        j = (h >> bits) & mask
+        f[j >> 1] |= 0x0F << ((j & 1) << 2)
+        j = (h >> 2 * bits) & mask
+        f[j >> 1] |= 0x0F << ((j & 1) << 2)
+        j = (h >> 3 * bits) & mask
+        f[j >> 1] |= 0x0F << ((j & 1) << 2)
+        j = (h >> 4 * bits) & mask
+        f[j >> 1] |= 0x0F << ((j & 1) << 2)
         listing = self._listing
-        if addr in listing:
-            listing.move_to_end(addr)
+        if key in listing:
+            listing.move_to_end(key)
             return
-        listing[addr] = None
+        listing[key] = addr
         if len(listing) > self.listing_size:
             listing.popitem(last=False)
             if self.fifo_not_reliable_since is None:
@@ -239,7 +256,7 @@ class IpGreylist:
         if not isinstance(addr, NetAddr):
             return False
         f = self._filter
-        for j in self._cells(addr):
+        for j in self._cells(self._digest(addr)[1]):
             byte = f[j >> 1]
             if (byte >> 4 if j & 1 else byte & 0x0F) == 0:
                 return False
@@ -255,9 +272,10 @@ class IpGreylist:
         ``addr`` is not a NetAddr.
         """
         f = self._filter
-        for j in self._cells(addr):
+        key, h = self._digest(addr)
+        for j in self._cells(h):
             f[j >> 1] &= 0x0F if j & 1 else 0xF0
-        self._listing.pop(addr, None)
+        self._listing.pop(key, None)
 
     def countdown(self) -> None:
         """One generation (Octez ``IPGreylist.gc``): every non-zero cell minus one
@@ -266,9 +284,9 @@ class IpGreylist:
         self._prune_listing()
 
     def _prune_listing(self) -> None:
-        gone = [a for a in self._listing if a not in self]
-        for a in gone:
-            del self._listing[a]
+        gone = [k for k, a in self._listing.items() if a not in self]
+        for k in gone:
+            del self._listing[k]
 
     def clear(self) -> None:
         """Forget every address and reset ``fifo_not_reliable_since`` (Octez
@@ -315,12 +333,19 @@ class IpGreylist:
         """Listed addresses that are still members, oldest first (Octez
         ``IPGreylist.list``). Bounded by ``listing_size``; when
         ``fifo_not_reliable_since`` is set, members may be missing."""
-        return [a for a in self._listing if a in self]
+        return [a for a in self._listing.values() if a in self]
 
     def fill_ratio(self) -> float:
         """Fraction of non-zero cells, 0.0..1.0 (Octez ``Bloomer.fill_percentage``)."""
         nonzero = sum(self._filter.translate(_NONZERO_CELLS))
         return nonzero / (1 << self.index_bits)
+
+    def life_expectancy_histogram(self) -> list[int]:
+        """16 counts: entry ``v`` is how many cells hold ``v`` (0..15), i.e. have ``v``
+        countdowns left (Octez ``Bloomer.life_expectancy_histogram``)."""
+        low = self._filter.translate(_LOW_NIBBLE)
+        high = self._filter.translate(_HIGH_NIBBLE)
+        return [low.count(v) + high.count(v) for v in range(IP_GREYLIST_GENERATIONS)]
 
 
 class PeerGreylist:
