@@ -1,9 +1,9 @@
 """Native nodes over loopback: handshake, pool rules, maintenance, swaps, bad input.
 
-Every node gets a virtual point 11.<i>.0.1:9732 mapped to its loopback port; it dials
-from 127.1.<i>.1 and its accepted peers are mapped back to their virtual address, so
-the pool's per-address rules (greylists) see one address per node. Only loopback
-sockets are opened.
+Every node gets a virtual point 11.<i>.0.1:9732 mapped to its loopback port (the
+virtual network of test_virtualnet.py); it dials from 127.1.<i>.1 and its accepted
+peers are mapped back to their virtual address, so the pool's per-address rules
+(greylists) see one address per node. Only loopback sockets are opened.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
+from test_virtualnet import VirtualNet as Net
 
 from peerkeeper.identity import Identity, IdentityError
 from peerkeeper.maintenance import MaintenanceConfig
@@ -58,29 +59,6 @@ def identity(i: int) -> Identity:
 
 def vpoint(i: int) -> Service:
     return Service(NetAddr.parse(f"11.{i}.0.1"), PORT)
-
-
-class Net:
-    """Virtual points -> loopback ports, shared by the nodes of one test."""
-
-    def __init__(self) -> None:
-        self.ports: dict[Service, int] = {}
-        self.dials: list[Service] = []
-
-    def dial_map(self, i: int) -> Callable[[Service], tuple[str, int, str] | None]:
-        def dial(svc: Service) -> tuple[str, int, str] | None:
-            self.dials.append(svc)
-            port = self.ports.get(svc)
-            return None if port is None else ("127.0.0.1", port, f"127.1.{i}.1")
-
-        return dial
-
-    @staticmethod
-    def accept_map(them: Service) -> Service:
-        parts = str(them.addr).split(".")
-        if len(parts) == 4 and parts[:2] == ["127", "1"]:
-            return Service(NetAddr.parse(f"11.{parts[2]}.0.1"), them.port)
-        return them
 
 
 @asynccontextmanager
@@ -184,7 +162,7 @@ async def test_private_mode_only_trusted(tmp_path: Path) -> None:
     ):
         assert p.pool is not None and trusted.pool is not None
         assert await p.connect(vpoint(3)) is None  # not trusted: never dialled
-        assert vpoint(3) not in net.dials
+        assert vpoint(3) not in [svc for _, svc in net.dials]
         assert await other.connect(vpoint(1)) is None  # not trusted: nacked
         assert await p.connect(vpoint(2)) == trusted.peer_id
         # The trusted peer learns that p is private: p is never advertised.
@@ -259,7 +237,7 @@ async def test_twenty_nodes_converge(tmp_path: Path) -> None:
 
         await until(lambda: all(3 <= c <= 8 for c in counts()), timeout=60)
         assert all(3 <= c <= 8 for c in counts())
-        assert all(d.addr.is_ipv4() and str(d.addr).startswith("11.") for d in net.dials)
+        assert all(d.addr.is_ipv4() and str(d.addr).startswith("11.") for _, d in net.dials)
 
 
 async def test_bad_identities_are_greylisted(tmp_path: Path) -> None:
@@ -404,7 +382,7 @@ async def test_trusted_point_reconnected_with_backoff(tmp_path: Path) -> None:
         assert a.pool is not None
         # Not there yet: dials fail and back off (1.2x each time), no busy loop.
         await asyncio.sleep(0.5)
-        failed = sum(1 for d in net.dials if d == vpoint(2))
+        failed = sum(1 for _, d in net.dials if d == vpoint(2))
         assert 2 <= failed <= 20
         async with native(net, tmp_path, 2) as b:
             await until(lambda: b.peer_id in a.pool.connected_peer_ids())  # type: ignore[union-attr]

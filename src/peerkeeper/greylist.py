@@ -94,6 +94,8 @@ _NONZERO_CELLS = bytes(((b & 0x0F) != 0) + ((b >> 4) != 0) for b in range(256))
 _LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
 _HIGH_NIBBLE = bytes(b >> 4 for b in range(256))
 _blake2b = hashlib.blake2b
+_IPV4 = Network.IPV4
+_IPV6 = Network.IPV6
 _from_le = int.from_bytes
 
 
@@ -227,7 +229,17 @@ class IpGreylist:
         pushes the oldest listed address out (Octez records the first overflow). Raises
         GreylistError if ``addr`` is not a NetAddr.
         """
-        key, h = self._digest(addr)
+        # _digest inlined: this is the flood path.
+        if not isinstance(addr, NetAddr):
+            raise GreylistError(f"ip greylist keys are NetAddr, got {type(addr).__name__}")
+        net = addr.network
+        if net is _IPV4:
+            key = _IPV4_MAPPED_PREFIX + addr.addr
+        elif net is _IPV6:
+            key = addr.addr
+        else:
+            key = _ipv6_key(addr)
+        h = _from_le(_blake2b(key, digest_size=_DIGEST_SIZE).digest(), "little")
         bits, mask, f = self.index_bits, self._mask, self._filter
         # Cell j is the nibble (j & 1) of byte j >> 1; unrolled for the 5 hashes.
         j = h & mask

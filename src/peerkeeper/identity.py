@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from peerkeeper.store import write_file_atomic
+from peerkeeper.addrdb import atomic_write
 
 __all__ = [
     "DEFAULT_POW_DIFFICULTY",
@@ -239,7 +239,7 @@ def save_identity(identity: Identity, path: Path) -> None:
         "proof_of_work_stamp": identity.stamp.hex(),
     }
     data = (json.dumps(doc, indent=2) + "\n").encode()
-    write_file_atomic(path, data, mode=0o600)
+    atomic_write(path, data)  # a mkstemp file: mode 0600 from the start
 
 
 def load_identity(path: Path) -> Identity:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from peerkeeper.addrdb import atomic_write
 from peerkeeper.identity import (
     DEFAULT_POW_DIFFICULTY,
     Identity,
@@ -63,7 +64,7 @@ from peerkeeper.protocols.native_messages import (
     SwapRequest,
 )
 from peerkeeper.sockman import ConnectError, DialMap, SockMan
-from peerkeeper.store import Store, load_native_pool, save_native_pool, write_file_atomic
+from peerkeeper.store import Store, load_native_pool, save_native_pool
 
 __all__ = ["DEFAULT_NATIVE_PORT", "NativeConfig", "NativeNode"]
 
@@ -271,7 +272,7 @@ class NativeNode:
         if self.peers_file is not None:
             data = json.dumps(peers, indent=1).encode()
             path = self.peers_file
-            await asyncio.to_thread(write_file_atomic, path, data)
+            await asyncio.to_thread(atomic_write, path, data)
         self._last_save = self.clock()
 
     async def tear_down_connections(self, reason: str = "tear down") -> None:

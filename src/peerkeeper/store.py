@@ -63,7 +63,6 @@ __all__ = [
     "get_peer_meta",
     "save_native_pool",
     "load_native_pool",
-    "write_file_atomic",
 ]
 
 log = logging.getLogger("peerkeeper.store")
@@ -763,24 +762,3 @@ def load_native_pool(
     if not out[0] and not out[1]:
         return None
     return out[0], out[1]
-
-
-def write_file_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` through ``path + ".tmp"`` and a rename (Octez's peers
-    file: ``Info.File.save``), so a crash leaves the old file or the new one, never half.
-
-    Raises OSError (the temporary file is removed).
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)  # a stale temporary file keeps its old mode otherwise
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -37,6 +37,7 @@ from peerkeeper.identity import (
     verify_signature,
 )
 from peerkeeper.netaddr import Service
+from peerkeeper.protocols.actions import Disconnect
 from peerkeeper.protocols.native_messages import (
     NATIVE_MAGIC,
     Ack,
@@ -98,13 +99,6 @@ class Received:
     """An application-level message after the handshake."""
 
     message: NativeMessage
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    """Close the connection; ``reason`` is logged."""
-
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from peerkeeper.netaddr import AddrError, NetAddr, Service
 from peerkeeper.wire.codec import DecodeError, Reader, ser_compact_size
@@ -235,67 +235,61 @@ class Advertise:
 
 
 @dataclass(frozen=True, slots=True)
-class SwapRequest:
+class _PointAndPeer:
+    """Payload ``point || peer id (16)``, shared by the two swap messages."""
+
+    point: Service
+    peer_id: bytes
+
+    def encode(self) -> bytes:
+        _check_len("peer_id", self.peer_id, PEER_ID_SIZE)
+        return _encode_point(self.point) + self.peer_id
+
+    @classmethod
+    def decode(cls, r: Reader) -> Self:
+        return cls(_decode_point(r), r.read(PEER_ID_SIZE))
+
+
+@dataclass(frozen=True, slots=True)
+class SwapRequest(_PointAndPeer):
     """``swaprequest``: "connect to this point and drop one of yours" (Octez)."""
 
     command: ClassVar[str] = "swaprequest"
-    point: Service
-    peer_id: bytes
-
-    def encode(self) -> bytes:
-        _check_len("peer_id", self.peer_id, PEER_ID_SIZE)
-        return _encode_point(self.point) + self.peer_id
-
-    @classmethod
-    def decode(cls, r: Reader) -> SwapRequest:
-        return cls(_decode_point(r), r.read(PEER_ID_SIZE))
 
 
 @dataclass(frozen=True, slots=True)
-class SwapAck:
+class SwapAck(_PointAndPeer):
     """``swapack``: the point the receiver of a swap request gives in exchange."""
 
     command: ClassVar[str] = "swapack"
-    point: Service
-    peer_id: bytes
-
-    def encode(self) -> bytes:
-        _check_len("peer_id", self.peer_id, PEER_ID_SIZE)
-        return _encode_point(self.point) + self.peer_id
-
-    @classmethod
-    def decode(cls, r: Reader) -> SwapAck:
-        return cls(_decode_point(r), r.read(PEER_ID_SIZE))
 
 
 @dataclass(frozen=True, slots=True)
-class Ping:
+class _Nonce:
+    """Payload ``nonce (u64 little-endian)``, shared by ping and pong."""
+
+    nonce: int
+
+    def encode(self) -> bytes:
+        return struct.pack("<Q", self.nonce)
+
+    @classmethod
+    def decode(cls, r: Reader) -> Self:
+        return cls(r.u64())
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(_Nonce):
     """``ping`` with a 64-bit nonce."""
 
     command: ClassVar[str] = "ping"
-    nonce: int
-
-    def encode(self) -> bytes:
-        return struct.pack("<Q", self.nonce)
-
-    @classmethod
-    def decode(cls, r: Reader) -> Ping:
-        return cls(r.u64())
 
 
 @dataclass(frozen=True, slots=True)
-class Pong:
+class Pong(_Nonce):
     """``pong`` echoing a ping's nonce."""
 
     command: ClassVar[str] = "pong"
-    nonce: int
-
-    def encode(self) -> bytes:
-        return struct.pack("<Q", self.nonce)
-
-    @classmethod
-    def decode(cls, r: Reader) -> Pong:
-        return cls(r.u64())
 
 
 @dataclass(frozen=True, slots=True)
