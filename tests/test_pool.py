@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from peerkeeper.identity import PeerId
+from peerkeeper.identity import Identity, PeerId
 from peerkeeper.netaddr import NetAddr, Service
 from peerkeeper.pool import (
     MY_ID_POINTS_SIZE,
@@ -533,3 +533,16 @@ def test_bad_points_document_loads_nothing() -> None:
     with pytest.raises(ValueError, match="record 1"):
         pool.load_points_document([good, {"point": ["x", 1], "created": 1}], T0)
     assert pool.known_points == {}
+
+
+def test_identity_in_config_gives_our_peer_id() -> None:
+    ident = Identity.generate(0.0, random.Random(4))
+    pool = PeerPool(PoolConfig(identity=ident), now=T0)
+    assert pool.my_peer_id == ident.peer_id
+    pool.dial_started(pt(1), T0, "c")
+    assert (
+        pool.authenticated(
+            "c", pt(1), ident.peer_id, T0, incoming=False, listen_port=9732, private=False
+        )
+        is NackReason.MYSELF
+    )

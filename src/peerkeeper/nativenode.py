@@ -286,6 +286,10 @@ class NativeNode:
         if waits:
             await asyncio.wait(waits, timeout=5.0)
 
+    async def destroy(self) -> None:
+        """Octez ``destroy``: the same as :meth:`stop`."""
+        await self.stop()
+
     async def stop(self) -> None:
         """Destroy: stop the workers, tear down connections, save, close (Octez ``destroy``)."""
         if self._stopping:

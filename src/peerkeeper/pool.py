@@ -36,7 +36,7 @@ from peerkeeper.greylist import (
     IpGreylist,
     PeerGreylist,
 )
-from peerkeeper.identity import PeerId
+from peerkeeper.identity import Identity, PeerId
 from peerkeeper.netaddr import NetAddr, Service
 from peerkeeper.poolstate import (
     PeerInfo,
@@ -98,6 +98,8 @@ def decaying_score(info: PeerInfo, now: float) -> float:
 class PoolConfig:
     """The pool's configuration (seed 003 ``P2p_pool.config``) with Octez's defaults.
 
+    * ``identity``: our identity (its peer id recognises connections to ourselves);
+      :class:`PeerPool` may be given ``my_peer_id`` instead.
     * ``trusted_points``: ``(point, expected peer id or None)`` pairs, registered as
       trusted at creation.
     * ``peers_file``: where :meth:`PeerPool.peers_document` is saved (path text; the
@@ -111,6 +113,7 @@ class PoolConfig:
     * ``score``: the pluggable score function (default :func:`decaying_score`).
     """
 
+    identity: Identity | None = None
     trusted_points: tuple[tuple[Service, PeerId | None], ...] = ()
     peers_file: str | None = None
     private_mode: bool = False
@@ -151,7 +154,8 @@ class PoolEvent:
 class PeerPool:
     """The pool of points and peer ids (seed 003; Octez ``P2p_pool``).
 
-    ``PeerPool(config, *, my_peer_id, now, rng=None, close=None)``. ``close(conn,
+    ``PeerPool(config, *, my_peer_id=None, now, rng=None, close=None)`` (``my_peer_id``
+    defaults to ``config.identity``'s). ``close(conn,
     reason)`` is called for a connection the pool decides to end (an expected peer id
     mismatch, an untrusted peer when private, tear-down).
     """
@@ -160,12 +164,14 @@ class PeerPool:
         self,
         config: PoolConfig,
         *,
-        my_peer_id: PeerId | None,
+        my_peer_id: PeerId | None = None,
         now: float,
         rng: random.Random | None = None,
         close: CloseFunction | None = None,
     ) -> None:
         self.config = config
+        if my_peer_id is None and config.identity is not None:
+            my_peer_id = config.identity.peer_id
         self.my_peer_id = my_peer_id
         self.rng = rng if rng is not None else random.Random()
         self.close = close if close is not None else (lambda conn, reason: None)
