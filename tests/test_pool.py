@@ -243,6 +243,16 @@ def test_connection_lifecycle_and_counts() -> None:
     assert events[-1].kind == "connection_closed" and events[-1].reason == "bye"
 
 
+def test_failed_dial_is_not_a_disconnection() -> None:
+    pool, events, _ = make_pool()
+    pool.dial_started(pt(1), T0, "c")
+    pool.dial_failed(pt(1), T0 + 1, "refused")
+    assert events[-1].kind == "connection_failed" and events[-1].reason == "refused"
+    assert pool.known_points[pt(1)].last_failed_connection == T0 + 1
+    assert pt(1) not in pool.connected_points
+    assert not any(e.kind == "connection_closed" for e in events)
+
+
 def test_authentication_refusals() -> None:
     pool, _, _ = make_pool()
     # Ourselves, dialled: the point becomes ours.

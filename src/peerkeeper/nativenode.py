@@ -486,10 +486,11 @@ class NativeNode:
         peer_id = peer.peer_id if peer is not None else None
         was_running = peer is not None and peer.state == "running"
         connected = pool.connected_peer_ids()
+        point_info = pool.connected_points.get(conn.point)
         if peer_id is not None and peer_id in connected and connected[peer_id].conn is conn:
             pool.connection_ended(conn.point, peer_id, now, reason=reason)
-        elif not conn.inbound:
-            pool.dial_failed(conn.point, now, reason)
+        elif point_info is not None and point_info.conn is conn:
+            pool.dial_failed(conn.point, now, reason)  # ended before both acked
         if not conn.done.done():
             conn.done.set_result(None)
         self._retry_trusted(conn.point)

@@ -137,8 +137,9 @@ class PoolEvent:
     """One pool event (Octez ``P2p_connection.P2p_event``), passed to listeners.
 
     ``kind``: ``new_point``, ``new_peer``, ``connection_requested``,
-    ``connection_accepted``, ``connection_established``, ``connection_rejected``,
-    ``connection_closed``, ``greylisted_addr``, ``greylisted_peer``, ``gc_points``,
+    ``connection_failed`` (a dial or handshake that never ran), ``connection_accepted``,
+    ``connection_established``, ``connection_rejected``, ``connection_closed`` (a running
+    or accepted connection ended), ``greylisted_addr``, ``greylisted_peer``, ``gc_points``,
     ``gc_peer_ids``, ``new_points_registered``, ``point_unregistered``.
     ``reason`` says why (closed, rejected, greylisted, gc counts, medium/source).
     """
@@ -554,7 +555,7 @@ class PeerPool:
         if info is not None and info.state is not PointState.DISCONNECTED:
             info.set_disconnected(now, self.config.reconnection)
         self.connected_points.pop(point, None)
-        self._emit(PoolEvent("connection_closed", now, point=point, reason=reason))
+        self._emit(PoolEvent("connection_failed", now, point=point, reason=reason))
 
     def may_accept_socket(self, addr: NetAddr) -> bool:
         """Whether an incoming socket from ``addr`` is kept at all (Octez ``accept``:
