@@ -571,9 +571,13 @@ class Dispatcher:
         on_reply: Callable[[Any], None],
         on_done: Callable[[str | None], None] = lambda reason: None,
         replies: int = 1,
+        now: float | None = None,
     ) -> int:
-        """Send ``message`` and wait for ``replies`` replies for ``timeout`` seconds
-        (:class:`PendingRequests`); returns the message id (the pending key)."""
+        """Send ``message`` and wait for ``replies`` replies for ``timeout`` seconds from
+        ``now`` (default: the last time the dispatcher was given); returns the message id
+        (the pending key)."""
+        if now is not None:
+            self._now = max(self._now, now)
         mid = self._new_id()
         self.pending.add(
             peer,

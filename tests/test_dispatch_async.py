@@ -1,0 +1,114 @@
+"""The dispatcher on asyncio, over two native nodes on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_dispatch import Blob, Ping, Sink, Text, registry
+from test_native_node import native, vpoint
+from test_virtualnet import VirtualNet
+
+from peerkeeper.dispatch import Conversation, Dispatcher, Incoming
+from peerkeeper.dispatch_async import AsyncDispatcher, RequestFailed
+from peerkeeper.nativenode import NativeNode
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@asynccontextmanager
+async def pair(
+    tmp: Path,
+) -> AsyncIterator[tuple[NativeNode, NativeNode, AsyncDispatcher, AsyncDispatcher]]:
+    net = VirtualNet()
+    async with native(net, tmp, 1) as a, native(net, tmp, 2) as b:
+        da = AsyncDispatcher.for_native(a, Dispatcher(registry(), now=0.0))
+        db = AsyncDispatcher.for_native(b, Dispatcher(registry(), now=0.0))
+        assert await a.connect(vpoint(2)) == b.peer_id
+        try:
+            yield a, b, da, db
+        finally:
+            da.close()
+            db.close()
+
+
+async def test_request_reply_timeout_and_close(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b, da, db):
+        db.dispatcher.on("ping", lambda inc: inc.reply(Ping(inc.message.n * 2)))
+        db.dispatcher.on("text", lambda inc: None)  # never answers
+        assert await da.request(b.peer_id, Ping(21), timeout=5) == Ping(42)
+        with pytest.raises(RequestFailed, match="timeout"):
+            await da.request(b.peer_id, Text("?"), timeout=0.2)
+        waiting = asyncio.ensure_future(da.request(b.peer_id, Text("?"), timeout=30))
+        await asyncio.sleep(0.05)
+        assert b.disconnect(a.peer_id)
+        with pytest.raises(RequestFailed, match="closed"):
+            await waiting
+        assert len(da.dispatcher.pending) == 0
+
+
+async def test_cancelling_the_caller_cancels_the_request(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b, da, db):
+        db.dispatcher.on("text", lambda inc: None)
+        task = asyncio.ensure_future(da.request(b.peer_id, Text("?"), timeout=30))
+        await asyncio.sleep(0.05)
+        assert len(da.dispatcher.pending) == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert len(da.dispatcher.pending) == 0
+
+
+async def test_sender_without_credit_waits_not_the_connection(tmp_path: Path) -> None:
+    class Slow(Sink):
+        auto_credit = False
+
+    async with pair(tmp_path) as (a, b, da, db):
+        sinks: list[Slow] = []
+
+        def start(inc: Incoming) -> None:
+            sinks.append(inc.start(Slow()))  # type: ignore[arg-type]
+
+        db.dispatcher.on("text", start)
+        db.dispatcher.on("ping", lambda inc: inc.reply(Ping(0)))
+        src = Conversation()
+        da.dispatcher.start_conversation(b.peer_id, src, Text("upload"))
+        da.kick()
+        for _ in range(6):
+            await da.send_with_credit(src, Blob(b"x" * 10_000))
+        blocked = asyncio.ensure_future(da.send_with_credit(src, Blob(b"y" * 10_000)))
+        await asyncio.sleep(0.1)
+        assert not blocked.done()
+        # The connection still carries other traffic.
+        assert await da.request(b.peer_id, Ping(1), timeout=5) == Ping(0)
+        sinks[0].consumed(40_000)
+        db.kick()
+        await asyncio.wait_for(blocked, 5)
+        await asyncio.sleep(0.05)
+        assert sinks[0].bytes == 70_000
+
+
+async def test_handlers_reach_the_database_thread(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b, da, db):
+        rows: list[Any] = []
+
+        def handler(inc: Incoming) -> None:
+            async def work() -> None:
+                def query(conn: sqlite3.Connection) -> Any:
+                    return conn.execute("SELECT count(*) FROM native_peers").fetchone()[0]
+
+                count = await db.in_db(query)
+                rows.append(count)
+                inc.reply(Text(str(count)))
+                db.kick()
+
+            asyncio.ensure_future(work())
+
+        db.dispatcher.on("text", handler)
+        assert await da.request(b.peer_id, Text("count"), timeout=5) == Text("0")
+        assert rows == [0]
