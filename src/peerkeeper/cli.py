@@ -226,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(cmd)
         cmd.add_argument("file", type=Path)
 
+    demo = sub.add_parser(
+        "gossip-demo", help="N native nodes on loopback share who they connected to (seed 004)"
+    )
+    demo.add_argument("--nodes", type=int, default=20, help="how many nodes (default 20)")
+    demo.add_argument(
+        "--seconds", type=float, default=30.0, help="give up after this long (default 30)"
+    )
+
     rpc = sub.add_parser("rpc", help="call a JSON-RPC method (like bitcoin-cli)")
     _add_common(rpc)
     _add_protocol(rpc)
@@ -496,6 +504,14 @@ def _main_native(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``peerkeeper`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "gossip-demo":
+        from peerkeeper.gossipdemo import run_gossip_demo
+
+        if args.nodes < 2:
+            print("error: --nodes must be at least 2", file=sys.stderr)
+            return 1
+        result = asyncio.run(run_gossip_demo(args.nodes, seconds=args.seconds))
+        return 0 if result.converged_after is not None else 1
     if getattr(args, "protocol", "bitcoin") == "native":
         return _main_native(args)
     try:

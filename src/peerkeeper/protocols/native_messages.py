@@ -53,6 +53,8 @@ __all__ = [
     "SwapAck",
     "SwapRequest",
     "decode_native",
+    "decode_point",
+    "encode_point",
 ]
 
 #: Network magic of the native protocol (bytes "pkn\\x01"; BIP324 keys its ciphers with it,
@@ -86,14 +88,16 @@ class NackReason(enum.IntEnum):
     GREYLISTED = 6
 
 
-def _encode_point(point: Service) -> bytes:
+def encode_point(point: Service) -> bytes:
+    """A point: BIP155 network id, CompactSize length, address, port (u16 BE)."""
     net_id, raw = point.addr.to_bip155()
     if not 0 <= point.port <= 0xFFFF:
         raise ValueError("port out of range")
     return bytes([net_id]) + ser_compact_size(len(raw)) + raw + struct.pack(">H", point.port)
 
 
-def _decode_point(r: Reader) -> Service:
+def decode_point(r: Reader) -> Service:
+    """Read a point; raises NativeDecodeError/DecodeError."""
     net_id = r.u8()
     raw = r.var_bytes(_MAX_ADDR_LEN)
     port = r.u16be()
@@ -109,12 +113,12 @@ def _decode_point(r: Reader) -> Service:
 def _encode_points(points: tuple[Service, ...]) -> bytes:
     if len(points) > MAX_POINTS:
         raise ValueError(f"{len(points)} points, at most {MAX_POINTS}")
-    return ser_compact_size(len(points)) + b"".join(_encode_point(p) for p in points)
+    return ser_compact_size(len(points)) + b"".join(encode_point(p) for p in points)
 
 
 def _decode_points(r: Reader) -> tuple[Service, ...]:
     n = r.compact_size(MAX_POINTS)  # checked before reading: a lying count costs nothing
-    return tuple(_decode_point(r) for _ in range(n))
+    return tuple(decode_point(r) for _ in range(n))
 
 
 def _check_len(name: str, value: bytes, size: int) -> None:
@@ -243,11 +247,11 @@ class _PointAndPeer:
 
     def encode(self) -> bytes:
         _check_len("peer_id", self.peer_id, PEER_ID_SIZE)
-        return _encode_point(self.point) + self.peer_id
+        return encode_point(self.point) + self.peer_id
 
     @classmethod
     def decode(cls, r: Reader) -> Self:
-        return cls(_decode_point(r), r.read(PEER_ID_SIZE))
+        return cls(decode_point(r), r.read(PEER_ID_SIZE))
 
 
 @dataclass(frozen=True, slots=True)
