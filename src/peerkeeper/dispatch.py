@@ -489,6 +489,8 @@ class Dispatcher:
         self._queues: dict[Peer, _PeerQueue] = {}
         self._next_id = 1
         self._now = now
+        self._timers: list[tuple[float, int, Callable[[float], None]]] = []
+        self._timer_seq = itertools.count()
 
     # -- registration ------------------------------------------------------------------
 
@@ -817,11 +819,8 @@ class Dispatcher:
             self._end(child, "parent ended")
         if conv.parent is not None and conv in conv.parent.children:
             conv.parent.children.remove(conv)
-        q = self._queues.get(conv.peer)
-        if q is not None:
-            dq = q.streams.pop(conv.key, None)
-            if dq:  # unsent messages of an ended conversation are dropped
-                q.queued -= sum(len(d) for d in dq)
+        # What was already queued still goes (a last "done" must arrive); what waits for
+        # credit is dropped.
         conv._outbox.clear()
         conv._outbox_bytes = 0
         self._call(conv, conv.on_end, reason)
@@ -834,10 +833,24 @@ class Dispatcher:
             self._end(conv, reason)
         self._queues.pop(peer, None)
 
+    def call_at(self, when: float, fn: Callable[[float], None]) -> None:
+        """Run ``fn(now)`` from the first :meth:`tick` at or after ``when`` (conversation
+        timers: instalment schedules, nack delays). Exceptions are logged."""
+        heapq.heappush(self._timers, (when, next(self._timer_seq), fn))
+
     def tick(self, now: float) -> int:
-        """Expire requests whose deadline passed; returns how many."""
+        """Expire requests whose deadline passed and run due timers; returns how many
+        requests expired."""
         self._now = max(self._now, now)
-        return self.pending.expire(now)
+        expired = self.pending.expire(now)
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, fn = heapq.heappop(timers)
+            try:
+                fn(now)
+            except Exception:
+                log.exception("dispatch timer failed")
+        return expired
 
     def next_wakeup(self, now: float) -> float | None:
         """When :meth:`tick` or :meth:`poll` next has work: a request deadline, or the
@@ -846,6 +859,8 @@ class Dispatcher:
         deadline = self.pending.next_deadline()
         if deadline is not None:
             times.append(deadline)
+        if self._timers:
+            times.append(self._timers[0][0])
         for q in self._queues.values():
             head: bytes | None = None
             if q.replies:
