@@ -128,3 +128,14 @@ def test_connections_to_drop_never_trusted_prefers_low_scores() -> None:
         assert all(pool.score(i, T0) <= 7.0 for i in ids)
     assert connections_to_drop(pool, 0, T0) == []
     assert len(connections_to_drop(pool, 50, T0)) == 9
+
+
+def test_a_due_trusted_point_does_not_bring_untrusted_dials_within_bounds() -> None:
+    cfg = MaintenanceConfig(min_connections=1, expected_connections=4, max_connections=10)
+    pool = make_pool(trusted_points=((pt(1), None),))
+    for n in range(10, 40):
+        pool.register_point(pt(n), T0)
+    for n in range(100, 104):
+        connect(pool, n)
+    step = decide(pool, cfg, T0, round_start=T0, seen=set())
+    assert step.contact == (pt(1),)

@@ -9,6 +9,7 @@ peers are mapped back to their virtual address, so the pool's per-address rules
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -207,6 +208,7 @@ async def test_swap_changes_topology_not_count(tmp_path: Path) -> None:
                 a.rng.setstate(state)
                 break
         assert a.propose_swap()
+        assert not a.propose_swap()  # one proposal at a time (swap_linger)
         await until(lambda: edges() == {frozenset((0, 1)), frozenset((0, 3)), frozenset((1, 2))})
         assert len(edges()) == len(before)
 
@@ -450,3 +452,130 @@ async def test_corrupt_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
     with pytest.raises(IdentityError, match="identity.json"):
         await node.start()
     assert (bad / "identity.json").read_text() == "{}"
+
+
+async def _raw_native_client(
+    host: str, port: int, me: Identity, source: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, NativePeer]:
+    """A hand-driven native client that completes the handshake."""
+    reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
+    peer = NativePeer(me, inbound=False, listen_port=0, private=False, difficulty=0.0)
+    writer.write(peer.data_to_send())
+    async with asyncio.timeout(5):
+        while peer.state != "running":
+            data = await reader.read(65536)
+            assert data, "closed during the handshake"
+            for action in peer.receive_data(data, 0.0):
+                if type(action).__name__ == "Authenticated":
+                    peer.accept()
+            writer.write(peer.data_to_send())
+    return reader, writer, peer
+
+
+async def test_a_peer_that_does_not_read_is_not_read(tmp_path: Path) -> None:
+    """When our buffer for a peer is full (Core's fPauseSend) we stop reading it until it
+    drains; bootstraps are answered at most every 5 s."""
+    from peerkeeper.protocols.native_messages import Bootstrap, Ping
+
+    net = Net()
+    async with native(net, tmp_path, 1) as node:
+        assert node.pool is not None and node.sockman is not None
+        sm = node.sockman
+        host, port = node.listening[0]
+        reader, writer, peer = await _raw_native_client(host, port, identity(9), "127.1.9.1")
+        conn_id = next(iter(node._conns))
+        calls: list[str] = []
+        real_pause, real_resume = sm.pause_receiving, sm.resume_receiving
+        sm.send_paused = lambda cid: True  # type: ignore[method-assign]
+        sm.pause_receiving = lambda cid: calls.append("pause") or real_pause(cid)  # type: ignore[method-assign,func-returns-value]
+        sm.resume_receiving = lambda cid: calls.append("resume") or real_resume(cid)  # type: ignore[method-assign,func-returns-value]
+        for _ in range(3):
+            peer.send(Bootstrap())
+        peer.send(Ping(1))
+        writer.write(peer.data_to_send())
+        await until(lambda: calls == ["pause"])
+        assert node._conns[conn_id].paused
+        node.on_writable(conn_id)
+        assert calls == ["pause", "resume"] and not node._conns[conn_id].paused
+        # Three bootstraps in a row got one advertise.
+        answers: list[object] = []
+
+        async def read_for(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    while True:
+                        for action in peer.receive_data(await reader.read(65536), 0.0):
+                            answers.append(getattr(action, "message", action))
+
+        await read_for(1.0)
+        assert sum(type(m).__name__ == "Advertise" for m in answers) == 1
+        writer.close()
+
+
+async def test_stop_closes_connections_still_in_handshake(tmp_path: Path) -> None:
+    net = Net()
+    node_cm = native(net, tmp_path, 1)
+    node = await node_cm.__aenter__()
+    host, port = node.listening[0]
+    reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.8.1", 0))
+    await asyncio.sleep(0.1)
+    assert len(node._conns) == 1
+    async with asyncio.timeout(3):
+        await node_cm.__aexit__(None, None, None)
+        while await reader.read(65536):
+            pass  # EOF: the node closed it
+    assert node._conns == {}
+    writer.close()
+
+
+async def test_housekeeping_survives_a_failing_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    import peerkeeper.nativenode as nn
+
+    monkeypatch.setattr(nn, "SAVE_INTERVAL", 0.0)
+    monkeypatch.setattr(nn, "HOUSEKEEPING_INTERVAL", 0.05)
+    net = Net()
+    async with native(net, tmp_path, 1) as node:
+
+        async def broken() -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        node.save_peers = broken  # type: ignore[method-assign]
+        node.config.limits = MaintenanceConfig(authentication_timeout=0.3)
+        host, port = node.listening[0]
+        reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.8.1", 0))
+        async with asyncio.timeout(3):
+            while await reader.read(65536):
+                pass  # closed by the handshake deadline although every save fails
+        writer.close()
+        assert all(not t.done() for t in node._tasks)
+    assert "could not save the pool" in caplog.text
+    caplog.clear()  # the errors were expected
+
+
+async def test_waiters_that_give_up_leave_nothing(tmp_path: Path) -> None:
+    net = Net()
+    async with native(net, tmp_path, 1) as node:
+        assert node.events is not None
+        for _ in range(50):
+            assert await node.events.wait("too_many_connections", timeout=0.001) is None
+        assert len(node.events._waiters["too_many_connections"]) <= 2
+
+
+async def test_tear_down_cancels_the_dial_not_the_caller(tmp_path: Path) -> None:
+    net = Net()
+    async with native(net, tmp_path, 1) as node:
+        assert node.sockman is not None
+
+        async def hang(*args: object, **kw: object) -> int:
+            await asyncio.sleep(3600)
+            return 0
+
+        node.sockman.connect = hang  # type: ignore[method-assign]
+        task = asyncio.ensure_future(node.connect(vpoint(5)))
+        await asyncio.sleep(0.05)
+        await node.tear_down_connections("test")
+        assert await asyncio.wait_for(task, 2) is None  # the caller got an answer

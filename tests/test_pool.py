@@ -556,3 +556,37 @@ def test_identity_in_config_gives_our_peer_id() -> None:
         )
         is NackReason.MYSELF
     )
+
+
+def test_a_connection_cannot_take_a_point_another_holds() -> None:
+    pool, _, _ = make_pool()
+    sock = Service(NetAddr.parse("11.0.9.1"), 50123)
+    # X: incoming, no listening port: held under its socket address.
+    assert (
+        pool.authenticated("x", sock, pid(1), T0, incoming=True, listen_port=0, private=False)
+        is None
+    )
+    # Y claims X's socket port as its listening port: same key, refused.
+    assert (
+        pool.authenticated("y", sock, pid(2), T0, incoming=True, listen_port=50123, private=False)
+        is NackReason.ALREADY_CONNECTED
+    )
+    pool.established(pid(1), T0)
+    pool.connection_ended(sock, pid(1), T0 + 1, reason="x")
+    assert pool.active_connections() == 0
+
+
+def test_peer_at_a_trusted_point_is_not_locked_out() -> None:
+    pool, _, _ = make_pool(trusted_points=((pt(1), None),))
+    connect(pool, 1)
+    assert not pool.greylist_peer(pid(1), T0, reason="bad message")
+    assert not pool.banned_peer(pid(1))
+    pool.connection_ended(pt(1), pid(1), T0, reason="x")
+    pool.peer_greylist.add(pid(1).raw)  # greylisted some other way
+    pool.dial_started(pt(1), T0 + 100, "c")
+    assert (
+        pool.authenticated(
+            "c", pt(1), pid(1), T0 + 100, incoming=False, listen_port=9732, private=False
+        )
+        is None
+    )

@@ -178,7 +178,13 @@ def decide(
         for p in points_to_contact(pool, 1 << 30, now, round_start=round_start, seen=set())
         if pool.known_points[p].trusted
     ]
-    if n < b.min_threshold or trusted_due:
+    if n >= b.min_threshold and trusted_due:
+        seen.update(trusted_due)
+        if n > b.max_threshold:
+            drop = tuple(connections_to_drop(pool, n - b.max_target, now))
+            return MaintenanceStep(contact=tuple(trusted_due), drop=drop)
+        return MaintenanceStep(contact=tuple(trusted_due))  # only the trusted ones
+    if n < b.min_threshold:
         want_max = max(0, b.max_target - have)
         need = max(0, b.min_target - have)
         contact = points_to_contact(pool, want_max, now, round_start=round_start, seen=seen)
@@ -186,13 +192,11 @@ def decide(
             if p not in contact:
                 contact.append(p)
                 seen.add(p)
-        if n < b.min_threshold:
-            return MaintenanceStep(
-                contact=tuple(contact),
-                need=need,
-                bootstrap=not contact and need > 0 and not pool.config.private_mode,
-            )
-        return MaintenanceStep(contact=tuple(contact))
+        return MaintenanceStep(
+            contact=tuple(contact),
+            need=need,
+            bootstrap=not contact and need > 0 and not pool.config.private_mode,
+        )
     if n > b.max_threshold:
         return MaintenanceStep(drop=tuple(connections_to_drop(pool, n - b.max_target, now)))
     return MaintenanceStep(swap=not pool.config.private_mode)

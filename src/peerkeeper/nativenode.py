@@ -78,6 +78,8 @@ PING_INTERVAL = 120.0
 PING_TIMEOUT = 1200.0
 #: Seconds between saves of the pool to the store.
 SAVE_INTERVAL = 900.0
+#: Seconds between two answers to one peer's ``bootstrap`` (more are ignored).
+BOOTSTRAP_INTERVAL = 5.0
 #: Seconds between housekeeping passes (handshake deadlines, pings, greylist countdown).
 HOUSEKEEPING_INTERVAL = 1.0
 
@@ -122,6 +124,8 @@ class _Conn:
         "last_ping",
         "closing",
         "dial_task",
+        "paused",
+        "last_bootstrap",
     )
 
     def __init__(self, point: Service, socket_addr: Service, inbound: bool) -> None:
@@ -136,6 +140,8 @@ class _Conn:
         self.last_ping = 0.0
         self.closing = False
         self.dial_task: asyncio.Task[Any] | None = None
+        self.paused = False
+        self.last_bootstrap = float("-inf")
 
 
 class NativeNode:
@@ -172,6 +178,7 @@ class NativeNode:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._last_swap = float("-inf")
+        self._last_swap_proposal = float("-inf")
         self._last_save = 0.0
         self._stopping = False
         self.greylisted_dials = 0
@@ -280,6 +287,8 @@ class NativeNode:
         pool = self._pool()
         waits = [c.done for c in list(self._conns.values()) + list(self._pending)]
         pool.tear_down_connections(reason)
+        for conn in list(self._conns.values()):  # handshakes the pool has not seen yet
+            self._close_conn(conn, reason)
         for conn in list(self._pending):
             if conn.dial_task is not None:
                 conn.dial_task.cancel()
@@ -305,7 +314,7 @@ class NativeNode:
             await self.tear_down_connections("shutdown")
             try:
                 await self.save_peers()
-            except (OSError, RuntimeError) as e:
+            except Exception as e:  # noqa: BLE001 - the store may fail in any way; stop goes on
                 log.error("could not save the pool: %s", e)
         if self.events is not None:
             self.events.close()
@@ -362,11 +371,15 @@ class NativeNode:
         conn = _Conn(point, point, inbound=False)
         self._pending.add(conn)
         pool.dial_started(point, now, conn)
-        conn.dial_task = asyncio.current_task()
         sockman = self.sockman
         assert sockman is not None
+        # The dial runs in its own task, so a tear-down cancels the dial, not the caller.
+        dial = asyncio.ensure_future(
+            sockman.connect(point, timeout=self.config.limits.connection_timeout)
+        )
+        conn.dial_task = dial
         try:
-            conn_id = await sockman.connect(point, timeout=self.config.limits.connection_timeout)
+            conn_id = await dial
         except (ConnectError, OSError) as e:
             self._pending.discard(conn)
             pool.dial_failed(point, self.clock(), f"dial failed: {e}")
@@ -379,6 +392,9 @@ class NativeNode:
             pool.dial_failed(point, self.clock(), "cancelled")
             if not conn.done.done():
                 conn.done.set_result(None)
+            caller = asyncio.current_task()
+            if caller is not None and not caller.cancelling():
+                return None  # only the dial was cancelled (tear-down)
             raise
         finally:
             conn.dial_task = None
@@ -436,6 +452,12 @@ class NativeNode:
                 break
             self._apply(conn, action)
         self._flush(conn)
+        sockman = self.sockman
+        if not conn.closing and sockman is not None and sockman.send_paused(conn_id):
+            # A peer that does not read what it asks for is not read either (Core's
+            # fPauseSend): our buffer for it stays near -maxsendbuffer.
+            conn.paused = True
+            sockman.pause_receiving(conn_id)
 
     def on_eof(self, conn_id: int) -> None:
         """The remote closed."""
@@ -446,7 +468,11 @@ class NativeNode:
         self._gone(conn_id, f"socket error: {exc}")
 
     def on_writable(self, conn_id: int) -> None:
-        """Nothing is held back for native connections."""
+        """The peer read what we queued: read from it again (Core clears ``fPauseSend``)."""
+        conn = self._conns.get(conn_id)
+        if conn is not None and conn.paused and self.sockman is not None:
+            conn.paused = False
+            self.sockman.resume_receiving(conn_id)
 
     def on_io_loop_completed(self) -> None:
         """Nothing to do per batch."""
@@ -592,7 +618,8 @@ class NativeNode:
                 except Exception:
                     log.exception("envelope handler failed")
         elif isinstance(message, Bootstrap):
-            if not private:
+            if not private and now - conn.last_bootstrap >= BOOTSTRAP_INTERVAL:
+                conn.last_bootstrap = now  # more often: ignored (an advertise is 50 points)
                 peer.send(Advertise(tuple(pool.list_known_points(ignore_private=True))))
         elif isinstance(message, Advertise):
             if not private:
@@ -629,6 +656,9 @@ class NativeNode:
         Returns False when there are not two such peers or in private mode."""
         if self.config.pool.private_mode:
             return False
+        now = self.clock()
+        if now - self._last_swap_proposal < self.config.limits.swap_linger:
+            return False  # one proposal at a time (it names a peer we may drop)
         candidates = self._swappable(set())
         if len(candidates) < 2:
             return False
@@ -637,6 +667,7 @@ class NativeNode:
         if not isinstance(conn, _Conn) or conn.peer is None:
             return False
         conn.swap_proposed = proposed.peer_id
+        self._last_swap_proposal = now
         conn.peer.send(SwapRequest(self._listening_point(proposed), proposed.peer_id.raw))
         self._flush(conn)
         log.debug("swap: proposed %s to %s", proposed.peer_id, recipient.peer_id)
@@ -685,7 +716,8 @@ class NativeNode:
         got = await self.connect(point)
         if got is not None:
             log.info("swap: connected to %s, dropping %s", got, drop)
-            self.disconnect(drop, "swapped")
+            if not self.disconnect(drop, "swapped"):
+                self.disconnect(got, "swap: the peer to drop had left")
 
     # -- workers ------------------------------------------------------------------------
 
@@ -711,9 +743,10 @@ class NativeNode:
                         peer.start_ping(self.rng.getrandbits(64), now)
                         self._flush(conn)
             if now - self._last_save >= SAVE_INTERVAL:
+                self._last_save = now  # a failing save is retried at the next interval
                 try:
                     await self.save_peers()
-                except OSError as e:
+                except Exception as e:  # noqa: BLE001 - housekeeping must survive the store
                     log.error("could not save the pool: %s", e)
 
     async def _maintenance(self) -> None:

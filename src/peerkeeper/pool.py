@@ -409,7 +409,9 @@ class PeerPool:
         """Greylist ``peer_id`` and the address it is (or was last) on (Octez
         ``greylist_peer``); a trusted peer is never greylisted. Returns True if done."""
         info = self.known_peer_ids.get(peer_id)
-        if info is not None and info.trusted:
+        at = info.current_point if info is not None else None
+        at_trusted = at is not None and at in self.known_points and self.known_points[at].trusted
+        if info is not None and (info.trusted or at_trusted):
             log.info("not greylisting trusted peer %s (%s)", peer_id, reason)
             return False
         self.peer_greylist.add(peer_id.raw)
@@ -591,9 +593,17 @@ class PeerPool:
                     info.set_disconnected(now, self.config.reconnection, rejected=True)
                 self.add_to_id_points(point, now)
             return NackReason.MYSELF
-        if self.banned_peer(peer_id):
-            return NackReason.GREYLISTED
         point_info = self.known_points.get(point)
+        trusted_point = point_info is not None and point_info.trusted
+        if self.banned_peer(peer_id) and not trusted_point:
+            return NackReason.GREYLISTED  # a trusted point is never locked out
+        live = self.connected_points.get(point)
+        if (
+            live is not None
+            and live is not point_info
+            and live.state is not PointState.DISCONNECTED
+        ):
+            return NackReason.ALREADY_CONNECTED  # another connection holds this point
         if point_info is not None and point_info.expected_peer_id not in (None, peer_id):
             self.greylist_addr(point.addr, now, reason="unexpected peer id")
             return NackReason.UNEXPECTED_PEER_ID

@@ -138,6 +138,9 @@ class PoolEventHub:
         finally:
             if not fut.done():
                 fut.cancel()
+                waiters = self._waiters[trigger]
+                if fut in waiters:  # a waiter that gave up leaves nothing behind
+                    waiters.remove(fut)
 
     async def wait_any(self, triggers: tuple[Trigger, ...], timeout: float | None) -> str | None:
         """Wait for the first of ``triggers``; returns its name, or ``None`` on timeout."""
