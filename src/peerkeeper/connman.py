@@ -47,12 +47,14 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from peerkeeper.addrman import AddrMan
 from peerkeeper.addrrelay import relay_targets
 from peerkeeper.banman import BanMan
 from peerkeeper.chains import Chain
 from peerkeeper.connection_types import ConnectionType
+from peerkeeper.dispatch import PendingRequests
 from peerkeeper.eviction import EvictionCandidate, keyed_netgroup, select_node_to_evict
 from peerkeeper.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.netpermissions import NetPermissionFlags, Permissions, has_flag
@@ -99,7 +101,18 @@ from peerkeeper.sockman import (
 )
 from peerkeeper.uploadtarget import UploadTarget
 from peerkeeper.wire.codec import DecodeError
-from peerkeeper.wire.messages import MESSAGE_TYPES, AddrEntry, ServiceFlags, decode_message
+from peerkeeper.wire.messages import (
+    MESSAGE_TYPES,
+    Addr,
+    AddrEntry,
+    AddrV2,
+    GetAddr,
+    Message,
+    Ping,
+    Pong,
+    ServiceFlags,
+    decode_message,
+)
 from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
 from peerkeeper.wire.v2 import V2Transport
 
@@ -408,6 +421,8 @@ class ConnMan:
         )
         self.peers: dict[int, PeerConn] = {}
         self._by_conn: dict[int, PeerConn] = {}
+        #: Requests waiting for a reply, by (peer id, key): ("pong", nonce), ("addr",).
+        self.pending = PendingRequests()
         self._next_id = 0
         self._local_nonces: set[int] = set()
         self.inbound_count = 0
@@ -1141,6 +1156,10 @@ class ConnMan:
             self._apply(peer, peer.proto.on_decode_error(raw.command, e, now))
             return
         self._apply(peer, peer.proto.on_message(msg, now))
+        if isinstance(msg, Pong | Addr | AddrV2):
+            wanted = ("pong", msg.nonce) if isinstance(msg, Pong) else ("addr",)
+            if (peer.id, wanted) in self.pending:
+                self.pending.resolve(peer.id, wanted, msg)
         if raw.command == "version" and peer.inbound and not peer.closed and peer.proto.their.relay:
             self._check_tx_relay_capacity(peer)
 
@@ -1369,6 +1388,7 @@ class ConnMan:
         if peer.closed:
             return
         peer.closed = True
+        self.pending.cancel_peer(peer.id, reason)
         self.peers.pop(peer.id, None)
         self._by_conn.pop(peer.conn_id, None)
         self._local_nonces.discard(peer.proto.local_nonce)
@@ -1520,6 +1540,60 @@ class ConnMan:
 
     async def _onetry(self, node: str) -> None:
         await self.open_connection(node, ConnectionType.MANUAL)
+
+    async def _request(
+        self, peer_id: int, message: Message, key: tuple[object, ...], timeout: float
+    ) -> Any:
+        """Send ``message`` to ``peer_id`` and wait for the reply matched by ``key`` in
+        :attr:`pending` (the dispatch layer's table). Raises KeyError for an unknown
+        peer, :class:`~peerkeeper.dispatch_async.RequestFailed` (``timeout``, or why the
+        peer was dropped)."""
+        from peerkeeper.dispatch_async import RequestFailed
+
+        peer = self.peers[peer_id]
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def on_done(reason: str | None) -> None:
+            if reason is not None and not fut.done():
+                fut.set_exception(RequestFailed(reason))
+
+        def on_reply(msg: Any) -> None:
+            if not fut.done():
+                fut.set_result(msg)
+
+        self.pending.add(
+            peer_id,
+            key,
+            now=self.clock(),
+            timeout=timeout,
+            on_reply=on_reply,
+            on_done=on_done,
+        )
+        self._send(peer, Send(message))
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            self.pending.cancel(peer_id, key, "timeout")
+            raise RequestFailed("timeout") from None
+        finally:
+            self.pending.cancel(peer_id, key, "cancelled")
+
+    async def request_pong(self, peer_id: int, timeout: float = 60.0) -> float:
+        """Ping ``peer_id`` with a fresh nonce; the round trip in seconds once its pong
+        (matched by nonce) arrives. Core's own ping schedule is not disturbed (a pong
+        with another nonce is ignored by it, src/net_processing.cpp ``PONG``)."""
+        nonce = random.getrandbits(64) or 1
+        start = self.clock()
+        await self._request(peer_id, Ping(nonce), ("pong", nonce), timeout)
+        return self.clock() - start
+
+    async def request_addr(self, peer_id: int, timeout: float = 60.0) -> list[AddrEntry]:
+        """Send ``getaddr`` and return the next ``addr``/``addrv2`` from ``peer_id``'s
+        entries (it is also processed as usual). Core answers ``getaddr`` once per
+        connection, and only on connections it received."""
+        msg = await self._request(peer_id, GetAddr(), ("addr",), timeout)
+        return list(msg.entries)
 
     def ping_all(self) -> None:
         """Queue a ping to every peer (the ``ping`` RPC)."""
