@@ -123,9 +123,7 @@ class PeerId:
         """The peer id of a 32-byte public key: Blake2b with a 16-byte digest (Octez
         ``Crypto_box.hash``). Raises :class:`IdentityError` for a wrong key length."""
         if len(public_key) != PUBLIC_KEY_SIZE:
-            raise IdentityError(
-                f"a public key is {PUBLIC_KEY_SIZE} bytes, not {len(public_key)}"
-            )
+            raise IdentityError(f"a public key is {PUBLIC_KEY_SIZE} bytes, not {len(public_key)}")
         return cls(hashlib.blake2b(public_key, digest_size=PEER_ID_SIZE).digest())
 
     def b58(self) -> str:
@@ -181,10 +179,9 @@ def _pow_target_int(difficulty: float) -> int:
     frac, whole = math.modf(difficulty)
     shift = int(whole)
     m = (1 << 54) - 1 if frac == 0.0 else int(2.0 ** (54.0 - frac))
-    if shift < 202:
-        target = (m << (202 - shift)) | ((1 << (202 - shift)) - 1)
-    else:
-        target = m >> (shift - 202)
+    if shift >= 202:
+        return m >> (shift - 202)
+    target = (m << (202 - shift)) | ((1 << (202 - shift)) - 1)
     # A tiny fraction can round 2^(54 - frac) up to 2^54, giving a target of 2^256 or
     # more; every 256-bit hash is below it either way, so clamping changes nothing.
     return min(target, (1 << 256) - 1)
@@ -400,9 +397,7 @@ def _identity_of_json(doc: object) -> Identity:
     return Identity(key, public, stamp, derived)
 
 
-def load_identity(
-    path: str | os.PathLike[str], expected_pow: float | None = None
-) -> Identity:
+def load_identity(path: str | os.PathLike[str], expected_pow: float | None = None) -> Identity:
     """Read an identity file (Octez ``Node_identity_file.read ?expected_pow``).
 
     Checks, in Octez's order: the JSON shape (an object with ``public_key``,
