@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from peerkeeper.dispatch import CodecRegistry, Dispatcher, Incoming
-from peerkeeper.dispatch_async import AsyncDispatcher
 from peerkeeper.netaddr import Service
 from peerkeeper.protocols.native_messages import decode_point, encode_point
 from peerkeeper.wire.codec import DecodeError, Reader, ser_compact_size
@@ -425,8 +424,10 @@ class GossipApp:
     def __init__(self, node: NativeNode, *, interval: float = 1.0) -> None:
         self.node = node
         self.interval = interval
-        self.dispatcher = Dispatcher(gossip_codecs(), now=time.monotonic())
-        self.adapter = AsyncDispatcher.for_native(node, self.dispatcher)
+        assert node.codecs is not None and node.dispatcher is not None and node.dispatch
+        gossip_codecs(node.codecs)  # the node's dispatch layer carries the gossip
+        self.dispatcher = node.dispatcher
+        self.adapter = node.dispatch
         port = node.config.advertised_port or (node.listening[0][1] if node.listening else 0)
         my_point = Service.parse(f"{node.listening[0][0]}:{port}", port) if node.listening else None
         self.gossip = RecencyGossip(
@@ -494,4 +495,3 @@ class GossipApp:
             task.cancel()
         await asyncio.gather(self._task, *self._tasks, return_exceptions=True)
         self._unsubscribe()
-        self.adapter.close()

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from peerkeeper.addrdb import atomic_write
+from peerkeeper.dispatch import CodecRegistry, Dispatcher
+from peerkeeper.dispatch_async import AsyncDispatcher
 from peerkeeper.identity import (
     DEFAULT_POW_DIFFICULTY,
     Identity,
@@ -149,7 +151,9 @@ class NativeNode:
 
     ``NativeNode(config, *, identity=None, clock=time.time, rng=None)``; ``async with``
     or :meth:`start` / :meth:`stop`. Library API: :meth:`connect`, :meth:`disconnect`,
-    :meth:`send_envelope`, ``on_envelope(peer_id, payload)``, :attr:`events`
+    the dispatch layer (``node.codecs`` to register message types, ``node.dispatcher.on``
+    for handlers, ``await node.dispatch.request(...)``), or raw :meth:`send_envelope` /
+    ``on_envelope(peer_id, payload)`` (setting it takes envelopes from the dispatcher), :attr:`events`
     (:class:`~peerkeeper.poolevents.PoolEventHub`: ``events.stream()``,
     ``await events.wait("new_connection")``), :meth:`maintain`, :meth:`propose_swap`,
     :meth:`save_peers`, and the pool itself (:attr:`pool`).
@@ -172,6 +176,9 @@ class NativeNode:
         self.sockman: SockMan | None = None
         self.store: Store | None = None
         self.on_envelope: Callable[[PeerId, bytes], None] | None = None
+        self.codecs: CodecRegistry | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.dispatch: AsyncDispatcher | None = None
         self.listening: list[tuple[str, int]] = []
         self._conns: dict[int, _Conn] = {}
         self._pending: set[_Conn] = set()
@@ -231,6 +238,10 @@ class NativeNode:
         await self._restore(now)
         for point in cfg.bootstrap_points:
             self.pool.register_point(point, now)
+        # The dispatch layer (seed 004) owns the envelopes unless on_envelope is replaced.
+        self.codecs = CodecRegistry()
+        self.dispatcher = Dispatcher(self.codecs, now=time.monotonic())
+        self.dispatch = AsyncDispatcher.for_native(self, self.dispatcher)
         self.sockman = SockMan(self, dial_map=cfg.dial_map, accept_map=cfg.accept_map)
         for host, port in cfg.binds:
             self.listening.append(await self.sockman.bind_and_listen(host, port))
@@ -316,6 +327,8 @@ class NativeNode:
                 await self.save_peers()
             except Exception as e:  # noqa: BLE001 - the store may fail in any way; stop goes on
                 log.error("could not save the pool: %s", e)
+        if self.dispatch is not None:
+            self.dispatch.close()
         if self.events is not None:
             self.events.close()
         if self.store is not None:
