@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -96,7 +97,9 @@ class NativeConfig:
     listening). ``pow_difficulty``: bits of proof of work our identity carries and a
     remote's must carry. ``dial_map`` / ``accept_map``: as SockMan's (tests give nodes
     virtual addresses). ``maintenance``: False disables the maintenance worker (Octez
-    ``maintenance_idle_time = None``).
+    ``maintenance_idle_time = None``). ``dispatch_peer_rate`` / ``dispatch_upload_rate``:
+    the dispatch layer's per-peer and global send rates for non-replies, in bytes per
+    second (default unlimited).
     """
 
     datadir: Path
@@ -109,6 +112,8 @@ class NativeConfig:
     dial_map: DialMap | None = None
     accept_map: Callable[[Service], Service] | None = None
     bootstrap_points: list[Service] = field(default_factory=list)
+    dispatch_peer_rate: float = math.inf
+    dispatch_upload_rate: float = math.inf
 
 
 class _Conn:
@@ -240,7 +245,12 @@ class NativeNode:
             self.pool.register_point(point, now)
         # The dispatch layer (seed 004) owns the envelopes unless on_envelope is replaced.
         self.codecs = CodecRegistry()
-        self.dispatcher = Dispatcher(self.codecs, now=time.monotonic())
+        self.dispatcher = Dispatcher(
+            self.codecs,
+            now=time.monotonic(),
+            peer_rate=cfg.dispatch_peer_rate,
+            upload_rate=cfg.dispatch_upload_rate,
+        )
         self.dispatch = AsyncDispatcher.for_native(self, self.dispatcher)
         self.sockman = SockMan(self, dial_map=cfg.dial_map, accept_map=cfg.accept_map)
         for host, port in cfg.binds:
