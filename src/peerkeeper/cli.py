@@ -64,7 +64,7 @@ from peerkeeper.store import (
 
 __all__ = ["main", "build_parser", "config_from_args", "setup_logging"]
 
-_CATEGORIES = ("net", "rpc", "addrman", "node")
+_CATEGORIES = ("net", "rpc", "addrman", "node", "native", "pool", "dispatch", "gossip")
 
 
 class _CoreFormatter(logging.Formatter):
@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug",
         action="append",
         default=None,
-        help="debug log category: net, rpc, addrman, node, all",
+        help="debug log category: net, rpc, addrman, node, native, pool, dispatch, gossip, all",
     )
     for name, help_text in _LIST_OPTIONS:
         node.add_argument(f"--{name}", action="append", default=None, help=help_text)

@@ -396,13 +396,23 @@ class NativeNode:
         pool.dial_started(point, now, conn)
         sockman = self.sockman
         assert sockman is not None
+        timeout = self.config.limits.connection_timeout
+
+        async def dial_and_attach() -> None:
+            conn_id = await sockman.connect(point, timeout=timeout)
+            # Attach in this same step: SockMan delivers bytes that arrived during the
+            # dial right after connect() returns, and they must find the connection.
+            self._pending.discard(conn)
+            if conn.closing:
+                sockman.close(conn_id)
+                raise ConnectError(point, "closed while dialling")
+            self._attach(conn, conn_id)
+
         # The dial runs in its own task, so a tear-down cancels the dial, not the caller.
-        dial = asyncio.ensure_future(
-            sockman.connect(point, timeout=self.config.limits.connection_timeout)
-        )
+        dial = asyncio.ensure_future(dial_and_attach())
         conn.dial_task = dial
         try:
-            conn_id = await dial
+            await dial
         except (ConnectError, OSError) as e:
             self._pending.discard(conn)
             pool.dial_failed(point, self.clock(), f"dial failed: {e}")
@@ -421,13 +431,6 @@ class NativeNode:
             raise
         finally:
             conn.dial_task = None
-        self._pending.discard(conn)
-        if conn.closing:  # torn down while dialling
-            sockman.close(conn_id)
-            pool.dial_failed(point, self.clock(), "closed while dialling")
-            conn.done.set_result(None)
-            return None
-        self._attach(conn, conn_id)
         return await asyncio.shield(conn.done)
 
     def _new_peer(self, inbound: bool) -> NativePeer:
