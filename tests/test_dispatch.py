@@ -547,3 +547,38 @@ def test_manual_credit_follows_consumption() -> None:
     sinks[0].consumed(40_000)  # the application caught up: 40,000 more may come
     net.pump()
     assert sinks[0].bytes == 100_000 and src.waiting_bytes == 0
+
+
+def test_a_peer_cannot_start_conversations_without_end() -> None:
+    from peerkeeper.dispatch import MAX_REMOTE_CONVERSATIONS
+
+    net = Net()
+    serve_echo(net.b, [])
+    clients = [Client() for _ in range(MAX_REMOTE_CONVERSATIONS + 5)]
+    for c in clients:
+        net.a.start_conversation("b", c, Text("hi"))
+    net.pump()
+    assert len(net.b.conversations) == MAX_REMOTE_CONVERSATIONS
+    refused = [c for c in clients if c.got and isinstance(c.got[0], RemoteError)]
+    assert len(refused) == 5  # the refusal answers the first message: it reaches the client
+    assert net.b.stats.handler_errors == 5
+    clients[0].send(Text("bye"))
+    net.pump()
+    assert len(net.b.conversations) == MAX_REMOTE_CONVERSATIONS - 1
+    net.b.peer_closed("a")
+    assert net.b._remote_conversations == {}
+
+
+def test_reply_to_the_first_message_reaches_the_conversation() -> None:
+    net = Net()
+
+    def welcome(inc: Incoming) -> None:
+        inc.start(Echo([]))
+        inc.reply(Text("welcome"))
+
+    net.b.on("text", welcome)
+    client = Client()
+    net.a.start_conversation("b", client, Text("hello"))
+    net.pump()
+    assert client.got == [Text("welcome")]
+    assert net.a.pending.unknown_replies == 0

@@ -26,8 +26,8 @@ that started it, so both sides number from 1 without clashing.
 Routing (seed 004): neither field -> the handler registered for the type (which may
 reply and may start a conversation); ``in_reply_to`` -> the pending request for (peer,
 id), removed when its last expected reply arrives (unknown replies are dropped and
-counted); ``in_regards_to`` -> the conversation for (peer, origin, id) (a finished one:
-dropped and counted). When both are present, a pending request wins (seed 004: "the
+counted), or to the conversation that message started; ``in_regards_to`` -> the
+conversation for (peer, origin, id) (a finished one: dropped and counted). When both are present, a pending request wins (seed 004: "the
 reply-to takes precedence"). A handler or conversation that raises is reported to the
 sender as an ``_error`` reply and logged; everything else goes on.
 
@@ -64,6 +64,7 @@ __all__ = [
     "MAX_CREDIT",
     "MAX_ENVELOPE",
     "MAX_PAYLOAD",
+    "MAX_REMOTE_CONVERSATIONS",
     "Conversation",
     "CodecRegistry",
     "DispatchError",
@@ -88,6 +89,9 @@ INITIAL_CREDIT = 65_536
 MAX_CREDIT = 2**31 - 1
 #: Bytes a conversation may hold waiting for credit.
 MAX_OUTBOX = 8_000_000
+#: Live conversations one peer may have started with us (a handler's ``start`` beyond
+#: it raises DispatchError, answered to the peer as an ``_error``).
+MAX_REMOTE_CONVERSATIONS = 64
 #: Bytes queued for one peer before :meth:`Dispatcher.send` refuses.
 MAX_PEER_QUEUE = 32_000_000
 _F_REPLY, _F_REGARDS, _F_SENDER = 1, 2, 4
@@ -490,6 +494,7 @@ class Dispatcher:
         self._next_id = 1
         self._now = now
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
+        self._remote_conversations: dict[Peer, int] = {}
         self._timer_seq = itertools.count()
 
     # -- registration ------------------------------------------------------------------
@@ -608,6 +613,11 @@ class Dispatcher:
     def _register(self, conv: Conversation, peer: Peer, *, local: bool, conv_id: int) -> None:
         if conv.dispatcher is not None:
             raise DispatchError("conversation already started")
+        if not local:
+            n = self._remote_conversations.get(peer, 0)
+            if n >= MAX_REMOTE_CONVERSATIONS:
+                raise DispatchError(f"{n} conversations started by {peer!r}: no more")
+            self._remote_conversations[peer] = n + 1
         conv.dispatcher = self
         conv.peer = peer
         conv.local = local
@@ -718,6 +728,13 @@ class Dispatcher:
         if env.in_reply_to is not None and (peer, env.in_reply_to) in self.pending:
             self.pending.resolve(peer, env.in_reply_to, message)
             return
+        if env.in_reply_to is not None and env.in_regards_to is None:
+            # A reply to the message that started one of our conversations goes to it
+            # (seed 004: Carol's reply to Bob's first message reaches Bob's state machine).
+            started = self.conversations.get((peer, True, env.in_reply_to))
+            if started is not None:
+                self._deliver(started, message, env)
+                return
         if env.in_regards_to is not None:
             key = (peer, not env.regards_sender, env.in_regards_to)
             conv = self.conversations.get(key)
@@ -814,7 +831,12 @@ class Dispatcher:
         if conv.ended is not None:
             return
         conv.ended = reason
-        self.conversations.pop(conv.key, None)
+        if self.conversations.pop(conv.key, None) is conv and not conv.local:
+            left = self._remote_conversations.get(conv.peer, 1) - 1
+            if left > 0:
+                self._remote_conversations[conv.peer] = left
+            else:
+                self._remote_conversations.pop(conv.peer, None)
         for child in list(conv.children):
             self._end(child, "parent ended")
         if conv.parent is not None and conv in conv.parent.children:
