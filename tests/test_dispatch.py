@@ -379,7 +379,8 @@ def test_credit_blocks_the_sender_until_granted() -> None:
     chunk = b"x" * 10_000
     for _ in range(20):  # 200,000 bytes; the window is 65,536
         src.send(Blob(chunk))
-    assert src.waiting_bytes == 200_000 - 60_000
+    # Sent while credit remained: 7 messages (the 7th overshoots the window).
+    assert src.waiting_bytes == 200_000 - 70_000 and src.send_credit == 65_536 - 70_000
     net.pump()
     assert sinks[0].bytes == 200_000 and src.waiting_bytes == 0
     credits = [e for who, e in net.wire if who == "b" and e.type == "_credit"]
@@ -390,9 +391,9 @@ def test_peer_that_never_grants_credit() -> None:
     net = Net()
     src = Client()
     net.a.start_conversation("b", src, Text("upload"))
-    for _ in range(7):
+    for _ in range(8):
         src.send(Blob(b"x" * 10_000))
-    assert src.waiting_bytes == 10_000  # 60,000 sent, the 7th waits
+    assert src.waiting_bytes == 10_000  # 70,000 sent (credit gone), the 8th waits
     # The connection is not blocked: other traffic flows.
     other = net.a.send("b", Text("hello"))
     assert other > 0 and any(Envelope.decode(d).type == "text" for _, d in net.a.poll(0.0))
@@ -543,7 +544,7 @@ def test_manual_credit_follows_consumption() -> None:
     for _ in range(10):
         src.send(Blob(b"x" * 10_000))
     net.pump()
-    assert sinks[0].bytes == 60_000 and src.waiting_bytes == 40_000
+    assert sinks[0].bytes == 70_000 and src.waiting_bytes == 30_000
     sinks[0].consumed(40_000)  # the application caught up: 40,000 more may come
     net.pump()
     assert sinks[0].bytes == 100_000 and src.waiting_bytes == 0
@@ -582,3 +583,53 @@ def test_reply_to_the_first_message_reaches_the_conversation() -> None:
     net.pump()
     assert client.got == [Text("welcome")]
     assert net.a.pending.unknown_replies == 0
+
+
+def test_small_then_large_message_does_not_deadlock() -> None:
+    """20,000 then 50,000 bytes: the second goes although only 45,536 credit is left
+    (a window-sized wait would never end: the receiver grants per half window)."""
+    net = Net()
+    sinks: list[Sink] = []
+    net.b.on("text", lambda inc: sinks.append(inc.start(Sink())))  # type: ignore[func-returns-value]
+    src = Client()
+    net.a.start_conversation("b", src, Text("up"))
+    net.pump()
+    src.send(Blob(b"a" * 20_000))
+    src.send(Blob(b"b" * 50_000))
+    src.send(Blob(b"c" * 1))
+    net.pump()
+    assert sinks[0].bytes == 70_001 and src.waiting_bytes == 0
+
+
+def test_receive_never_raises_when_our_queue_is_full() -> None:
+    from peerkeeper.dispatch import MAX_PEER_QUEUE
+
+    d = Dispatcher(registry(), now=0.0, peer_rate=0.0, peer_burst=0.0)  # nothing drains
+    sinks: list[Sink] = []
+    d.on("text", lambda inc: sinks.append(inc.start(Sink())))  # type: ignore[func-returns-value]
+    d.receive("p", Envelope(1, "text", b"go").encode(), 0.0)
+    with pytest.raises(DispatchError):
+        while True:
+            d.send("p", Blob(b"f" * 1_000_000))
+    assert d.queued_bytes("p") <= MAX_PEER_QUEUE
+    # Incoming data that would trigger a credit grant, and a credit grant for our own
+    # conversation, both need the full queue: nothing raises.
+    for i in range(8):
+        d.receive(
+            "p",
+            Envelope(10 + i, "blob", b"z" * 10_000, in_regards_to=1, regards_sender=True).encode(),
+            0.0,
+        )
+    assert sinks[0].bytes == 80_000
+
+
+def test_a_reused_conversation_id_is_refused() -> None:
+    net = Net()
+    net.b.on("text", lambda inc: inc.start(Client()))  # type: ignore[func-returns-value]
+    raw = Envelope(7, "text", b"first").encode()
+    net.b.receive("a", raw, 0.0)
+    net.b.receive("a", raw, 0.0)  # the same id again: refused, the first one kept
+    assert len(net.b.conversations) == 1
+    assert net.b.stats.handler_errors == 1
+    net.b.peer_closed("a")
+    assert net.b.conversations == {} and net.b._remote_conversations == {}

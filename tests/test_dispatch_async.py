@@ -14,7 +14,7 @@ from test_dispatch import Blob, Ping, Sink, Text, registry
 from test_native_node import native, vpoint
 from test_virtualnet import VirtualNet
 
-from peerkeeper.dispatch import Conversation, Dispatcher, Incoming
+from peerkeeper.dispatch import Conversation, DispatchError, Dispatcher, Incoming
 from peerkeeper.dispatch_async import AsyncDispatcher, RequestFailed
 from peerkeeper.nativenode import NativeNode
 
@@ -79,7 +79,7 @@ async def test_sender_without_credit_waits_not_the_connection(tmp_path: Path) ->
         src = Conversation()
         da.dispatcher.start_conversation(b.peer_id, src, Text("upload"))
         da.kick()
-        for _ in range(6):
+        for _ in range(7):  # the 7th overshoots the 65,536-byte window
             await da.send_with_credit(src, Blob(b"x" * 10_000))
         blocked = asyncio.ensure_future(da.send_with_credit(src, Blob(b"y" * 10_000)))
         await asyncio.sleep(0.1)
@@ -90,7 +90,15 @@ async def test_sender_without_credit_waits_not_the_connection(tmp_path: Path) ->
         db.kick()
         await asyncio.wait_for(blocked, 5)
         await asyncio.sleep(0.05)
-        assert sinks[0].bytes == 70_000
+        assert sinks[0].bytes == 80_000
+        # A conversation that ends while a send waits: the sender hears it.
+        waiting = asyncio.ensure_future(da.send_with_credit(src, Blob(b"z" * 100_000)))
+        more = asyncio.ensure_future(da.send_with_credit(src, Blob(b"w" * 10)))
+        await asyncio.sleep(0.05)
+        src.end()
+        await asyncio.wait_for(waiting, 2)
+        with pytest.raises(DispatchError):
+            await asyncio.wait_for(more, 2)
 
 
 async def test_handlers_reach_the_database_thread(tmp_path: Path) -> None:

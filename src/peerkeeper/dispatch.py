@@ -369,6 +369,8 @@ class Conversation:
         self._consumed = 0
         self._outbox: deque[tuple[str, bytes, int | None]] = deque()
         self._outbox_bytes = 0
+        self._queued = 0  # messages given to send()
+        self._sent = 0  # of those, messages that left the outbox
 
     # -- to override --
     def on_start(self, message: Any) -> None:
@@ -495,6 +497,8 @@ class Dispatcher:
         self._now = now
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
         self._remote_conversations: dict[Peer, int] = {}
+        #: Called when a conversation's outbox moved or it ended (the adapter's kick).
+        self.wake: Callable[[], None] | None = None
         self._timer_seq = itertools.count()
 
     # -- registration ------------------------------------------------------------------
@@ -618,6 +622,10 @@ class Dispatcher:
             if n >= MAX_REMOTE_CONVERSATIONS:
                 raise DispatchError(f"{n} conversations started by {peer!r}: no more")
             self._remote_conversations[peer] = n + 1
+        if (peer, local, conv_id) in self.conversations:
+            if not local:
+                self._remote_conversations[peer] -= 1
+            raise DispatchError(f"conversation {conv_id} with {peer!r} already exists")
         conv.dispatcher = self
         conv.peer = peer
         conv.local = local
@@ -627,28 +635,29 @@ class Dispatcher:
     def _conv_send(
         self, conv: Conversation, type_name: str, payload: bytes, in_reply_to: int | None
     ) -> None:
-        if conv._outbox or len(payload) > conv.send_credit:
-            if conv._outbox_bytes + len(payload) > MAX_OUTBOX:
-                raise DispatchError("conversation outbox full (the peer grants no credit)")
-            conv._outbox.append((type_name, payload, in_reply_to))
-            conv._outbox_bytes += len(payload)
-            self._drain_outbox(conv)
-            return
-        conv.send_credit -= len(payload)
-        self._send_raw(conv.peer, type_name, payload, in_reply_to, conv)
+        if conv._outbox_bytes + len(payload) > MAX_OUTBOX:
+            raise DispatchError("conversation outbox full (the peer grants no credit)")
+        conv._outbox.append((type_name, payload, in_reply_to))
+        conv._outbox_bytes += len(payload)
+        conv._queued += 1
+        self._drain_outbox(conv)
 
     def _drain_outbox(self, conv: Conversation) -> None:
-        while conv._outbox:
+        """Send from the outbox while any credit is left: a message may overshoot the
+        window (the credit goes negative), so a message larger than what is left never
+        waits for a grant the receiver will not send (it grants per half window)."""
+        while conv._outbox and conv.send_credit > 0 and conv.ended is None:
             type_name, payload, in_reply_to = conv._outbox[0]
-            # A message larger than the whole window goes once the window is full.
-            if len(payload) > conv.send_credit and not (
-                conv.send_credit >= INITIAL_CREDIT and len(payload) > INITIAL_CREDIT
-            ):
-                return
+            try:
+                self._send_raw(conv.peer, type_name, payload, in_reply_to, conv)
+            except DispatchError:
+                return  # the peer's queue is full: the message waits in the outbox
             conv._outbox.popleft()
             conv._outbox_bytes -= len(payload)
             conv.send_credit -= len(payload)
-            self._send_raw(conv.peer, type_name, payload, in_reply_to, conv)
+            conv._sent += 1
+        if self.wake is not None:
+            self.wake()
 
     def poll(self, now: float) -> list[tuple[Peer, bytes]]:
         """Everything that may be written now, in order: per peer, replies first, then
@@ -762,9 +771,7 @@ class Dispatcher:
 
     def _deliver(self, conv: Conversation, message: Any, env: Envelope) -> None:
         size = 0 if env.type.startswith("_") else len(env.payload)  # errors are free
-        if size > conv.recv_allowed and not (
-            conv.recv_allowed >= INITIAL_CREDIT and size > INITIAL_CREDIT
-        ):
+        if size and conv.recv_allowed <= 0:  # the sender had no credit left
             self.stats.flow_control_errors += 1
             self._error(conv.peer, env, "flow control: more than the credit granted", conv)
             self._end(conv, "flow control error")
@@ -781,9 +788,14 @@ class Dispatcher:
         conv._consumed += size
         if conv.ended is None and conv._consumed >= INITIAL_CREDIT // 2:
             grant = conv._consumed
+            try:
+                self._send_raw(
+                    conv.peer, _CREDIT, ser_compact_size(grant), None, conv, priority=True
+                )
+            except DispatchError:
+                return  # the queue is full: granted with the next consumption
             conv._consumed = 0
             conv.recv_allowed += grant
-            self._send_raw(conv.peer, _CREDIT, ser_compact_size(grant), None, conv, priority=True)
 
     def _credit(self, peer: Peer, env: Envelope) -> None:
         if env.in_regards_to is None:
@@ -844,6 +856,8 @@ class Dispatcher:
         # What was already queued still goes (a last "done" must arrive); what waits for
         # credit is dropped.
         conv._outbox.clear()
+        if self.wake is not None:
+            self.wake()
         conv._outbox_bytes = 0
         self._call(conv, conv.on_end, reason)
 
@@ -854,10 +868,12 @@ class Dispatcher:
         for conv in [c for k, c in self.conversations.items() if k[0] == peer]:
             self._end(conv, reason)
         self._queues.pop(peer, None)
+        self._remote_conversations.pop(peer, None)
 
     def call_at(self, when: float, fn: Callable[[float], None]) -> None:
         """Run ``fn(now)`` from the first :meth:`tick` at or after ``when`` (conversation
-        timers: instalment schedules, nack delays). Exceptions are logged."""
+        timers: instalment schedules, nack delays). Exceptions are logged. Callers keep
+        at most one timer pending per conversation (the heap is not otherwise bounded)."""
         heapq.heappush(self._timers, (when, next(self._timer_seq), fn))
 
     def tick(self, now: float) -> int:

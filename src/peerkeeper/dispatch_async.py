@@ -21,11 +21,12 @@ written with ``send(peer, data)``. On top:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from peerkeeper.dispatch import Conversation, Dispatcher
+from peerkeeper.dispatch import Conversation, DispatchError, Dispatcher
 
 if TYPE_CHECKING:
     import sqlite3
@@ -66,6 +67,7 @@ class AsyncDispatcher:
         self._timer_at: float | None = None
         self._flush_scheduled = False
         self._credit_waiters: dict[int, list[asyncio.Future[None]]] = {}
+        dispatcher.wake = self._wake_soon
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -78,6 +80,10 @@ class AsyncDispatcher:
         """The connection to ``peer`` ended."""
         self.dispatcher.peer_closed(peer, reason)
         self.kick()
+
+    def _wake_soon(self) -> None:
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing waits
+            self.kick()
 
     def kick(self) -> None:
         """Flush soon (once per loop iteration, however many sends happened)."""
@@ -166,15 +172,14 @@ class AsyncDispatcher:
         Raises :class:`~peerkeeper.dispatch.DispatchError` if the conversation ends first.
         """
         conversation.send(message)
+        target = conversation._queued
         self.kick()
-        while conversation.waiting_bytes and conversation.ended is None:
+        while conversation._sent < target:
+            if conversation.ended is not None:
+                raise DispatchError(f"conversation ended ({conversation.ended}); not sent")
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._credit_waiters.setdefault(id(conversation), []).append(fut)
             await fut
-        if conversation.ended is not None and conversation.waiting_bytes:
-            from peerkeeper.dispatch import DispatchError
-
-            raise DispatchError(f"conversation ended: {conversation.ended}")
 
     def _wake_credit_waiters(self) -> None:
         if not self._credit_waiters:
