@@ -14,7 +14,7 @@ from test_dispatch import Blob, Ping, Sink, Text, registry
 from test_native_node import native, vpoint
 from test_virtualnet import VirtualNet
 
-from peerkeeper.dispatch import Conversation, DispatchError, Dispatcher, Incoming
+from peerkeeper.dispatch import Conversation, Dispatcher, DispatchError, Incoming
 from peerkeeper.dispatch_async import AsyncDispatcher, RequestFailed
 from peerkeeper.nativenode import NativeNode
 

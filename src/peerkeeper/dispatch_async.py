@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from peerkeeper.dispatch import Conversation, DispatchError, Dispatcher
+from peerkeeper.dispatch import Conversation, Dispatcher, DispatchError
 
 if TYPE_CHECKING:
     import sqlite3
