@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from peerkeeper.bulk import (
     NACK_DELAY,
     BulkReceiver,
@@ -107,3 +109,44 @@ def test_connection_close_ends_both_sides() -> None:
     before = sum(len(v) for v in w.sent_at.values())
     w.run(5.0)
     assert sum(len(v) for v in w.sent_at.values()) == before  # the schedule stopped
+
+
+def test_a_huge_request_costs_no_memory_and_too_huge_is_refused() -> None:
+    from peerkeeper.bulk import MAX_BULK_TOTAL, BulkRequest
+    from peerkeeper.wire.codec import DecodeError
+
+    w = Wire()
+    rx = BulkReceiver(MAX_BULK_TOTAL, 10_000, 1, lambda data: None)  # 2^40 instalments
+    w.a.start_conversation("b", rx, rx.request)
+    w.run(0.5)
+    sender = w.senders[0]
+    assert sender.count == MAX_BULK_TOTAL and sender.next_index > 0 and not sender.resend
+    with pytest.raises(DecodeError):
+        BulkRequest.decode(BulkRequest(MAX_BULK_TOTAL + 1, 1, 1).encode())
+
+
+def test_duplicates_and_nack_floods_stay_bounded() -> None:
+    from peerkeeper.bulk import BulkNack
+
+    w = Wire()
+    rx = BulkReceiver(100_000, 10_000, 10_000, lambda data: None)
+    cid = w.a.start_conversation("b", rx, rx.request)
+    w.run(0.2)
+    sender = w.senders[0]
+    # The same nack 200 times: each sent index queued once.
+    for i in range(200):
+        nack = Envelope(
+            500 + i,
+            "bulknack",
+            BulkNack(tuple(range(1000))).encode(),
+            in_regards_to=cid,
+            regards_sender=True,
+        )
+        w.b.receive("a", nack.encode(), w.now)
+    assert len(sender.resend) <= sender.next_index
+    # Duplicate and out-of-range instalments: one timer pending at most.
+    for i in range(2000):
+        inst = Instalment(i % 3 if i % 2 else 10_000 + i, 0, 0, 4_000_000_000, b"x")
+        env = Envelope(900 + i, "instalment", inst.encode(), in_regards_to=cid)
+        w.a.receive("b", env.encode(), w.now)
+    assert len(w.a._timers) <= 2

@@ -136,13 +136,15 @@ def test_introduction_is_forwarded_to_the_third_party() -> None:
 
 def test_recency_decode_errors() -> None:
     entry = RecencyEntry(1, pid(1), pt(1), 5)
-    good = Recency(1, (entry,)).encode()
-    assert Recency.decode(good) == Recency(1, (entry,))
+    good = Recency(7, 0, 1, (entry,)).encode()
+    assert Recency.decode(good) == Recency(7, 0, 1, (entry,))
     with pytest.raises(DecodeError):
         Recency.decode(good + b"\x00")
     with pytest.raises(DecodeError):
-        Recency.decode(Recency(0, (entry,)).encode())  # entry newer than the list
-    too_many = b"\x01" + bytes([MAX_ENTRIES_PER_MESSAGE + 1])
+        Recency.decode(Recency(7, 0, 0, (entry,)).encode())  # entry newer than the list
+    with pytest.raises(DecodeError):
+        Recency.decode(Recency(7, 5, 1, ()).encode())  # base beyond the list
+    too_many = bytes(8) + b"\x00\x01" + bytes([MAX_ENTRIES_PER_MESSAGE + 1])
     with pytest.raises(DecodeError):
         Recency.decode(too_many)
     # Over the wire, an undecodable update gets an _error reply, nothing is stored.
@@ -150,6 +152,58 @@ def test_recency_decode_errors() -> None:
     net.d["b"].receive("a", Envelope(1, "recency", b"\x01\x05").encode(), 0.0)
     out = [Envelope.decode(d) for _, d in net.d["b"].poll(0.0)]
     assert [e.type for e in out] == ["_error"] and "a" not in net.g["b"].lists
+
+
+def test_a_restart_on_either_side_converges_again() -> None:
+    net = Nodes("ab")
+    a = net.g["a"]
+    for n in range(1, 6):
+        a.connected(f"x{n}", pid(n), pt(n), float(n))
+    a.push("b", 0.0)
+    net.pump()
+    assert net.g["b"].lists["a"].latest == 5
+    # b restarts: a new dispatcher and gossip, nothing remembered.
+    net.d["b"] = Dispatcher(gossip_codecs(), now=0.0)
+    net.g["b"] = RecencyGossip(
+        net.d["b"], my_point=pt(98), connect=lambda p, r: None, is_connected=lambda p: True
+    )
+    a.connected("x9", pid(9), pt(9), 9.0)
+    for _ in range(3):
+        a.push("b", 0.0)
+        net.pump()
+    assert [e.peer_id for e in net.g["b"].lists["a"].newest_first()] == [
+        pid(9),
+        pid(5),
+        pid(4),
+        pid(3),
+        pid(2),
+        pid(1),
+    ]
+    # a restarts: its sequences start again under a new epoch; b replaces its copy.
+    net.d["a"] = Dispatcher(gossip_codecs(), now=0.0)
+    a2 = RecencyGossip(
+        net.d["a"], my_point=pt(97), connect=lambda p, r: None, is_connected=lambda p: True
+    )
+    net.g["a"] = a2
+    a2.connected("x7", pid(7), pt(7), 20.0)
+    a2.push("b", 0.0)
+    net.pump()
+    assert [e.peer_id for e in net.g["b"].lists["a"].newest_first()] == [pid(7)]
+
+
+def test_counterparty_tables_are_bounded() -> None:
+    from peerkeeper.gossip import MAX_COUNTERPARTIES
+
+    net = Nodes("b")
+    b = net.g["b"]
+    for n in range(MAX_COUNTERPARTIES + 50):
+        env = Envelope(n + 1, "recency", Recency(n, 0, 0, ()).encode())
+        net.d["b"].receive(f"peer{n}", env.encode(), 0.0)
+    assert len(b.lists) == MAX_COUNTERPARTIES and len(b.epochs) == MAX_COUNTERPARTIES
+    assert "peer0" not in b.lists and f"peer{MAX_COUNTERPARTIES + 49}" in b.lists
+    b.connected("c", pid(3), pt(3), 1.0)
+    b.disconnected("c")
+    assert "c" not in b.points and "c" not in b.ids
 
 
 @pytest.mark.timeout(60)

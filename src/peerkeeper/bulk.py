@@ -23,6 +23,7 @@ indices; ``bulkdone``: empty.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,7 +32,9 @@ from peerkeeper.dispatch import CodecRegistry, Conversation, Dispatcher, Envelop
 from peerkeeper.wire.codec import DecodeError, Reader, ser_compact_size
 
 __all__ = [
+    "MAX_BULK_TOTAL",
     "MAX_INSTALMENT",
+    "MAX_PROMISE",
     "NACK_DELAY",
     "BulkReceiver",
     "BulkSender",
@@ -43,6 +46,10 @@ __all__ = [
 MAX_INSTALMENT = 1_000_000
 #: Seconds after a promised instalment's time before it is nacked.
 NACK_DELAY = 2.0
+#: Most bytes one request may ask for (1 TiB; the sender keeps counters, not lists).
+MAX_BULK_TOTAL = 2**40
+#: Longest promise (seconds) a receiver waits for before nacking.
+MAX_PROMISE = 3600.0
 _MAX_NACK = 1000
 
 
@@ -69,8 +76,8 @@ class BulkRequest:
     @classmethod
     def decode(cls, payload: bytes) -> BulkRequest:
         total, rate, size = _read_all(payload, 3)
-        if not 0 < size <= MAX_INSTALMENT or rate <= 0:
-            raise DecodeError("bad instalment size or rate")
+        if not 0 < size <= MAX_INSTALMENT or rate <= 0 or total > MAX_BULK_TOTAL:
+            raise DecodeError("bad instalment size, rate or total")
         return cls(total, rate, size)
 
 
@@ -152,14 +159,22 @@ def _count(total: int, size: int) -> int:
 
 
 class BulkSender(Conversation):
-    """Sends ``read(offset, n)`` in instalments on the schedule the request asked for."""
+    """Sends ``read(offset, n)`` in instalments on the schedule the request asked for.
+
+    Memory stays small whatever the request: the next fresh index is a counter, and only
+    nacked indices (each at most once) wait in a queue; one timer is pending at a time.
+    """
 
     def __init__(self, read: Callable[[int, int], bytes]) -> None:
         super().__init__()
         self.read = read
         self.request: BulkRequest | None = None
         self.start = 0.0
-        self.queue: list[int] = []  # instalments still to send, in order
+        self.count = 0
+        self.next_index = 0
+        self.resend: deque[int] = deque()
+        self._resend_set: set[int] = set()
+        self._armed = False
         self.sent_bytes = 0
         self.sent_count = 0
         self.resent = 0
@@ -168,44 +183,57 @@ class BulkSender(Conversation):
         assert isinstance(message, BulkRequest) and self.dispatcher is not None
         self.request = message
         self.start = self.dispatcher._now
-        self.queue = list(range(_count(message.total, message.size)))
+        self.count = _count(message.total, message.size)
         self._send_next(self.start)  # the first instalment at once
 
-    def _interval(self) -> float:
-        assert self.request is not None
-        return self.request.size / self.request.rate
+    def _more(self) -> bool:
+        return bool(self.resend) or self.next_index < self.count
 
     def _send_next(self, now: float) -> None:
-        if self.ended is not None or not self.queue or self.request is None:
+        self._armed = False
+        if self.ended is not None or not self._more() or self.request is None:
             return
         req = self.request
-        index = self.queue.pop(0)
+        if self.resend:
+            index = self.resend.popleft()
+            self._resend_set.discard(index)
+        else:
+            index = self.next_index
+            self.next_index += 1
         offset = index * req.size
         data = self.read(offset, min(req.size, req.total - offset))
         self.sent_bytes += len(data)
         self.sent_count += 1
-        next_at = self.start + self.sent_count * self._interval()
-        next_ms = int(max(0.0, next_at - now) * 1000) if self.queue else 0
+        next_at = self.start + self.sent_count * req.size / req.rate
+        next_ms = int(max(0.0, next_at - now) * 1000) if self._more() else 0
         self.send(Instalment(index, offset, self.sent_bytes, next_ms, data))
-        if self.queue:
-            assert self.dispatcher is not None
-            self.dispatcher.call_at(next_at, self._send_next)
+        if self._more():
+            self._arm(max(next_at, now))
+
+    def _arm(self, when: float) -> None:
+        if not self._armed and self.dispatcher is not None:
+            self._armed = True
+            self.dispatcher.call_at(when, self._send_next)
 
     def on_message(self, message: Any, envelope: Envelope) -> None:
         if isinstance(message, BulkNack) and self.request is not None:
-            total = _count(self.request.total, self.request.size)
-            missing = [i for i in message.indices if 0 <= i < total and i not in self.queue]
-            self.resent += len(missing)
-            self.queue = missing + self.queue  # the missing ones replace the next promises
-            if self.sent_count and not self.queue[len(missing) :]:
-                assert self.dispatcher is not None
-                self.dispatcher.call_at(self.dispatcher._now, self._send_next)
+            for i in message.indices:  # only what was sent, each at most once in the queue
+                if 0 <= i < self.next_index and i not in self._resend_set:
+                    self._resend_set.add(i)
+                    self.resend.append(i)
+                    self.resent += 1
+            if self.resend and self.dispatcher is not None:
+                self._arm(self.dispatcher._now)  # the missing ones replace the next promises
         elif isinstance(message, BulkDone):
             self.end()
 
 
 class BulkReceiver(Conversation):
-    """Asks for ``total`` bytes at ``rate``; ``on_complete(data)`` gets them all."""
+    """Asks for ``total`` bytes at ``rate``; ``on_complete(data)`` gets them all.
+
+    One nack timer is pending at a time; a promise further than :data:`MAX_PROMISE`
+    seconds away is not believed.
+    """
 
     def __init__(
         self, total: int, rate: int, size: int, on_complete: Callable[[bytes], None]
@@ -215,8 +243,8 @@ class BulkReceiver(Conversation):
         self.on_complete = on_complete
         self.parts: dict[int, bytes] = {}
         self.nacks_sent = 0
-        self.times: list[float] = []
         self._expect_by: float | None = None
+        self._armed = False
 
     @property
     def count(self) -> int:
@@ -226,10 +254,10 @@ class BulkReceiver(Conversation):
     def on_message(self, message: Any, envelope: Envelope) -> None:
         if not isinstance(message, Instalment) or self.dispatcher is None:
             return
+        if not 0 <= message.index < self.count or message.index in self.parts:
+            return  # out of range or a duplicate: nothing changes
         now = self.dispatcher._now
-        if 0 <= message.index < self.count:
-            self.parts.setdefault(message.index, message.data)
-            self.times.append(now)
+        self.parts[message.index] = message.data
         if len(self.parts) == self.count:
             self.send(BulkDone())
             data = b"".join(self.parts[i] for i in range(self.count))
@@ -237,22 +265,29 @@ class BulkReceiver(Conversation):
             self.on_complete(data)
             return
         # The sender promised the next one in next_in_ms; nack what is missing after that.
-        due = now + (message.next_in_ms / 1000 if message.next_in_ms else 0.0) + NACK_DELAY
-        self._expect_by = due
-        self.dispatcher.call_at(due, self._check)
+        promise = min(message.next_in_ms / 1000, MAX_PROMISE) if message.next_in_ms else 0.0
+        self._expect_by = now + promise + NACK_DELAY
+        if not self._armed:
+            self._armed = True
+            self.dispatcher.call_at(self._expect_by, self._check)
 
     def _check(self, now: float) -> None:
-        if self.ended is not None or self._expect_by is None or now < self._expect_by:
-            return  # a later instalment moved the deadline
+        self._armed = False
+        if self.ended is not None or self._expect_by is None or self.dispatcher is None:
+            return
+        if now < self._expect_by:  # a later instalment moved the deadline
+            self._armed = True
+            self.dispatcher.call_at(self._expect_by, self._check)
+            return
         highest = max(self.parts) if self.parts else -1
-        missing = tuple(i for i in range(highest + 1) if i not in self.parts)
+        missing = tuple(i for i in range(highest + 1) if i not in self.parts)[:_MAX_NACK]
         if not missing and highest + 1 < self.count:
             missing = (highest + 1,)
         if missing:
             self.nacks_sent += 1
-            self.send(BulkNack(missing[:_MAX_NACK]))
+            self.send(BulkNack(missing))
             self._expect_by = now + NACK_DELAY + self.request.size / self.request.rate
-            assert self.dispatcher is not None
+            self._armed = True
             self.dispatcher.call_at(self._expect_by, self._check)
 
 

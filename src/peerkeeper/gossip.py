@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import struct
 import time
 from collections import OrderedDict
@@ -61,6 +62,9 @@ log = logging.getLogger("peerkeeper.gossip")
 MAX_ENTRIES_PER_MESSAGE = 100
 #: Entries kept per list (ours and each counterparty's); the oldest go first.
 MAX_LIST = 1000
+#: Counterparties whose lists (and acknowledged positions) are kept; the least recently
+#: heard from are forgotten first.
+MAX_COUNTERPARTIES = 1000
 #: Seconds a gossip request waits for its reply.
 REQUEST_TIMEOUT = 10.0
 
@@ -136,18 +140,25 @@ class RecencyList:
 
 @dataclass(frozen=True, slots=True)
 class Recency:
-    """``recency``: entries of the sender's list and its latest sequence (a request)."""
+    """``recency``: entries of the sender's list (a request). ``epoch`` names the
+    sender's list (a new one after a restart, whose sequences start again); ``base`` is
+    how much of it the sender believes we hold; ``latest`` its newest sequence."""
 
     type: ClassVar[str] = "recency"
+    epoch: int
+    base: int
     latest: int
     entries: tuple[RecencyEntry, ...]
 
     def encode(self) -> bytes:
-        return _encode_entries(self.latest, list(self.entries))
+        head = struct.pack("<Q", self.epoch) + ser_compact_size(self.base)
+        return head + _encode_entries(self.latest, list(self.entries))
 
     @classmethod
     def decode(cls, payload: bytes) -> Recency:
         r = Reader(payload)
+        epoch = r.u64()
+        base = r.compact_size(2**63)
         latest = r.compact_size(2**63)
         n = r.compact_size(MAX_ENTRIES_PER_MESSAGE)
         entries = []
@@ -158,9 +169,9 @@ class Recency:
             entries.append(RecencyEntry(seq, peer_id, point, r.u32()))
         if not r.empty():
             raise DecodeError("trailing bytes")
-        if any(e.seq > latest for e in entries):
-            raise DecodeError("entry newer than the list's latest")
-        return cls(latest, tuple(entries))
+        if any(e.seq > latest for e in entries) or base > latest:
+            raise DecodeError("entry or base newer than the list's latest")
+        return cls(epoch, base, latest, tuple(entries))
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,16 +287,20 @@ class RecencyGossip:
         my_point: Service | None,
         connect: Callable[[Service, Any], None],
         is_connected: Callable[[Any], bool],
+        epoch: int | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.my_point = my_point
         self.connect = connect
         self.is_connected = is_connected
         self.mine = RecencyList()
-        #: Each counterparty's list as we know it.
-        self.lists: dict[Any, RecencyList] = {}
+        #: Names this run's list: a restart makes a new one (counterparties start over).
+        self.epoch = epoch if epoch is not None else int.from_bytes(os.urandom(8), "little")
+        #: Each counterparty's list as we know it, and its epoch (LRU, bounded).
+        self.lists: OrderedDict[Any, RecencyList] = OrderedDict()
+        self.epochs: OrderedDict[Any, int] = OrderedDict()
         #: How far each counterparty holds our list (its acknowledged sequence).
-        self.acked: dict[Any, int] = {}
+        self.acked: OrderedDict[Any, int] = OrderedDict()
         self._in_flight: set[Any] = set()
         self.points: dict[Any, Service] = {}
         self.ids: dict[Any, bytes] = {}
@@ -303,11 +318,14 @@ class RecencyGossip:
         self.mine.record(peer_id, point, int(now))
         self.points[peer] = point
         self.ids[peer] = peer_id
-        self.acked.setdefault(peer, 0)
+        self._remember(self.acked, peer, self.acked.get(peer, 0))
 
     def disconnected(self, peer: Any) -> None:
-        """``peer``'s connection ended (we keep its list and its acknowledged position)."""
+        """``peer``'s connection ended (we keep its list and its acknowledged position,
+        within :data:`MAX_COUNTERPARTIES`)."""
         self._in_flight.discard(peer)
+        self.points.pop(peer, None)
+        self.ids.pop(peer, None)
 
     # -- pushing --
     def push(self, peer: Any, now: float) -> bool:
@@ -326,14 +344,15 @@ class RecencyGossip:
 
         def on_reply(reply: Any) -> None:
             if isinstance(reply, RecencyAck):
-                self.acked[peer] = max(self.acked.get(peer, 0), min(reply.seq, top))
+                # What the peer says it holds (less than we thought after it restarted).
+                self._remember(self.acked, peer, min(reply.seq, top))
 
         def on_done(reason: str | None) -> None:
             self._in_flight.discard(peer)
 
         self.dispatcher.request(
             peer,
-            Recency(top, tuple(entries)),
+            Recency(self.epoch, have, top, tuple(entries)),
             timeout=REQUEST_TIMEOUT,
             on_reply=on_reply,
             on_done=on_done,
@@ -377,12 +396,25 @@ class RecencyGossip:
     # -- handlers --
     def _on_recency(self, inc: Incoming) -> None:
         msg: Recency = inc.message
-        theirs = self.lists.setdefault(inc.peer, RecencyList())
-        expected_from = theirs.latest
+        peer = inc.peer
+        theirs = self.lists.get(peer)
+        if theirs is None or self.epochs.get(peer) != msg.epoch:
+            theirs = RecencyList()  # first contact, or the sender restarted: start over
+            self.epochs[peer] = msg.epoch
+        self._remember(self.lists, peer, theirs)
+        self._remember(self.epochs, peer, msg.epoch)
+        if msg.base > theirs.latest:
+            # The sender thinks we hold more than we do (we restarted): say how much.
+            inc.reply(RecencyAck(theirs.latest))
+            return
         theirs.merge(list(msg.entries), msg.latest)
-        if msg.entries and min(e.seq for e in msg.entries) > expected_from + 1 and expected_from:
-            log.debug("gap in %r's list: asking again", inc.peer)
         inc.reply(RecencyAck(theirs.latest))
+
+    def _remember(self, table: OrderedDict[Any, Any], peer: Any, value: Any) -> None:
+        table[peer] = value
+        table.move_to_end(peer)
+        while len(table) > MAX_COUNTERPARTIES:
+            table.popitem(last=False)
 
     def _on_get(self, inc: Incoming) -> None:
         self.acked[inc.peer] = inc.message.seq
