@@ -633,3 +633,31 @@ def test_a_reused_conversation_id_is_refused() -> None:
     assert net.b.stats.handler_errors == 1
     net.b.peer_closed("a")
     assert net.b.conversations == {} and net.b._remote_conversations == {}
+
+
+def test_finished_requests_leave_the_heap_without_expire() -> None:
+    table = PendingRequests()
+    for n in range(10_000):
+        table.add("p", n, now=0.0, timeout=60, on_reply=lambda m: None)
+        table.cancel("p", n)
+    assert len(table) == 0 and len(table._heap) <= 100
+
+
+def test_a_codec_raising_anything_is_an_error_reply_not_a_crash() -> None:
+    @dataclass(frozen=True)
+    class Fragile:
+        type: ClassVar[str] = "fragile"
+
+        def encode(self) -> bytes:
+            return b""
+
+        @classmethod
+        def decode(cls, payload: bytes) -> Fragile:
+            raise IndexError("sloppy application codec")
+
+    reg = registry()
+    reg.register(Fragile)
+    d = Dispatcher(reg, now=0.0)
+    d.receive("p", Envelope(1, "fragile", b"x").encode(), 0.0)
+    out = [Envelope.decode(x) for _, x in d.poll(0.0)]
+    assert [e.type for e in out] == ["_error"] and d.stats.handler_errors == 1

@@ -23,7 +23,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -482,17 +482,21 @@ _FILE_COMMANDS: dict[str, Callable[[Config, Path], int]] = {
 }
 
 
+def _run_daemon(main: Coroutine[Any, Any, int]) -> int:
+    """Run a node's main coroutine on uvloop when installed, else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    status: int = uvloop.run(main)
+    return status
+
+
 def _main_native(args: argparse.Namespace) -> int:
     """``node`` / ``rpc`` with ``--protocol native`` (see :mod:`peerkeeper.nativecli`)."""
     if args.command == "node":
         setup_logging(args.debug or [])
-        try:
-            import uvloop
-
-            status: int = uvloop.run(run_native_node(args))
-            return status
-        except ImportError:
-            return asyncio.run(run_native_node(args))
+        return _run_daemon(run_native_node(args))
     if args.command != "rpc":
         print(f"error: {args.command} is for the bitcoin protocol", file=sys.stderr)
         return 1
@@ -527,13 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     if args.command == "node":
         setup_logging(config.debug)
-        try:
-            import uvloop
-
-            status: int = uvloop.run(_run_node(config))
-            return status
-        except ImportError:
-            return asyncio.run(_run_node(config))
+        return _run_daemon(_run_node(config))
     return asyncio.run(_run_rpc(args, config))
 
 

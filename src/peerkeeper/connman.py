@@ -1574,16 +1574,16 @@ class ConnMan:
             async with asyncio.timeout(timeout):
                 return await fut
         except TimeoutError:
-            self.pending.cancel(peer_id, key, "timeout")
             raise RequestFailed("timeout") from None
         finally:
+            fut.cancel()  # nobody reads it any more: on_done must not leave an exception in it
             self.pending.cancel(peer_id, key, "cancelled")
 
     async def request_pong(self, peer_id: int, timeout: float = 60.0) -> float:
         """Ping ``peer_id`` with a fresh nonce; the round trip in seconds once its pong
         (matched by nonce) arrives. Core's own ping schedule is not disturbed (a pong
         with another nonce is ignored by it, src/net_processing.cpp ``PONG``)."""
-        nonce = random.getrandbits(64) or 1
+        nonce = self.rng.getrandbits(64) or 1
         start = self.clock()
         await self._request(peer_id, Ping(nonce), ("pong", nonce), timeout)
         return self.clock() - start

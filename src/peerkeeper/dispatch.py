@@ -276,6 +276,11 @@ class PendingRequests:
             raise DispatchError(f"request {key!r} to {peer!r} already pending")
         entry = _Pending(peer, key, replies, now + timeout, on_reply, on_done)
         self._table[(peer, key)] = entry
+        if len(self._heap) > 2 * len(self._table) + 64:
+            # Finished entries leave the heap lazily; an owner that never calls expire()
+            # (ConnMan) must not keep them all.
+            self._heap = [h for h in self._heap if not h[2].done]
+            heapq.heapify(self._heap)
         heapq.heappush(self._heap, (entry.deadline, next(self._seq), entry))
 
     def _finish(self, entry: _Pending, reason: str | None) -> None:
@@ -617,15 +622,13 @@ class Dispatcher:
     def _register(self, conv: Conversation, peer: Peer, *, local: bool, conv_id: int) -> None:
         if conv.dispatcher is not None:
             raise DispatchError("conversation already started")
+        if (peer, local, conv_id) in self.conversations:
+            raise DispatchError(f"conversation {conv_id} with {peer!r} already exists")
         if not local:
             n = self._remote_conversations.get(peer, 0)
             if n >= MAX_REMOTE_CONVERSATIONS:
                 raise DispatchError(f"{n} conversations started by {peer!r}: no more")
             self._remote_conversations[peer] = n + 1
-        if (peer, local, conv_id) in self.conversations:
-            if not local:
-                self._remote_conversations[peer] -= 1
-            raise DispatchError(f"conversation {conv_id} with {peer!r} already exists")
         conv.dispatcher = self
         conv.peer = peer
         conv.local = local
@@ -730,7 +733,7 @@ class Dispatcher:
             self.stats.unknown_types += 1
             self._error(peer, env, f"unknown message type {env.type!r}")
             return
-        except (DecodeError, ValueError) as e:
+        except Exception as e:  # an application's codec may raise anything on bad bytes
             self.stats.handler_errors += 1
             self._error(peer, env, f"undecodable {env.type}: {e}")
             return

@@ -63,8 +63,9 @@ MAX_ENTRIES_PER_MESSAGE = 100
 #: Entries kept per list (ours and each counterparty's); the oldest go first.
 MAX_LIST = 1000
 #: Counterparties whose lists (and acknowledged positions) are kept; the least recently
-#: heard from are forgotten first.
-MAX_COUNTERPARTIES = 1000
+#: heard from are forgotten first. With MAX_LIST entries each, at most 256,000 entries
+#: (tens of MB) whatever peers send.
+MAX_COUNTERPARTIES = 256
 #: Seconds a gossip request waits for its reply.
 REQUEST_TIMEOUT = 10.0
 

@@ -108,13 +108,19 @@ class MaintenanceStep:
 
 
 def points_to_contact(
-    pool: PeerPool, limit: int, now: float, *, round_start: float, seen: set[Service]
+    pool: PeerPool,
+    limit: int,
+    now: float,
+    *,
+    round_start: float,
+    seen: set[Service],
+    only_trusted: bool = False,
 ) -> list[Service]:
     """Up to ``limit`` points to dial (Octez ``classify`` / ``connectable``), best first.
 
     Skipped: points in ``seen`` (already tried this round; they are added), banned or
     greylisted, ours, not disconnected, in back-off, missed since ``round_start``, and
-    every untrusted point in private mode. Trusted points come first; then never-missed
+    every untrusted point in private mode (or when ``only_trusted``). Trusted points come first; then never-missed
     points; then the oldest ``last_miss``.
     """
     if limit <= 0:
@@ -124,7 +130,7 @@ def points_to_contact(
     for point, info in pool.known_points.items():
         if point in seen or info.state is not PointState.DISCONNECTED:
             continue
-        if (private and not info.trusted) or point.port == 0:
+        if ((private or only_trusted) and not info.trusted) or point.port == 0:
             continue
         if pool.may_dial(point, now) is not None or not info.can_reconnect(now):
             continue
@@ -173,11 +179,9 @@ def decide(
     b = bounds(config.min_connections, config.expected_connections, config.max_connections)
     n = pool.active_connections()
     have = n + pending
-    trusted_due = [
-        p
-        for p in points_to_contact(pool, 1 << 30, now, round_start=round_start, seen=set())
-        if pool.known_points[p].trusted
-    ]
+    trusted_due = points_to_contact(
+        pool, 1 << 30, now, round_start=round_start, seen=set(), only_trusted=True
+    )
     if n >= b.min_threshold and trusted_due:
         seen.update(trusted_due)
         if n > b.max_threshold:

@@ -239,7 +239,7 @@ class NativeNode:
         )
         self.events = PoolEventHub(self.pool)
         self.store = Store(cfg.datadir)
-        self.store.open()
+        await asyncio.to_thread(self.store.open)
         await self._restore(now)
         for point in cfg.bootstrap_points:
             self.pool.register_point(point, now)
@@ -268,14 +268,14 @@ class NativeNode:
             if saved is not None:
                 pool.load_points_document(saved[0], now)
                 pool.load_peers_document(saved[1], now)
-            elif self.peers_file is not None and self.peers_file.exists():
-                doc = json.loads(self.peers_file.read_text())
-                pool.load_peers_document(doc, now)
+            elif self.peers_file.exists():
+                text = await asyncio.to_thread(self.peers_file.read_text)
+                pool.load_peers_document(json.loads(text), now)
         except ValueError as e:
             log.warning("ignoring saved pool state: %s", e)
 
     @property
-    def peers_file(self) -> Path | None:
+    def peers_file(self) -> Path:
         """The Octez-shaped peers file (``PoolConfig.peers_file``, else datadir/peers.json)."""
         name = self.config.pool.peers_file
         return Path(name) if name is not None else self.config.datadir / "peers.json"
@@ -297,10 +297,8 @@ class NativeNode:
         points, peers = pool.points_document(), pool.peers_document()
         if self.store is not None:
             await self.store.call(lambda c: save_native_pool(c, points, peers))
-        if self.peers_file is not None:
-            data = json.dumps(peers, indent=1).encode()
-            path = self.peers_file
-            await asyncio.to_thread(atomic_write, path, data)
+        data = json.dumps(peers, indent=1).encode()
+        await asyncio.to_thread(atomic_write, self.peers_file, data)
         self._last_save = self.clock()
 
     async def tear_down_connections(self, reason: str = "tear down") -> None:
