@@ -27,16 +27,16 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from peerkeeper.addrdb import read_peers_dat, write_peers_dat
-from peerkeeper.addrman import AddrMan
-from peerkeeper.netaddr import NetAddr, Network, Service
-from peerkeeper.store import (
+from peerkeeper.bitcoin.addrman import AddrMan
+from peerkeeper.io.addrdb import read_peers_dat, write_peers_dat
+from peerkeeper.io.store import (
     Store,
     addrman_from_snapshot,
     load_addrbook,
     save_addrbook,
     snapshot_addrman,
 )
+from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire.messages import AddrEntry
 
 NOW = 1_800_000_000.0

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from peerkeeper.netaddr import NetAddr, Service
+from peerkeeper.net.netaddr import NetAddr, Service
 from peerkeeper.wire.messages import (
     Addr,
     AddrEntry,

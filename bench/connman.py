@@ -3,7 +3,7 @@
 Two measurements, each beside a baseline run in the same process:
 
 * **eviction selection** (Core ``SelectNodeToEvict``, src/node/eviction.cpp, here
-  :func:`peerkeeper.eviction.select_node_to_evict`) over 200, 1,000 and 10,000 random
+  :func:`peerkeeper.bitcoin.eviction.select_node_to_evict`) over 200, 1,000 and 10,000 random
   inbound candidates: microseconds per decision, against one ``sorted()`` of the same
   list by one key (Core's selection sorts about six times);
 * **inbound storm**: a ConnMan with ``-maxconnections=200`` (189 inbound slots) on
@@ -43,14 +43,14 @@ from typing import Any
 
 from scale import raise_nofile  # bench/ is on sys.path when run as a script
 
-from peerkeeper.addrman import AddrMan
-from peerkeeper.banman import BanMan
-from peerkeeper.chains import get_chain
-from peerkeeper.connection_types import ConnectionType
-from peerkeeper.connman import ConnMan, ConnManOptions
-from peerkeeper.eviction import EvictionCandidate, select_node_to_evict
-from peerkeeper.netaddr import NetAddr, Network, Service
-from peerkeeper.outbound import OutboundLimits, OutboundPolicy
+from peerkeeper.bitcoin.addrman import AddrMan
+from peerkeeper.bitcoin.banman import BanMan
+from peerkeeper.bitcoin.eviction import EvictionCandidate, select_node_to_evict
+from peerkeeper.bitcoin.outbound import OutboundLimits, OutboundPolicy
+from peerkeeper.net.chains import get_chain
+from peerkeeper.net.connection_types import ConnectionType
+from peerkeeper.net.netaddr import NetAddr, Network, Service
+from peerkeeper.shell.connman import ConnMan, ConnManOptions
 from peerkeeper.wire.messages import AddrEntry, Version
 from peerkeeper.wire.v1 import V1Transport
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from peerkeeper.dispatch import CodecRegistry, Conversation, Dispatcher, Envelope
-from peerkeeper.dispatch_async import AsyncDispatcher
-from peerkeeper.identity import Identity
-from peerkeeper.nativenode import NativeConfig, NativeNode
-from peerkeeper.netaddr import NetAddr, Service
+from peerkeeper.dispatch.dispatcher import CodecRegistry, Conversation, Dispatcher, Envelope
+from peerkeeper.native.identity import Identity
+from peerkeeper.net.netaddr import NetAddr, Service
+from peerkeeper.shell.dispatch import AsyncDispatcher
+from peerkeeper.shell.nativenode import NativeConfig, NativeNode
 
 
 @dataclass(frozen=True)

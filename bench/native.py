@@ -27,14 +27,14 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from peerkeeper.greylist import IpGreylist
-from peerkeeper.identity import DEFAULT_POW_DIFFICULTY, Identity
-from peerkeeper.maintenance import MaintenanceConfig
-from peerkeeper.nativenode import NativeConfig, NativeNode
-from peerkeeper.netaddr import NetAddr, Service
-from peerkeeper.pool import PeerPool, PoolConfig
-from peerkeeper.protocols.native import NativePeer
-from peerkeeper.protocols.native_messages import NATIVE_MAGIC
+from peerkeeper.native.greylist import IpGreylist
+from peerkeeper.native.identity import DEFAULT_POW_DIFFICULTY, Identity
+from peerkeeper.native.maintenance import MaintenanceConfig
+from peerkeeper.native.messages import NATIVE_MAGIC
+from peerkeeper.native.peer import NativePeer
+from peerkeeper.native.pool import PeerPool, PoolConfig
+from peerkeeper.net.netaddr import NetAddr, Service
+from peerkeeper.shell.nativenode import NativeConfig, NativeNode
 from peerkeeper.wire.v2 import V2Transport
 
 DIFF = 8.0

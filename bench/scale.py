@@ -165,7 +165,7 @@ def start_peerkeeper(
     cmd = [
         sys.executable,
         "-m",
-        "peerkeeper.cli",
+        "peerkeeper.daemon.cli",
         "node",
         "--chain",
         "regtest",

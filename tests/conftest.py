@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from peerkeeper.netaddr import AddrError, Service
-from peerkeeper.sockman import ConnectError, SockMan
+from peerkeeper.io.sockman import ConnectError, SockMan
+from peerkeeper.net.netaddr import AddrError, Service
 
 REFUSED_DIALS: list[Service] = []
 

@@ -12,9 +12,9 @@ import random
 import sys
 from pathlib import Path
 
-from peerkeeper.addrman import AddrMan
-from peerkeeper.netaddr import NetAddr, Service
-from peerkeeper.store import AddrBookSnapshot, Store, save_addrbook, snapshot_addrman
+from peerkeeper.bitcoin.addrman import AddrMan
+from peerkeeper.io.store import AddrBookSnapshot, Store, save_addrbook, snapshot_addrman
+from peerkeeper.net.netaddr import NetAddr, Service
 from peerkeeper.wire.messages import AddrEntry
 
 NOW = 1_800_000_000

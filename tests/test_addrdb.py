@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from peerkeeper.addrdb import (
+from peerkeeper.bitcoin.addrman import AddrMan
+from peerkeeper.io.addrdb import (
     PeersDatError,
     dumps_anchors,
     dumps_file_db,
@@ -28,8 +29,7 @@ from peerkeeper.addrdb import (
     write_anchors,
     write_peers_dat,
 )
-from peerkeeper.addrman import AddrMan
-from peerkeeper.netaddr import NetAddr, Network, Service
+from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire.messages import AddrEntry
 
 CORE_FILES = Path(__file__).resolve().parents[2] / "shared" / "data" / "core_files"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peerkeeper.addrman import (
+from peerkeeper.bitcoin.addrman import (
     ADDRMAN_BUCKET_SIZE,
     ADDRMAN_MAX_FAILURES,
     ADDRMAN_MIN_FAIL,
@@ -30,7 +30,7 @@ from peerkeeper.addrman import (
     get_new_bucket,
     get_tried_bucket,
 )
-from peerkeeper.asmap import (
+from peerkeeper.net.asmap import (
     AsmapError,
     NetGroupManager,
     asmap_version,
@@ -39,7 +39,7 @@ from peerkeeper.asmap import (
     load_asmap,
     sanity_check_asmap,
 )
-from peerkeeper.netaddr import NetAddr, Network, Service
+from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire.messages import AddrEntry
 
 #: Core's ``CAddress::TIME_INIT``: the nTime of a CAddress whose time is not set.
@@ -842,7 +842,7 @@ def test_select_required_services_prefers_and_falls_back() -> None:
 
 def test_mark_banned_is_bounded() -> None:
     am = det()
-    import peerkeeper.addrman as mod
+    import peerkeeper.bitcoin.addrman as mod
 
     limit = mod._MAX_BANNED
     mod._MAX_BANNED = 5

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from peerkeeper.addrrelay import (
+from peerkeeper.bitcoin.addrrelay import (
     AVG_ADDRESS_BROADCAST_INTERVAL,
     RANDOMIZER_ID_ADDRESS_RELAY,
     ROTATE_ADDR_RELAY_DEST_INTERVAL,
@@ -16,8 +16,8 @@ from peerkeeper.addrrelay import (
     relay_targets,
     service_hash,
 )
-from peerkeeper.eviction import siphash24
-from peerkeeper.netaddr import NetAddr, Network, Service
+from peerkeeper.bitcoin.eviction import siphash24
+from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire.messages import AddrEntry
 
 K0 = 0x0123456789ABCDEF

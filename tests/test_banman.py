@@ -1,4 +1,4 @@
-"""Tests for peerkeeper.banman.
+"""Tests for peerkeeper.bitcoin.banman.
 
 Ported from Bitcoin Core src/test/banman_tests.cpp (``file``), plus the rules of
 src/banman.cpp, src/net_types.cpp, src/addrdb.cpp / src/common/settings.cpp (banlist.json),
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from peerkeeper.banman import (
+from peerkeeper.bitcoin.banman import (
     DEFAULT_MISBEHAVING_BANTIME,
     BanEntry,
     BanlistError,
@@ -29,8 +29,8 @@ from peerkeeper.banman import (
     sorted_banmap,
     write_banlist_json,
 )
-from peerkeeper.bloom import RollingBloomFilter
-from peerkeeper.netaddr import IPV4_IN_IPV6_PREFIX, NetAddr, Network, SubNet
+from peerkeeper.bitcoin.bloom import RollingBloomFilter
+from peerkeeper.net.netaddr import IPV4_IN_IPV6_PREFIX, NetAddr, Network, SubNet
 
 CORE_FILES = Path(__file__).resolve().parents[2] / "shared" / "data" / "core_files"
 TOR_ADDR = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion"

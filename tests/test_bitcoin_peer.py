@@ -6,9 +6,7 @@ import random
 
 import pytest
 
-from peerkeeper.connection_types import ConnectionType
-from peerkeeper.netaddr import Service
-from peerkeeper.protocols.actions import (
+from peerkeeper.bitcoin.actions import (
     Action,
     Disconnect,
     HandshakeComplete,
@@ -17,7 +15,9 @@ from peerkeeper.protocols.actions import (
     Send,
     VersionReceived,
 )
-from peerkeeper.protocols.bitcoin import PERMISSION_ADDR, BitcoinPeer, PeerConfig
+from peerkeeper.bitcoin.peer import PERMISSION_ADDR, BitcoinPeer, PeerConfig
+from peerkeeper.net.connection_types import ConnectionType
+from peerkeeper.net.netaddr import Service
 from peerkeeper.wire.codec import DecodeError, LimitExceeded
 from peerkeeper.wire.messages import (
     Addr,

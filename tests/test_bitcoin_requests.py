@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_loopback import port_of, raw_handshake, running, wait_until
 
-from peerkeeper.dispatch_async import RequestFailed
-from peerkeeper.netaddr import Service
+from peerkeeper.net.netaddr import Service
+from peerkeeper.shell.dispatch import RequestFailed
 from peerkeeper.wire.messages import Addr, AddrEntry, GetAddr, Ping, Pong
 
 pytestmark = pytest.mark.timeout(60)

@@ -1,4 +1,4 @@
-"""Tests for peerkeeper.bloom.
+"""Tests for peerkeeper.bitcoin.bloom.
 
 * MurmurHash3 vectors: Bitcoin Core src/test/hash_tests.cpp (murmurhash3).
 * Rolling bloom filter: Core src/test/bloom_tests.cpp (rolling_bloom), replayed with
@@ -18,7 +18,7 @@ import struct
 
 import pytest
 
-from peerkeeper.bloom import RollingBloomFilter, murmurhash3
+from peerkeeper.bitcoin.bloom import RollingBloomFilter, murmurhash3
 
 # --- a minimal ChaCha20 (RFC 8439, zero nonce), as Core's FastRandomContext uses ---------
 

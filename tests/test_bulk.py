@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from peerkeeper.bulk import (
+from peerkeeper.dispatch.bulk import (
     NACK_DELAY,
     BulkReceiver,
     BulkSender,
@@ -12,7 +12,7 @@ from peerkeeper.bulk import (
     bulk_codecs,
     serve_bulk,
 )
-from peerkeeper.dispatch import Dispatcher, Envelope
+from peerkeeper.dispatch.dispatcher import Dispatcher, Envelope
 
 
 class Wire:
@@ -112,7 +112,7 @@ def test_connection_close_ends_both_sides() -> None:
 
 
 def test_a_huge_request_costs_no_memory_and_too_huge_is_refused() -> None:
-    from peerkeeper.bulk import MAX_BULK_TOTAL, BulkRequest
+    from peerkeeper.dispatch.bulk import MAX_BULK_TOTAL, BulkRequest
     from peerkeeper.wire.codec import DecodeError
 
     w = Wire()
@@ -126,7 +126,7 @@ def test_a_huge_request_costs_no_memory_and_too_huge_is_refused() -> None:
 
 
 def test_duplicates_and_nack_floods_stay_bounded() -> None:
-    from peerkeeper.bulk import BulkNack
+    from peerkeeper.dispatch.bulk import BulkNack
 
     w = Wire()
     rx = BulkReceiver(100_000, 10_000, 10_000, lambda data: None)

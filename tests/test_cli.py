@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from peerkeeper.cli import build_parser, config_from_args
-from peerkeeper.config import ConfigError, read_conf_file
+from peerkeeper.daemon.cli import build_parser, config_from_args
+from peerkeeper.daemon.config import ConfigError, read_conf_file
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,7 +25,7 @@ def free_port() -> int:
 
 def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "peerkeeper.cli", *args],
+        [sys.executable, "-m", "peerkeeper.daemon.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -35,7 +35,7 @@ def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 def test_node_and_rpc_processes(tmp_path: Path) -> None:
     p2p, rpcport = free_port(), free_port()
     node = subprocess.Popen(
-        [sys.executable, "-m", "peerkeeper.cli", "node", "--chain", "regtest", "--datadir", str(tmp_path),
+        [sys.executable, "-m", "peerkeeper.daemon.cli", "node", "--chain", "regtest", "--datadir", str(tmp_path),
          "--bind", f"127.0.0.1:{p2p}", "--rpcport", str(rpcport), "--debug", "net"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -118,7 +118,7 @@ def test_native_node_and_pool_rpcs(tmp_path: Path) -> None:
                     [
                         sys.executable,
                         "-m",
-                        "peerkeeper.cli",
+                        "peerkeeper.daemon.cli",
                         "node",
                         "--protocol",
                         "native",

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from test_loopback import handshaken, port_of, raw_handshake, running, wait_until
 
-from peerkeeper.cli import build_parser, config_from_args
-from peerkeeper.config import Config, ConfigError, read_conf_file
-from peerkeeper.netaddr import NetAddr
+from peerkeeper.daemon.cli import build_parser, config_from_args
+from peerkeeper.daemon.config import Config, ConfigError, read_conf_file
+from peerkeeper.net.netaddr import NetAddr
 from peerkeeper.wire.messages import Addr, AddrEntry, GetAddr, Ping
 
 pytestmark = pytest.mark.timeout(60)

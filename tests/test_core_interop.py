@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from peerkeeper.config import Config
-from peerkeeper.node import Node
-from peerkeeper.rpc import rpc_call
+from peerkeeper.daemon.config import Config
+from peerkeeper.daemon.node import Node
+from peerkeeper.daemon.rpc import rpc_call
 
 BITCOIND = os.environ.get("PEERKEEPER_BITCOIND")
 pytestmark = [
@@ -146,9 +146,9 @@ async def test_core_loads_our_peers_dat(tmp_path: Path) -> None:
     """A peers.dat we write loads in Bitcoin Core with every entry where we put it."""
     import random
 
-    from peerkeeper.addrdb import write_peers_dat
-    from peerkeeper.addrman import AddrMan
-    from peerkeeper.netaddr import Service
+    from peerkeeper.bitcoin.addrman import AddrMan
+    from peerkeeper.io.addrdb import write_peers_dat
+    from peerkeeper.net.netaddr import Service
     from peerkeeper.wire.messages import AddrEntry
 
     now = 1_795_000_000
@@ -196,8 +196,8 @@ async def test_v1_only_peerkeeper_still_talks_to_core(tmp_path: Path) -> None:
 async def test_anchors_dat_both_ways_and_block_relay_only_from_core(tmp_path: Path) -> None:
     """Core reads an anchors.dat we wrote, deletes it, and dials the anchor (us) as a
     block-relay-only peer; at shutdown Core writes its anchors.dat, which we read back."""
-    from peerkeeper.addrdb import read_anchors, write_anchors
-    from peerkeeper.netaddr import Service
+    from peerkeeper.io.addrdb import read_anchors, write_anchors
+    from peerkeeper.net.netaddr import Service
     from peerkeeper.wire.messages import AddrEntry
 
     magic = bytes.fromhex("fabfb5da")
@@ -242,7 +242,7 @@ async def test_automatic_outbound_to_core_through_virtual_addresses(tmp_path: Pa
     Core's loopback port) and opens full-relay connections Core accepts, over BIP324."""
     import time
 
-    from peerkeeper.netaddr import NetAddr, Service
+    from peerkeeper.net.netaddr import NetAddr, Service
     from peerkeeper.wire.messages import AddrEntry
 
     async with bitcoind(tmp_path / "core") as (core_port, core):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from peerkeeper.dispatch import (
+from peerkeeper.dispatch.dispatcher import (
     MAX_CREDIT,
     MAX_ENVELOPE,
     CodecRegistry,
@@ -24,7 +24,7 @@ from peerkeeper.dispatch import (
     PendingRequests,
     RemoteError,
 )
-from peerkeeper.tokenbucket import TokenBucket
+from peerkeeper.dispatch.tokenbucket import TokenBucket
 from peerkeeper.wire.codec import ser_compact_size
 
 
@@ -551,7 +551,7 @@ def test_manual_credit_follows_consumption() -> None:
 
 
 def test_a_peer_cannot_start_conversations_without_end() -> None:
-    from peerkeeper.dispatch import MAX_REMOTE_CONVERSATIONS
+    from peerkeeper.dispatch.dispatcher import MAX_REMOTE_CONVERSATIONS
 
     net = Net()
     serve_echo(net.b, [])
@@ -602,7 +602,7 @@ def test_small_then_large_message_does_not_deadlock() -> None:
 
 
 def test_receive_never_raises_when_our_queue_is_full() -> None:
-    from peerkeeper.dispatch import MAX_PEER_QUEUE
+    from peerkeeper.dispatch.dispatcher import MAX_PEER_QUEUE
 
     d = Dispatcher(registry(), now=0.0, peer_rate=0.0, peer_burst=0.0)  # nothing drains
     sinks: list[Sink] = []

@@ -14,9 +14,9 @@ from test_dispatch import Blob, Ping, Sink, Text, registry
 from test_native_node import native, vpoint
 from test_virtualnet import VirtualNet
 
-from peerkeeper.dispatch import Conversation, Dispatcher, DispatchError, Incoming
-from peerkeeper.dispatch_async import AsyncDispatcher, RequestFailed
-from peerkeeper.nativenode import NativeNode
+from peerkeeper.dispatch.dispatcher import Conversation, Dispatcher, DispatchError, Incoming
+from peerkeeper.shell.dispatch import AsyncDispatcher, RequestFailed
+from peerkeeper.shell.nativenode import NativeNode
 
 pytestmark = pytest.mark.timeout(60)
 

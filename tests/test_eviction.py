@@ -1,4 +1,4 @@
-"""Tests for peerkeeper.eviction, ported from Bitcoin Core's
+"""Tests for peerkeeper.bitcoin.eviction, ported from Bitcoin Core's
 src/test/net_peer_eviction_tests.cpp (plus SipHash vectors from src/test/hash_tests.cpp
 and extra checks for the cases Core leaves untested)."""
 
@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from peerkeeper.connection_types import ConnectionType
-from peerkeeper.eviction import (
+from peerkeeper.bitcoin.eviction import (
     RANDOMIZER_ID_NETGROUP,
     EvictionCandidate,
     _erase_last_k_elements,
@@ -32,7 +31,8 @@ from peerkeeper.eviction import (
     select_node_to_evict,
     siphash24,
 )
-from peerkeeper.netaddr import Network
+from peerkeeper.net.connection_types import ConnectionType
+from peerkeeper.net.netaddr import Network
 
 ONION = Network.TORV3
 I2P = Network.I2P

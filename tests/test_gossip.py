@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from peerkeeper.dispatch import Dispatcher, Envelope
-from peerkeeper.gossip import (
+from peerkeeper.daemon.gossipdemo import run_gossip_demo
+from peerkeeper.dispatch.dispatcher import Dispatcher, Envelope
+from peerkeeper.dispatch.gossip import (
     MAX_ENTRIES_PER_MESSAGE,
     Recency,
     RecencyEntry,
@@ -13,8 +14,7 @@ from peerkeeper.gossip import (
     RecencyList,
     gossip_codecs,
 )
-from peerkeeper.gossipdemo import run_gossip_demo
-from peerkeeper.netaddr import NetAddr, Service
+from peerkeeper.net.netaddr import NetAddr, Service
 from peerkeeper.wire.codec import DecodeError
 
 
@@ -192,7 +192,7 @@ def test_a_restart_on_either_side_converges_again() -> None:
 
 
 def test_counterparty_tables_are_bounded() -> None:
-    from peerkeeper.gossip import MAX_COUNTERPARTIES
+    from peerkeeper.dispatch.gossip import MAX_COUNTERPARTIES
 
     net = Nodes("b")
     b = net.g["b"]

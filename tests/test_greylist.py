@@ -1,7 +1,7 @@
 """Octez's IP greylist (generational counting Bloom filter) and peer-id greylist (FIFO).
 
 Rules: tezos/tezos-mirror src/lib_p2p/p2p_acl.ml and src/lib_stdlib/bloomer.ml; see the
-docstring of peerkeeper.greylist.
+docstring of peerkeeper.native.greylist.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peerkeeper.greylist import (
+from peerkeeper.native.greylist import (
     DEFAULT_IP_GREYLIST_CLEANUP_DELAY,
     DEFAULT_IP_GREYLIST_SIZE_KB,
     DEFAULT_PEER_GREYLIST_SIZE,
@@ -23,7 +23,7 @@ from peerkeeper.greylist import (
     PeerGreylist,
     ip_greylist_index_bits,
 )
-from peerkeeper.netaddr import NetAddr, Network, trusted_netaddr
+from peerkeeper.net.netaddr import NetAddr, Network, trusted_netaddr
 
 A = NetAddr.parse("11.0.0.1")
 

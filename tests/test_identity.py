@@ -1,4 +1,4 @@
-"""Native identities (peerkeeper.identity): peer ids, Octez's proof of work, Ed25519
+"""Native identities (peerkeeper.native.identity): peer ids, Octez's proof of work, Ed25519
 signatures, identity.json (tezos/tezos-mirror crypto_box.ml, p2p_identity.ml,
 node_identity_file.ml)."""
 
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from peerkeeper.identity import (
+from peerkeeper.native.identity import (
     DEFAULT_POW_DIFFICULTY,
     MAX_IDENTITY_FILE_SIZE,
     PEER_ID_SIZE,

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from peerkeeper.greylist import (
+from peerkeeper.native.greylist import (
     DEFAULT_PEER_GREYLIST_SIZE,
     IpGreylist,
     PeerGreylist,
 )
-from peerkeeper.netaddr import NetAddr
+from peerkeeper.net.netaddr import NetAddr
 
 A = NetAddr.parse("11.0.0.1")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from peerkeeper.config import Config
-from peerkeeper.netaddr import Service
-from peerkeeper.node import Node
-from peerkeeper.rpc import RpcError, read_cookie, rpc_call
+from peerkeeper.daemon.config import Config
+from peerkeeper.daemon.node import Node
+from peerkeeper.daemon.rpc import RpcError, read_cookie, rpc_call
+from peerkeeper.net.netaddr import Service
 from peerkeeper.wire.messages import (
     MAX_ADDR_TO_SEND,
     Addr,
@@ -483,7 +483,7 @@ async def test_setban_refuses_inbound_disconnects_and_persists(tmp_path: Path) -
 
 
 async def test_misbehaving_routable_peer_is_discouraged(tmp_path: Path) -> None:
-    from peerkeeper.connection_types import ConnectionType
+    from peerkeeper.net.connection_types import ConnectionType
 
     async with running(tmp_path, "a") as a:
         p = await raw_handshake(port_of(a))

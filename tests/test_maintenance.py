@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from peerkeeper.maintenance import (
+from peerkeeper.native.maintenance import (
     Bounds,
     MaintenanceConfig,
     bounds,
@@ -14,7 +14,7 @@ from peerkeeper.maintenance import (
     decide,
     points_to_contact,
 )
-from peerkeeper.pool import PeerPool, PoolConfig
+from peerkeeper.native.pool import PeerPool, PoolConfig
 from tests.test_pool import ME, T0, connect, pid, pt
 
 

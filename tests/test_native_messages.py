@@ -15,15 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from peerkeeper.netaddr import (
-    INTERNAL_IN_IPV6_PREFIX,
-    IPV4_IN_IPV6_PREFIX,
-    TORV2_IN_IPV6_PREFIX,
-    NetAddr,
-    Network,
-    Service,
-)
-from peerkeeper.protocols.native_messages import (
+from peerkeeper.native.messages import (
     MAX_ENVELOPE_SIZE,
     MAX_POINTS,
     NATIVE_MAGIC,
@@ -49,6 +41,14 @@ from peerkeeper.protocols.native_messages import (
     decode_native,
     decode_point,
     encode_point,
+)
+from peerkeeper.net.netaddr import (
+    INTERNAL_IN_IPV6_PREFIX,
+    IPV4_IN_IPV6_PREFIX,
+    TORV2_IN_IPV6_PREFIX,
+    NetAddr,
+    Network,
+    Service,
 )
 from peerkeeper.wire.codec import DecodeError, LimitExceeded, Reader
 

@@ -21,20 +21,20 @@ from pathlib import Path
 import pytest
 from test_virtualnet import VirtualNet as Net
 
-from peerkeeper.identity import Identity, IdentityError
-from peerkeeper.maintenance import MaintenanceConfig
-from peerkeeper.nativenode import NativeConfig, NativeNode
-from peerkeeper.netaddr import NetAddr, Service
-from peerkeeper.pool import PoolConfig
-from peerkeeper.poolstate import ReconnectionConfig
-from peerkeeper.protocols.native import NativePeer
-from peerkeeper.protocols.native_messages import (
+from peerkeeper.native.identity import Identity, IdentityError
+from peerkeeper.native.maintenance import MaintenanceConfig
+from peerkeeper.native.messages import (
     MAX_POINTS,
     Advertise,
 )
-from peerkeeper.protocols.native_messages import (
+from peerkeeper.native.messages import (
     Identity as IdentityMessage,
 )
+from peerkeeper.native.peer import NativePeer
+from peerkeeper.native.pool import PoolConfig
+from peerkeeper.native.poolstate import ReconnectionConfig
+from peerkeeper.net.netaddr import NetAddr, Service
+from peerkeeper.shell.nativenode import NativeConfig, NativeNode
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -252,7 +252,7 @@ async def test_bad_identities_are_greylisted(tmp_path: Path) -> None:
         weak = None
         for seed in range(1000):  # an identity whose stamp is below 4 bits... at 0 bits
             cand = Identity.generate(0.0, random.Random(seed))
-            from peerkeeper.identity import check_proof_of_work
+            from peerkeeper.native.identity import check_proof_of_work
 
             if not check_proof_of_work(cand.public_key, cand.stamp, DIFFICULTY):
                 weak = cand
@@ -475,7 +475,7 @@ async def _raw_native_client(
 async def test_a_peer_that_does_not_read_is_not_read(tmp_path: Path) -> None:
     """When our buffer for a peer is full (Core's fPauseSend) we stop reading it until it
     drains; bootstraps are answered at most every 5 s."""
-    from peerkeeper.protocols.native_messages import Bootstrap, Ping
+    from peerkeeper.native.messages import Bootstrap, Ping
 
     net = Net()
     async with native(net, tmp_path, 1) as node:
@@ -533,7 +533,7 @@ async def test_housekeeping_survives_a_failing_store(
 ) -> None:
     import sqlite3
 
-    import peerkeeper.nativenode as nn
+    import peerkeeper.shell.nativenode as nn
 
     monkeypatch.setattr(nn, "SAVE_INTERVAL", 0.0)
     monkeypatch.setattr(nn, "HOUSEKEEPING_INTERVAL", 0.05)

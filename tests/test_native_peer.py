@@ -5,9 +5,17 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from peerkeeper.identity import Identity, PeerId
-from peerkeeper.netaddr import NetAddr, Service
-from peerkeeper.protocols.native import (
+from peerkeeper.native.identity import Identity, PeerId
+from peerkeeper.native.messages import (
+    Ack,
+    Advertise,
+    Envelope,
+    Nack,
+    NackReason,
+    Ping,
+)
+from peerkeeper.native.messages import Identity as IdentityMessage
+from peerkeeper.native.peer import (
     Authenticated,
     Established,
     Greylist,
@@ -16,15 +24,7 @@ from peerkeeper.protocols.native import (
     Received,
     Rejected,
 )
-from peerkeeper.protocols.native_messages import (
-    Ack,
-    Advertise,
-    Envelope,
-    Nack,
-    NackReason,
-    Ping,
-)
-from peerkeeper.protocols.native_messages import Identity as IdentityMessage
+from peerkeeper.net.netaddr import NetAddr, Service
 
 DIFF = 4.0
 A = Identity.generate(DIFF, random.Random(1))

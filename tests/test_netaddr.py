@@ -1,4 +1,4 @@
-"""Tests for peerkeeper.netaddr.
+"""Tests for peerkeeper.net.netaddr.
 
 Most cases are ported one-to-one from Bitcoin Core's src/test/netbase_tests.cpp and the
 CNetAddr cases of src/test/net_tests.cpp (cnetaddr_basic, cnetaddr_tostring_canonical_ipv6,
@@ -15,7 +15,7 @@ import random
 
 import pytest
 
-from peerkeeper.netaddr import (
+from peerkeeper.net.netaddr import (
     INTERNAL_IN_IPV6_PREFIX,
     IPV4_IN_IPV6_PREFIX,
     MAX_ADDRV2_SIZE,

@@ -1,4 +1,4 @@
-"""Tests for peerkeeper.netpermissions.
+"""Tests for peerkeeper.net.netpermissions.
 
 Ported from Bitcoin Core src/test/netbase_tests.cpp (``netpermissions_test``), plus the
 rules of src/net_permissions.cpp (TryParsePermissionFlags, ToStrings) and src/net.cpp
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from peerkeeper.connection_types import ConnectionType
-from peerkeeper.netaddr import NetAddr, Network, Service, SubNet
-from peerkeeper.netpermissions import (
+from peerkeeper.net.connection_types import ConnectionType
+from peerkeeper.net.netaddr import NetAddr, Network, Service, SubNet
+from peerkeeper.net.netpermissions import (
     NET_PERMISSIONS_DOC,
     ConnectionDirection,
     NetPermissionFlags,

@@ -1,4 +1,4 @@
-"""Outbound connection policy (src/peerkeeper/outbound.py), in simulated time.
+"""Outbound connection policy (src/peerkeeper/bitcoin/outbound.py), in simulated time.
 
 Unit tests of each rule of Core's ``ThreadOpenConnections`` and
 ``EvictExtraOutboundPeers``, then whole-policy simulations: a node starting from an
@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from peerkeeper.addrman import AddrMan
-from peerkeeper.connection_types import ConnectionType
-from peerkeeper.netaddr import NetAddr, Network, Service
-from peerkeeper.outbound import (
+from peerkeeper.bitcoin.addrman import AddrMan
+from peerkeeper.bitcoin.outbound import (
     FEELER_INTERVAL,
     ExtraPeer,
     OutboundCounts,
@@ -35,6 +33,8 @@ from peerkeeper.outbound import (
     select_extra_outbound_to_evict,
     select_outbound_address,
 )
+from peerkeeper.net.connection_types import ConnectionType
+from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags
 
 NOW = 1_700_000_000.0

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from peerkeeper.addrdb import read_peers_dat
-from peerkeeper.addrman import AddrMan
-from peerkeeper.cli import main as cli_main
-from peerkeeper.netaddr import Service
-from peerkeeper.store import (
+from peerkeeper.bitcoin.addrman import AddrMan
+from peerkeeper.daemon.cli import main as cli_main
+from peerkeeper.io.addrdb import read_peers_dat
+from peerkeeper.io.store import (
     Store,
     addrman_from_snapshot,
     load_addrbook,
     save_addrbook,
     snapshot_addrman,
 )
+from peerkeeper.net.netaddr import Service
 from peerkeeper.wire.messages import AddrEntry
 
 HERE = Path(__file__).resolve().parent
@@ -96,8 +96,8 @@ def test_core_peers_dat_through_the_store(tmp_path: Path) -> None:
 def test_node_restart_keeps_the_address_book(tmp_path: Path) -> None:
     import asyncio
 
-    from peerkeeper.config import Config
-    from peerkeeper.node import Node
+    from peerkeeper.daemon.config import Config
+    from peerkeeper.daemon.node import Node
 
     config = Config(chain="regtest", datadir=tmp_path, bind=["127.0.0.1:0"], server=False)
 
@@ -176,7 +176,7 @@ def test_cli_import_export_and_bad_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     am = book(300)
-    from peerkeeper.addrdb import write_peers_dat
+    from peerkeeper.io.addrdb import write_peers_dat
 
     src = tmp_path / "in.dat"
     write_peers_dat(src, am, REGTEST)
@@ -225,8 +225,8 @@ def test_cli_banlist_roundtrip(tmp_path: Path) -> None:
 def test_cli_anchors_roundtrip_and_bad_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from peerkeeper.addrdb import dumps_anchors, loads_anchors
-    from peerkeeper.netaddr import Service
+    from peerkeeper.io.addrdb import dumps_anchors, loads_anchors
+    from peerkeeper.net.netaddr import Service
     from peerkeeper.wire.messages import AddrEntry
 
     common = ["--chain", "regtest", "--datadir", str(tmp_path)]
@@ -252,7 +252,7 @@ def test_cli_anchors_roundtrip_and_bad_file(
 
 
 def _node_config(path: Path) -> object:
-    from peerkeeper.config import Config
+    from peerkeeper.daemon.config import Config
 
     return Config(chain="regtest", datadir=path, bind=["127.0.0.1:0"], server=False)
 
@@ -260,7 +260,7 @@ def _node_config(path: Path) -> object:
 def test_services_with_bit_63_survive_a_dump(tmp_path: Path) -> None:
     import asyncio
 
-    from peerkeeper.node import Node
+    from peerkeeper.daemon.node import Node
 
     services = 1 | 8 | (1 << 63)
 
@@ -281,7 +281,7 @@ def test_services_with_bit_63_survive_a_dump(tmp_path: Path) -> None:
 def test_unusable_stored_book_is_copied_aside_not_overwritten(tmp_path: Path) -> None:
     import asyncio
 
-    from peerkeeper.node import Node
+    from peerkeeper.daemon.node import Node
 
     async def fill() -> None:
         async with Node(_node_config(tmp_path)) as node:  # type: ignore[arg-type]
@@ -326,7 +326,7 @@ def test_unusable_stored_book_is_copied_aside_not_overwritten(tmp_path: Path) ->
 def test_stop_during_a_dump_leaves_a_loadable_book(tmp_path: Path) -> None:
     import asyncio
 
-    from peerkeeper.node import Node
+    from peerkeeper.daemon.node import Node
 
     async def run() -> dict[str, dict[str, int]]:
         node = Node(_node_config(tmp_path))  # type: ignore[arg-type]
@@ -362,8 +362,8 @@ def test_datadir_is_locked_while_a_node_runs(
 ) -> None:
     import asyncio
 
-    from peerkeeper.node import Node
-    from peerkeeper.store import DatadirLockedError
+    from peerkeeper.daemon.node import Node
+    from peerkeeper.io.store import DatadirLockedError
 
     async def run() -> None:
         async with Node(_node_config(tmp_path)):  # type: ignore[arg-type]

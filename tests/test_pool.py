@@ -6,16 +6,16 @@ import random
 
 import pytest
 
-from peerkeeper.identity import Identity, PeerId
-from peerkeeper.netaddr import NetAddr, Service
-from peerkeeper.pool import (
+from peerkeeper.native.identity import Identity, PeerId
+from peerkeeper.native.messages import NackReason
+from peerkeeper.native.pool import (
     MY_ID_POINTS_SIZE,
     SCORE_HALF_LIFE,
     PeerPool,
     PoolConfig,
     PoolEvent,
 )
-from peerkeeper.poolstate import (
+from peerkeeper.native.poolstate import (
     IllegalTransition,
     PeerInfo,
     PeerState,
@@ -23,7 +23,7 @@ from peerkeeper.poolstate import (
     PointState,
     ReconnectionConfig,
 )
-from peerkeeper.protocols.native_messages import NackReason
+from peerkeeper.net.netaddr import NetAddr, Service
 
 T0 = 1_700_000_000.0
 ME = PeerId(b"\xee" * 16)

@@ -19,8 +19,7 @@ import pytest
 import python_socks
 from test_sockman import Recorder
 
-from peerkeeper.netaddr import Network, Service
-from peerkeeper.proxy import (
+from peerkeeper.io.proxy import (
     DEFAULT_TOR_SOCKS_PORT,
     PROXY_ERROR_KINDS,
     SOCKS5_RECV_TIMEOUT,
@@ -36,7 +35,8 @@ from peerkeeper.proxy import (
     parse_proxy,
     socks5_reply_error,
 )
-from peerkeeper.sockman import ConnectError, SockMan
+from peerkeeper.io.sockman import ConnectError, SockMan
+from peerkeeper.net.netaddr import Network, Service
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,4 +1,4 @@
-"""Tests for peerkeeper.rpc: cookie files, the HTTP JSON-RPC server and the client.
+"""Tests for peerkeeper.daemon.rpc: cookie files, the HTTP JSON-RPC server and the client.
 
 Expected behaviour comes from Bitcoin Core: src/httprpc.cpp, src/httpserver.cpp,
 src/rpc/request.cpp, src/rpc/server.cpp, src/bitcoin-cli.cpp.
@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from peerkeeper import rpc
-from peerkeeper.rpc import (
+from peerkeeper.daemon import rpc
+from peerkeeper.daemon.rpc import (
     RPC_IN_WARMUP,
     RPC_INVALID_PARAMETER,
     RPC_INVALID_REQUEST,

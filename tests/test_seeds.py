@@ -1,4 +1,4 @@
-"""Tests for peerkeeper.seeds: fixed seeds (Core contrib/seeds nodes_*.txt), the DNS seed
+"""Tests for peerkeeper.bitcoin.seeds: fixed seeds (Core contrib/seeds nodes_*.txt), the DNS seed
 schedule (Core ThreadDNSAddressSeed) in simulated time, and the asyncio shell against a
 real DNS server (dnslib) on 127.0.0.1.
 
@@ -28,10 +28,8 @@ from dnslib.server import DNSServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peerkeeper import seeds
-from peerkeeper.chains import CHAINS
-from peerkeeper.netaddr import NetAddr, Network, Service
-from peerkeeper.seeds import (
+from peerkeeper.bitcoin import seeds
+from peerkeeper.bitcoin.seeds import (
     DNS_SEEDS,
     DnsSeeder,
     DnsSeedSchedule,
@@ -50,6 +48,8 @@ from peerkeeper.seeds import (
     resolve_seed,
     seed_query_name,
 )
+from peerkeeper.net.chains import CHAINS
+from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags
 
 FIXED_SEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fixed_seeds"

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from peerkeeper.netaddr import Service
-from peerkeeper.sockman import ConnectError, SockMan
+from peerkeeper.io.sockman import ConnectError, SockMan
+from peerkeeper.net.netaddr import Service
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -190,7 +190,7 @@ async def test_onion_never_reaches_the_resolver() -> None:
 
 
 async def test_close_aborts_a_peer_that_does_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    import peerkeeper.sockman as sockman_module
+    import peerkeeper.io.sockman as sockman_module
 
     monkeypatch.setattr(sockman_module, "CLOSE_GRACE", 0.2)
     server_ev = Recorder()

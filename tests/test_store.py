@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from peerkeeper.store import DB_FILENAME, Store, StoreError
+from peerkeeper.io.store import DB_FILENAME, Store, StoreError
 
 
 def test_open_creates_schema_in_wal_mode(tmp_path: Path) -> None:
@@ -114,8 +114,8 @@ def test_calls_after_close_fail_clearly(tmp_path: Path) -> None:
 
 
 def test_anchors_are_read_once_and_peer_meta(tmp_path: Path) -> None:
-    from peerkeeper.netaddr import Service
-    from peerkeeper.store import get_peer_meta, save_anchors, set_peer_meta, take_anchors
+    from peerkeeper.io.store import get_peer_meta, save_anchors, set_peer_meta, take_anchors
+    from peerkeeper.net.netaddr import Service
     from peerkeeper.wire.messages import AddrEntry
 
     anchors = [

@@ -1,4 +1,4 @@
-"""Tests for peerkeeper.uploadtarget, in simulated time.
+"""Tests for peerkeeper.bitcoin.uploadtarget, in simulated time.
 
 Rules from Bitcoin Core src/net.cpp (RecordBytesSent, GetMaxOutboundTimeLeftInCycle_,
 OutboundTargetReached, GetOutboundTargetBytesLeft), src/rpc/net.cpp (getnettotals
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from peerkeeper.uploadtarget import (
+from peerkeeper.bitcoin.uploadtarget import (
     DEFAULT_MAX_UPLOAD_TARGET,
     HISTORICAL_BLOCK_AGE,
     MAX_BLOCK_SERIALIZED_SIZE,

@@ -25,11 +25,11 @@ from test_loopback import RawPeer, handshaken, port_of, running, wait_until
 from test_proxy import pproxy_server
 from test_seeds import SeedZone, dns_server
 
-from peerkeeper.config import Config
-from peerkeeper.connection_types import ConnectionType
-from peerkeeper.netaddr import NetAddr, Service
-from peerkeeper.node import Node
-from peerkeeper.outbound import OutboundTimers
+from peerkeeper.bitcoin.outbound import OutboundTimers
+from peerkeeper.daemon.config import Config
+from peerkeeper.daemon.node import Node
+from peerkeeper.net.connection_types import ConnectionType
+from peerkeeper.net.netaddr import NetAddr, Service
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags, Verack, Version
 
 pytestmark = pytest.mark.timeout(90)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peerkeeper.netaddr import NetAddr, Service
+from peerkeeper.net.netaddr import NetAddr, Service
 from peerkeeper.wire.codec import DecodeError, LimitExceeded, Reader, checksum, ser_compact_size
 from peerkeeper.wire.messages import (
     MAX_ADDR_TO_SEND,

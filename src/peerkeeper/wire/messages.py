@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import starmap
 from typing import NamedTuple
 
-from peerkeeper.netaddr import (
+from peerkeeper.net.netaddr import (
     IPV4_IN_IPV6_PREFIX,
     MAX_ADDRV2_SIZE,
     AddrError,

@@ -1,0 +1,1 @@
+"""Pure: the Bitcoin P2P peer, addrman, banman, eviction, outbound policy, connman core."""

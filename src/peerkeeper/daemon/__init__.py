@@ -1,0 +1,1 @@
+"""IO: node wiring, configuration, the CLI and the JSON-RPC method tables."""

@@ -1,0 +1,539 @@
+"""Command line: ``peerkeeper node`` (the daemon) and ``peerkeeper rpc`` (a bitcoin-cli equivalent).
+
+``peerkeeper node --chain regtest --connect 127.0.0.1:18444`` runs a node until
+interrupted or stopped over RPC. Options keep Bitcoin Core's names
+(``--connect``, ``--addnode``, ``--bind``, ``--port``, ``--maxconnections``,
+``--rpcport``, ...; see ``peerkeeper node --help``); ``--conf`` reads a
+bitcoin.conf-style file first, and command-line values win.
+
+``peerkeeper rpc [--chain C] [--datadir D] METHOD [ARGS...]`` calls the node's
+JSON-RPC with the cookie from the data directory (or ``--rpcuser`` /
+``--rpcpassword``), prints the result as JSON and exits 1 on an RPC error, like
+bitcoin-cli.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from peerkeeper import __version__
+from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
+from peerkeeper.bitcoin.banman import BanlistError, BanMan, write_banlist_json
+from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
+from peerkeeper.daemon.config import Config, ConfigError, read_conf_file
+from peerkeeper.daemon.nativecli import (
+    DEFAULT_NATIVE_RPC_PORT,
+    add_native_options,
+    native_datadir,
+    run_native_node,
+)
+from peerkeeper.io.addrdb import (
+    PeersDatError,
+    loads_anchors,
+    read_peers_dat,
+    write_anchors,
+    write_peers_dat,
+    write_peers_json,
+)
+from peerkeeper.io.store import (
+    Store,
+    StoreError,
+    addrman_from_snapshot,
+    load_addrbook,
+    load_bans,
+    lock_datadir,
+    peek_anchors,
+    save_addrbook,
+    save_anchors,
+    save_bans,
+    snapshot_addrman,
+)
+from peerkeeper.net.asmap import AsmapError
+from peerkeeper.net.chains import CHAINS
+
+__all__ = ["main", "build_parser", "config_from_args", "setup_logging"]
+
+_CATEGORIES = ("net", "rpc", "addrman", "node", "native", "pool", "dispatch", "gossip")
+
+
+class _CoreFormatter(logging.Formatter):
+    """``2026-11-22T06:44:20Z [net] message``: Core's log line shape with the category."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        category = record.name.removeprefix("peerkeeper.").split(".", 1)[0]
+        level = "" if record.levelno == logging.INFO else f"[{record.levelname.lower()}] "
+        text = f"{ts} [{category}] {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def setup_logging(debug: list[str]) -> None:
+    """Log INFO and up to stderr; categories in ``debug`` (or ``1``/``all``) log DEBUG too."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_CoreFormatter())
+    root = logging.getLogger("peerkeeper")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    wanted = set(debug)
+    for category in _CATEGORIES:
+        if wanted & {category, "1", "all"}:
+            logging.getLogger(f"peerkeeper.{category}").setLevel(logging.DEBUG)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chain", choices=sorted(CHAINS), help="network (default: main)")
+    p.add_argument("--regtest", action="store_true", help="same as --chain regtest")
+    p.add_argument("--datadir", type=Path, help="data directory (default: ~/.peerkeeper)")
+    p.add_argument("--conf", type=Path, help="bitcoin.conf-style configuration file")
+    p.add_argument("--rpcport", type=int, help="JSON-RPC port (default: the chain's, as Core)")
+    p.add_argument("--rpcuser", help="JSON-RPC user (default: cookie authentication)")
+    p.add_argument("--rpcpassword", help="JSON-RPC password")
+
+
+def _add_protocol(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--protocol",
+        choices=("bitcoin", "native"),
+        default="bitcoin",
+        help="bitcoin (default) or native: peerkeeper's own protocol (identities, pool)",
+    )
+
+
+#: Repeatable ``node`` options with Core's names (src/init.cpp ``SetupServerArgs``).
+_LIST_OPTIONS = (
+    ("seednode", "connect to this peer to fetch addresses, then disconnect (repeatable)"),
+    ("onlynet", "make automatic outbound connections only to this network (repeatable)"),
+    ("whitelist", "[PERMS@]ADDR[/MASK]: permissions for peers from there (repeatable)"),
+    ("whitebind", "[PERMS@]ADDR:PORT: listen there, peers get these permissions (repeatable)"),
+    ("proxy", "SOCKS5 proxy host[:port][=network] (repeatable)"),
+    ("externalip", "our own public address (repeatable)"),
+    ("dnsserver", "DNS server host[:port] for DNS seeding (peerkeeper's own option)"),
+)
+#: 0/1 ``node`` options with Core's names and defaults.
+_BOOL_OPTIONS = (
+    ("dnsseed", "query DNS seeds when the address table is low (default 1 unless -connect)"),
+    ("forcednsseed", "always query DNS seeds at start (default 0)"),
+    ("fixedseeds", "use the fixed seeds when a reachable network is empty (default 1)"),
+    ("whitelistrelay", "whitelisted peers without permissions get relay (default 1)"),
+    ("whitelistforcerelay", "whitelisted peers without permissions get forcerelay (default 0)"),
+    ("proxyrandomize", "random proxy credentials per connection (Tor stream isolation, default 1)"),
+    ("cjdnsreachable", "fc00::/8 addresses are CJDNS and reachable (default 0)"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``peerkeeper`` argument parser with its ``node`` and ``rpc`` commands."""
+    parser = argparse.ArgumentParser(
+        prog="peerkeeper", description="A peer-to-peer connection manager."
+    )
+    parser.add_argument("--version", action="version", version=f"peerkeeper {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    node = sub.add_parser("node", help="run the node (daemon)")
+    _add_common(node)
+    _add_protocol(node)
+    add_native_options(node)
+    node.add_argument(
+        "--bind", action="append", default=None, help="listen on ADDR[:PORT] (repeatable)"
+    )
+    node.add_argument("--port", type=int, help="P2P listen port (default: the chain's)")
+    node.add_argument("--listen", type=int, choices=(0, 1), help="accept inbound connections")
+    node.add_argument(
+        "--connect", action="append", default=None, help="connect only to this peer (repeatable)"
+    )
+    node.add_argument(
+        "--addnode",
+        action="append",
+        default=None,
+        help="keep a connection to this peer (repeatable)",
+    )
+    node.add_argument(
+        "--maxconnections", type=int, help="automatic connections, inbound included (default 200)"
+    )
+    node.add_argument("--rpcbind", help="RPC listen address (default 127.0.0.1)")
+    node.add_argument(
+        "--server", type=int, choices=(0, 1), help="run the JSON-RPC server (default 1)"
+    )
+    node.add_argument(
+        "--maxsendbuffer", type=int, help="per-peer send buffer, in kB (default 1000)"
+    )
+    node.add_argument(
+        "--maxreceivebuffer", type=int, help="per-peer receive buffer, in kB (default 5000)"
+    )
+    node.add_argument(
+        "--peertimeout", type=int, help="seconds to complete the handshake (default 60)"
+    )
+    node.add_argument("--timeout", type=int, help="TCP connect timeout in ms (default 5000)")
+    node.add_argument(
+        "--networkactive", type=int, choices=(0, 1), help="enable P2P activity (default 1)"
+    )
+    node.add_argument(
+        "--v2transport", type=int, choices=(0, 1), help="BIP324 encrypted transport (default 1)"
+    )
+    node.add_argument(
+        "--asmap", type=Path, help="asmap file: group peers by AS number (as Core's -asmap)"
+    )
+    node.add_argument(
+        "--debug",
+        action="append",
+        default=None,
+        help="debug log category: net, rpc, addrman, node, native, pool, dispatch, gossip, all",
+    )
+    for name, help_text in _LIST_OPTIONS:
+        node.add_argument(f"--{name}", action="append", default=None, help=help_text)
+    for name, help_text in _BOOL_OPTIONS:
+        node.add_argument(f"--{name}", type=int, choices=(0, 1), help=help_text)
+    node.add_argument(
+        "--fixedseedsfile",
+        type=Path,
+        help="fixed seeds in Core's contrib/seeds/nodes_<chain>.txt format",
+    )
+    node.add_argument(
+        "--inboundrelaypercent",
+        type=int,
+        help="percent of inbound slots for tx-relaying peers (default 50)",
+    )
+    node.add_argument("--onion", help="SOCKS5 proxy for .onion peers (host[:port]; 0 = none)")
+    node.add_argument(
+        "--maxuploadtarget",
+        help="upload limit per 24 h (bytes with k/K/m/M/g/G/t/T; default unit M; 0 = none)",
+    )
+
+    for name, help_text in (
+        ("import-peers-dat", "replace the address book with a Bitcoin Core peers.dat"),
+        ("export-peers-dat", "write the address book as a Bitcoin Core peers.dat"),
+        ("export-peers-json", "write the address book as Floresta's peers.json"),
+        ("import-banlist", "replace the bans with a Bitcoin Core banlist.json"),
+        ("export-banlist", "write the bans as a Bitcoin Core banlist.json"),
+        ("import-anchors-dat", "replace the stored anchors with a Bitcoin Core anchors.dat"),
+        ("export-anchors-dat", "write the stored anchors as a Bitcoin Core anchors.dat"),
+    ):
+        cmd = sub.add_parser(name, help=help_text + " (run while the node is stopped)")
+        _add_common(cmd)
+        cmd.add_argument("file", type=Path)
+
+    demo = sub.add_parser(
+        "gossip-demo", help="N native nodes on loopback share who they connected to (seed 004)"
+    )
+    demo.add_argument("--nodes", type=int, default=20, help="how many nodes (default 20)")
+    demo.add_argument(
+        "--seconds", type=float, default=30.0, help="give up after this long (default 30)"
+    )
+
+    rpc = sub.add_parser("rpc", help="call a JSON-RPC method (like bitcoin-cli)")
+    _add_common(rpc)
+    _add_protocol(rpc)
+    rpc.add_argument("--rpcconnect", default="127.0.0.1", help="RPC host (default 127.0.0.1)")
+    rpc.add_argument("method")
+    rpc.add_argument("params", nargs="*")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Merge ``--conf`` file values and command-line options into a :class:`Config`."""
+    chain = "regtest" if getattr(args, "regtest", False) else args.chain
+    values: dict[str, Any] = {}
+    if args.conf is not None:
+        values.update(read_conf_file(args.conf, chain))
+    if chain is not None:
+        values["chain"] = chain
+    for key in (
+        "datadir",
+        "rpcport",
+        "rpcuser",
+        "rpcpassword",
+        "bind",
+        "port",
+        "connect",
+        "addnode",
+        "maxconnections",
+        "rpcbind",
+        "maxsendbuffer",
+        "maxreceivebuffer",
+        "peertimeout",
+        "timeout",
+        "debug",
+        "asmap",
+        "fixedseedsfile",
+        "inboundrelaypercent",
+        "onion",
+        "maxuploadtarget",
+        *(name for name, _ in _LIST_OPTIONS),
+    ):
+        value = getattr(args, key, None)
+        if value is not None:
+            values[key] = value
+    for key in (
+        "listen",
+        "server",
+        "networkactive",
+        "v2transport",
+        *(name for name, _ in _BOOL_OPTIONS),
+    ):
+        value = getattr(args, key, None)
+        if value is not None:
+            values[key] = bool(value)
+    if "datadir" in values:
+        values["datadir"] = Path(values["datadir"]).expanduser()
+    config = Config(**values)
+    config.validate()
+    return config
+
+
+async def _run_node(config: Config) -> int:
+    from peerkeeper.daemon.node import Node
+
+    try:
+        node = Node(config)
+    except (AsmapError, ConfigError) as e:
+        logging.getLogger("peerkeeper.node").error("cannot start: %s", e)
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, node.request_stop)
+    try:
+        await node.start()
+    except (OSError, StoreError) as e:
+        logging.getLogger("peerkeeper.node").error("cannot start: %s", e)
+        await node.stop()
+        return 1
+    logging.getLogger("peerkeeper.node").info(
+        "peerkeeper %s started (chain %s, datadir %s)", __version__, config.chain, node.datadir
+    )
+    try:
+        await node.wait_stopped()
+    finally:
+        logging.getLogger("peerkeeper.node").info("shutting down")
+        await node.stop()
+    return 0
+
+
+async def _run_rpc(args: argparse.Namespace, config: Config) -> int:
+    return await _call_rpc(
+        args, config.chain_datadir, config.rpc_port, config.rpcuser, config.rpcpassword
+    )
+
+
+async def _call_rpc(
+    args: argparse.Namespace,
+    datadir: Path,
+    rpc_port: int,
+    rpcuser: str | None = None,
+    rpcpassword: str | None = None,
+) -> int:
+    """Call ``args.method`` on the node whose cookie is in ``datadir``; exit status."""
+    from peerkeeper.daemon.rpc import RpcError, parse_cli_param, read_cookie, rpc_call
+
+    rpcuser = rpcuser or args.rpcuser
+    rpcpassword = rpcpassword or args.rpcpassword
+    if rpcuser and rpcpassword:
+        user, password = rpcuser, rpcpassword
+    else:
+        try:
+            user, password = read_cookie(datadir)
+        except (OSError, ValueError) as e:
+            print(f"error: cannot read the RPC cookie in {datadir}: {e}", file=sys.stderr)
+            return 1
+    params = [parse_cli_param(p) for p in args.params]
+    try:
+        result = await rpc_call(args.rpcconnect, rpc_port, user, password, args.method, params)
+    except RpcError as e:
+        print(f"error code: {e.code}\nerror message:\n{e.message}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(
+            f"error: could not connect to the server {args.rpcconnect}:{rpc_port}: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    if isinstance(result, str):
+        print(result)
+    elif result is not None:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+T = TypeVar("T")
+
+
+def _with_store_value(config: Config, work: Callable[[Store], T]) -> T:
+    """Lock the chain's data directory, open its store, run ``work``, close and unlock.
+
+    Raises :class:`~peerkeeper.io.store.StoreError` (also when a node holds the directory).
+    """
+    lock = lock_datadir(config.chain_datadir)
+    try:
+        store = Store(config.chain_datadir)
+        store.open()
+        try:
+            return work(store)
+        finally:
+            store.close()
+    finally:
+        lock.close()
+
+
+def _import_peers_dat(config: Config, path: Path) -> int:
+    """Replace the stored address book with ``path`` (Core's peers.dat); nothing changes on error."""
+    try:
+        addrman = read_peers_dat(path, config.chain_params.magic, random.SystemRandom())
+    except (PeersDatError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    snap = snapshot_addrman(addrman)
+    _with_store_value(config, lambda st: st.call_sync(lambda c: save_addrbook(c, snap, None)))
+    print(f"imported {len(addrman)} addresses from {path}")
+    return 0
+
+
+def _stored_addrman(store: Store) -> AddrMan:
+    snap = store.call_sync(load_addrbook)
+    if snap is None:
+        return AddrMan(random.SystemRandom())
+    return addrman_from_snapshot(snap, random.SystemRandom())
+
+
+def _export_peers_dat(config: Config, path: Path) -> int:
+    """Write the stored address book to ``path`` as Core's peers.dat."""
+    addrman = _with_store_value(config, _stored_addrman)
+    write_peers_dat(path, addrman, config.chain_params.magic)
+    print(f"exported {len(addrman)} addresses to {path}")
+    return 0
+
+
+def _export_peers_json(config: Config, path: Path) -> int:
+    """Write the stored address book to ``path`` as Floresta's peers.json."""
+    addrman = _with_store_value(config, _stored_addrman)
+    write_peers_json(path, addrman, time.time())
+    print(f"exported {len(addrman)} addresses to {path}")
+    return 0
+
+
+def _import_banlist(config: Config, path: Path) -> int:
+    """Replace the stored bans with ``path`` (Core's banlist.json); nothing changes on error."""
+    banman = BanMan(random.SystemRandom().getrandbits(32))
+    try:
+        banman.load_banlist(path, time.time())
+    except BanlistError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rows = [(str(s), e.create_time, e.ban_until) for s, e in banman.get_banned(time.time()).items()]
+    _with_store_value(config, lambda st: st.call_sync(lambda c: save_bans(c, rows)))
+    print(f"imported {len(rows)} bans from {path}")
+    return 0
+
+
+def _export_banlist(config: Config, path: Path) -> int:
+    """Write the stored bans to ``path`` as Core's banlist.json."""
+    banman = BanMan(random.SystemRandom().getrandbits(32))
+    obj = _with_store_value(config, lambda st: st.call_sync(load_bans))
+    banman.load_json(obj, time.time())
+    write_banlist_json(path, banman.get_banned(time.time()))
+    print(f"exported {len(banman)} bans to {path}")
+    return 0
+
+
+def _import_anchors_dat(config: Config, path: Path) -> int:
+    """Replace the stored anchors with ``path`` (Core's anchors.dat; at most 2 are kept,
+    as Core truncates); the file itself is left in place."""
+    try:
+        entries = loads_anchors(path.read_bytes(), config.chain_params.magic, name=str(path))
+    except (PeersDatError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    entries = entries[:MAX_BLOCK_RELAY_ONLY_ANCHORS]
+    _with_store_value(config, lambda st: st.call_sync(lambda c: save_anchors(c, entries)))
+    print(f"imported {len(entries)} anchors from {path}")
+    return 0
+
+
+def _export_anchors_dat(config: Config, path: Path) -> int:
+    """Write the stored anchors (block-relay-only peers at the last clean shutdown) as
+    Core's anchors.dat."""
+    entries = _with_store_value(config, lambda st: st.call_sync(peek_anchors))
+    write_anchors(path, entries, config.chain_params.magic)
+    print(f"exported {len(entries)} anchors to {path}")
+    return 0
+
+
+_FILE_COMMANDS: dict[str, Callable[[Config, Path], int]] = {
+    "import-anchors-dat": _import_anchors_dat,
+    "export-anchors-dat": _export_anchors_dat,
+    "import-peers-dat": _import_peers_dat,
+    "export-peers-dat": _export_peers_dat,
+    "export-peers-json": _export_peers_json,
+    "import-banlist": _import_banlist,
+    "export-banlist": _export_banlist,
+}
+
+
+def _run_daemon(main: Coroutine[Any, Any, int]) -> int:
+    """Run a node's main coroutine on uvloop when installed, else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    status: int = uvloop.run(main)
+    return status
+
+
+def _main_native(args: argparse.Namespace) -> int:
+    """``node`` / ``rpc`` with ``--protocol native`` (see :mod:`peerkeeper.daemon.nativecli`)."""
+    if args.command == "node":
+        setup_logging(args.debug or [])
+        return _run_daemon(run_native_node(args))
+    if args.command != "rpc":
+        print(f"error: {args.command} is for the bitcoin protocol", file=sys.stderr)
+        return 1
+    datadir = native_datadir(args)
+    port = args.rpcport if args.rpcport is not None else DEFAULT_NATIVE_RPC_PORT
+    return asyncio.run(_call_rpc(args, datadir, port))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``peerkeeper`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "gossip-demo":
+        from peerkeeper.daemon.gossipdemo import run_gossip_demo
+
+        if args.nodes < 2:
+            print("error: --nodes must be at least 2", file=sys.stderr)
+            return 1
+        result = asyncio.run(run_gossip_demo(args.nodes, seconds=args.seconds))
+        return 0 if result.converged_after is not None else 1
+    if getattr(args, "protocol", "bitcoin") == "native":
+        return _main_native(args)
+    try:
+        config = config_from_args(args)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.command in _FILE_COMMANDS:
+        try:
+            return _FILE_COMMANDS[args.command](config, args.file)
+        except (StoreError, AddrManFormatError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    if args.command == "node":
+        setup_logging(config.debug)
+        return _run_daemon(_run_node(config))
+    return asyncio.run(_run_rpc(args, config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Node configuration: a dataclass with Bitcoin Core's option names, and a bitcoin.conf reader.
+
+Options mirror Core's (src/init.cpp ``SetupServerArgs``): ``chain``, ``datadir``,
+``bind``, ``port``, ``listen``, ``v2transport`` (BIP324, default on), ``asmap`` (file for AS-based netgroups), ``connect``, ``addnode``, ``maxconnections``,
+``rpcbind``, ``rpcport``, ``rpcuser``, ``rpcpassword``, ``maxsendbuffer`` and
+``maxreceivebuffer`` (kilobytes, x1000 as in Core), ``peertimeout``, ``timeout``
+(milliseconds), ``networkactive``, ``debug`` (log categories); the connection
+policy's ``seednode``, ``dnsseed``, ``forcednsseed``, ``fixedseeds``,
+``fixedseedsfile``, ``onlynet``, ``inboundrelaypercent``, ``whitelist``,
+``whitebind``, ``whitelistrelay``, ``whitelistforcerelay``, ``proxy``, ``onion``,
+``proxyrandomize``, ``cjdnsreachable``, ``maxuploadtarget``, ``externalip``; and
+peerkeeper's own ``dnsserver``. Defaults follow Core;
+ports default to the chain's (src/chainparamsbase.cpp, src/kernel/chainparams.cpp).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from peerkeeper.net.chains import Chain, get_chain
+from peerkeeper.net.netaddr import Network, parse_network
+
+__all__ = ["Config", "ConfigError", "read_conf_file"]
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid; the message names the option."""
+
+
+@dataclass(slots=True)
+class Config:
+    """Everything a :class:`~peerkeeper.daemon.node.Node` needs (Core option names, Core defaults)."""
+
+    chain: str = "main"
+    datadir: Path = field(default_factory=lambda: Path.home() / ".peerkeeper")
+    bind: list[str] = field(default_factory=list)
+    port: int | None = None
+    listen: bool | None = None
+    connect: list[str] = field(default_factory=list)
+    addnode: list[str] = field(default_factory=list)
+    maxconnections: int = 200
+    rpcbind: str = "127.0.0.1"
+    rpcport: int | None = None
+    rpcuser: str | None = None
+    rpcpassword: str | None = None
+    server: bool = True
+    maxsendbuffer: int = 1000
+    maxreceivebuffer: int = 5000
+    peertimeout: int = 60
+    timeout: int = 5000
+    networkactive: bool = True
+    services: int = 0
+    v2transport: bool = True
+    asmap: Path | None = None
+    debug: list[str] = field(default_factory=list)
+    # -- connection policy (src/init.cpp) --
+    seednode: list[str] = field(default_factory=list)
+    dnsseed: bool | None = None
+    forcednsseed: bool = False
+    fixedseeds: bool = True
+    fixedseedsfile: Path | None = None
+    onlynet: list[str] = field(default_factory=list)
+    inboundrelaypercent: int = 50
+    whitelist: list[str] = field(default_factory=list)
+    whitebind: list[str] = field(default_factory=list)
+    whitelistrelay: bool = True
+    whitelistforcerelay: bool = False
+    proxy: list[str] = field(default_factory=list)
+    onion: str | None = None
+    proxyrandomize: bool = True
+    cjdnsreachable: bool = False
+    maxuploadtarget: str = "0"
+    externalip: list[str] = field(default_factory=list)
+    #: peerkeeper's own (not Core's): DNS servers ("host[:port]") for DNS seeding
+    #: instead of the system's resolver configuration.
+    dnsserver: list[str] = field(default_factory=list)
+
+    @property
+    def chain_params(self) -> Chain:
+        """The :class:`~peerkeeper.net.chains.Chain` for ``chain`` (ConfigError if unknown)."""
+        try:
+            return get_chain(self.chain)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    @property
+    def p2p_port(self) -> int:
+        """``port`` or the chain's default P2P port."""
+        return self.port if self.port is not None else self.chain_params.default_port
+
+    @property
+    def rpc_port(self) -> int:
+        """``rpcport`` or the chain's default RPC port."""
+        return self.rpcport if self.rpcport is not None else self.chain_params.rpc_port
+
+    @property
+    def chain_datadir(self) -> Path:
+        """Where this chain's files live: ``datadir`` for main, ``datadir/<chain>`` otherwise (as Core)."""
+        return self.datadir if self.chain == "main" else self.datadir / self.chain
+
+    @property
+    def noconnect(self) -> bool:
+        """``-connect=0`` (or ``-noconnect``): no automatic outbound connections at all."""
+        return self.connect == ["0"]
+
+    @property
+    def specified_outgoing(self) -> list[str]:
+        """The ``-connect`` peers (none for ``-connect=0``; src/init.cpp ``m_specified_outgoing``)."""
+        return [] if self.noconnect else list(self.connect)
+
+    @property
+    def use_addrman_outgoing(self) -> bool:
+        """Core ``m_use_addrman_outgoing``: automatic outbound unless ``-connect`` is given at
+        all (src/init.cpp) or ``-maxconnections=0``."""
+        return not self.connect and self.maxconnections > 0
+
+    @property
+    def listening(self) -> bool:
+        """``-listen``, else Core's soft-set order (src/init.cpp ``InitParameterInteraction``):
+        ``-bind``/``-whitebind`` turn it on; then ``-connect`` (any, ``-connect=0`` too),
+        ``-maxconnections=0`` or ``-proxy`` turn it off; default on."""
+        if self.listen is not None:
+            return self.listen
+        if self.bind or self.whitebind:
+            return True
+        return not (self.connect or self.maxconnections <= 0 or self._proxy_set)
+
+    @property
+    def _proxy_set(self) -> bool:
+        return bool(self.proxy) and self.proxy != ["0"]
+
+    @property
+    def dns_seeding(self) -> bool:
+        """``-dnsseed``, else Core's soft-sets: off with ``-connect`` / ``-maxconnections=0``,
+        and off when ``-onlynet`` excludes both IPv4 and IPv6 (src/init.cpp)."""
+        if self.dnsseed is not None:
+            return self.dnsseed
+        if self.connect or self.maxconnections <= 0:
+            return False
+        nets = {parse_network(n) for n in self.onlynet}
+        return not nets or bool(nets & {Network.IPV4, Network.IPV6})
+
+    def validate(self) -> None:
+        """Check ranges; raises :class:`ConfigError` naming the bad option."""
+        self.chain_params  # noqa: B018 - raises for an unknown chain
+        if self.maxconnections < 0:
+            raise ConfigError("-maxconnections must be >= 0")
+        for name in ("port", "rpcport"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 65535:
+                raise ConfigError(f"-{name} must be between 0 and 65535")
+        if self.maxsendbuffer <= 0 or self.maxreceivebuffer <= 0:
+            raise ConfigError("-maxsendbuffer and -maxreceivebuffer must be positive")
+        if self.peertimeout <= 0:
+            raise ConfigError("-peertimeout must be positive")
+        if not 0 <= self.inboundrelaypercent <= 100:
+            raise ConfigError("-inboundrelaypercent must be between 0 and 100")
+        from peerkeeper.bitcoin.uploadtarget import parse_upload_target
+        from peerkeeper.net.netpermissions import Permissions
+
+        try:
+            Permissions.from_options(
+                whitelist=self.whitelist, whitebind=self.whitebind, cjdns=self.cjdnsreachable
+            )
+            parse_upload_target(self.maxuploadtarget)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        for net in self.onlynet:
+            if parse_network(net) is Network.UNROUTABLE:  # Core ParseNetwork (src/netbase.cpp)
+                raise ConfigError(f"Unknown network specified in -onlynet: '{net}'")
+
+
+_LIST_KEYS = {
+    "bind",
+    "connect",
+    "addnode",
+    "debug",
+    "seednode",
+    "onlynet",
+    "whitelist",
+    "whitebind",
+    "proxy",
+    "externalip",
+    "dnsserver",
+}
+_BOOL_KEYS = {
+    "listen",
+    "server",
+    "networkactive",
+    "v2transport",
+    "dnsseed",
+    "forcednsseed",
+    "fixedseeds",
+    "whitelistrelay",
+    "whitelistforcerelay",
+    "proxyrandomize",
+    "cjdnsreachable",
+}
+_PATH_KEYS = {"asmap", "fixedseedsfile"}
+_INT_KEYS = {
+    "inboundrelaypercent",
+    "port",
+    "maxconnections",
+    "rpcport",
+    "maxsendbuffer",
+    "maxreceivebuffer",
+    "peertimeout",
+    "timeout",
+}
+
+
+def _chain_in_file(lines: list[str]) -> str:
+    """The chain a conf file selects in its top section (``chain=``, ``regtest=1``, ...), else main."""
+    chain = "main"
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("["):
+            break
+        key, _, value = (s.strip() for s in line.partition("="))
+        if key == "chain":
+            chain = value
+        elif key in ("regtest", "testnet4", "signet") and value == "1":
+            chain = key
+        elif key == "testnet" and value == "1":
+            chain = "test"
+    return chain
+
+
+def read_conf_file(path: Path, chain: str | None = None) -> dict[str, object]:
+    """Read a bitcoin.conf-style file: ``key=value`` lines, ``#`` comments, ``[chain]`` sections.
+
+    ``chain`` is the chain chosen on the command line; when None, the file's own
+    top section decides (``chain=``, ``regtest=1``, ...), as Core does.
+
+    Returns option values keyed by Config field name (lists for repeatable
+    options). Settings in a ``[main]``/``[regtest]``/... section apply only to that
+    chain, as in Core (src/common/args.cpp). Unknown keys are ignored; bad values
+    raise :class:`ConfigError` with the line number.
+    """
+    known = {f.name for f in fields(Config)}
+    values: dict[str, object] = {}
+    section: str | None = None
+    lines = path.read_text().splitlines()
+    if chain is None:
+        chain = _chain_in_file(lines)
+        values["chain"] = chain
+    for lineno, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        if "=" not in line:
+            raise ConfigError(f"{path}:{lineno}: expected key=value")
+        key, value = (s.strip() for s in line.split("=", 1))
+        key = key.lstrip("-")
+        if "." in key:
+            section_key, key = key.split(".", 1)
+            if section_key != chain:
+                continue
+        elif section is not None and section != chain:
+            continue
+        if key in ("regtest", "testnet4", "signet", "testnet", "chain"):
+            continue  # chain selection: handled by _chain_in_file / the command line
+        if key not in known:
+            continue
+        try:
+            if key in _LIST_KEYS:
+                lst = values.setdefault(key, [])
+                assert isinstance(lst, list)
+                lst.append(value)
+            elif key in _BOOL_KEYS:
+                values[key] = value not in ("0", "false", "")
+            elif key in _INT_KEYS:
+                values[key] = int(value)
+            elif key in _PATH_KEYS:
+                values[key] = Path(value).expanduser()
+            else:
+                values[key] = value
+        except ValueError:
+            raise ConfigError(f"{path}:{lineno}: bad value for {key}: {value!r}") from None
+    return values

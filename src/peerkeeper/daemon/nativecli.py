@@ -1,0 +1,185 @@
+"""``peerkeeper node --protocol native`` and ``peerkeeper rpc --protocol native``.
+
+A native node keeps its files in ``<datadir>/native`` (``identity.json``,
+``peers.json``, ``peerkeeper.sqlite``, the RPC ``.cookie``), listens on
+:data:`~peerkeeper.shell.nativenode.DEFAULT_NATIVE_PORT` (9732, Octez's) and serves JSON-RPC
+on :data:`DEFAULT_NATIVE_RPC_PORT` (8732, Octez's). Options follow Octez's node
+(``--peer``, ``--private-mode``, ``--connections``, ``--expected-pow``) where it has
+them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from peerkeeper.io.store import DatadirLock, StoreError, lock_datadir
+from peerkeeper.native.identity import DEFAULT_POW_DIFFICULTY, IdentityError, PeerId
+from peerkeeper.native.maintenance import MaintenanceConfig
+from peerkeeper.native.pool import PoolConfig
+from peerkeeper.net.netaddr import AddrError, Service
+from peerkeeper.shell.nativenode import DEFAULT_NATIVE_PORT, NativeConfig, NativeNode
+
+__all__ = ["DEFAULT_NATIVE_RPC_PORT", "add_native_options", "native_config", "run_native_node"]
+
+log = logging.getLogger("peerkeeper.native")
+
+#: The native node's default JSON-RPC port (Octez's RPC port).
+DEFAULT_NATIVE_RPC_PORT = 8732
+
+
+def add_native_options(node: argparse.ArgumentParser) -> None:
+    """Add the native protocol's options to the ``node`` parser."""
+    g = node.add_argument_group("native protocol (--protocol native)")
+    g.add_argument(
+        "--peer",
+        action="append",
+        default=None,
+        metavar="HOST:PORT",
+        help="a point to bootstrap from (repeatable; Octez --peer)",
+    )
+    g.add_argument(
+        "--trust",
+        action="append",
+        default=None,
+        metavar="HOST:PORT[#PEER_ID]",
+        help="a trusted point, optionally with its expected peer id (repeatable)",
+    )
+    g.add_argument(
+        "--private-mode",
+        action="store_true",
+        help="talk only to trusted points; never advertised (Octez --private-mode)",
+    )
+    g.add_argument(
+        "--connections",
+        type=int,
+        metavar="N",
+        help="expected connections; min N/2 and max 3N/2 (Octez --connections, default 50)",
+    )
+    g.add_argument(
+        "--expected-pow",
+        type=float,
+        metavar="BITS",
+        help=f"identity proof of work, in bits (default {DEFAULT_POW_DIFFICULTY:g})",
+    )
+
+
+def _point(text: str) -> Service:
+    try:
+        svc = Service.parse(text, DEFAULT_NATIVE_PORT)
+    except AddrError as e:
+        raise ValueError(f"bad point {text!r}: {e}") from None
+    return svc
+
+
+def native_datadir(args: argparse.Namespace) -> Path:
+    """``<datadir>/native`` (datadir default ``~/.peerkeeper``)."""
+    base = args.datadir if args.datadir is not None else Path.home() / ".peerkeeper"
+    return Path(base).expanduser() / "native"
+
+
+def native_config(args: argparse.Namespace) -> NativeConfig:
+    """A :class:`NativeConfig` from ``node`` arguments; raises ValueError for bad values."""
+    trusted: list[tuple[Service, PeerId | None]] = []
+    for text in args.trust or []:
+        point_text, _, peer_text = text.partition("#")
+        try:
+            expected = PeerId.parse(peer_text) if peer_text else None
+        except IdentityError as e:
+            raise ValueError(f"bad peer id in --trust {text!r}: {e}") from None
+        trusted.append((_point(point_text), expected))
+    limits = MaintenanceConfig()
+    if args.connections is not None:
+        n = args.connections
+        if n < 0:
+            raise ValueError("--connections must be >= 0")
+        limits = MaintenanceConfig(
+            min_connections=n // 2, expected_connections=n, max_connections=3 * n // 2
+        )
+    port = args.port if args.port is not None else DEFAULT_NATIVE_PORT
+    binds: list[tuple[str, int]] = []
+    for text in args.bind or ["0.0.0.0"]:
+        try:
+            svc = Service.parse(text, port)
+        except AddrError as e:
+            raise ValueError(f"bad --bind {text!r}: {e}") from None
+        binds.append((str(svc.addr), svc.port))
+    return NativeConfig(
+        datadir=native_datadir(args),
+        binds=binds,
+        advertised_port=port,
+        pool=PoolConfig(
+            trusted_points=tuple(trusted),
+            private_mode=bool(args.private_mode),
+        ),
+        limits=limits,
+        pow_difficulty=(
+            args.expected_pow if args.expected_pow is not None else DEFAULT_POW_DIFFICULTY
+        ),
+        bootstrap_points=[_point(p) for p in args.peer or []],
+    )
+
+
+async def run_native_node(args: argparse.Namespace) -> int:
+    """Run a native node until SIGINT/SIGTERM or the ``stop`` RPC; the exit status."""
+    from peerkeeper.daemon.nativerpc import native_rpc_methods
+    from peerkeeper.daemon.rpc import RpcServer, delete_cookie, write_cookie
+
+    try:
+        config = native_config(args)
+    except ValueError as e:
+        log.error("cannot start: %s", e)
+        return 1
+    config.datadir.mkdir(parents=True, exist_ok=True)
+    lock: DatadirLock | None = None
+    try:
+        lock = lock_datadir(config.datadir)
+    except StoreError as e:
+        log.error("cannot start: %s", e)
+        return 1
+    node = NativeNode(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    rpc: RpcServer | None = None
+    try:
+        try:
+            await node.start()
+        except (OSError, IdentityError, StoreError) as e:
+            log.error("cannot start: %s", e)
+            return 1
+        if args.server is None or args.server:
+            methods = native_rpc_methods(node)
+
+            async def stop_rpc(params: object) -> str:
+                stop.set()
+                return "peerkeeper stopping"
+
+            methods["stop"] = stop_rpc
+            credentials = [write_cookie(config.datadir)]
+            if args.rpcuser and args.rpcpassword:
+                credentials.append((args.rpcuser, args.rpcpassword))
+            rpc = RpcServer(
+                methods,
+                host=args.rpcbind or "127.0.0.1",
+                port=args.rpcport if args.rpcport is not None else DEFAULT_NATIVE_RPC_PORT,
+                credentials=credentials,
+            )
+            await rpc.start()
+        log.info("native node %s started (datadir %s)", node.peer_id, config.datadir)
+        await stop.wait()
+        return 0
+    finally:
+        log.info("shutting down")
+        if rpc is not None:
+            await rpc.stop()
+            delete_cookie(config.datadir)
+        await node.stop()
+        if lock is not None:
+            lock.close()

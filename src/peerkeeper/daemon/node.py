@@ -1,0 +1,662 @@
+"""Node: builds the layers from a :class:`~peerkeeper.daemon.config.Config` and runs them.
+
+``async with Node(config) as node:`` starts the connection manager (listeners,
+manual peers) and, unless ``server`` is off, the JSON-RPC server with Core's
+cookie authentication; leaving the block stops both. :meth:`Node.wait_stopped`
+returns when the ``stop`` RPC (or :meth:`Node.request_stop`) asks the node to end.
+
+The RPC methods keep Bitcoin Core's names and result fields (src/rpc/net.cpp,
+src/rpc/server.cpp): getpeerinfo, getnetworkinfo, getconnectioncount,
+getnettotals, getnodeaddresses, addnode, disconnectnode, ping, setnetworkactive,
+uptime, stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from peerkeeper import __version__
+from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
+from peerkeeper.bitcoin.banman import BanlistError, BanMan
+from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
+from peerkeeper.bitcoin.peer import PeerConfig
+from peerkeeper.bitcoin.seeds import DNS_SEEDS, load_fixed_seeds
+from peerkeeper.bitcoin.uploadtarget import parse_upload_target
+from peerkeeper.daemon.config import Config, ConfigError
+from peerkeeper.daemon.rpc import (
+    RPC_CLIENT_INVALID_IP_OR_SUBNET,
+    RPC_CLIENT_NODE_ALREADY_ADDED,
+    RPC_CLIENT_NODE_NOT_ADDED,
+    RPC_CLIENT_NODE_NOT_CONNECTED,
+    RPC_INVALID_PARAMETER,
+    RPC_INVALID_PARAMS,
+    RpcError,
+    RpcServer,
+    delete_cookie,
+    write_cookie,
+)
+from peerkeeper.io.proxy import ProxySettings
+from peerkeeper.io.store import (
+    DatadirLock,
+    Store,
+    addrman_from_snapshot,
+    load_bans,
+    lock_datadir,
+    save_anchors,
+    snapshot_addrman,
+    take_anchors,
+)
+from peerkeeper.net.asmap import load_asmap
+from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.net.netpermissions import Permissions, to_strings
+from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn
+from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
+
+__all__ = ["Node", "USER_AGENT", "CLIENT_VERSION"]
+
+log = logging.getLogger("peerkeeper.node")
+
+#: BIP14 user agent we announce.
+USER_AGENT = f"/peerkeeper:{__version__}/"
+#: getnetworkinfo ``version``: major*10000 + minor*100 + patch, as Core's CLIENT_VERSION.
+CLIENT_VERSION = int("".join(f"{int(p):02d}" for p in __version__.split(".")))
+
+#: Seconds between dumps of the address book and bans (src/net.cpp ``DUMP_PEERS_INTERVAL``,
+#: src/banman.h ``DUMP_BANS_INTERVAL``).
+DUMP_INTERVAL = 15 * 60.0
+
+_RPC_NETWORKS = (Network.IPV4, Network.IPV6, Network.TORV3, Network.I2P, Network.CJDNS)
+_NETWORK_BY_NAME = {n.rpc_name: n for n in _RPC_NETWORKS}
+
+
+def _param(params: list[Any] | dict[str, Any], index: int, name: str, default: Any = None) -> Any:
+    if isinstance(params, dict):
+        return params.get(name, default)
+    return params[index] if len(params) > index else default
+
+
+class Node:
+    """A running peerkeeper node: ConnMan + address table + RPC server.
+
+    ``Node(config, clock=time.time, rng=None)``. Attributes after start:
+    ``connman``, ``addrman``, ``rpc`` (None when ``server`` is off), ``rpc_port``.
+    """
+
+    def __init__(
+        self, config: Config, *, clock: Any = time.time, rng: random.Random | None = None
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.clock = clock
+        self.rng = rng if rng is not None else random.SystemRandom()
+        chain = config.chain_params
+        #: What we advertise: the configured bits, plus NODE_P2P_V2 with -v2transport (Core init.cpp).
+        self.local_services = config.services | (
+            int(ServiceFlags.NODE_P2P_V2) if config.v2transport else 0
+        )
+        self.asmap = load_asmap(config.asmap) if config.asmap is not None else None
+        self.addrman = AddrMan(
+            random.Random(self.rng.getrandbits(64)), asmap=self.asmap, clock=clock
+        )
+        self.banman = BanMan(self.rng.getrandbits(32))
+        self.store = Store(config.chain_datadir)
+        self._dump_task: asyncio.Task[None] | None = None
+        self._dump_lock = asyncio.Lock()
+        self._lock: DatadirLock | None = None
+        binds: list[tuple[str, int]] = []
+        for b in config.bind:
+            svc = Service.parse(b, config.p2p_port)
+            binds.append((str(svc.addr), svc.port))
+        for wb in config.whitebind:
+            # -whitebind listens too (Core ``CConnman::InitBinds``); the permissions
+            # are matched by the accepting address.
+            svc = Service.parse(wb.rpartition("@")[2], config.p2p_port)
+            binds.append((str(svc.addr), svc.port))
+        if not binds and config.port is not None:
+            binds = [("::", config.port), ("0.0.0.0", config.port)]
+        try:
+            proxies = ProxySettings.from_options(config.proxy, config.onion, config.proxyrandomize)
+            reachable = proxies.reachable_networks(
+                config.onlynet, cjdns_reachable=config.cjdnsreachable
+            )
+            fixed_seeds = (
+                load_fixed_seeds(config.fixedseedsfile, config.chain_params.default_port)
+                if config.fixedseedsfile is not None
+                else []
+            )
+            external = [Service.parse(e, config.p2p_port) for e in config.externalip]
+        except (ValueError, OSError, AddrError) as e:
+            raise ConfigError(str(e)) from None
+        nameservers: list[str] | None = None
+        dns_port = 53
+        if config.dnsserver:
+            nameservers = []
+            for server in config.dnsserver:
+                svc = Service.parse(server, 53)
+                nameservers.append(str(svc.addr))
+                dns_port = svc.port
+        self.proxies = proxies
+        self.reachable = reachable
+        self.connman = ConnMan(
+            ConnManOptions(
+                chain=chain,
+                connect=config.specified_outgoing,
+                addnode=list(config.addnode),
+                automatic_outbound=config.use_addrman_outgoing,
+                inbound_relay_percent=config.inboundrelaypercent,
+                seednode=[] if config.connect else list(config.seednode),
+                permissions=Permissions.from_options(
+                    whitelist=config.whitelist,
+                    whitebind=config.whitebind,
+                    whitelistrelay=config.whitelistrelay,
+                    whitelistforcerelay=config.whitelistforcerelay,
+                    cjdns=config.cjdnsreachable,
+                ),
+                max_upload_target=parse_upload_target(config.maxuploadtarget),
+                proxies=proxies,
+                reachable=frozenset(
+                    n for n in reachable if n not in (Network.UNROUTABLE, Network.INTERNAL)
+                ),
+                external_ip=external,
+                dnsseed=config.dns_seeding,
+                forcednsseed=config.forcednsseed,
+                dns_seeds=list(DNS_SEEDS.get(config.chain, ())),
+                dns_nameservers=nameservers,
+                dns_port=dns_port,
+                fixedseeds=config.fixedseeds,
+                fixed_seeds=fixed_seeds,
+                bind=binds,
+                listen=config.listening,
+                max_connections=config.maxconnections,
+                max_send_buffer=config.maxsendbuffer * 1000,
+                max_receive_buffer=config.maxreceivebuffer * 1000,
+                connect_timeout=config.timeout / 1000,
+                v2transport=config.v2transport,
+                peer=PeerConfig(
+                    services=self.local_services,
+                    user_agent=USER_AGENT,
+                    peer_connect_timeout=float(config.peertimeout),
+                ),
+                network_active=config.networkactive,
+            ),
+            self.addrman,
+            clock=clock,
+            rng=random.Random(self.rng.getrandbits(64)),
+            banman=self.banman,
+        )
+        self.rpc: RpcServer | None = None
+        self._stop_event = asyncio.Event()
+        self.started_at = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def datadir(self) -> Path:
+        """This chain's data directory."""
+        return self.config.chain_datadir
+
+    async def start(self) -> None:
+        """Lock the data directory, load the store, start ConnMan and the RPC server.
+
+        Raises ``OSError`` on bind failure and :class:`DatadirLockedError` when
+        another node (or an import/export command) holds the data directory.
+        """
+        self.started_at = self.clock()
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_datadir(self.datadir)
+        await asyncio.to_thread(self.store.open)
+        await self.load()
+        await self.connman.start()
+        self._dump_task = asyncio.get_running_loop().create_task(self._dump_loop())
+        if self.config.server:
+            credentials = [write_cookie(self.datadir)]
+            if self.config.rpcuser and self.config.rpcpassword:
+                credentials.append((self.config.rpcuser, self.config.rpcpassword))
+            self.rpc = RpcServer(
+                self.rpc_methods(),
+                host=self.config.rpcbind,
+                port=self.config.rpc_port,
+                credentials=credentials,
+            )
+            await self.rpc.start()
+            log.info("RPC listening on %s:%d", self.config.rpcbind, self.rpc.port)
+
+    async def stop(self) -> None:
+        """Stop the RPC server and ConnMan, dump what changed, close the store, remove the cookie.
+
+        Every step runs even when an earlier one fails; a dump in flight is never
+        cut short (its write finishes on the store thread before the final one).
+        """
+        try:
+            if self._dump_task is not None:
+                self._dump_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._dump_task
+                self._dump_task = None
+            if self.rpc is not None:
+                try:
+                    await self.rpc.stop()
+                finally:
+                    delete_cookie(self.datadir)
+                    self.rpc = None
+            await self.connman.stop()
+        finally:
+            try:
+                if self.store._executor is not None:
+                    try:
+                        if self.connman.policy is not None:
+                            anchors = self.connman.anchors_at_stop
+                            await self.store.call(lambda c: save_anchors(c, anchors))
+                            log.info("%d block-relay-only anchors saved", len(anchors))
+                        await self.dump()
+                    finally:
+                        await asyncio.to_thread(self.store.close)
+            finally:
+                if self._lock is not None:
+                    self._lock.close()
+                    self._lock = None
+
+    # -- persistence --------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load the address book and the bans from the store.
+
+        A stored book the loader cannot use is copied aside
+        (``peerkeeper.sqlite.badbook-<time>``) before the node starts with an empty
+        one, so nothing stored is ever lost by being overwritten.
+        """
+        snap = await self.store.call(self.store.read_book)
+        if snap is not None:
+            try:
+                self.addrman = addrman_from_snapshot(
+                    snap,
+                    random.Random(self.rng.getrandbits(64)),
+                    asmap=self.asmap,
+                    clock=self.clock,
+                )
+                log.info("loaded %d addresses from %s", len(self.addrman), self.store.path)
+            except AddrManFormatError as e:
+                copy = await self.store.call(lambda c: self.store.backup_copy(c, "badbook"))
+                log.warning(
+                    "stored address book unusable (%s): copied to %s, starting with an empty one",
+                    e,
+                    copy,
+                )
+            self.connman.addrman = self.addrman
+        if self.connman.options.open_automatic:
+            # Core ``CConnman::Start``: anchors.dat is read, then deleted, only when
+            # automatic outbound connections are used.
+            anchors = await self.store.call(take_anchors)
+            self.connman.options.anchors = anchors[:MAX_BLOCK_RELAY_ONLY_ANCHORS]
+            if anchors:
+                log.info("%d anchor addresses loaded", len(anchors))
+        obj = await self.store.call(load_bans)
+        try:
+            self.banman.load_json(obj, self.clock(), source=str(self.store.path))
+        except BanlistError as e:
+            log.warning("ignoring stored bans: %s", e)
+
+    async def dump(self, *, addrbook: bool = True) -> None:
+        """Write what changed since the last dump, in one transaction.
+
+        The address book is snapshotted on the loop, then only the rows that differ
+        from what the database holds are written (src/net.cpp ``DumpAddresses`` every
+        ``DUMP_PEERS_INTERVAL``, here incremental); the bans when they changed
+        (src/banman.cpp ``DumpBanlist``). ``addrbook=False`` writes only the bans
+        (after setban, as Core does). Dumps are serialized; the write is shielded
+        from cancellation, and bans are marked dirty again if it fails.
+        """
+        async with self._dump_lock:
+            snap = snapshot_addrman(self.addrman) if addrbook else None
+            bans = self.banman.dump_if_dirty(self.clock())
+            rows = (
+                None
+                if bans is None
+                else [(str(s), e.create_time, e.ban_until) for s, e in bans.items()]
+            )
+            if snap is None and rows is None:
+                return
+            write = asyncio.ensure_future(
+                self.store.call(lambda c: self.store.write_dump(c, snap, rows))
+            )
+
+            def done(fut: asyncio.Future[int]) -> None:
+                if rows is not None and (fut.cancelled() or fut.exception() is not None):
+                    self.banman.mark_dirty()
+
+            write.add_done_callback(done)
+            await asyncio.shield(write)
+
+    async def _dump_loop(self) -> None:
+        while True:
+            await asyncio.sleep(DUMP_INTERVAL)
+            try:
+                await self.dump()
+            except Exception:
+                log.exception("periodic dump failed")
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def request_stop(self) -> None:
+        """Ask :meth:`wait_stopped` to return."""
+        self._stop_event.set()
+
+    async def wait_stopped(self) -> None:
+        """Wait until a stop is requested."""
+        await self._stop_event.wait()
+
+    @property
+    def rpc_port(self) -> int:
+        """The RPC server's bound port."""
+        return self.rpc.port if self.rpc is not None else self.config.rpc_port
+
+    # -- RPC ----------------------------------------------------------------------------------
+
+    def rpc_methods(self) -> dict[str, Any]:
+        """Method name -> async handler, Core's names."""
+        return {
+            "getpeerinfo": self._getpeerinfo,
+            "getaddednodeinfo": self._getaddednodeinfo,
+            "getnetworkinfo": self._getnetworkinfo,
+            "getconnectioncount": self._getconnectioncount,
+            "getnettotals": self._getnettotals,
+            "getnodeaddresses": self._getnodeaddresses,
+            "addnode": self._addnode,
+            "disconnectnode": self._disconnectnode,
+            "ping": self._ping,
+            "setnetworkactive": self._setnetworkactive,
+            "uptime": self._uptime,
+            "stop": self._stop,
+            "setban": self._setban,
+            "getaddrmaninfo": self._getaddrmaninfo,
+            "getrawaddrman": self._getrawaddrman,
+            "addpeeraddress": self._addpeeraddress,
+            "listbanned": self._listbanned,
+            "clearbanned": self._clearbanned,
+        }
+
+    def peer_info(self, peer: PeerConn) -> dict[str, Any]:
+        """One getpeerinfo entry (src/rpc/net.cpp ``getpeerinfo``)."""
+        proto = peer.proto
+        their = proto.their
+        info: dict[str, Any] = {
+            "id": peer.id,
+            "addr": peer.addr_name if not peer.inbound else str(peer.addr),
+        }
+        if peer.addr_bind is not None:
+            info["addrbind"] = str(peer.addr_bind)
+        if their.addr_me is not None and their.addr_me.addr.is_valid():
+            info["addrlocal"] = str(their.addr_me)
+        info.update(
+            {
+                "network": peer.addr.addr.get_net_class().rpc_name,
+                "services": f"{their.services:016x}",
+                "servicesnames": services_names(their.services),
+                "relaytxes": their.relay,
+                "lastsend": int(proto.last_send),
+                "lastrecv": int(proto.last_recv),
+                "last_transaction": 0,
+                "last_block": 0,
+                "bytessent": peer.bytes_sent,
+                "bytesrecv": peer.bytes_recv,
+                "conntime": int(peer.connected_at),
+                "timeoffset": their.time_offset,
+            }
+        )
+        if proto.ping.last_time is not None:
+            info["pingtime"] = round(proto.ping.last_time, 6)
+        if proto.ping.min_time is not None:
+            info["minping"] = round(proto.ping.min_time, 6)
+        if proto.ping.nonce_sent:
+            info["pingwait"] = round(self.clock() - proto.ping.start, 6)
+        info.update(
+            {
+                "version": their.version,
+                "subver": their.user_agent,
+                "inbound": peer.inbound,
+                "bip152_hb_to": False,
+                "bip152_hb_from": False,
+                "startingheight": their.start_height,
+                "presynced_headers": -1,
+                "synced_headers": -1,
+                "synced_blocks": -1,
+                "inflight": [],
+                "addr_relay_enabled": proto.addr_relay_enabled,
+                "addr_processed": proto.addr_processed,
+                "addr_rate_limited": proto.addr_rate_limited,
+                "permissions": to_strings(peer.permissions),
+                "minfeefilter": 0.0,
+                "bytessent_per_msg": dict(sorted(peer.sent_per_msg.items())),
+                "bytesrecv_per_msg": dict(sorted(peer.recv_per_msg.items())),
+                "connection_type": peer.conn_type.value,
+                "transport_protocol_type": peer.transport.transport_type,
+                "session_id": (peer.transport.session_id or b"").hex(),
+            }
+        )
+        return info
+
+    async def _getpeerinfo(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+        return [self.peer_info(p) for p in sorted(self.connman.peers.values(), key=lambda p: p.id)]
+
+    async def _getconnectioncount(self, params: list[Any] | dict[str, Any]) -> int:
+        return len(self.connman.peers)
+
+    async def _getnetworkinfo(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        peers = self.connman.peers.values()
+        n_in = sum(1 for p in peers if p.inbound)
+        services = self.local_services
+        return {
+            "version": CLIENT_VERSION,
+            "subversion": USER_AGENT,
+            "protocolversion": PROTOCOL_VERSION,
+            "localservices": f"{services:016x}",
+            "localservicesnames": services_names(services),
+            "localrelay": False,
+            "timeoffset": 0,
+            "networkactive": self.connman.network_active,
+            "connections": len(self.connman.peers),
+            "connections_in": n_in,
+            "connections_out": len(self.connman.peers) - n_in,
+            "networks": [self._network_info(net) for net in _RPC_NETWORKS],
+            "relayfee": 0.00001,
+            "incrementalfee": 0.00001,
+            "localaddresses": [
+                {"address": str(svc.addr), "port": svc.port, "score": score}
+                for svc, score in self.connman.local_addresses.items()
+            ],
+            "warnings": [],
+        }
+
+    def _network_info(self, net: Network) -> dict[str, Any]:
+        """One ``getnetworkinfo`` ``networks`` entry (Core ``GetNetworksInfo``, src/rpc/net.cpp)."""
+        proxy = self.proxies.for_network(net)
+        reachable = net in self.reachable
+        return {
+            "name": net.rpc_name,
+            "limited": not reachable,
+            "reachable": reachable,
+            "proxy": str(proxy) if proxy is not None else "",
+            "proxy_randomize_credentials": proxy.randomize_credentials
+            if proxy is not None
+            else False,
+        }
+
+    async def _getnettotals(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        return {
+            "totalbytesrecv": self.connman.total_bytes_recv,
+            "totalbytessent": self.connman.total_bytes_sent,
+            "timemillis": int(self.clock() * 1000),
+            "uploadtarget": self.connman.upload_target.rpc(self.clock()),
+        }
+
+    async def _getnodeaddresses(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+        count = _param(params, 0, "count", 1)
+        network_name = _param(params, 1, "network")
+        if not isinstance(count, int) or count < 0:
+            raise RpcError(RPC_INVALID_PARAMETER, "Address count out of range")
+        network = None
+        if network_name is not None:
+            network = _NETWORK_BY_NAME.get(network_name)
+            if network is None:
+                raise RpcError(RPC_INVALID_PARAMETER, f"Network not recognized: {network_name}")
+        entries = self.addrman.get_addr(count, 0, self.clock(), network)
+        return [
+            {
+                "time": e.time,
+                "services": e.services,
+                "address": str(e.service.addr),
+                "port": e.service.port,
+                "network": e.service.addr.get_net_class().rpc_name,
+            }
+            for e in entries
+        ]
+
+    async def _addnode(self, params: list[Any] | dict[str, Any]) -> None:
+        node = _param(params, 0, "node")
+        command = _param(params, 1, "command")
+        if not isinstance(node, str) or command not in ("add", "remove", "onetry"):
+            raise RpcError(
+                RPC_INVALID_PARAMS, 'addnode "node" "command" (command: add|remove|onetry)'
+            )
+        try:
+            self.connman.add_node(node, command)
+        except ValueError as e:
+            raise RpcError(RPC_CLIENT_NODE_ALREADY_ADDED, "Error: Node already added") from e
+        except KeyError as e:
+            raise RpcError(
+                RPC_CLIENT_NODE_NOT_ADDED,
+                "Error: Node could not be removed. It has not been added previously.",
+            ) from e
+
+    async def _getaddednodeinfo(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+        """Core ``getaddednodeinfo ( "node" )`` (src/rpc/net.cpp)."""
+        infos = self.connman.get_added_node_info()
+        node = _param(params, 0, "node")
+        if node is not None:
+            infos = [i for i in infos if i[0] == node][:1]
+            if not infos:
+                raise RpcError(RPC_CLIENT_NODE_NOT_ADDED, "Error: Node has not been added.")
+        return [
+            {
+                "addednode": name,
+                "connected": peer is not None,
+                "addresses": []
+                if peer is None
+                else [
+                    {
+                        "address": str(peer.addr),
+                        "connected": "inbound" if peer.inbound else "outbound",
+                    }
+                ],
+            }
+            for name, peer in infos
+        ]
+
+    async def _disconnectnode(self, params: list[Any] | dict[str, Any]) -> None:
+        address = _param(params, 0, "address")
+        nodeid = _param(params, 1, "nodeid")
+        if address == "":
+            address = None
+        if (address is None) == (nodeid is None):
+            raise RpcError(RPC_INVALID_PARAMS, "Only one of address and nodeid should be provided.")
+        if nodeid is not None and not isinstance(nodeid, int):
+            raise RpcError(RPC_INVALID_PARAMS, "nodeid must be a number")
+        if not self.connman.disconnect_node(address=address, peer_id=nodeid):
+            raise RpcError(RPC_CLIENT_NODE_NOT_CONNECTED, "Node not found in connected nodes")
+
+    async def _ping(self, params: list[Any] | dict[str, Any]) -> None:
+        self.connman.ping_all()
+
+    async def _setnetworkactive(self, params: list[Any] | dict[str, Any]) -> bool:
+        state = _param(params, 0, "state")
+        if not isinstance(state, bool):
+            raise RpcError(RPC_INVALID_PARAMS, "state must be a boolean")
+        self.connman.set_network_active(state)
+        return self.connman.network_active
+
+    async def _setban(self, params: list[Any] | dict[str, Any]) -> None:
+        """Core ``setban`` (src/rpc/net.cpp): ban or unban an address or subnet."""
+        subnet_arg = _param(params, 0, "subnet")
+        command = _param(params, 1, "command")
+        bantime = _param(params, 2, "bantime", 0) or 0
+        absolute = bool(_param(params, 3, "absolute", False))
+        if command not in ("add", "remove") or not isinstance(subnet_arg, str):
+            raise RpcError(RPC_INVALID_PARAMS, 'setban "subnet" "add|remove" ( bantime absolute )')
+        target: NetAddr | SubNet
+        try:
+            target = SubNet.parse(subnet_arg) if "/" in subnet_arg else NetAddr.parse(subnet_arg)
+        except AddrError:
+            raise RpcError(RPC_CLIENT_INVALID_IP_OR_SUBNET, "Error: Invalid IP/Subnet") from None
+        if not target.is_valid():
+            raise RpcError(RPC_CLIENT_INVALID_IP_OR_SUBNET, "Error: Invalid IP/Subnet")
+        now = self.clock()
+        if command == "add":
+            if self.banman.is_banned(target, now):
+                raise RpcError(RPC_CLIENT_NODE_ALREADY_ADDED, "Error: IP/Subnet already banned")
+            if not isinstance(bantime, int) or not -(2**63) <= bantime < 2**63:
+                raise RpcError(RPC_INVALID_PARAMS, "JSON integer out of range")
+            if absolute and bantime < now:
+                raise RpcError(RPC_INVALID_PARAMETER, "Error: Absolute timestamp is in the past")
+            self.banman.ban(target, now, bantime, absolute)
+            self.connman.disconnect_matching(target)
+        elif not self.banman.unban(target):
+            raise RpcError(
+                RPC_CLIENT_INVALID_IP_OR_SUBNET,
+                "Error: Unban failed. Requested address/subnet was not previously manually banned.",
+            )
+        await self.dump(addrbook=False)  # Core dumps the banlist after every change
+
+    async def _getaddrmaninfo(
+        self, params: list[Any] | dict[str, Any]
+    ) -> dict[str, dict[str, int]]:
+        return self.addrman.info()
+
+    async def _getrawaddrman(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        return self.addrman.raw_entries()
+
+    async def _addpeeraddress(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        """Core ``addpeeraddress`` (src/rpc/net.cpp): add with NETWORK|WITNESS, time now, source itself."""
+        address = _param(params, 0, "address")
+        port = _param(params, 1, "port")
+        tried = bool(_param(params, 2, "tried", False))
+        if not isinstance(address, str) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise RpcError(RPC_INVALID_PARAMS, 'addpeeraddress "address" port ( tried )')
+        try:
+            net_addr = NetAddr.parse(address)
+        except AddrError:
+            return {"success": False}
+        now = self.clock()
+        service = Service(net_addr, port)
+        entry = AddrEntry(
+            int(now), int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS), service
+        )
+        if not self.addrman.add([entry], service, 0, now=now):
+            return {"success": False, "error": "failed-adding-to-new"}
+        if tried and not self.addrman.good(service, now=now):
+            return {"success": False, "error": "failed-adding-to-tried"}
+        return {"success": True}
+
+    async def _listbanned(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+        return self.banman.list_banned(self.clock())
+
+    async def _clearbanned(self, params: list[Any] | dict[str, Any]) -> None:
+        self.banman.clear_banned()
+        await self.dump(addrbook=False)
+
+    async def _uptime(self, params: list[Any] | dict[str, Any]) -> int:
+        return int(self.clock() - self.started_at)
+
+    async def _stop(self, params: list[Any] | dict[str, Any]) -> str:
+        asyncio.get_running_loop().call_later(0.05, self.request_stop)
+        return "peerkeeper stopping"

@@ -1,0 +1,1 @@
+"""Pure: the dispatch layer (envelopes, conversations, credit), bulk transfer, gossip core."""

@@ -1,0 +1,1 @@
+"""IO: sockets (SockMan), proxies, DNS, the SQLite store and every file format."""

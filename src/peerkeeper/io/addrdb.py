@@ -1,0 +1,378 @@
+"""peers.dat and anchors.dat: Bitcoin Core's address database files (src/addrdb.cpp).
+
+Both files use Core's ``SerializeFileDB`` framing::
+
+    magic (4 bytes, the chain's message start) | payload | sha256d(magic | payload) (32 bytes)
+
+* peers.dat: the payload is the AddrMan body (:meth:`peerkeeper.bitcoin.addrman.AddrMan.serialize`).
+* anchors.dat: the payload is a ``std::vector<CAddress>`` in ``V2_DISK`` format (a
+  CompactSize count, then each address with its disk version, time, CompactSize
+  services, BIP155 address and big-endian port).
+
+:func:`dumps_file_db`, :func:`loads_peers_dat` and :func:`loads_anchors` are pure (bytes
+in, bytes out).  The ``read_*``/``write_*`` functions add the file I/O: writes go to a
+temporary file in the same directory, are flushed and fsynced, then renamed over the
+target (Core ``SerializeFileDB``: write ``peers.XXXX``, ``FileCommit``, ``RenameOver``).
+
+Errors in peers.dat raise :class:`PeersDatError`, whose message names the file and the
+problem: truncated, wrong network magic, checksum mismatch, unsupported version or
+corrupt data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from peerkeeper.bitcoin.addrman import (
+    AddrMan,
+    AddrManFormatError,
+    AddrManVersionError,
+    read_caddress_disk,
+    ser_caddress_v2_disk,
+)
+from peerkeeper.net.chains import CHAINS
+from peerkeeper.net.netaddr import AddrError, NetAddr, Network
+from peerkeeper.wire.codec import DecodeError, Reader, ser_compact_size
+from peerkeeper.wire.messages import AddrEntry
+
+__all__ = [
+    "PeersDatError",
+    "dumps_anchors",
+    "dumps_file_db",
+    "dumps_peers_dat",
+    "loads_anchors",
+    "loads_peers_dat",
+    "read_anchors",
+    "read_peers_dat",
+    "write_anchors",
+    "write_peers_dat",
+    "dumps_peers_json",
+    "write_peers_json",
+    "atomic_write",
+]
+
+_CHECKSUM_SIZE = 32
+_MAGIC_SIZE = 4
+#: Smallest V2 disk CAddress: version, time, services, net id, length, port.
+_MIN_CADDRESS_V2 = 4 + 4 + 1 + 1 + 1 + 2
+
+
+class PeersDatError(ValueError):
+    """A peers.dat / anchors.dat file could not be loaded.
+
+    The message names the file and the problem.  ``kind`` is one of ``"truncated"``,
+    ``"magic"``, ``"checksum"``, ``"version"`` (Core's ``InvalidAddrManVersionError``:
+    Core moves such a file aside to ``peers.dat.bak`` and starts empty) or ``"corrupt"``.
+    """
+
+    def __init__(self, name: str, kind: str, detail: str) -> None:
+        super().__init__(f"{name}: {detail}")
+        self.name = name
+        self.kind = kind
+
+
+def _sha256d(data: bytes | memoryview) -> bytes:
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+def _magic_name(magic: bytes) -> str:
+    for chain in CHAINS.values():
+        if chain.magic == magic:
+            return f"{magic.hex()} ({chain.name})"
+    return magic.hex()
+
+
+def dumps_file_db(magic: bytes, payload: bytes) -> bytes:
+    """Core ``SerializeDB`` (src/addrdb.cpp): ``magic | payload | sha256d(magic | payload)``."""
+    if len(magic) != _MAGIC_SIZE:
+        raise ValueError("network magic must be 4 bytes")
+    head = magic + payload
+    return head + _sha256d(head)
+
+
+def _check_head(data: bytes, magic: bytes, name: str) -> None:
+    if len(data) < _MAGIC_SIZE:
+        raise PeersDatError(
+            name, "truncated", f"truncated: {len(data)} bytes, shorter than the network magic"
+        )
+    if data[:_MAGIC_SIZE] != magic:
+        raise PeersDatError(
+            name,
+            "magic",
+            f"wrong network magic {_magic_name(data[:_MAGIC_SIZE])}, expected "
+            f"{_magic_name(magic)} (Core: Invalid network magic number)",
+        )
+
+
+def _check_tail(data: bytes, end: int, name: str) -> None:
+    """The 32-byte checksum right after the payload (Core ``DeserializeDB`` reads it from
+    the stream right after the data, ignoring anything beyond)."""
+    stored = data[end : end + _CHECKSUM_SIZE]
+    if len(stored) < _CHECKSUM_SIZE:
+        raise PeersDatError(
+            name,
+            "truncated",
+            f"truncated: checksum missing ({len(stored)} of {_CHECKSUM_SIZE} bytes after the "
+            f"data at offset {end})",
+        )
+    if stored != _sha256d(memoryview(data)[:end]):
+        raise PeersDatError(name, "checksum", "checksum mismatch, data corrupted")
+
+
+def _whole_file_checksum_ok(data: bytes) -> bool:
+    if len(data) < _MAGIC_SIZE + _CHECKSUM_SIZE:
+        return False
+    return _sha256d(memoryview(data)[:-_CHECKSUM_SIZE]) == data[-_CHECKSUM_SIZE:]
+
+
+def _damaged(data: bytes, name: str, e: Exception) -> PeersDatError:
+    """A parse error: reported as a checksum mismatch when the file's trailing checksum
+    does not match either (the bytes were damaged), else as corrupt data."""
+    if not _whole_file_checksum_ok(data):
+        return PeersDatError(name, "checksum", f"checksum mismatch, data corrupted ({e})")
+    return PeersDatError(name, "corrupt", f"corrupt data: {e}")
+
+
+def dumps_peers_dat(addrman: AddrMan, magic: bytes) -> bytes:
+    """The bytes of a peers.dat for ``addrman`` (Core ``DumpPeerAddresses``)."""
+    return dumps_file_db(magic, addrman.serialize())
+
+
+def loads_peers_dat(
+    data: bytes,
+    magic: bytes,
+    rng: random.Random,
+    *,
+    name: str = "peers.dat",
+    asmap: bytes | None = None,
+    clock: Callable[[], float] | None = None,
+) -> AddrMan:
+    """Load an AddrMan from peers.dat bytes (Core ``DeserializeDB`` + ``LoadAddrman``).
+
+    Checks the magic, parses the AddrMan body (Core's ``Unserialize`` rules, see
+    :meth:`AddrMan.deserialize`), then checks the sha256d checksum that follows it.
+
+    Raises:
+        PeersDatError: ``name`` and the problem (kind truncated, magic, checksum,
+            version or corrupt).  When the body does not parse and the file's last 32
+            bytes are not a valid checksum, the file is reported damaged (checksum
+            mismatch or truncated) rather than by the parse error.
+    """
+    data = bytes(data)
+    _check_head(data, magic, name)
+    r = Reader(data)
+    r.skip(_MAGIC_SIZE)
+    try:
+        if clock is None:
+            addrman = AddrMan._unserialize(r, rng, asmap=asmap)
+        else:
+            addrman = AddrMan._unserialize(r, rng, asmap=asmap, clock=clock)
+    except AddrManFormatError as e:
+        if isinstance(e, AddrManVersionError):
+            raise PeersDatError(name, "version", f"unsupported version: {e}") from e
+        if e.truncated:
+            raise PeersDatError(name, "truncated", f"truncated: {e}") from e
+        if not _whole_file_checksum_ok(data):
+            raise PeersDatError(name, "checksum", f"checksum mismatch, data corrupted ({e})") from e
+        raise PeersDatError(name, "corrupt", f"corrupt data: {e}") from e
+    _check_tail(data, r.pos, name)
+    return addrman
+
+
+def read_peers_dat(
+    path: str | os.PathLike[str],
+    magic: bytes,
+    rng: random.Random,
+    *,
+    asmap: bytes | None = None,
+    clock: Callable[[], float] | None = None,
+) -> AddrMan:
+    """Read peers.dat at ``path`` (Core ``LoadAddrman``).
+
+    Raises:
+        FileNotFoundError: no such file (Core then starts with an empty AddrMan and
+            writes a new file).
+        PeersDatError: the file is damaged or of another network/version; the message
+            names the file.
+    """
+    p = Path(path)
+    data = p.read_bytes()
+    return loads_peers_dat(data, magic, rng, name=str(p), asmap=asmap, clock=clock)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Core ``SerializeFileDB``: write a temporary file in the same directory, flush and
+    fsync it, then rename it over ``path``.  The temporary file is removed on failure."""
+    directory = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.stem}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if hasattr(os, "O_DIRECTORY"):
+        with contextlib.suppress(OSError):
+            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+
+def write_peers_dat(path: str | os.PathLike[str], addrman: AddrMan, magic: bytes) -> None:
+    """Write peers.dat atomically (Core ``DumpPeerAddresses`` / ``SerializeFileDB``).
+
+    Raises:
+        OSError: the file could not be written (the previous file is left intact).
+    """
+    atomic_write(Path(path), dumps_peers_dat(addrman, magic))
+
+
+def dumps_anchors(entries: Iterable[AddrEntry], magic: bytes) -> bytes:
+    """anchors.dat bytes (Core ``DumpAnchors``): ``V2_DISK`` vector of ``CAddress``."""
+    items = [ser_caddress_v2_disk(e) for e in entries]
+    return dumps_file_db(magic, ser_compact_size(len(items)) + b"".join(items))
+
+
+def loads_anchors(data: bytes, magic: bytes, *, name: str = "anchors.dat") -> list[AddrEntry]:
+    """Parse anchors.dat bytes.
+
+    Raises:
+        PeersDatError: truncated, wrong magic, corrupt entries or checksum mismatch.
+    """
+    data = bytes(data)
+    _check_head(data, magic, name)
+    r = Reader(data)
+    r.skip(_MAGIC_SIZE)
+    out: list[AddrEntry] = []
+    try:
+        n = r.compact_size()
+        if n * _MIN_CADDRESS_V2 > r.remaining():
+            raise PeersDatError(
+                name,
+                "truncated",
+                f"truncated: {n} addresses cannot fit in {r.remaining()} bytes",
+            )
+        for _ in range(n):
+            out.append(read_caddress_disk(r, v2=True))
+    except DecodeError as e:
+        if str(e).startswith("short read"):
+            raise PeersDatError(name, "truncated", f"truncated: {e}") from e
+        raise _damaged(data, name, e) from e
+    except (AddrManFormatError, AddrError) as e:
+        raise _damaged(data, name, e) from e
+    _check_tail(data, r.pos, name)
+    return out
+
+
+def read_anchors(
+    path: str | os.PathLike[str], magic: bytes, *, strict: bool = False
+) -> list[AddrEntry]:
+    """Read anchors.dat, then delete it (Core ``ReadAnchors``, src/addrdb.cpp).
+
+    Core deletes the file after reading on purpose: after an unclean shutdown the node
+    must not keep re-connecting to the same anchors (which an attacker could exploit).
+    Like Core, a missing or damaged file yields ``[]`` (and is still deleted), unless
+    ``strict`` is set, in which case a damaged file raises :class:`PeersDatError` (after
+    deletion).  Entries are returned as stored; Core keeps at most 2
+    (``MAX_BLOCK_RELAY_ONLY_ANCHORS``) itself.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            p.unlink()
+        if strict:
+            raise PeersDatError(str(p), "corrupt", f"cannot read: {e}") from e
+        return []
+    try:
+        return loads_anchors(data, magic, name=str(p))
+    except PeersDatError:
+        if strict:
+            raise
+        return []
+    finally:
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+def write_anchors(path: str | os.PathLike[str], entries: Iterable[AddrEntry], magic: bytes) -> None:
+    """Write anchors.dat atomically (Core ``DumpAnchors``)."""
+    atomic_write(Path(path), dumps_anchors(entries, magic))
+
+
+# -- Floresta's peers.json -------------------------------------------------------------------
+
+
+def _floresta_address(addr: NetAddr) -> dict[str, Any]:
+    """Floresta's serde ``Address`` enum, externally tagged (floresta-wire address_man.rs)."""
+    net = addr.network
+    if net is Network.IPV4:
+        return {"V4": str(addr)}
+    if net is Network.IPV6:
+        return {"V6": str(addr)}
+    if net is Network.CJDNS:
+        return {"Cjdns": str(addr)}
+    if net is Network.I2P:
+        return {"I2p": list(addr.addr)}
+    if net is Network.TORV3:
+        return {"OnionV3": list(addr.addr)}
+    raise ValueError(f"{net.name} has no Floresta form")
+
+
+def dumps_peers_json(addrman: AddrMan, now: float) -> str:
+    """Every address as Floresta's ``DiskLocalAddress`` list (its ``dump_peers`` peers.json).
+
+    Each item: ``address`` (``{"V4": "1.2.3.4"}``, ``{"V6": ...}``, ``{"Cjdns": ...}``,
+    ``{"I2p": [32 bytes]}``, ``{"OnionV3": [32 bytes]}``), ``last_connected`` (unix
+    seconds of the last success), ``state`` (``"NeverTried"``, ``{"Tried": t}``,
+    ``{"Failed": t}``, ``{"Banned": t}``; Floresta writes ``Connected`` as ``Tried``),
+    ``services``, ``port``, ``id``. Source: floresta-wire/src/p2p_wire/address_man.rs.
+    """
+    out: list[dict[str, Any]] = []
+    for n, entry in enumerate(addrman.entries()):
+        service = entry.service
+        info = addrman.find(service)
+        last_success = info.last_success if info is not None else 0
+        state = addrman.state(service, now)
+        kind = state.kind.name
+        if kind == "NEVER_TRIED":
+            st: Any = "NeverTried"
+        elif kind in ("TRIED", "CONNECTED"):
+            st = {"Tried": int(state.time if state.time is not None else last_success)}
+        elif kind == "FAILED":
+            st = {"Failed": int(state.time or 0)}
+        else:
+            st = {"Banned": int(state.time or 0)}
+        out.append(
+            {
+                "address": _floresta_address(service.addr),
+                "last_connected": int(last_success),
+                "state": st,
+                "services": int(entry.services),
+                "port": int(service.port),
+                "id": n,
+            }
+        )
+    return json.dumps(out)
+
+
+def write_peers_json(path: str | os.PathLike[str], addrman: AddrMan, now: float) -> None:
+    """Write :func:`dumps_peers_json` atomically to ``path``."""
+    atomic_write(Path(path), dumps_peers_json(addrman, now).encode())

@@ -1,0 +1,206 @@
+"""Octez's connection maintenance for the native protocol, as pure decisions.
+
+Instead of Bitcoin Core's outbound slots, a native node keeps its number of running
+connections between ``min`` and ``max`` around ``expected`` with hysteresis
+(tezos/tezos-mirror ``src/lib_p2p/p2p_maintenance.ml``, defaults
+``src/lib_p2p_services/p2p_limits.ml``):
+
+* :func:`bounds`: ``step_min = (expected - min) // 3``, ``step_max = (max - expected)
+  // 3``; ``min_threshold = min + step_min``, ``min_target = min + 2 step_min``,
+  ``max_target = max - 2 step_max``, ``max_threshold = max - step_max`` (10/50/100 give
+  23/36/68/84).
+* :func:`decide`: below ``min_threshold`` contact between ``min_target - n`` and
+  ``max_target - n`` points; above ``max_threshold`` drop ``n - max_target``
+  connections; otherwise (not private) propose one swap and wait for the idle timer
+  (``maintenance_idle_time``, 120 s) or a trigger (too few: a disconnection leaves fewer
+  than ``min``; too many: a connection makes more than ``max``).
+* :func:`points_to_contact` (Octez ``classify`` + bounded heap): disconnected points out
+  of their back-off whose last miss is before this round, not banned, trusted only in
+  private mode; never-missed points first, then the oldest miss. Trusted points that
+  are disconnected and out of back-off always come first, so they are reconnected with
+  back-off whatever the count.
+* :func:`connections_to_drop`: random running connections, never trusted ones. Ours on
+  top of Octez: the draw is among the lower-scored half, so the pool's score decides
+  who survives a trim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peerkeeper.native.pool import PeerPool
+from peerkeeper.native.poolstate import PeerInfo, PointState
+from peerkeeper.net.netaddr import Service
+
+__all__ = [
+    "Bounds",
+    "MaintenanceConfig",
+    "MaintenanceStep",
+    "bounds",
+    "connections_to_drop",
+    "decide",
+    "points_to_contact",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceConfig:
+    """Octez ``P2p_limits`` for maintenance (counts; times in seconds).
+
+    Defaults: min 10, expected 50, max 100 connections, idle 120 s, 5 s between
+    looks for peers (``time_between_looking_for_peers``), swap linger 30 s,
+    connection timeout 10 s, authentication timeout 5 s, 20 pending incoming
+    handshakes (``max_incoming_connections``).
+    """
+
+    min_connections: int = 10
+    expected_connections: int = 50
+    max_connections: int = 100
+    maintenance_idle_time: float = 120.0
+    time_between_looking_for_peers: float = 5.0
+    swap_linger: float = 30.0
+    connection_timeout: float = 10.0
+    authentication_timeout: float = 5.0
+    max_incoming_connections: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_connections <= self.expected_connections <= self.max_connections:
+            raise ValueError("need 0 <= min_connections <= expected_connections <= max")
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The four hysteresis thresholds (Octez ``bounds``)."""
+
+    min_threshold: int
+    min_target: int
+    max_target: int
+    max_threshold: int
+
+
+def bounds(min_connections: int, expected: int, max_connections: int) -> Bounds:
+    """Octez ``P2p_maintenance.bounds`` (integer division as OCaml's ``/``)."""
+    step_min = (expected - min_connections) // 3
+    step_max = (max_connections - expected) // 3
+    return Bounds(
+        min_threshold=min_connections + step_min,
+        min_target=min_connections + 2 * step_min,
+        max_target=max_connections - 2 * step_max,
+        max_threshold=max_connections - step_max,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceStep:
+    """What one maintenance pass decided.
+
+    ``contact``: points to dial now (``need`` of them should succeed); ``drop``: peers
+    to disconnect; ``swap``: propose one swap; ``bootstrap``: nothing to dial although
+    connections are missing, so ask the peers for more points (Octez
+    ``ask_for_more_contacts``).
+    """
+
+    contact: tuple[Service, ...] = ()
+    need: int = 0
+    drop: tuple[PeerInfo, ...] = ()
+    swap: bool = False
+    bootstrap: bool = False
+
+
+def points_to_contact(
+    pool: PeerPool,
+    limit: int,
+    now: float,
+    *,
+    round_start: float,
+    seen: set[Service],
+    only_trusted: bool = False,
+) -> list[Service]:
+    """Up to ``limit`` points to dial (Octez ``classify`` / ``connectable``), best first.
+
+    Skipped: points in ``seen`` (already tried this round; they are added), banned or
+    greylisted, ours, not disconnected, in back-off, missed since ``round_start``, and
+    every untrusted point in private mode (or when ``only_trusted``). Trusted points come first; then never-missed
+    points; then the oldest ``last_miss``.
+    """
+    if limit <= 0:
+        return []
+    private = pool.config.private_mode
+    ranked: list[tuple[int, float, float, Service]] = []
+    for point, info in pool.known_points.items():
+        if point in seen or info.state is not PointState.DISCONNECTED:
+            continue
+        if ((private or only_trusted) and not info.trusted) or point.port == 0:
+            continue
+        if pool.may_dial(point, now) is not None or not info.can_reconnect(now):
+            continue
+        miss = info.last_miss
+        if miss is not None and miss >= round_start and not info.trusted:
+            continue
+        tier = 0 if info.trusted else (1 if miss is None else 2)
+        ranked.append((tier, miss if miss is not None else 0.0, pool.rng.random(), point))
+    ranked.sort()
+    chosen = [r[3] for r in ranked[:limit]]
+    seen.update(chosen)
+    return chosen
+
+
+def connections_to_drop(pool: PeerPool, count: int, now: float) -> list[PeerInfo]:
+    """``count`` running, untrusted connections chosen at random among the
+    lower-scored half (at least ``count`` candidates); Octez drops random ones."""
+    if count <= 0:
+        return []
+    candidates = []
+    for peer in pool.running_peers():
+        point = pool.known_points.get(peer.current_point) if peer.current_point else None
+        if peer.trusted or (point is not None and point.trusted):
+            continue
+        candidates.append(peer)
+    candidates.sort(key=lambda p: pool.score(p.peer_id, now))
+    pool_size = min(len(candidates), max(count, (len(candidates) + 1) // 2))
+    return pool.rng.sample(candidates[:pool_size], min(count, pool_size))
+
+
+def decide(
+    pool: PeerPool,
+    config: MaintenanceConfig,
+    now: float,
+    *,
+    round_start: float,
+    seen: set[Service],
+    pending: int = 0,
+) -> MaintenanceStep:
+    """One maintenance pass over ``pool`` (Octez ``worker_loop`` / ``do_maintain``).
+
+    ``pending`` counts dials and handshakes in flight (they count towards the targets so
+    a pass does not dial twice for the same gap). Disconnected trusted points out of
+    back-off are always contacted.
+    """
+    b = bounds(config.min_connections, config.expected_connections, config.max_connections)
+    n = pool.active_connections()
+    have = n + pending
+    trusted_due = points_to_contact(
+        pool, 1 << 30, now, round_start=round_start, seen=set(), only_trusted=True
+    )
+    if n >= b.min_threshold and trusted_due:
+        seen.update(trusted_due)
+        if n > b.max_threshold:
+            drop = tuple(connections_to_drop(pool, n - b.max_target, now))
+            return MaintenanceStep(contact=tuple(trusted_due), drop=drop)
+        return MaintenanceStep(contact=tuple(trusted_due))  # only the trusted ones
+    if n < b.min_threshold:
+        want_max = max(0, b.max_target - have)
+        need = max(0, b.min_target - have)
+        contact = points_to_contact(pool, want_max, now, round_start=round_start, seen=seen)
+        for p in trusted_due:
+            if p not in contact:
+                contact.append(p)
+                seen.add(p)
+        return MaintenanceStep(
+            contact=tuple(contact),
+            need=need,
+            bootstrap=not contact and need > 0 and not pool.config.private_mode,
+        )
+    if n > b.max_threshold:
+        return MaintenanceStep(drop=tuple(connections_to_drop(pool, n - b.max_target, now)))
+    return MaintenanceStep(swap=not pool.config.private_mode)

@@ -1,0 +1,309 @@
+"""The native protocol's peer state machine: identity handshake, then messages. Sans-IO.
+
+Every native connection runs over our BIP324 transport
+(:class:`~peerkeeper.wire.v2.V2Transport` with :data:`NATIVE_MAGIC` and no v1
+fallback), so it is encrypted and has a 32-byte session id both ends share. On top:
+
+1. When the transport is ready, each side sends ``identity``: its Ed25519 public key,
+   its proof-of-work stamp, its listening port, its private flag, and a signature over
+   :meth:`Identity.signed_data` — which contains the BIP324 session id, so an identity
+   seen in one session cannot be replayed in another and a man in the middle (who has
+   two sessions with two different ids) cannot relay it (Octez binds its nonces to the
+   handshake transcript for the same reason, ``p2p_socket.ml``).
+2. The receiver checks the stamp (:func:`~peerkeeper.native.identity.check_proof_of_work`,
+   Octez ``Not_enough_proof_of_work``) and the signature; a failure is a
+   :class:`Greylist` action (Octez greylists on failed authentication). It then emits
+   :class:`Authenticated`; the owner asks the pool and calls :meth:`NativePeer.accept`
+   or :meth:`NativePeer.reject` (``nack(reason, points)``, Octez ``Nack``).
+3. The connection runs when both sides have acked (:class:`Established`); a ``nack``
+   received gives :class:`Rejected` and the connection ends.
+4. Then: ``ping`` is answered with ``pong`` here; ``bootstrap``, ``advertise``,
+   ``swaprequest``, ``swapack`` and ``envelope`` are handed up as :class:`Received`.
+
+Anything undecodable, out of order or repeated (a second identity, a message before
+the handshake ends) is a :class:`Greylist` action with the reason (Octez greylists the
+peer and its address on a decoding error, ``p2p_conn.ml``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from peerkeeper.bitcoin.actions import Disconnect
+from peerkeeper.native.identity import (
+    Identity,
+    PeerId,
+    check_proof_of_work,
+    verify_signature,
+)
+from peerkeeper.native.messages import (
+    NATIVE_MAGIC,
+    Ack,
+    Nack,
+    NackReason,
+    NativeDecodeError,
+    NativeMessage,
+    Ping,
+    Pong,
+    decode_native,
+)
+from peerkeeper.native.messages import Identity as IdentityMessage
+from peerkeeper.net.netaddr import Service
+from peerkeeper.wire.v1 import TransportError
+from peerkeeper.wire.v2 import V2Transport
+
+__all__ = [
+    "MAX_NATIVE_MESSAGE",
+    "Authenticated",
+    "Disconnect",
+    "Established",
+    "Greylist",
+    "NativeAction",
+    "NativePeer",
+    "Received",
+    "Rejected",
+]
+
+#: Largest native message payload (bytes): the envelope limit plus its framing.
+MAX_NATIVE_MESSAGE = 4_000_100
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """The remote proved ``peer_id``; the owner must call accept() or reject()."""
+
+    peer_id: PeerId
+    public_key: bytes
+    listen_port: int
+    private: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Established:
+    """Both sides acked: the connection runs."""
+
+    peer_id: PeerId
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The remote nacked us with ``reason`` and alternative ``points``."""
+
+    reason: int
+    points: tuple[Service, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An application-level message after the handshake."""
+
+    message: NativeMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Greylist:
+    """The remote misbehaved (bad identity, bad message): greylist it and close."""
+
+    reason: str
+
+
+NativeAction = Authenticated | Established | Rejected | Received | Disconnect | Greylist
+
+
+class NativePeer:
+    """One native connection, either side (sans-IO).
+
+    ``NativePeer(identity, *, inbound, listen_port, private, difficulty, rng=os.urandom)``.
+    Feed socket bytes with :meth:`receive_data` (returns actions); write what
+    :meth:`data_to_send` returns. ``difficulty`` is the proof of work (bits) a remote
+    identity must carry. States: ``handshake`` -> ``authenticated`` -> ``acked`` /
+    ``waiting_ack`` -> ``running``; ``closed`` after any fatal action.
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        inbound: bool,
+        listen_port: int,
+        private: bool,
+        difficulty: float,
+        rng: object = os.urandom,
+    ) -> None:
+        self.identity = identity
+        self.inbound = inbound
+        self.listen_port = listen_port
+        self.private = private
+        self.difficulty = difficulty
+        self.transport = V2Transport(
+            NATIVE_MAGIC,
+            initiating=not inbound,
+            rng=rng,  # type: ignore[arg-type]
+            max_message=MAX_NATIVE_MESSAGE,
+            allow_v1=False,
+        )
+        self.state = "handshake"
+        self.remote: Authenticated | None = None
+        self._sent_identity = False
+        self._we_acked = False
+        self._they_acked = False
+        self.ping_nonce: int | None = None
+        self.ping_sent_at: float | None = None
+        self.last_pong: float | None = None
+        self.bytes_received = 0
+
+    @property
+    def peer_id(self) -> PeerId | None:
+        """The remote's peer id once authenticated."""
+        return self.remote.peer_id if self.remote is not None else None
+
+    @property
+    def session_id(self) -> bytes | None:
+        """The BIP324 session id (32 bytes) once the transport is ready."""
+        return self.transport.session_id
+
+    def data_to_send(self) -> bytes:
+        """Every byte waiting to be written (handshake, packets)."""
+        return self.transport.data_to_send()
+
+    def send(self, message: NativeMessage) -> None:
+        """Queue ``message`` (encrypted by the transport)."""
+        self.transport.send_raw(message.command, message.encode())
+
+    def _fatal(self, action: Disconnect | Greylist) -> list[NativeAction]:
+        self.state = "closed"
+        return [action]
+
+    def receive_data(self, data: bytes, now: float) -> list[NativeAction]:
+        """Process bytes from the socket; returns the actions in order. Never raises."""
+        if self.state == "closed":
+            return []
+        self.bytes_received += len(data)
+        self.transport.receive_data(data)
+        return self._drain(now)
+
+    def _drain(self, now: float) -> list[NativeAction]:
+        """Process buffered messages; stops after :class:`Authenticated` so that the
+        owner decides (accept/reject) before anything later is looked at."""
+        actions: list[NativeAction] = []
+        while self.state not in ("closed", "authenticated"):
+            if not self._sent_identity and self.transport.session_id is not None:
+                self._send_identity()
+            try:
+                raw = self.transport.next_message()
+            except TransportError as e:
+                actions += self._fatal(Greylist(str(e)))
+                break
+            if not self._sent_identity and self.transport.session_id is not None:
+                self._send_identity()
+            if raw is None:
+                break
+            if raw.rejected:
+                actions += self._fatal(Greylist(f"invalid message type {raw.command!r}"))
+                break
+            try:
+                message = decode_native(raw.command, raw.payload)
+            except NativeDecodeError as e:
+                actions += self._fatal(Greylist(f"undecodable {raw.command}: {e}"))
+                break
+            actions += self._handle(message, now)
+        return actions
+
+    def _send_identity(self) -> None:
+        session_id = self.transport.session_id
+        assert session_id is not None
+        ident = self.identity
+        signed = IdentityMessage.signed_data(
+            session_id, ident.public_key, ident.stamp, self.listen_port, self.private
+        )
+        self.send(
+            IdentityMessage(
+                ident.public_key, ident.stamp, self.listen_port, self.private, ident.sign(signed)
+            )
+        )
+        self._sent_identity = True
+
+    def _handle(self, message: NativeMessage, now: float) -> list[NativeAction]:
+        if isinstance(message, IdentityMessage):
+            if self.state != "handshake":
+                return self._fatal(Greylist("identity sent twice"))
+            return self._check_identity(message)
+        if self.state == "handshake":
+            return self._fatal(Greylist(f"{message.command} before identity"))
+        if isinstance(message, Nack):
+            if self.state == "running":
+                return self._fatal(Greylist("nack after the handshake"))
+            self.state = "closed"
+            return [Rejected(int(message.reason), tuple(message.points))]
+        if isinstance(message, Ack):
+            if self._they_acked or self.state == "running":
+                return self._fatal(Greylist("ack sent twice"))
+            self._they_acked = True
+            return self._maybe_established()
+        if self.state != "running":
+            return self._fatal(Greylist(f"{message.command} before the handshake ended"))
+        if isinstance(message, Ping):
+            self.send(Pong(message.nonce))
+            return []
+        if isinstance(message, Pong):
+            if self.ping_nonce is not None and message.nonce == self.ping_nonce:
+                self.ping_nonce = None
+                self.last_pong = now
+            return []
+        return [Received(message)]
+
+    def _check_identity(self, message: IdentityMessage) -> list[NativeAction]:
+        session_id = self.transport.session_id
+        assert session_id is not None  # messages only arrive once the transport is ready
+        if not check_proof_of_work(message.public_key, message.stamp, self.difficulty):
+            return self._fatal(Greylist("not enough proof of work"))
+        signed = IdentityMessage.signed_data(
+            session_id,
+            message.public_key,
+            message.stamp,
+            message.listen_port,
+            message.private,
+        )
+        if not verify_signature(message.public_key, message.signature, signed):
+            return self._fatal(Greylist("invalid identity signature"))
+        self.remote = Authenticated(
+            PeerId.of_public_key(message.public_key),
+            message.public_key,
+            message.listen_port,
+            message.private,
+        )
+        self.state = "authenticated"
+        return [self.remote]
+
+    def _maybe_established(self) -> list[NativeAction]:
+        if self._we_acked and self._they_acked:
+            self.state = "running"
+            assert self.remote is not None
+            return [Established(self.remote.peer_id)]
+        return []
+
+    def accept(self, now: float = 0.0) -> list[NativeAction]:
+        """Send ``ack`` (the pool accepted the remote), then process what arrived
+        meanwhile; returns the actions (:class:`Established`, a remote nack, ...).
+        Raises RuntimeError unless the state is ``authenticated``."""
+        if self.state != "authenticated" or self._we_acked:
+            raise RuntimeError(f"accept() in state {self.state}")
+        self.send(Ack())
+        self._we_acked = True
+        self.state = "acked"
+        return self._maybe_established() + self._drain(now)
+
+    def reject(self, reason: NackReason, points: tuple[Service, ...] = ()) -> None:
+        """Send ``nack(reason, points)``; the owner closes after flushing it."""
+        if self.state == "closed":
+            return
+        self.send(Nack(reason, points))
+        self.state = "closed"
+
+    def start_ping(self, nonce: int, now: float) -> None:
+        """Send a ``ping`` with ``nonce`` (only when running and none outstanding)."""
+        if self.state == "running" and self.ping_nonce is None:
+            self.ping_nonce = nonce
+            self.ping_sent_at = now
+            self.send(Ping(nonce))

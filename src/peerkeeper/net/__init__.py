@@ -1,0 +1,1 @@
+"""Pure: addresses, netgroups, asmap, permissions, connection types, chains."""
