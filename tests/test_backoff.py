@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from peerkeeper.shell.connman import Backoff
+from peerkeeper.bitcoin.backoff import Backoff
 
 
 def test_delays_grow_by_factor_and_cap() -> None:

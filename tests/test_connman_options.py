@@ -101,14 +101,14 @@ async def test_addr_permission_bypasses_the_getaddr_cache(tmp_path: Path) -> Non
         peer.send(GetAddr())
         await peer.writer.drain()
         await wait_until(lambda: conn.proto.getaddr_recvd)
-        assert a.connman._addr_cache == {}  # answered fresh, nothing cached
+        assert a.connman.core.addr_cache == {}  # answered fresh, nothing cached
         peer.close()
     async with running(tmp_path, "b", v2transport=False) as b:
         peer = await raw_handshake(port_of(b))
         await wait_until(lambda: handshaken(b))
         peer.send(GetAddr())
         await peer.writer.drain()
-        await wait_until(lambda: len(b.connman._addr_cache) == 1)
+        await wait_until(lambda: len(b.connman.core.addr_cache) == 1)
         peer.close()
 
 

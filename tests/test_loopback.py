@@ -211,7 +211,7 @@ async def test_self_connection_rejected(tmp_path: Path) -> None:
         target = f"127.0.0.1:{port_of(a)}"
         a.connman.add_node(target, "onetry")
         # Both ends of the self-connection existed, then both were dropped.
-        await wait_until(lambda: a.connman._next_id == 2 and len(a.connman.peers) == 0)
+        await wait_until(lambda: a.connman.core._next_id == 2 and len(a.connman.peers) == 0)
         assert not handshaken(a)
 
 
@@ -492,7 +492,8 @@ async def test_misbehaving_routable_peer_is_discouraged(tmp_path: Path) -> None:
         routable = Service.parse("11.22.33.44:8333", 8333)
         peer.addr = routable  # as if it came from a routable address
         assert peer.conn_type is ConnectionType.INBOUND
-        a.connman._misbehaving(peer, "test")
+        a.connman.core._misbehaving(peer, "test")
+        a.connman._control()
         assert a.banman.is_discouraged(routable.addr)
         assert await p.closed_by_peer()
 

@@ -254,14 +254,14 @@ async def test_full_inbound_table_evicts_by_netgroup_never_protected_peers(
         protected_by_group = {p.id for p in keyed[-4:]}
         oldest_half = set(first_ids[:8])  # 30 - 4 - ... : Core protects the longest-connected
         evicted: list[int] = []
-        orig_drop = cm._drop
+        orig_drop = cm.core._drop
 
         def spy(peer, reason, *, close):  # type: ignore[no-untyped-def]
             if reason == "evicted for an inbound slot":
                 evicted.append(peer.id)
             return orig_drop(peer, reason, close=close)
 
-        cm._drop = spy  # type: ignore[method-assign]
+        cm.core._drop = spy  # type: ignore[method-assign]
         for i in range(31, 41):
             raws.append(await raw_from(port, i, 100 + i))
             await wait_until(lambda: cm.inbound_count == 30)
@@ -332,14 +332,14 @@ async def test_seednode_addr_fetch_then_connections(tmp_path: Path) -> None:
             vnode(net, tmp_path, 0, seednode=[str(virtual(1))])
         )
         types_seen: list[tuple[ConnectionType, Service]] = []
-        orig = subject.connman._new_peer
+        orig = subject.connman.core._new_peer
 
         def spy(*a, **kw):  # type: ignore[no-untyped-def]
             p = orig(*a, **kw)
             types_seen.append((p.conn_type, p.addr))
             return p
 
-        subject.connman._new_peer = spy  # type: ignore[method-assign]
+        subject.connman.core._new_peer = spy  # type: ignore[method-assign]
         await wait_until(
             lambda: count(subject, ConnectionType.OUTBOUND_FULL_RELAY) >= 1, timeout=30
         )
@@ -399,9 +399,10 @@ async def test_extra_block_relay_peer_comes_and_the_youngest_goes(tmp_path: Path
             if p.conn_type is ConnectionType.BLOCK_RELAY
         )
         cm = subject.connman
-        cm._evict_extra_outbound(cm.clock() + 10)  # kept: connected for less than 30 s
+        cm.core._evict_extra_outbound(cm.clock() + 10)  # kept: connected for less than 30 s
         assert count(subject, ConnectionType.BLOCK_RELAY) == 3
-        cm._evict_extra_outbound(cm.clock() + 31)  # Core's 45 s check after 30 s
+        cm.core._evict_extra_outbound(cm.clock() + 31)  # Core's 45 s check after 30 s
+        cm._control()
         assert count(subject, ConnectionType.BLOCK_RELAY) == 2
         assert youngest not in cm.peers
 

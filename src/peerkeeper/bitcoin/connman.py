@@ -1,0 +1,1751 @@
+"""ConnManCore: every decision of the connection manager, sans-IO, driven by ``now``.
+
+Bitcoin Core's ``CConnman`` (src/net.cpp) without its sockets and threads, in the
+nakamoto split (the state machine decides whom to dial and emits actions; the reactor
+only executes them and reports back). Nothing here reads a clock, a socket or the OS
+RNG: every input carries ``now`` (unix seconds) and randomness comes from the
+``rng`` given at construction. :mod:`peerkeeper.shell.connman` is the asyncio
+driver; the simulator drives the same class in simulated time.
+
+Inputs (the driver calls them):
+
+* :meth:`ConnManCore.start` / :meth:`ConnManCore.stop`;
+* :meth:`accepted` (an inbound socket: admit or refuse, Core
+  ``CreateNodeFromAcceptedSocket``), :meth:`connected` / :meth:`dial_failed` (the
+  outcome of a :class:`Dial`), :meth:`resolved` / :meth:`seed_resolved` (the outcome
+  of a :class:`Resolve`), :meth:`received`, :meth:`closed`, :meth:`writable`;
+* :meth:`tick` at :meth:`next_wakeup` (peer timeouts and pings from one heap, Core's
+  ``ThreadOpenConnections`` and ``ThreadOpenAddedConnections`` passes, DNS seeding,
+  addr-fetch expiry, extra-peer eviction);
+* the control calls the RPCs use: :meth:`add_node`, :meth:`disconnect_node`,
+  :meth:`disconnect_matching`, :meth:`set_network_active`, :meth:`ping_all`,
+  :meth:`send_message`.
+
+Outputs: :meth:`poll_actions` returns :class:`Dial`, :class:`Send`, :class:`Close`,
+:class:`PauseRead`, :class:`ResumeRead`, :class:`Resolve` in the order they were
+decided.
+
+What it decides (each rule cites Core): automatic outbound connections
+(:mod:`peerkeeper.bitcoin.outbound`: anchors, 8 full-relay, 2 block-relay-only,
+feelers, extra peers) one pick at a time every 500 ms; addr-fetch connections
+(``-seednode``, DNS seeds that answer nothing) and their 5 min limit; DNS seeding
+(:class:`~peerkeeper.bitcoin.seeds.DnsSeedSchedule`) and the fixed-seed fallback;
+inbound admission in Core's order (network active, bans and discouragement with
+``noban`` exempt, eviction when full, ``-inboundrelaypercent``); punishment
+(``MaybeDiscourageAndDisconnect``); ``-connect``/``-addnode`` peers kept connected with
+a per-target back-off (:class:`~peerkeeper.bitcoin.backoff.Backoff`); the v1 retry
+after a v2 key hang-up (``V2Transport::ShouldReconnectV1``); the per-network getaddr
+cache; byte counters per peer and per message type (``mapSendBytesPerMsgType``);
+flow control (``fPauseSend``: a peer whose send buffer passed ``-maxsendbuffer`` is not
+processed until the driver reports it :meth:`writable`; reading pauses when the
+unprocessed bytes pass ``-maxreceivebuffer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from peerkeeper.bitcoin.actions import (
+    Action,
+    Disconnect,
+    HandshakeComplete,
+    LearnedAddresses,
+    Misbehaving,
+    VersionReceived,
+)
+from peerkeeper.bitcoin.actions import Send as PeerSend
+from peerkeeper.bitcoin.addrman import AddrMan
+from peerkeeper.bitcoin.addrrelay import relay_targets
+from peerkeeper.bitcoin.backoff import BACKOFF_RESET_AFTER, Backoff
+from peerkeeper.bitcoin.banman import BanMan
+from peerkeeper.bitcoin.eviction import EvictionCandidate, keyed_netgroup, select_node_to_evict
+from peerkeeper.bitcoin.outbound import (
+    DEFAULT_FULL_RELAY_INBOUND_PCT,
+    DEFAULT_MAX_PEER_CONNECTIONS,
+    EXTRA_PEER_CHECK_INTERVAL,
+    FEELER_SLEEP_WINDOW,
+    MAX_ADDNODE_CONNECTIONS,
+    MAX_BLOCK_RELAY_ONLY_ANCHORS,
+    ExtraPeer,
+    OutboundLimits,
+    OutboundPick,
+    OutboundPolicy,
+    select_extra_outbound_to_evict,
+)
+from peerkeeper.bitcoin.peer import BitcoinPeer, PeerConfig, has_all_desirable_service_flags
+from peerkeeper.bitcoin.seeds import (
+    ADD_NEXT_SEEDNODE,
+    SEED_OUTBOUND_CONNECTION_THRESHOLD,
+    DnsSeedSchedule,
+    QuerySeed,
+    Wait,
+    dns_seed_entries,
+    dns_seed_source,
+    fixed_seed_entries,
+    fixed_seeds_reason,
+    fixed_seeds_source,
+)
+from peerkeeper.bitcoin.uploadtarget import UploadTarget
+from peerkeeper.dispatch.dispatcher import PendingRequests
+from peerkeeper.net.chains import Chain
+from peerkeeper.net.connection_types import ConnectionType
+from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.net.netpermissions import NetPermissionFlags, Permissions, has_flag
+from peerkeeper.wire.codec import DecodeError
+from peerkeeper.wire.messages import (
+    MESSAGE_TYPES,
+    Addr,
+    AddrEntry,
+    AddrV2,
+    Message,
+    Pong,
+    ServiceFlags,
+    decode_message,
+)
+from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
+from peerkeeper.wire.v2 import V2Transport
+
+if TYPE_CHECKING:
+    from peerkeeper.io.proxy import Proxy, ProxySettings
+
+__all__ = [
+    "ADDR_FETCH_TIMEOUT",
+    "OPEN_CONNECTIONS_INTERVAL",
+    "ADDED_CONNECTIONS_INTERVAL",
+    "NET_MESSAGE_TYPE_OTHER",
+    "ConnManOptions",
+    "PeerConn",
+    "Dial",
+    "Send",
+    "Close",
+    "PauseRead",
+    "ResumeRead",
+    "Resolve",
+    "ConnAction",
+    "ConnManCore",
+]
+
+log = logging.getLogger("peerkeeper.net")
+
+#: Seconds an addr-fetch peer may stay connected (src/net_processing.cpp ``SendMessages``:
+#: ``10 * AVG_ADDRESS_BROADCAST_INTERVAL``).
+ADDR_FETCH_TIMEOUT = 300.0
+#: Local address scores (src/net.h): interfaces, -bind, mapped, -externalip.
+LOCAL_IF, LOCAL_BIND, LOCAL_MAPPED, LOCAL_MANUAL = 1, 2, 3, 4
+#: Seconds between ``ThreadOpenConnections``' passes (src/net.cpp: 500 ms).
+OPEN_CONNECTIONS_INTERVAL = 0.5
+#: Seconds between ``ThreadOpenAddedConnections``' passes when nothing wakes it earlier
+#: (Core waits 2 s after a try, 60 s when all are connected; peerkeeper re-checks every
+#: 0.5 s and at once when a manual peer leaves or is added).
+ADDED_CONNECTIONS_INTERVAL = 0.5
+#: Core's bucket for message types it does not know (src/net.h ``NET_MESSAGE_TYPE_OTHER``).
+NET_MESSAGE_TYPE_OTHER = "*other*"
+#: getaddr replies are cached per network and local address for 21 h + U(0, 6 h)
+#: (src/net.cpp ``CConnman::GetAddresses``).
+ADDR_CACHE_LIFETIME = 21 * 3600.0
+ADDR_CACHE_JITTER = 6 * 3600.0
+#: Penalty applied to gossiped address times (src/net_processing.cpp ``ProcessAddrs``: 2 h).
+ADDR_TIME_PENALTY = 2 * 3600
+#: Seconds a SOCKS5 proxy may take per read (src/netbase.cpp ``SOCKS5_RECV_TIMEOUT``).
+SOCKS5_RECV_TIMEOUT = 20.0
+
+_INF = math.inf
+
+
+@dataclass(slots=True)
+class ConnManOptions:
+    """ConnMan settings (Core option names in the comments; seconds and bytes).
+
+    ``connect`` (``-connect``): only these peers, no listening unless ``listen``
+    is set explicitly; ``addnode`` (``-addnode``); ``bind`` ((host, port) pairs,
+    ``-bind``); ``listen`` (``-listen``); ``max_connections`` (``-maxconnections``);
+    ``max_send_buffer`` / ``max_receive_buffer`` (``-maxsendbuffer`` /
+    ``-maxreceivebuffer`` in bytes); ``connect_timeout`` (``-timeout``);
+    ``peer`` (what we announce; handshake and ping timeouts); ``dial_map`` (see
+    :class:`~peerkeeper.io.sockman.SockMan`; the driver's); ``v2transport``
+    (``-v2transport``: BIP324 for inbound, with v1 detected transparently, and for
+    outbound to manual peers and to peers advertising NODE_P2P_V2, retried once as v1
+    when the peer hangs up).
+
+    Connection policy: ``inbound_relay_percent`` (``-inboundrelaypercent``);
+    ``automatic_outbound`` (Core ``m_use_addrman_outgoing``; off with ``-connect``);
+    ``reachable`` (networks automatic connections may use, from ``-onlynet`` and the
+    proxies); ``permissions`` (``-whitelist`` / ``-whitebind``); ``max_upload_target``
+    (bytes per 24 h, 0 = none); ``anchors`` (block-relay-only addresses from the last
+    clean shutdown); ``seednode``; ``external_ip`` (``-externalip``); ``dnsseed``,
+    ``forcednsseed``, ``dns_seeds`` (host names), ``dns_nameservers`` / ``dns_port``
+    (None: the system resolver); ``fixedseeds`` and ``fixed_seeds`` (from
+    ``-fixedseedsfile``); ``proxies`` (:class:`~peerkeeper.io.proxy.ProxySettings`);
+    ``accept_map`` (the driver's); ``open_connections_interval`` (seconds between the
+    automatic loop's passes, Core's 500 ms); ``extra_block_relay`` (Core's periodic
+    extra block-relay-only peer, which Core starts once out of initial block download:
+    peerkeeper, with no chain, starts it at once).
+    """
+
+    chain: Chain
+    connect: list[str] = field(default_factory=list)
+    addnode: list[str] = field(default_factory=list)
+    bind: list[tuple[str, int]] = field(default_factory=list)
+    listen: bool = True
+    max_connections: int = DEFAULT_MAX_PEER_CONNECTIONS
+    max_send_buffer: int = 1_000_000
+    max_receive_buffer: int = 5_000_000
+    connect_timeout: float = 5.0
+    peer: PeerConfig = field(default_factory=PeerConfig)
+    dial_map: Callable[[Service], Any] | None = None
+    accept_map: Callable[[Service], Service] | None = None
+    proxies: ProxySettings = field(default_factory=lambda: _default_proxies())
+    network_active: bool = True
+    v2transport: bool = True
+
+    inbound_relay_percent: int = DEFAULT_FULL_RELAY_INBOUND_PCT
+    automatic_outbound: bool = True
+    reachable: frozenset[Network] = frozenset({Network.IPV4, Network.IPV6})
+    permissions: Permissions = field(default_factory=Permissions)
+    max_upload_target: int = 0
+    anchors: list[AddrEntry] = field(default_factory=list)
+    seednode: list[str] = field(default_factory=list)
+    external_ip: list[Service] = field(default_factory=list)
+    dnsseed: bool = False
+    forcednsseed: bool = False
+    dns_seeds: list[str] = field(default_factory=list)
+    dns_nameservers: list[str] | None = None
+    dns_port: int = 53
+    fixedseeds: bool = True
+    fixed_seeds: list[Service] = field(default_factory=list)
+    open_connections_interval: float = OPEN_CONNECTIONS_INTERVAL
+    extra_block_relay: bool = True
+
+    @property
+    def limits(self) -> OutboundLimits:
+        """Slots from ``-maxconnections`` and ``-inboundrelaypercent`` (Core ``CConnman::Init``)."""
+        return OutboundLimits(self.max_connections, self.inbound_relay_percent)
+
+    @property
+    def max_inbound(self) -> int:
+        """Inbound slots: ``max(0, maxconnections - (8 + 2 + 1))`` (src/net.h ``CConnman::Init``)."""
+        return self.limits.max_inbound
+
+    @property
+    def open_automatic(self) -> bool:
+        """Core opens automatic outbound connections unless ``-connect`` is given or
+        ``-maxconnections=0`` / no outbound slots (src/init.cpp, src/net.cpp ``Start``)."""
+        return (
+            self.automatic_outbound and not self.connect and self.limits.max_automatic_outbound > 0
+        )
+
+
+def _default_proxies() -> ProxySettings:
+    from peerkeeper.io.proxy import ProxySettings
+
+    return ProxySettings()
+
+
+# -- actions (out) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Open a connection to ``dest`` within ``timeout`` seconds, through ``proxy`` if set;
+    report with :meth:`ConnManCore.connected` or :meth:`ConnManCore.dial_failed`.
+
+    ``dest`` is the :class:`Service` or, through a name proxy, the ``"host:port"`` text;
+    ``service`` is what the peer will be known as; ``conn_type`` and ``v2`` (BIP324
+    first) are for the driver's logs; ``id`` names the attempt (Core ``ConnectNode``).
+    """
+
+    id: int
+    service: Service
+    dest: Service | str
+    conn_type: ConnectionType
+    proxy: Proxy | None
+    timeout: float
+    v2: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Queue ``data`` (bytes) on connection ``conn_id``."""
+
+    conn_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close connection ``conn_id`` (Core ``CloseSocketDisconnect``); ``reason`` is for logs."""
+
+    conn_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRead:
+    """Stop reading ``conn_id`` (Core ``fPauseRecv`` / ``fPauseSend``). ``send`` is True
+    when the reason is a full send buffer: the driver answers with
+    :meth:`ConnManCore.writable` once that buffer is below ``-maxsendbuffer`` (at once if
+    it already is)."""
+
+    conn_id: int
+    send: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRead:
+    """Read ``conn_id`` again."""
+
+    conn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Resolve ``name`` (``host[:port]``, default port ``port``); report with
+    :meth:`ConnManCore.resolved` (``seed`` False: one address for a dial) or
+    :meth:`ConnManCore.seed_resolved` (``seed`` True: every A/AAAA of a DNS seed).
+    ``id`` names the request."""
+
+    id: int
+    name: str
+    port: int
+    seed: bool = False
+
+
+ConnAction = Dial | Send | Close | PauseRead | ResumeRead | Resolve
+
+
+# -- state --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PeerConn:
+    """One live connection: Core's ``CNode`` (ids, addresses, counters) plus its protocol.
+
+    ``id`` is the node id shown in RPCs; ``conn_id`` is the driver's; ``addr_name`` is
+    the string we dialled (or the peer's address for inbound); times in unix seconds.
+    """
+
+    id: int
+    conn_id: int
+    addr: Service
+    addr_bind: Service | None
+    addr_name: str
+    conn_type: ConnectionType
+    transport: V1Transport | V2Transport
+    proto: BitcoinPeer
+    connected_at: float
+    bytes_sent: int = 0
+    bytes_recv: int = 0
+    sent_per_msg: dict[str, int] = field(default_factory=dict)
+    recv_per_msg: dict[str, int] = field(default_factory=dict)
+    wake_at: float = _INF
+    keyed_netgroup: int = 0
+    prefer_evict: bool = False
+    permissions: NetPermissionFlags = NetPermissionFlags.NONE
+    #: Fixed for the connection's life, kept for eviction: Core's ``m_network``
+    #: (``ConnectedThroughNetwork``), ``addr.IsLocal()`` and the ``noban`` permission.
+    net_class: Network = Network.IPV4
+    is_local: bool = False
+    noban: bool = False
+    reading_paused: bool = False
+    #: Bytes handed to the driver since it last reported the send buffer drained
+    #: (Core ``nSendSize``); above ``-maxsendbuffer`` nothing more is processed.
+    send_size: int = 0
+    closed: bool = False
+
+    @property
+    def inbound(self) -> bool:
+        """True when the peer opened the connection."""
+        return self.conn_type.is_inbound
+
+
+@dataclass(slots=True)
+class _DialCtx:
+    """What to do when a dial or a resolution ends (the caller's role in Core)."""
+
+    target: str
+    conn_type: ConnectionType
+    count_failure: bool
+    use_v2: bool | None
+    kind: str  # "manual", "automatic", "onetry", "v1retry"
+    service: Service | None = None
+    #: Told the outcome: the new peer, or None (``open_connection``'s caller).
+    on_done: Callable[[PeerConn | None], None] | None = None
+
+
+class _CachedAddrSource:
+    """getaddr replies for one peer, from a cache shared per (local address, network).
+
+    Core answers every inbound getaddr from a response cached per requestor network
+    and local socket for 21-27 hours, so an attacker cannot scrape the table by
+    reconnecting (src/net.cpp ``CConnman::GetAddresses``).
+    """
+
+    __slots__ = ("core", "key", "bypass")
+
+    def __init__(self, core: ConnManCore, key: tuple[str, int], bypass: bool = False) -> None:
+        self.core = core
+        self.key = key
+        self.bypass = bypass
+
+    def get_addr(self, max_addresses: int, max_pct: int, now: float) -> list[AddrEntry]:
+        if self.bypass:
+            # Core: a peer with the ``addr`` permission gets a fresh answer, never the cache.
+            return self.core.addrman.get_addr(max_addresses, max_pct, now)
+        cache = self.core.addr_cache
+        hit = cache.get(self.key)
+        if hit is None or hit[1] < now:
+            entries = self.core.addrman.get_addr(max_addresses, max_pct, now)
+            expires = now + ADDR_CACHE_LIFETIME + self.core.rng.random() * ADDR_CACHE_JITTER
+            hit = cache[self.key] = (entries, expires)
+        return hit[0]
+
+
+def _is_numeric(target: str) -> bool:
+    try:
+        Service.parse(target, 0)
+    except AddrError:
+        return False
+    return True
+
+
+def _split_name(target: str, default_port: int) -> tuple[str, int]:
+    host, sep, port_s = target.rpartition(":")
+    if sep and port_s.isdigit() and host:
+        return host.strip("[]"), int(port_s)
+    return target.strip("[]"), default_port
+
+
+class ConnManCore:
+    """The connection manager's decisions (Core ``CConnman``), sans-IO.
+
+    ``ConnManCore(options, addrman, rng=..., banman=None, transport_rng=...)``:
+    ``rng`` (a seeded :class:`random.Random` in tests and the simulator) draws nonces,
+    netgroup keys, feeler delays and picks; ``transport_rng`` (``n -> bytes``) draws
+    BIP324 keys and garbage (the driver passes ``os.urandom``). Call :meth:`start`,
+    feed events with ``now``, and carry :meth:`poll_actions` out; call :meth:`tick`
+    at :meth:`next_wakeup`.
+    """
+
+    def __init__(
+        self,
+        options: ConnManOptions,
+        addrman: AddrMan,
+        *,
+        rng: random.Random,
+        transport_rng: Callable[[int], bytes],
+        banman: BanMan | None = None,
+    ) -> None:
+        self.options = options
+        self.addrman = addrman
+        self.banman = banman
+        self.rng = rng
+        self._transport_rng = transport_rng
+        self.peers: dict[int, PeerConn] = {}
+        self._by_conn: dict[int, PeerConn] = {}
+        #: Requests waiting for a reply, by (peer id, key): ("pong", nonce), ("addr",).
+        self.pending = PendingRequests()
+        self._next_id = 0
+        self._next_req = 0
+        self._local_nonces: set[int] = set()
+        self.inbound_count = 0
+        self._names: dict[str, int] = {}  # addr_name / address string -> live peers using it
+        self.addr_cache: dict[tuple[str, int], tuple[list[AddrEntry], float]] = {}
+        self._force_v1: set[str] = set()  # targets to redial once as v1 (Core's m_reconnections)
+        # Core's GetDeterministicRandomizer key for keyed netgroups (src/net.cpp).
+        self.netgroup_k0 = self.rng.getrandbits(64)
+        self.netgroup_k1 = self.rng.getrandbits(64)
+        self.total_bytes_sent = 0
+        self.total_bytes_recv = 0
+        #: ``-maxuploadtarget`` accounting (Core ``RecordBytesSent`` / ``OutboundTargetReached``).
+        self.upload_target = UploadTarget(options.max_upload_target)
+        self.added_nodes: list[str] = list(options.addnode)
+        self.backoff = Backoff()
+        self.pending_manual: set[str] = set()  # manual targets being dialled or resolved
+        self._dials: dict[int, _DialCtx] = {}
+        self._resolves: dict[int, _DialCtx] = {}
+        self._actions: list[ConnAction] = []
+        self._heap: list[tuple[float, int]] = []
+        self.stopping = False
+        self.started = False
+        self.listening: list[tuple[str, int]] = []
+        self.network_active = options.network_active
+        self.started_at = 0.0
+        self._now = 0.0
+        #: The automatic-outbound policy, made at :meth:`start` (after the address book loads).
+        self.policy: OutboundPolicy | None = None
+        self._addr_fetches: list[str] = []  # Core m_addr_fetches (a deque: front first)
+        self.automatic_pending = 0  # automatic dials in flight (hold a Core semOutbound grant)
+        #: Our own addresses (Core ``mapLocalHost``): never dialled.
+        self.local_addresses: dict[Service, int] = {}
+        self.feelers_made = 0
+        self.feelers_done = 0
+        #: The block-relay-only peers at :meth:`stop`, for anchors.dat (Core ``StopNodes``).
+        self.anchors_at_stop: list[AddrEntry] = []
+        self._fixed_seeds_added = False
+        # ThreadOpenConnections state.
+        self._next_open = _INF
+        self._auto_busy = False  # one automatic dial (or feeler sleep) at a time, as in Core
+        self._feeler_pick: OutboundPick | None = None
+        self._feeler_at = _INF
+        self._seednodes: list[str] = []
+        self._add_addr_fetch = False
+        self._seed_node_timer = 0.0
+        self._next_extra_check = _INF
+        # ThreadOpenAddedConnections state.
+        self._next_added = _INF
+        # ThreadDNSAddressSeed state.
+        self._seed_schedule: DnsSeedSchedule | None = None
+        self._seed_wake = _INF
+        self._seed_query: QuerySeed | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, now: float, listening: list[tuple[str, int]] | None = None) -> None:
+        """Begin at ``now`` with the driver's bound listeners ((host, port) pairs): local
+        addresses, the automatic policy (Core ``CConnman::Start``), the loops' first passes."""
+        self._now = now
+        self.started = True
+        self.started_at = now
+        opts = self.options
+        self.listening = list(listening or [])
+        for host, port in self.listening:
+            with contextlib.suppress(AddrError):
+                self.add_local(Service.parse(host, port), LOCAL_BIND)
+        for svc in opts.external_ip:
+            self.add_local(svc, LOCAL_MANUAL)
+        self._next_added = now
+        if opts.open_automatic:
+            self.policy = OutboundPolicy(
+                opts.limits,
+                self.addrman,
+                self.rng,
+                now,
+                reachable=set(opts.reachable),
+                anchors=opts.anchors,
+                local_services=opts.peer.services if opts.v2transport else 0,
+                is_local=lambda s: s in self.local_addresses,
+                added_node=self._is_added_node,
+                outbound_allowed=self._outbound_allowed,
+                dial_ready=lambda svc: self.backoff.ready(str(svc), self._now),
+            )
+            # Core starts extra block-relay-only peers once out of IBD
+            # (StartExtraBlockRelayPeers); peerkeeper has no chain and counts as synced.
+            self.policy.start_extra_block_relay_peers = opts.extra_block_relay
+            if opts.anchors:
+                log.info(
+                    "%d block-relay-only anchors will be tried for connections.", len(opts.anchors)
+                )
+            self._seednodes = list(opts.seednode)
+            self.rng.shuffle(self._seednodes)
+            self._add_addr_fetch = len(self.addrman) == 0 and bool(self._seednodes)
+            self._seed_node_timer = now
+            self._next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
+            self._open_connections_pass(now, first=True)
+            if opts.dnsseed and opts.dns_seeds:
+                self._seed_schedule = DnsSeedSchedule(
+                    opts.dns_seeds,
+                    self.rng,
+                    forcednsseed=opts.forcednsseed,
+                    seednode_configured=bool(opts.seednode),
+                )
+                self._seed_wake = now
+            elif not opts.dnsseed:
+                log.info("DNS seeding disabled")
+        self.tick(now)
+
+    def stop(self, now: float) -> None:
+        """Keep the block-relay-only peers as anchors (Core ``StopNodes``) and close
+        every connection."""
+        self._now = now
+        if self.policy is not None and not self.stopping:
+            self.anchors_at_stop = self.anchors_to_save(now)
+        self.stopping = True
+        for peer in list(self.peers.values()):
+            self._drop(peer, "shutdown", close=True)
+        waiting = [*self._dials.values(), *self._resolves.values()]
+        self._dials.clear()
+        self._resolves.clear()
+        for ctx in waiting:
+            if ctx.on_done is not None:
+                ctx.on_done(None)
+
+    def poll_actions(self) -> list[ConnAction]:
+        """Every action decided since the last call, in order (the caller executes them)."""
+        actions, self._actions = self._actions, []
+        return actions
+
+    def next_wakeup(self) -> float:
+        """The time (unix seconds) :meth:`tick` next has work; ``inf`` when none."""
+        if self.stopping:
+            return _INF
+        at = min(self._next_open, self._next_added, self._seed_wake, self._feeler_at)
+        if self._heap:
+            at = min(at, self._heap[0][0])
+        return at
+
+    def tick(self, now: float) -> None:
+        """Run everything due at ``now``: peer timers (one heap, only due peers),
+        ``ThreadOpenAddedConnections``, ``ThreadOpenConnections``, DNS seeding."""
+        self._now = now
+        if self.stopping:
+            return
+        self._tick_peers(now)
+        if now >= self._next_added:
+            self._open_added_connections(now)
+        if now >= self._feeler_at:
+            self._dial_feeler(now)
+        if now >= self._next_open:
+            try:
+                self._open_connections_pass(now)
+            except Exception:
+                # A bug in one pass must not end automatic connections for good.
+                log.exception("automatic outbound pass failed")
+                self._auto_busy = False
+        if now >= self._seed_wake:
+            self._seed_step(now)
+
+    # -- automatic outbound (Core ThreadOpenConnections) -----------------------------------
+
+    def anchors_to_save(self, now: float) -> list[AddrEntry]:
+        """The block-relay-only peers' addresses, at most 2 (Core ``GetCurrentBlockRelayOnlyConns``)."""
+        return [
+            AddrEntry(int(now), p.proto.their.services, p.addr)
+            for p in self.peers.values()
+            if p.conn_type is ConnectionType.BLOCK_RELAY
+            and not p.closed
+            and p.proto.successfully_connected
+        ][:MAX_BLOCK_RELAY_ONLY_ANCHORS]
+
+    def _is_added_node(self, service: Service) -> bool:
+        """Core ``AddedNodesContain``: is ``service`` (or its address) an ``-addnode`` entry?"""
+        text = {str(service), str(service.addr)}
+        for node in self.added_nodes:
+            if node in text:
+                return True
+            try:
+                if Service.parse(node, self.options.chain.default_port) == service:
+                    return True
+            except AddrError:
+                continue
+        return False
+
+    def _outbound_allowed(self, addr: NetAddr) -> bool:
+        return self.banman is None or self.banman.outbound_allowed(addr, self._now)
+
+    def automatic_outbound_count(self) -> int:
+        """Connections holding a Core ``semOutbound`` grant: live full-relay,
+        block-relay-only, feeler and addr-fetch peers, plus automatic dials in flight."""
+        return self.automatic_pending + sum(
+            1
+            for p in self.peers.values()
+            if not p.closed
+            and p.conn_type
+            in (
+                ConnectionType.OUTBOUND_FULL_RELAY,
+                ConnectionType.BLOCK_RELAY,
+                ConnectionType.FEELER,
+                ConnectionType.ADDR_FETCH,
+            )
+        )
+
+    def add_addr_fetch(self, target: str) -> None:
+        """Queue a one-shot addr-fetch connection (Core ``AddAddrFetch``: -seednode, DNS seeds)."""
+        self._addr_fetches.append(target)
+
+    def _process_addr_fetch(self, now: float) -> None:
+        """Core ``ProcessAddrFetch``: dial the first queued addr-fetch target if a slot is free."""
+        if not self._addr_fetches:
+            return
+        target = self._addr_fetches.pop(0)
+        assert self.policy is not None
+        if not self.policy.grant_available(self.automatic_outbound_count()):
+            return  # Core's try-grant failed: the target is dropped
+        # Core ProcessAddrFetch: v2 whenever we support it (retried as v1 if refused).
+        self._open(
+            target,
+            _DialCtx(
+                target,
+                ConnectionType.ADDR_FETCH,
+                count_failure=False,
+                use_v2=self.options.v2transport,
+                kind="automatic",
+            ),
+            now,
+        )
+
+    def _expire_addr_fetch(self, now: float) -> None:
+        """Disconnect addr-fetch peers after 5 minutes (src/net_processing.cpp ``SendMessages``)."""
+        for peer in list(self.peers.values()):
+            if (
+                peer.conn_type is ConnectionType.ADDR_FETCH
+                and not peer.closed
+                and now - peer.connected_at > ADDR_FETCH_TIMEOUT
+            ):
+                self._drop(peer, "addrfetch connection timeout", close=True)
+
+    def _evict_extra_outbound(self, now: float) -> None:
+        """Core ``EvictExtraOutboundPeers``: drop the extra block-relay / full-relay peer."""
+        peers = [
+            ExtraPeer(
+                id=p.id,
+                conn_type=p.conn_type,
+                connected=p.connected_at,
+                network=p.addr.addr.get_network(),
+                successfully_connected=p.proto.successfully_connected,
+            )
+            for p in self.peers.values()
+            if not p.closed
+            and p.conn_type
+            in (
+                ConnectionType.BLOCK_RELAY,
+                ConnectionType.OUTBOUND_FULL_RELAY,
+                ConnectionType.MANUAL,
+            )
+        ]
+        for peer_id in select_extra_outbound_to_evict(peers, self.options.limits, now):
+            peer = self.peers.get(peer_id)
+            if peer is not None:
+                self._drop(peer, "extra outbound peer", close=True)
+                if peer.conn_type is ConnectionType.OUTBOUND_FULL_RELAY and self.policy is not None:
+                    self.policy.try_new_outbound_peer = False
+
+    def _maybe_add_fixed_seeds(self, now: float) -> None:
+        """Core's fixed-seed fallback in ``ThreadOpenConnections`` (src/net.cpp): once, when a
+        reachable network has no address, after 60 s or at once without other sources."""
+        opts = self.options
+        if self._fixed_seeds_added or not opts.fixedseeds:
+            return
+        empty = {n for n in opts.reachable if self.addrman.size(n) == 0}
+        reason = fixed_seeds_reason(
+            now,
+            self.started_at,
+            fixedseeds_enabled=True,
+            already_added=False,
+            empty_reachable_networks=empty,
+            dnsseed=opts.dnsseed,
+            seednodes=bool(opts.seednode),
+            addnodes=bool(self.added_nodes),
+        )
+        if reason is None:
+            return
+        log.info("%s", reason)
+        entries = fixed_seed_entries(opts.fixed_seeds, empty, now, self.rng)
+        self.addrman.add(entries, fixed_seeds_source())
+        self._fixed_seeds_added = True
+        log.info("Added %d fixed seeds from reachable networks.", len(entries))
+
+    def _open_connections_pass(self, now: float, *, first: bool = False) -> None:
+        """One pass of Core ``ThreadOpenConnections`` (src/net.cpp): the addr-fetch queue
+        first, then (after the 500 ms sleep) one automatic pick. One automatic dial at a
+        time: while it is in flight, or a feeler waits its random delay, the pass waits."""
+        policy = self.policy
+        if policy is None:
+            self._next_open = _INF
+            return
+        self._next_open = now + self.options.open_connections_interval
+        if self._auto_busy:
+            return
+        if self._add_addr_fetch and self._seednodes:
+            self._add_addr_fetch = False
+            seed = self._seednodes.pop()
+            self.add_addr_fetch(seed)
+            log.info("Adding seednode (%s) to addrfetch", seed)
+        self._process_addr_fetch(now)
+        if first or self._auto_busy or not self.network_active:
+            return
+        self._expire_addr_fetch(now)
+        if now >= self._next_extra_check:
+            self._next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
+            self._evict_extra_outbound(now)
+            self.backoff.prune(now)
+        self._maybe_add_fixed_seeds(now)
+        if (
+            self._seednodes
+            and self._count(ConnectionType.OUTBOUND_FULL_RELAY) < SEED_OUTBOUND_CONNECTION_THRESHOLD
+            and now > self._seed_node_timer + ADD_NEXT_SEEDNODE
+        ):
+            self._seed_node_timer = now
+            self._add_addr_fetch = True
+        if not policy.grant_available(self.automatic_outbound_count()):
+            return
+        pick = policy.next_connection(
+            ((p.conn_type, p.addr) for p in self.peers.values() if not p.closed), now
+        )
+        if pick is None:
+            return
+        if pick.decision.feeler:
+            # Core sleeps U(0, FEELER_SLEEP_WINDOW) before a feeler, blocking the loop.
+            self._auto_busy = True
+            self._feeler_pick = pick
+            self._feeler_at = now + self.rng.uniform(0, FEELER_SLEEP_WINDOW)
+            return
+        self._dial_pick(pick, now)
+
+    def _dial_feeler(self, now: float) -> None:
+        pick, self._feeler_pick = self._feeler_pick, None
+        self._feeler_at = _INF
+        self._auto_busy = False
+        if pick is None or not self.network_active:
+            return
+        log.debug("Making feeler connection to %s", pick.entry.service)
+        self.feelers_made += 1
+        self._dial_pick(pick, now)
+
+    def _dial_pick(self, pick: OutboundPick, now: float) -> None:
+        self._open(
+            pick.entry.service,
+            _DialCtx(
+                str(pick.entry.service),
+                pick.decision.conn_type,
+                count_failure=pick.count_failure,
+                use_v2=pick.use_v2 and self.options.v2transport,
+                kind="automatic",
+            ),
+            now,
+        )
+
+    def _count(self, conn_type: ConnectionType) -> int:
+        return sum(1 for p in self.peers.values() if p.conn_type is conn_type and not p.closed)
+
+    # -- DNS seeds (Core ThreadDNSAddressSeed) ----------------------------------------------
+
+    def _seed_step(self, now: float) -> None:
+        sched = self._seed_schedule
+        self._seed_wake = _INF
+        if sched is None or self._seed_query is not None:
+            return
+        while True:
+            step = sched.next_step(
+                now,
+                addrman_size=len(self.addrman),
+                full_outbound_count=self._count(ConnectionType.OUTBOUND_FULL_RELAY),
+                network_active=self.network_active,
+            )
+            for msg in step.messages:
+                log.info("%s", msg)
+            if isinstance(step, Wait):
+                self._seed_wake = step.until
+                return
+            if isinstance(step, QuerySeed):
+                if self.options.proxies.name_proxy is not None:
+                    # Core: with a name proxy, no DNS query: the seed becomes addr-fetch.
+                    self.add_addr_fetch(step.seed)
+                    sched.seed_done(0)
+                    continue
+                self._seed_query = step
+                self._next_req += 1
+                self._actions.append(
+                    Resolve(self._next_req, step.query_name, self.options.chain.default_port, True)
+                )
+                return
+            self._seed_schedule = None
+            return
+
+    def seed_resolved(self, request_id: int, addrs: list[NetAddr], now: float) -> None:
+        """A DNS seed's answer (every address; empty when it answered nothing or failed):
+        the addresses go to addrman with the seed as source; a seed that answered
+        nothing becomes an addr-fetch target (Core ``ThreadDNSAddressSeed``)."""
+        self._now = now
+        step, self._seed_query = self._seed_query, None
+        if step is None or self._seed_schedule is None:
+            return
+        found = 0
+        if not addrs:
+            log.debug("DNS seed %s answered nothing; adding it as addr-fetch", step.seed)
+            self.add_addr_fetch(step.seed)
+        else:
+            entries = dns_seed_entries(addrs, self.options.chain.default_port, now, self.rng)
+            self.addrman.add(entries, dns_seed_source(step.query_name))
+            found = len(entries)
+        self._seed_schedule.seed_done(found)
+        self._seed_step(now)
+
+    # -- manual outbound (Core ThreadOpenAddedConnections) ----------------------------------
+
+    def manual_targets(self) -> list[str]:
+        """The addresses to keep connected: ``-connect`` if given, else the added nodes."""
+        return list(self.options.connect) if self.options.connect else list(self.added_nodes)
+
+    def is_connected(self, name: str) -> bool:
+        """True if a live peer was dialled as ``name`` or has ``name`` as its address string."""
+        return name in self._names
+
+    def _index(self, peer: PeerConn, delta: int) -> None:
+        for name in {peer.addr_name, str(peer.addr)}:
+            n = self._names.get(name, 0) + delta
+            if n > 0:
+                self._names[name] = n
+            else:
+                self._names.pop(name, None)
+
+    def _open_added_connections(self, now: float) -> None:
+        """One pass of Core ``ThreadOpenAddedConnections``: dial every manual target that
+        is neither connected nor being dialled and whose back-off is over; at most 8
+        ``-addnode`` connections open or opening (Core's ``semAddnode``)."""
+        self._next_added = now + ADDED_CONNECTIONS_INTERVAL
+        if not self.network_active:
+            return
+        pending_manual = len(self.pending_manual)
+        if not self.options.connect:
+            pending_manual += sum(1 for t in self.added_nodes if self.is_connected(t))
+        for target in self.manual_targets():
+            if self.is_connected(target) or target in self.pending_manual:
+                continue
+            if not self.options.connect and pending_manual >= MAX_ADDNODE_CONNECTIONS:
+                break
+            if not self.backoff.ready(target, now):
+                continue
+            self.pending_manual.add(target)
+            pending_manual += 1
+            self._open(
+                target,
+                _DialCtx(target, ConnectionType.MANUAL, False, None, kind="manual"),
+                now,
+            )
+
+    # -- dialling (Core OpenNetworkConnection / ConnectNode) ---------------------------------
+
+    def open_connection(
+        self,
+        target: str | Service,
+        conn_type: ConnectionType,
+        now: float,
+        *,
+        count_failure: bool | None = None,
+        use_v2: bool | None = None,
+        on_done: Callable[[PeerConn | None], None] | None = None,
+    ) -> None:
+        """Dial ``target`` ("host:port" or a :class:`Service`) once as ``conn_type``
+        (``addnode onetry``, tests). ``count_failure`` (default: not manual) says whether
+        AddrMan counts the attempt as a failure; ``use_v2`` (default: manual peers and
+        peers advertising NODE_P2P_V2) chooses BIP324. Refused while the network is
+        inactive or the address is connected (Core ``OpenNetworkConnection``).
+        ``on_done`` is called once with the new peer, or None when refused or failed."""
+        self._now = now
+        if count_failure is None:
+            count_failure = conn_type is not ConnectionType.MANUAL
+        self._open(
+            target,
+            _DialCtx(str(target), conn_type, count_failure, use_v2, "onetry", None, on_done),
+            now,
+        )
+
+    def _open(self, target: str | Service, ctx: _DialCtx, now: float) -> None:
+        if ctx.kind in ("automatic", "v1retry"):
+            self.automatic_pending += 1  # Core's semOutbound grant, held until the dial ends
+            if ctx.kind == "automatic":
+                self._auto_busy = True
+        if not self.network_active or self.stopping:
+            self._dial_ended(ctx, False, now)
+            return
+        if isinstance(target, Service):
+            self._dial_service(target, target, ctx, now)
+            return
+        name_proxy = self.options.proxies.name_proxy
+        if name_proxy is not None and not _is_numeric(target):
+            # Core ConnectNode with a name proxy: the name goes to the proxy, never to
+            # our resolver; the peer is known by an internal address made from it.
+            host, port = _split_name(target, self.options.chain.default_port)
+            self._dial_service(Service(NetAddr.internal(host), port), f"{host}:{port}", ctx, now)
+            return
+        try:
+            service = Service.parse(target, self.options.chain.default_port)
+        except AddrError:
+            self._next_req += 1
+            self._resolves[self._next_req] = ctx
+            self._actions.append(Resolve(self._next_req, target, self.options.chain.default_port))
+            return
+        self._dial_service(service, service, ctx, now)
+
+    def resolved(self, request_id: int, service: Service | None, error: str, now: float) -> None:
+        """The answer to a :class:`Resolve` for a dial: the first address, or None and the
+        ``error`` text; the dial goes on (or ends as failed)."""
+        self._now = now
+        ctx = self._resolves.pop(request_id, None)
+        if ctx is None:
+            return
+        if service is None:
+            log.info("cannot connect to %s: %s", ctx.target, error)
+            self._dial_ended(ctx, False, now)
+            return
+        if not self.network_active or self.stopping:
+            self._dial_ended(ctx, False, now)
+            return
+        self._dial_service(service, service, ctx, now)
+
+    def _dial_service(
+        self, service: Service, dest: Service | str, ctx: _DialCtx, now: float
+    ) -> None:
+        if self.is_connected(str(service)):
+            self._dial_ended(ctx, False, now)
+            return
+        if (
+            ctx.conn_type is not ConnectionType.MANUAL
+            and self.banman is not None
+            and not self.banman.outbound_allowed(service.addr, now)
+        ):
+            # Core OpenNetworkConnection: never dial a banned or discouraged address on our own.
+            self._dial_ended(ctx, False, now)
+            return
+        proxies = self.options.proxies
+        proxy = (
+            proxies.name_proxy
+            if isinstance(dest, str)
+            else proxies.for_network(service.addr.get_network())
+        )
+        timeout = self.options.connect_timeout + (SOCKS5_RECV_TIMEOUT if proxy else 0.0)
+        ctx.service = service
+        self._next_req += 1
+        self._dials[self._next_req] = ctx
+        self._actions.append(
+            Dial(
+                self._next_req,
+                service,
+                dest,
+                ctx.conn_type,
+                proxy,
+                timeout,
+                bool(ctx.use_v2),
+            )
+        )
+
+    def dial_failed(
+        self, dial_id: int, reason: str, now: float, *, proxy_failed: bool = False
+    ) -> None:
+        """A :class:`Dial` did not connect (``reason`` for the log; ``proxy_failed`` when
+        the proxy itself failed, which is not the address's fault: Core ``ConnectNode``)."""
+        self._now = now
+        ctx = self._dials.pop(dial_id, None)
+        if ctx is None:
+            return
+        assert ctx.service is not None
+        log.debug("connect to %s failed: %s", ctx.target, reason)
+        if ctx.conn_type is not ConnectionType.MANUAL:
+            self.backoff.failed(ctx.target, now)  # manual: the manual loop's own
+        if not proxy_failed:
+            self.addrman.attempt(ctx.service, ctx.count_failure, now=now)
+        self._dial_ended(ctx, False, now)
+
+    def connected(self, dial_id: int, conn_id: int, local: Service | None, now: float) -> bool:
+        """A :class:`Dial` connected as ``conn_id`` (``local``: our end): the peer starts
+        its handshake. Returns False (and asks to close ``conn_id``) when the dial is no
+        longer wanted (stopping, network off)."""
+        self._now = now
+        ctx = self._dials.pop(dial_id, None)
+        if ctx is None:
+            self._actions.append(Close(conn_id, "unknown dial"))
+            return False
+        service = ctx.service
+        assert service is not None
+        # Core ConnectNode: a made connection is an attempt too (counted for automatic types).
+        self.addrman.attempt(service, ctx.count_failure, now=now)
+        if self.stopping or not self.network_active:
+            self._actions.append(Close(conn_id, "network disabled"))
+            self._dial_ended(ctx, False, now)
+            return False
+        target = ctx.target
+        forced_v1 = target in self._force_v1
+        self._force_v1.discard(target)
+        use_v2 = ctx.use_v2
+        conn_type = ctx.conn_type
+        if use_v2 is None:
+            use_v2 = self.options.v2transport
+            if use_v2 and conn_type is not ConnectionType.MANUAL:
+                # Core: v2 only to peers that advertise it (addr.nServices & NODE_P2P_V2).
+                known = self.addrman.find(service)
+                use_v2 = known is not None and bool(known.services & ServiceFlags.NODE_P2P_V2)
+        use_v2 = use_v2 and self.options.v2transport and not forced_v1
+        peer = self._new_peer(
+            conn_id,
+            service,
+            local,
+            target,
+            conn_type,
+            now,
+            v2=use_v2,
+            permissions=self.options.permissions.outbound(service.addr, conn_type),
+        )
+        log.debug(
+            "connected to %s (%s, %s), peer=%d",
+            target,
+            conn_type.value,
+            "v2" if use_v2 else "v1",
+            peer.id,
+        )
+        self._flush(peer, now)
+        self._apply(peer, peer.proto.start(now), now)
+        self._dial_ended(ctx, True, now, peer)
+        return True
+
+    def _dial_ended(
+        self, ctx: _DialCtx, ok: bool, now: float, peer: PeerConn | None = None
+    ) -> None:
+        """Release what the dial held: an automatic one its ``semOutbound`` grant (and the
+        automatic loop, which waits for it as Core's does); a manual one its place, and a
+        back-off step when it failed."""
+        if ctx.kind in ("automatic", "v1retry"):
+            self.automatic_pending = max(0, self.automatic_pending - 1)
+            if ctx.kind == "automatic":
+                self._auto_busy = False
+        elif ctx.kind == "manual":
+            self.pending_manual.discard(ctx.target)
+            if not ok:
+                self.backoff.failed(ctx.target, now)
+        if ctx.on_done is not None:
+            ctx.on_done(peer)
+
+    def _new_peer(
+        self,
+        conn_id: int,
+        addr: Service,
+        addr_bind: Service | None,
+        name: str,
+        conn_type: ConnectionType,
+        now: float,
+        *,
+        v2: bool = False,
+        permissions: NetPermissionFlags = NetPermissionFlags.NONE,
+    ) -> PeerConn:
+        magic = self.options.chain.magic
+        transport: V1Transport | V2Transport
+        if v2:
+            transport = V2Transport(
+                magic, initiating=not conn_type.is_inbound, rng=self._transport_rng
+            )
+        else:
+            transport = V1Transport(magic)
+        nonce = self.rng.getrandbits(64)
+        peer_id = self._next_id
+        proto = BitcoinPeer(
+            conn_type=conn_type,
+            addr=addr,
+            local_nonce=nonce,
+            config=self.options.peer,
+            now=now,
+            rng=self.rng,
+            addr_source=_CachedAddrSource(
+                self,
+                (str(addr_bind.addr) if addr_bind else "", int(addr.addr.get_net_class())),
+                bypass=has_flag(permissions, NetPermissionFlags.ADDR),
+            ),
+            is_local_nonce=self._is_local_nonce,
+            permissions=int(permissions),
+            # By id, not by the peer object: a closure over the peer would make a cycle
+            # (peer -> proto -> closure -> peer) that only the cyclic GC frees.
+            local_address=partial(self._local_addr_for_id, peer_id) if self.listening else None,
+        )
+        peer = PeerConn(
+            id=peer_id,
+            conn_id=conn_id,
+            addr=addr,
+            addr_bind=addr_bind,
+            addr_name=name,
+            conn_type=conn_type,
+            transport=transport,
+            proto=proto,
+            connected_at=now,
+            permissions=permissions,
+            net_class=addr.addr.get_net_class(),
+            is_local=addr.addr.is_local(),
+            noban=has_flag(permissions, NetPermissionFlags.NOBAN),
+        )
+        peer.keyed_netgroup = keyed_netgroup(
+            addr.addr.netgroup(), self.netgroup_k0, self.netgroup_k1
+        )
+        self._next_id += 1
+        self.peers[peer.id] = peer
+        self._by_conn[conn_id] = peer
+        if conn_type.is_inbound:
+            self.inbound_count += 1
+        else:
+            self._local_nonces.add(nonce)
+        self._index(peer, +1)
+        self._schedule(peer)
+        return peer
+
+    def _is_local_nonce(self, nonce: int) -> bool:
+        """Core ``CheckIncomingNonce``: is this one of our outbound, not yet connected, nonces?"""
+        return nonce in self._local_nonces
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def accepted(self, conn_id: int, local: Service, remote: Service, now: float) -> bool:
+        """Admit an inbound connection in Core's order (src/net.cpp ``CreateNodeFromAcceptedSocket``).
+
+        Network inactive: refused. Banned: refused. Discouraged: refused when the
+        inbound slots are (almost) full, else admitted and marked prefer-evict.
+        Full: Core's inbound eviction (:meth:`attempt_to_evict`); refused when everyone is
+        protected. Returns whether the connection was admitted (the driver closes it
+        otherwise).
+        """
+        self._now = now
+        if not self.network_active or self.stopping:
+            log.debug("connection from %s dropped (not accepting new connections)", remote)
+            return False
+        prefer_evict = False
+        permissions = self.options.permissions.inbound(remote.addr, local)
+        noban = has_flag(permissions, NetPermissionFlags.NOBAN)
+        if self.banman is not None:
+            decision = self.banman.inbound_decision(
+                remote.addr,
+                now,
+                noban=noban,
+                inbound_count=self.inbound_count,
+                max_inbound=self.options.max_inbound,
+            )
+            if decision in ("refuse-banned", "refuse-discouraged"):
+                log.debug(
+                    "connection from %s dropped (%s)", remote, decision.removeprefix("refuse-")
+                )
+                return False
+            prefer_evict = decision == "accept-prefer-evict"
+        if self.inbound_count >= self.options.max_inbound and not self.attempt_to_evict():
+            log.debug("connection from %s dropped (full)", remote)
+            return False
+        peer = self._new_peer(
+            conn_id,
+            remote,
+            local,
+            str(remote),
+            ConnectionType.INBOUND,
+            now,
+            v2=self.options.v2transport,
+            permissions=permissions,
+        )
+        peer.prefer_evict = prefer_evict
+        log.debug("connection from %s accepted, peer=%d", remote, peer.id)
+        return True
+
+    def attempt_to_evict(
+        self, *, tx_relay_only: bool = False, protect_peer: int | None = None
+    ) -> bool:
+        """Core ``AttemptToEvictConnection``: drop one inbound peer chosen by
+        :func:`~peerkeeper.bitcoin.eviction.select_node_to_evict`; False when every one is
+        protected.
+
+        ``tx_relay_only`` considers only peers that relay transactions, and
+        ``protect_peer`` (an id) is never chosen: Core's ``EvictTxPeerIfFull``.
+        """
+        # Only inbound peers can be chosen (Core's SelectNodeToEvict drops the others
+        # first), so the others are not even listed.
+        candidates = [
+            EvictionCandidate(
+                id=p.id,
+                connected=p.connected_at,
+                min_ping_time=p.proto.ping.min_time
+                if p.proto.ping.min_time is not None
+                else math.inf,
+                relevant_services=has_all_desirable_service_flags(p.proto.their.services),
+                relay_txs=p.proto.their.relay,
+                keyed_netgroup=p.keyed_netgroup,
+                prefer_evict=p.prefer_evict,
+                noban=p.noban,
+                is_local=p.is_local,
+                network=p.net_class,
+                conn_type=p.conn_type,
+            )
+            for p in self.peers.values()
+            if p.conn_type is ConnectionType.INBOUND
+            and not p.closed
+            and p.id != protect_peer
+            and (not tx_relay_only or p.proto.their.relay)
+        ]
+        victim = select_node_to_evict(candidates)
+        if victim is None:
+            return False
+        peer = self.peers[victim]
+        log.debug("selected peer=%d (%s) for eviction", peer.id, peer.addr)
+        self._drop(peer, "evicted for an inbound slot", close=True)
+        return True
+
+    def _check_tx_relay_capacity(self, peer: PeerConn) -> None:
+        """Core ``MaybeDisconnectForTxRelayCapacity`` / ``EvictTxPeerIfFull`` (src/net.cpp,
+        src/net_processing.cpp), after an inbound peer's version asked for transactions.
+
+        Over ``-inboundrelaypercent`` of the inbound slots relaying transactions, one
+        tx-relaying inbound peer (never this one) is evicted; when all are protected,
+        this peer is disconnected instead.
+        """
+        tx_inbound = sum(
+            1 for p in self.peers.values() if p.inbound and not p.closed and p.proto.their.relay
+        )
+        if tx_inbound <= self.options.limits.max_inbound_full_relay:
+            return
+        if not self.attempt_to_evict(tx_relay_only=True, protect_peer=peer.id):
+            log.debug(
+                "failed to find a tx-relaying eviction candidate - connection dropped after "
+                "version message, peer=%d",
+                peer.id,
+            )
+            self._drop(peer, "no tx-relay slot", close=True)
+
+    # -- bytes in -------------------------------------------------------------------------------
+
+    def received(self, conn_id: int, data: bytes, now: float) -> None:
+        """Bytes from ``conn_id``: feed the transport and process every complete message
+        (while the peer's send buffer has room)."""
+        self._now = now
+        peer = self._by_conn.get(conn_id)
+        if peer is None or peer.closed:
+            return
+        n = len(data)
+        peer.bytes_recv += n
+        self.total_bytes_recv += n
+        peer.transport.receive_data(data)
+        self._process(peer, now)
+        if not peer.closed:
+            self._flush(peer, now)
+
+    def writable(self, conn_id: int, now: float) -> None:
+        """The driver's send buffer for ``conn_id`` is below ``-maxsendbuffer`` again:
+        process what the peer sent meanwhile (Core clears ``fPauseSend``)."""
+        self._now = now
+        peer = self._by_conn.get(conn_id)
+        if peer is None or peer.closed:
+            return
+        peer.send_size = 0
+        self._process(peer, now)
+        if not peer.closed:
+            self._flush(peer, now)
+
+    def _send_paused(self, peer: PeerConn) -> bool:
+        return peer.send_size > self.options.max_send_buffer
+
+    def _process(self, peer: PeerConn, now: float) -> None:
+        transport = peer.transport
+        while not peer.closed:
+            if self._send_paused(peer):
+                self._pause_reading(peer, send=True)
+                return
+            try:
+                raw = transport.next_message()
+            except TransportError as e:
+                self._drop(peer, str(e), close=True)
+                return
+            if raw is None:
+                break
+            self._handle_raw(peer, raw, now)
+        if not peer.closed:
+            # Only complete, unprocessed messages count (Core's nProcessQueueSize): a
+            # message still arriving never blocks its own completion.
+            if transport.buffered - transport.partial_bytes() > self.options.max_receive_buffer:
+                self._pause_reading(peer, send=False)
+            elif peer.reading_paused:
+                peer.reading_paused = False
+                self._actions.append(ResumeRead(peer.conn_id))
+
+    def _pause_reading(self, peer: PeerConn, *, send: bool) -> None:
+        if not peer.reading_paused or send:
+            peer.reading_paused = True
+            self._actions.append(PauseRead(peer.conn_id, send))
+
+    def _handle_raw(self, peer: PeerConn, raw: RawMessage, now: float) -> None:
+        if raw.rejected is not None or raw.command not in MESSAGE_TYPES:
+            key = NET_MESSAGE_TYPE_OTHER
+        else:
+            key = raw.command
+        peer.recv_per_msg[key] = peer.recv_per_msg.get(key, 0) + raw.wire_size
+        if raw.rejected is not None:
+            log.debug(
+                "dropped message (%s, %s, %d bytes) from peer=%d",
+                raw.rejected,
+                raw.command,
+                raw.wire_size,
+                peer.id,
+            )
+            peer.proto.last_recv = now
+            return
+        try:
+            msg = decode_message(raw.command, raw.payload)
+        except DecodeError as e:
+            log.debug(
+                "malformed %s (%d bytes) from peer=%d: %s",
+                raw.command,
+                len(raw.payload),
+                peer.id,
+                e,
+            )
+            self._apply(peer, peer.proto.on_decode_error(raw.command, e, now), now)
+            return
+        self._apply(peer, peer.proto.on_message(msg, now), now)
+        if isinstance(msg, Pong | Addr | AddrV2):
+            wanted = ("pong", msg.nonce) if isinstance(msg, Pong) else ("addr",)
+            if (peer.id, wanted) in self.pending:
+                self.pending.resolve(peer.id, wanted, msg)
+        if raw.command == "version" and peer.inbound and not peer.closed and peer.proto.their.relay:
+            self._check_tx_relay_capacity(peer)
+
+    def closed(self, conn_id: int, reason: str, now: float) -> None:
+        """The connection ended from the other side or by a socket error (``reason`` for
+        the log): forget the peer; a v2 attempt it refused is retried once as v1."""
+        self._now = now
+        peer = self._by_conn.get(conn_id)
+        if peer is not None:
+            self._drop(peer, reason, close=False)
+            self._maybe_retry_v1(peer, now)  # after _drop's back-off bookkeeping: redial at once
+
+    def _maybe_retry_v1(self, peer: PeerConn, now: float) -> None:
+        """Core ``V2Transport::ShouldReconnectV1``: we sent our key, got nothing, and were cut off."""
+        if peer.inbound or not peer.transport.should_reconnect_v1():
+            return
+        log.debug("retrying with v1 transport protocol for peer=%d (%s)", peer.id, peer.addr_name)
+        if peer.conn_type is ConnectionType.MANUAL:
+            self._force_v1.add(peer.addr_name)
+            self.backoff.reset(peer.addr_name)
+            self._next_added = now
+        elif not self.stopping:
+            # Core PerformReconnections: same type, keeping the grant, failures not counted.
+            # By the name we dialled: a named addr-fetch peer goes through the name proxy again.
+            self._open(
+                peer.addr_name,
+                _DialCtx(peer.addr_name, peer.conn_type, False, False, kind="v1retry"),
+                now,
+            )
+
+    # -- actions from the peers -----------------------------------------------------------
+
+    def _apply(self, peer: PeerConn, actions: list[Action], now: float) -> None:
+        for action in actions:
+            if peer.closed:
+                return
+            if isinstance(action, PeerSend):
+                self._send(peer, action.message, now)
+            elif isinstance(action, Disconnect):
+                reason = action.reason
+                if (
+                    reason == "version handshake timeout"
+                    and peer.transport.transport_type == "detecting"
+                ):
+                    reason = "V2 handshake timeout"  # Core's InactivityCheck wording
+                self._drop(peer, reason, close=True)
+            elif isinstance(action, Misbehaving):
+                self._misbehaving(peer, action.reason)
+            elif isinstance(action, LearnedAddresses):
+                self._learned(peer, action, now)
+            elif isinstance(action, VersionReceived):
+                # Core's VERSION handler: SetServices for outbound peers, and Good once
+                # the version is accepted (feelers included, block-relay-only too).
+                self.addrman.set_services(peer.addr, action.services)
+                if action.accepted:
+                    self.addrman.good(peer.addr, now=now)
+                    if peer.conn_type is not ConnectionType.MANUAL:
+                        self.backoff.reset(peer.addr_name)
+            elif isinstance(action, HandshakeComplete):
+                self._local_nonces.discard(peer.proto.local_nonce)
+                if not peer.inbound:
+                    log.info(
+                        "New %s peer connected: version: %d, peer=%d, peeraddr=%s",
+                        peer.conn_type.value,
+                        peer.proto.their.version,
+                        peer.id,
+                        peer.addr,
+                    )
+        self._schedule(peer)
+
+    def _learned(self, peer: PeerConn, action: LearnedAddresses, now: float) -> None:
+        """Store gossiped addresses and relay the fresh ones (Core ``ProcessAddrs``).
+
+        Banned and discouraged addresses are neither stored nor relayed; each fresh
+        one goes to the 1-2 peers :func:`~peerkeeper.bitcoin.addrrelay.relay_targets` picks
+        among the other address-relay peers (Core ``RelayAddress``).
+        """
+        banman = self.banman
+
+        def allowed(e: AddrEntry) -> bool:
+            return banman is None or banman.outbound_allowed(e.service.addr, now)
+
+        entries = [e for e in action.entries if allowed(e)]
+        if entries:
+            self.addrman.add(entries, peer.addr, ADDR_TIME_PENALTY)
+        for e in action.relay:
+            if not allowed(e):
+                continue
+            candidates = {
+                p.id: p
+                for p in self.peers.values()
+                if p.id != peer.id
+                and not p.closed
+                and p.proto.addr_relay_enabled
+                and p.proto.is_addr_compatible(e)
+            }
+            reachable = e.service.addr.get_network() in self.options.reachable
+            for target_id in relay_targets(
+                e, now, candidates, self.netgroup_k0, self.netgroup_k1, reachable=reachable
+            ):
+                target = candidates[target_id]
+                target.proto.push_address(e, now)
+                self._schedule(target)
+
+    def _local_addr_for_id(self, peer_id: int) -> AddrEntry | None:
+        peer = self.peers.get(peer_id)
+        return None if peer is None else self.local_addr_for_peer(peer)
+
+    def local_addr_for_peer(self, peer: PeerConn) -> AddrEntry | None:
+        """Our address as we announce it to ``peer``, or None (Core ``GetLocalAddrForPeer``).
+
+        Our best local address (``-externalip``, routable binds) on the listening
+        port; sometimes (always when we have none, else 1 in 2, 1 in 8 above
+        ``LOCAL_MANUAL``) the address the peer says it sees us at — for an outbound
+        peer only its IP, keeping our port. Unroutable results are not announced.
+        """
+        best: Service | None = None
+        best_score = -1
+        for svc, score in self.local_addresses.items():
+            if score > best_score:
+                best, best_score = svc, score
+        seen = peer.proto.their.addr_me
+        if (
+            seen is not None
+            and seen.addr.is_routable()
+            and (best is None or self.rng.getrandbits(3 if best_score > LOCAL_MANUAL else 1) == 0)
+        ):
+            port = best.port if best is not None else self._listen_port()
+            best = seen if peer.inbound else Service(seen.addr, port)
+        if best is None or not best.addr.is_routable():
+            return None
+        return AddrEntry(int(self._now), self.options.peer.services, best)
+
+    def _listen_port(self) -> int:
+        return self.listening[0][1] if self.listening else self.options.chain.default_port
+
+    def add_local(self, service: Service, score: int) -> bool:
+        """Core ``AddLocal``: remember one of our routable addresses; False if unroutable."""
+        if not service.addr.is_routable():
+            return False
+        self.local_addresses[service] = max(score, self.local_addresses.get(service, 0))
+        return True
+
+    # -- bytes out ------------------------------------------------------------------------
+
+    def _send(self, peer: PeerConn, msg: Message, now: float) -> None:
+        """Frame one message; count its own frame size under its type (Core's per-msg maps)."""
+        transport = peer.transport
+        payload = msg.encode()
+        data = transport.send_raw(msg.command, payload)
+        if isinstance(transport, V2Transport):
+            size = transport.packet_size(msg.command, len(payload))
+        else:
+            size = len(data)
+        key = msg.command if msg.command in MESSAGE_TYPES else NET_MESSAGE_TYPE_OTHER
+        peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + size
+        if data:
+            self._emit(peer, data, now)
+        self._flush(peer, now)
+
+    def _emit(self, peer: PeerConn, data: bytes, now: float) -> None:
+        n = len(data)
+        self._actions.append(Send(peer.conn_id, data))
+        peer.send_size += n
+        peer.bytes_sent += n
+        self.total_bytes_sent += n
+        self.upload_target.record_bytes_sent(n, now)
+        peer.proto.last_send = now
+
+    def _flush(self, peer: PeerConn, now: float) -> None:
+        """Send what the transport produced by itself (BIP324 key, garbage, queued packets).
+
+        A BIP324 responder whose peer turned out to be v1 is swapped for its inner
+        v1 transport here, once it has nothing pending.
+        """
+        transport = peer.transport
+        data = transport.data_to_send()
+        if data:
+            self._emit(peer, data, now)
+        if isinstance(transport, V2Transport):
+            inner = transport.detected_v1()
+            if inner is not None:
+                peer.transport = inner
+
+    def send_message(self, peer_id: int, msg: Message, now: float) -> None:
+        """Push ``msg`` to ``peer_id`` (Core ``PushMessage``); raises KeyError for an
+        unknown peer."""
+        self._now = now
+        peer = self.peers[peer_id]
+        self._send(peer, msg, now)
+
+    def _misbehaving(self, peer: PeerConn, reason: str) -> None:
+        """Core ``MaybeDiscourageAndDisconnect`` (src/net_processing.cpp).
+
+        Manual peers are not punished; a local address is disconnected but not
+        discouraged; anyone else is discouraged and disconnected.
+        """
+        if has_flag(peer.permissions, NetPermissionFlags.NOBAN):
+            log.warning("Warning: not punishing noban peer %d! (%s)", peer.id, reason)
+            return
+        if peer.conn_type is ConnectionType.MANUAL:
+            log.warning("Warning: not punishing manually connected peer=%d (%s)", peer.id, reason)
+            return
+        if peer.addr.addr.is_local():
+            log.warning(
+                "Warning: disconnecting but not discouraging local peer=%d (%s)", peer.id, reason
+            )
+        else:
+            log.info("Disconnecting and discouraging peer=%d (%s)", peer.id, reason)
+            if self.banman is not None:
+                self.banman.discourage(peer.addr.addr)
+        self._drop(peer, f"misbehaving: {reason}", close=True)
+        if not peer.addr.addr.is_local():
+            # Core: DisconnectNode(pnode.addr), every connection from that address.
+            self.disconnect_matching(peer.addr.addr)
+
+    def _drop(self, peer: PeerConn, reason: str, *, close: bool) -> None:
+        if peer.closed:
+            return
+        now = self._now
+        peer.closed = True
+        self.pending.cancel_peer(peer.id, reason)
+        self.peers.pop(peer.id, None)
+        self._by_conn.pop(peer.conn_id, None)
+        self._local_nonces.discard(peer.proto.local_nonce)
+        self._index(peer, -1)
+        if peer.conn_type is ConnectionType.FEELER:
+            self.feelers_done += 1
+        if peer.inbound:
+            self.inbound_count -= 1
+        elif peer.proto.successfully_connected and peer.conn_type is not ConnectionType.BLOCK_RELAY:
+            # Core FinalizeNode: Connected() updates nTime, never for block-relay-only peers.
+            self.addrman.connected(peer.addr, now=now)
+        peer.proto.disconnected = True
+        if close:
+            self._actions.append(Close(peer.conn_id, reason))
+        log.debug("disconnecting peer=%d (%s): %s", peer.id, peer.addr, reason)
+        if peer.conn_type is ConnectionType.MANUAL and not self.stopping:
+            # Octez's point back-off: a connection that lasted BACKOFF_RESET_AFTER resets
+            # it; one that failed, or ended sooner (even after a handshake), backs off.
+            if peer.proto.successfully_connected and now - peer.connected_at >= BACKOFF_RESET_AFTER:
+                self.backoff.reset(peer.addr_name)
+            else:
+                self.backoff.failed(peer.addr_name, now)
+            self._next_added = min(self._next_added, now)
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _schedule(self, peer: PeerConn) -> None:
+        if peer.closed:
+            return
+        at = peer.proto.next_wakeup()
+        if at < peer.wake_at:
+            peer.wake_at = at
+            heapq.heappush(self._heap, (at, peer.id))
+
+    def _tick_peers(self, now: float) -> None:
+        heap = self._heap
+        # Take every due peer first, then tick each once: a peer whose next wakeup is
+        # still <= now after its tick waits for the next tick, never spins this one.
+        due: list[PeerConn] = []
+        while heap and heap[0][0] <= now:
+            at, peer_id = heapq.heappop(heap)
+            peer = self.peers.get(peer_id)
+            if peer is None or peer.wake_at != at:
+                continue  # stale entry
+            peer.wake_at = _INF
+            due.append(peer)
+        for peer in due:
+            if not peer.closed:
+                self._apply(peer, peer.proto.tick(now), now)
+                self._flush(peer, now)
+
+    # -- control (RPC) ----------------------------------------------------------------------
+
+    def find_peer(self, address: str | None = None, peer_id: int | None = None) -> PeerConn | None:
+        """The peer with ``peer_id``, or whose ``addr_name`` or address string is ``address``."""
+        if peer_id is not None:
+            return self.peers.get(peer_id)
+        if address is None or not self.is_connected(address):
+            return None
+        for peer in self.peers.values():
+            if address in (peer.addr_name, str(peer.addr)):
+                return peer
+        return None
+
+    def disconnect_node(
+        self, now: float, address: str | None = None, peer_id: int | None = None
+    ) -> bool:
+        """Disconnect one peer by address string or id; False if none matched (Core ``DisconnectNode``)."""
+        self._now = now
+        peer = self.find_peer(address, peer_id)
+        if peer is None:
+            return False
+        self._drop(peer, "disconnectnode", close=True)
+        return True
+
+    def disconnect_matching(self, target: NetAddr | SubNet) -> int:
+        """Disconnect every peer whose address is ``target`` or inside it; returns how many.
+
+        Core ``CConnman::DisconnectNode(const CSubNet&)`` / ``(const CNetAddr&)``, used by setban.
+        """
+        victims = [
+            p
+            for p in self.peers.values()
+            if (target.match(p.addr.addr) if isinstance(target, SubNet) else p.addr.addr == target)
+        ]
+        for peer in victims:
+            self._drop(peer, "banned", close=True)
+        return len(victims)
+
+    def add_node(self, node: str, command: str, now: float) -> None:
+        """``addnode`` RPC: ``add`` / ``remove`` / ``onetry``.
+
+        Raises ``KeyError`` for remove of an unknown node, ``ValueError`` for add of
+        a known one or an unknown command (Core src/rpc/net.cpp ``addnode``).
+        """
+        self._now = now
+        if command == "add":
+            if node in self.added_nodes:
+                raise ValueError("Node already added")
+            self.added_nodes.append(node)
+            self._next_added = min(self._next_added, now)
+        elif command == "remove":
+            if node not in self.added_nodes:
+                raise KeyError("Node could not be removed. It has not been added previously.")
+            self.added_nodes.remove(node)
+            self.backoff.forget(node)
+            self._force_v1.discard(node)
+        elif command == "onetry":
+            self.open_connection(node, ConnectionType.MANUAL, now)
+        else:
+            raise ValueError(f"unknown addnode command {command!r}")
+
+    def get_added_node_info(self) -> list[tuple[str, PeerConn | None]]:
+        """Each ``-addnode`` / ``addnode add`` entry with the live peer it matches, or None
+        (Core ``CConnman::GetAddedNodeInfo``: an IP:port entry matches a peer's address,
+        a name matches the name a peer was dialled with)."""
+        by_addr: dict[Service, PeerConn] = {}
+        by_name: dict[str, PeerConn] = {}
+        for p in self.peers.values():
+            if p.closed:
+                continue
+            by_addr[p.addr] = p
+            by_name[p.addr_name] = p
+        out: list[tuple[str, PeerConn | None]] = []
+        for node in self.added_nodes:
+            try:
+                service: Service | None = Service.parse(node, self.options.chain.default_port)
+            except AddrError:
+                service = None
+            out.append((node, by_addr.get(service) if service is not None else by_name.get(node)))
+        return out
+
+    def ping_all(self) -> None:
+        """Queue a ping to every peer (the ``ping`` RPC); sent at the next :meth:`tick`."""
+        for peer in self.peers.values():
+            peer.proto.request_ping()
+            self._schedule(peer)
+
+    def set_network_active(self, active: bool, now: float) -> None:
+        """Turn all P2P activity on or off; off disconnects every peer (Core ``SetNetworkActive``)."""
+        self._now = now
+        self.network_active = active
+        if not active:
+            for peer in list(self.peers.values()):
+                self._drop(peer, "network disabled", close=True)
+        else:
+            self._next_added = min(self._next_added, now)
