@@ -414,26 +414,6 @@ async def test_large_message_completes_despite_small_receive_buffer(tmp_path: Pa
         p.close()
 
 
-async def test_manual_peer_that_hangs_up_is_redialled_with_backoff(tmp_path: Path) -> None:
-    accepted = 0
-
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal accepted
-        accepted += 1
-        writer.close()
-
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with (
-        server,
-        running(tmp_path, "a", v2transport=False) as a,
-    ):  # v2 adds one v1 redial per try
-        a.connman.add_node(f"127.0.0.1:{port}", "add")
-        await asyncio.sleep(2.0)
-    # Back-off 1 s, 1.2 s, ...: a handful of attempts, not hundreds.
-    assert 1 <= accepted <= 3
-
-
 async def test_getaddr_replies_are_cached(tmp_path: Path) -> None:
     async with running(tmp_path, "a") as a:
         now = int(time.time())

@@ -324,7 +324,7 @@ ConnAction = Dial | Send | Close | PauseRead | ResumeRead | Resolve
 # -- state --------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class PeerConn:
     """One live connection: Core's ``CNode`` (ids, addresses, counters) plus its protocol.
 

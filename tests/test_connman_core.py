@@ -1,0 +1,436 @@
+"""ConnManCore in simulated time: no sockets, no clock, no event loop.
+
+Several cores are wired together in memory by :class:`MemNet`: a ``Dial`` to a known
+virtual address reaches the other core's ``accepted``, ``Send`` bytes reach its
+``received``, ``Close`` reaches its ``closed``. Time only moves when the test moves it,
+so back-offs of minutes take no wall-clock time.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import weakref
+from collections.abc import Callable
+
+from peerkeeper.bitcoin.addrman import AddrMan
+from peerkeeper.bitcoin.banman import BanMan
+from peerkeeper.bitcoin.connman import (
+    ADDR_FETCH_TIMEOUT,
+    Close,
+    ConnManCore,
+    ConnManOptions,
+    Dial,
+    PauseRead,
+    Resolve,
+    ResumeRead,
+    Send,
+)
+from peerkeeper.bitcoin.outbound import FEELER_SLEEP_WINDOW
+from peerkeeper.bitcoin.peer import PeerConfig
+from peerkeeper.bitcoin.seeds import ADD_NEXT_SEEDNODE
+from peerkeeper.net.chains import CHAINS
+from peerkeeper.net.connection_types import ConnectionType
+from peerkeeper.net.netaddr import NetAddr, Service
+from peerkeeper.wire.messages import AddrEntry, Ping, ServiceFlags
+from peerkeeper.wire.v1 import V1Transport
+
+REGTEST = CHAINS["regtest"]
+T0 = 1_700_000_000.0
+SERVICES = ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS
+
+
+def svc(i: int) -> Service:
+    """Node ``i``'s virtual routable address (one /16 each)."""
+    return Service(NetAddr.parse(f"11.{i}.0.1"), REGTEST.default_port)
+
+
+class MemNet:
+    """Cores joined by in-memory links with no latency."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self.nodes: dict[Service, ConnManCore] = {}
+        self.links: dict[tuple[int, int], tuple[int, int]] = {}  # (core, conn) -> (core, conn)
+        self.cores: dict[int, ConnManCore] = {}
+        self.next_conn = 1
+        self.dials: list[tuple[float, int, Dial]] = []  # (time, core index, dial)
+        self.closes: list[tuple[int, str]] = []
+        self.pauses: list[tuple[int, object]] = []
+        self.down: set[Service] = set()
+
+    def add(self, i: int, **kw: object) -> ConnManCore:
+        kw.setdefault("peer", PeerConfig(services=SERVICES))
+        opts = ConnManOptions(chain=REGTEST, listen=False, **kw)  # type: ignore[arg-type]
+        core = ConnManCore(
+            opts,
+            AddrMan(random.Random(i), deterministic=True),
+            rng=random.Random(1000 + i),
+            transport_rng=random.Random(2000 + i).randbytes,
+            banman=BanMan(i),
+        )
+        self.cores[i] = core
+        self.nodes[svc(i)] = core
+        return core
+
+    def start(self, *idx: int) -> None:
+        for i in idx:
+            self.cores[i].start(self.now)
+        self.pump()
+
+    def index(self, core: ConnManCore) -> int:
+        return next(i for i, c in self.cores.items() if c is core)
+
+    def pump(self) -> None:
+        busy = True
+        while busy:
+            busy = False
+            for i, core in list(self.cores.items()):
+                for action in core.poll_actions():
+                    busy = True
+                    self.execute(i, core, action)
+
+    def execute(self, i: int, core: ConnManCore, action: object) -> None:
+        now = self.now
+        if isinstance(action, Dial):
+            self.dials.append((now, i, action))
+            remote = self.nodes.get(action.service)
+            if remote is None or action.service in self.down:
+                core.dial_failed(action.id, "connection refused", now)
+                return
+            a_conn, b_conn = self.next_conn, self.next_conn + 1
+            self.next_conn += 2
+            j = self.index(remote)
+            if not remote.accepted(b_conn, action.service, svc(i), now):
+                core.dial_failed(action.id, "connection reset", now)
+                return
+            self.links[(i, a_conn)] = (j, b_conn)
+            self.links[(j, b_conn)] = (i, a_conn)
+            core.connected(action.id, a_conn, svc(i), now)
+        elif isinstance(action, Send):
+            other = self.links.get((i, action.conn_id))
+            if other is not None:
+                self.cores[other[0]].received(other[1], action.data, now)
+        elif isinstance(action, Close):
+            self.closes.append((i, action.reason))
+            other = self.links.pop((i, action.conn_id), None)
+            if other is not None:
+                self.links.pop(other, None)
+                self.cores[other[0]].closed(other[1], "socket closed", now)
+        elif isinstance(action, PauseRead | ResumeRead):
+            self.pauses.append((i, action))
+        elif isinstance(action, Resolve):
+            if action.seed:
+                core.seed_resolved(action.id, [], now)
+            else:
+                core.resolved(action.id, None, "no such name", now)
+
+    def run_until(self, t_end: float) -> None:
+        """Advance simulated time to ``t_end``, ticking every core at each wakeup."""
+        while True:
+            at = min(c.next_wakeup() for c in self.cores.values())
+            if at > t_end:
+                break
+            self.now = max(self.now, at)
+            for core in self.cores.values():
+                if core.next_wakeup() <= self.now:
+                    core.tick(self.now)
+            self.pump()
+        self.now = t_end
+        for core in self.cores.values():
+            core.tick(t_end)
+        self.pump()
+
+    def run_while(self, cond: Callable[[], bool], limit: float) -> None:
+        end = self.now + limit
+        while cond() and self.now < end:
+            self.run_until(min(end, self.now + 0.1))
+
+
+def peers_of(core: ConnManCore, conn_type: ConnectionType | None = None) -> list[object]:
+    return [p for p in core.peers.values() if conn_type is None or p.conn_type is conn_type]
+
+
+def handshaken(core: ConnManCore) -> int:
+    return sum(1 for p in core.peers.values() if p.proto.successfully_connected)
+
+
+# -- manual connections (ThreadOpenAddedConnections) ---------------------------------------
+
+
+def test_manual_peer_backs_off_1s_x1_2_and_resets_after_60s_up() -> None:
+    net = MemNet()
+    a = net.add(0, addnode=[str(svc(1))], v2transport=False)
+    b = net.add(1, v2transport=False)
+    net.down.add(svc(1))
+    net.start(0, 1)
+    net.run_until(T0 + 10)
+    times = [t for t, i, d in net.dials if i == 0]
+    gaps = [round(y - x, 3) for x, y in zip(times, times[1:], strict=False)]
+    # 1 s, 1.2 s, 1.44 s, 1.728 s ... each seen at the next 0.5 s pass after it ends.
+    expected = [1.0, 1.2, 1.44, 1.728, 2.074]
+    assert len(gaps) >= 5
+    for gap, delay in zip(gaps, expected, strict=False):
+        assert delay <= gap < delay + 0.5 + 1e-9, (gaps, expected)
+
+    # The peer comes up: connected, handshaken, and kept for 61 s.
+    net.down.clear()
+    net.run_while(lambda: handshaken(a) == 0, 30)
+    assert handshaken(a) == 1 and handshaken(b) == 1
+    net.run_until(net.now + 61)
+    # B drops A after 61 s: the back-off resets and A redials at the next pass.
+    b.disconnect_node(net.now, peer_id=next(iter(b.peers)))
+    dropped_at = net.now
+    net.dials.clear()
+    net.pump()
+    net.run_while(lambda: not net.dials, 5)
+    assert net.dials and net.dials[0][0] - dropped_at <= 0.5
+
+    # Now a short-lived connection (10 s): the next dial waits the 1 s back-off.
+    net.run_while(lambda: handshaken(a) == 0, 5)
+    net.run_until(net.now + 10)
+    b.disconnect_node(net.now, peer_id=next(iter(b.peers)))
+    dropped_at = net.now
+    net.dials.clear()
+    net.pump()
+    net.run_while(lambda: not net.dials, 5)
+    assert net.dials and 1.0 <= net.dials[0][0] - dropped_at < 1.5 + 1e-9
+
+
+def test_v2_key_hang_up_is_retried_at_once_as_v1() -> None:
+    """Core ``ShouldReconnectV1``: a v1-only peer drops our BIP324 key; we redial in v1."""
+    net = MemNet()
+    a = net.add(0, addnode=[str(svc(1))], v2transport=True)
+    b = net.add(1, v2transport=False)
+    net.start(0, 1)
+    net.run_while(lambda: handshaken(a) == 0, 10)
+    dials = [d for _, i, d in net.dials if i == 0]
+    assert len(dials) == 2
+    assert dials[0].v2 is False or dials[1].v2 is False  # the driver's hint only
+    peer = next(iter(a.peers.values()))
+    assert isinstance(peer.transport, V1Transport)
+    assert handshaken(a) == 1 and handshaken(b) == 1
+    assert net.dials[1][0] - net.dials[0][0] < 0.5 + 1e-9  # no back-off for the retry
+
+
+# -- inbound admission ------------------------------------------------------------------------
+
+
+def test_inbound_admission_full_table_evicts_and_banned_refused() -> None:
+    net = MemNet()
+    b = net.add(0, max_connections=41)  # 30 inbound slots
+    net.start(0)
+    me = svc(0)
+    for k in range(1, 31):
+        assert b.accepted(k, me, svc(100 + k), net.now)
+    assert b.inbound_count == 30
+    # The 31st: Core's eviction frees a slot (some peer loses its connection).
+    assert b.accepted(31, me, svc(131), net.now)
+    assert b.inbound_count == 30
+    closes = [a for a in b.poll_actions() if isinstance(a, Close)]
+    assert len(closes) == 1 and closes[0].reason == "evicted for an inbound slot"
+    # Banned: refused whatever the slots.
+    assert b.banman is not None
+    b.banman.ban(NetAddr.parse("11.200.0.1"), net.now, 3600)
+    assert not b.accepted(32, me, svc(200), net.now)
+    # Network off: refused.
+    b.set_network_active(False, net.now)
+    assert not b.accepted(33, me, svc(201), net.now)
+
+
+def test_discouraged_inbound_admitted_prefer_evict_then_refused_when_nearly_full() -> None:
+    net = MemNet()
+    b = net.add(0, max_connections=14)  # 3 inbound slots
+    net.start(0)
+    me = svc(0)
+    assert b.banman is not None
+    b.banman.discourage(NetAddr.parse("11.150.0.1"))
+    assert b.accepted(1, me, svc(150), net.now)
+    peer = next(iter(b.peers.values()))
+    assert peer.prefer_evict
+    assert b.accepted(2, me, svc(151), net.now)
+    # inbound_count + 1 >= max_inbound: a discouraged newcomer is refused.
+    assert not b.accepted(3, me, svc(150), net.now)
+    assert b.accepted(4, me, svc(152), net.now)
+
+
+def test_misbehaving_inbound_is_discouraged_and_disconnected() -> None:
+    net = MemNet()
+    b = net.add(0)
+    net.start(0)
+    assert b.accepted(1, svc(0), svc(7), net.now)
+    peer = next(iter(b.peers.values()))
+    b._misbehaving(peer, "test")
+    assert b.banman is not None and b.banman.is_discouraged(svc(7).addr)
+    assert any(isinstance(a, Close) and a.conn_id == 1 for a in b.poll_actions())
+    assert not b.peers
+
+
+# -- automatic connections (ThreadOpenConnections) -----------------------------------------
+
+
+def test_seednode_addr_fetch_then_next_seednode_after_10s_and_expiry_after_5min() -> None:
+    net = MemNet()
+    a = net.add(0, seednode=[str(svc(1)), str(svc(2))], v2transport=False, fixedseeds=False)
+    net.add(1, v2transport=False)
+    net.add(2, v2transport=False)
+    net.start(0, 1, 2)
+    net.run_until(T0 + 1)
+    fetches = [(t, d) for t, i, d in net.dials if i == 0]
+    assert len(fetches) == 1 and fetches[0][1].conn_type is ConnectionType.ADDR_FETCH
+    first = fetches[0][1].service
+    # Both seed nodes know nothing: the second seednode comes ADD_NEXT_SEEDNODE later.
+    net.run_until(T0 + ADD_NEXT_SEEDNODE + 1.5)
+    fetches = [(t, d) for t, i, d in net.dials if i == 0]
+    assert len(fetches) == 2 and fetches[1][1].service != first
+    assert ADD_NEXT_SEEDNODE <= fetches[1][0] - fetches[0][0] <= ADD_NEXT_SEEDNODE + 1.0
+    assert len(peers_of(a, ConnectionType.ADDR_FETCH)) == 2
+    # Addr-fetch connections last at most 5 minutes.
+    net.run_until(fetches[0][0] + ADDR_FETCH_TIMEOUT - 1)
+    assert len(peers_of(a, ConnectionType.ADDR_FETCH)) == 2
+    net.run_until(fetches[1][0] + ADDR_FETCH_TIMEOUT + 1)
+    assert not peers_of(a, ConnectionType.ADDR_FETCH)
+    assert "addrfetch connection timeout" in {r for i, r in net.closes if i == 0}
+
+
+def fill_table(core: ConnManCore, ids: range, now: float) -> None:
+    for k in ids:
+        core.addrman.add([AddrEntry(int(now) - 600, SERVICES, svc(k))], NetAddr.parse("13.0.0.1"))
+
+
+def test_anchors_first_then_full_relay_and_anchors_saved_at_stop() -> None:
+    net = MemNet()
+    anchors = [AddrEntry(int(T0), SERVICES, svc(k)) for k in (1, 2)]
+    a = net.add(0, anchors=anchors, v2transport=False, fixedseeds=False)
+    for k in range(1, 15):
+        net.add(k, v2transport=False)
+    fill_table(a, range(3, 15), T0)
+    net.start(*range(15))
+    net.run_while(lambda: len(peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)) < 8, 60)
+    auto = [d for _, i, d in net.dials if i == 0]
+    assert {d.service for d in auto[:2]} == {svc(1), svc(2)}
+    assert all(d.conn_type is ConnectionType.BLOCK_RELAY for d in auto[:2])
+    assert len(peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)) == 8
+    # One automatic dial at a time, 500 ms apart at least.
+    times = [t for t, i, _ in net.dials if i == 0]
+    assert all(y - x >= 0.5 - 1e-9 for x, y in zip(times, times[1:], strict=False))
+    a.stop(net.now)
+    assert {e.service for e in a.anchors_at_stop} == {svc(1), svc(2)}
+
+
+def test_feeler_waits_its_random_delay_and_leaves_after_version() -> None:
+    net = MemNet()
+    a = net.add(0, v2transport=False, fixedseeds=False)
+    for k in range(1, 16):
+        net.add(k, v2transport=False)
+    fill_table(a, range(1, 16), T0)
+    net.start(*range(16))
+    net.run_while(lambda: len(peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)) < 8, 60)
+    net.run_while(lambda: len(peers_of(a, ConnectionType.BLOCK_RELAY)) < 2, 60)
+    assert a.policy is not None
+    due = a.policy.timers.next_feeler
+    net.run_while(lambda: a.feelers_made == 0, 600)
+    feeler = [(t, d) for t, i, d in net.dials if i == 0 and d.conn_type is ConnectionType.FEELER]
+    assert feeler, "a feeler was made"
+    assert due <= feeler[0][0] <= due + FEELER_SLEEP_WINDOW + 0.5
+    net.run_until(net.now + 1)
+    assert a.feelers_done >= 1 and not peers_of(a, ConnectionType.FEELER)
+
+
+def test_extra_block_relay_peer_comes_on_its_timer_and_the_youngest_goes() -> None:
+    net = MemNet()
+    a = net.add(0, v2transport=False, fixedseeds=False)
+    for k in range(1, 20):
+        net.add(k, v2transport=False)
+    fill_table(a, range(1, 20), T0)
+    net.start(*range(20))
+    net.run_while(lambda: len(peers_of(a, ConnectionType.BLOCK_RELAY)) < 2, 60)
+    assert a.policy is not None
+    due = a.policy.timers.next_extra_block_relay
+    net.run_while(lambda: len(peers_of(a, ConnectionType.BLOCK_RELAY)) < 3, due - net.now + 5)
+    extra = [t for t, i, d in net.dials if i == 0 and d.conn_type is ConnectionType.BLOCK_RELAY][-1]
+    assert extra >= due
+    youngest = max(p.id for p in a.peers.values() if p.conn_type is ConnectionType.BLOCK_RELAY)
+    # Core's EvictExtraOutboundPeers runs every 45 s and drops the youngest after 30 s.
+    net.run_until(net.now + 100)
+    assert youngest not in a.peers
+    assert len(peers_of(a, ConnectionType.BLOCK_RELAY)) >= 2
+
+
+# -- flow control, memory ---------------------------------------------------------------------
+
+
+def test_full_send_buffer_pauses_processing_until_writable() -> None:
+    """Core ``fPauseSend``: past ``-maxsendbuffer`` nothing more is processed (reading
+    pauses) until the driver reports the buffer drained."""
+    net = MemNet()
+    a = net.add(0, addnode=[str(svc(1))], v2transport=False)
+    b = net.add(1, max_send_buffer=1_000, v2transport=False)
+    net.start(0, 1)
+    net.run_while(lambda: handshaken(b) == 0, 10)
+    (b_conn,) = [c for (i, c) in net.links if i == 1]
+    b.poll_actions()
+    t = V1Transport(REGTEST.magic)
+    pings = b"".join(t.send_raw("ping", Ping(k + 1).encode()) for k in range(200))
+    b.writable(b_conn, net.now)  # the handshake's bytes were written out
+    b.received(b_conn, pings, net.now)
+    actions = b.poll_actions()
+    pongs = sum(len(x.data) for x in actions if isinstance(x, Send)) // 32
+    assert 1_000 // 32 <= pongs <= 1_000 // 32 + 1  # stops right after passing the mark
+    assert any(isinstance(x, PauseRead) and x.send for x in actions)
+    b.writable(b_conn, net.now)  # drained: the next slice is answered
+    actions = b.poll_actions()
+    assert sum(len(x.data) for x in actions if isinstance(x, Send)) // 32 == pongs
+    for _ in range(10):
+        b.writable(b_conn, net.now)
+    actions = b.poll_actions()
+    assert any(isinstance(x, ResumeRead) for x in actions)  # everything answered
+    assert a.peers  # the pinging side is still connected
+
+
+def test_closed_peer_is_freed_without_the_cyclic_gc() -> None:
+    """A closed peer must be freed at once (no reference cycle through its callbacks)."""
+    net = MemNet()
+    b = net.add(0)
+    b.options.listen = True
+    b.start(net.now, [("0.0.0.0", REGTEST.default_port)])
+    gc.collect()
+    gc.disable()
+    try:
+        refs = []
+        for k in range(1, 6):
+            assert b.accepted(k, svc(0), svc(10 + k), net.now)
+            peer = b.peers[k - 1]
+            assert peer.proto is not None
+            # A v1 header announcing a 4,000,000-byte ping, most of it sent.
+            header = V1Transport(REGTEST.magic).send_raw("ping", b"\0" * 8)[:16]
+            b.received(k, header + (4_000_000).to_bytes(4, "little") + b"\0" * 4, net.now)
+            b.received(k, b"\0" * 3_900_000, net.now)
+            refs.append(weakref.ref(peer))
+            del peer
+            b.closed(k, "socket closed", net.now)
+            b.poll_actions()
+        assert all(r() is None for r in refs), "closed peers still referenced"
+    finally:
+        gc.enable()
+
+
+def test_flapping_manual_peer_backs_off() -> None:
+    """An -addnode peer that completes the handshake and hangs up at once is retried with a
+    growing delay (Octez's back-off: only a connection that lasted 60 s resets it)."""
+    net = MemNet()
+    a = net.add(0, addnode=[str(svc(1))], v2transport=False)
+    b = net.add(1, v2transport=False)
+    net.start(0, 1)
+    drops: list[float] = []
+    for _ in range(4):
+        net.run_while(lambda: handshaken(b) == 0, 10)
+        drops.append(net.now)
+        b.disconnect_node(net.now, peer_id=next(iter(b.peers)))
+        net.pump()
+    times = [t for t, i, _ in net.dials if i == 0]
+    waits = [round(t - d, 3) for t, d in zip(times[1:], drops, strict=False)]
+    assert len(waits) == 3
+    for wait, delay in zip(waits, [1.0, 1.2, 1.44], strict=True):
+        assert delay <= wait < delay + 0.5 + 1e-9, waits
+    assert not a.backoff.ready(str(svc(1)), drops[-1] + 1.0)
