@@ -99,6 +99,16 @@ async def native(
         await node.stop()
 
 
+class SimClock:
+    """A clock that moves only when the test says (seconds)."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def clock_kw(clock: Callable[[], float] | None) -> dict[str, Callable[[], float]]:
     return {} if clock is None else {"clock": clock}
 
@@ -562,15 +572,19 @@ async def test_housekeeping_survives_a_failing_store(
     monkeypatch.setattr(nn, "SAVE_INTERVAL", 0.0)
     monkeypatch.setattr(nn, "HOUSEKEEPING_INTERVAL", 0.05)
     net = Net()
-    async with native(net, tmp_path, 1) as node:
+    clock = SimClock()
+    async with native(net, tmp_path, 1, clock=clock) as node:
 
         async def broken() -> None:
             raise sqlite3.OperationalError("disk I/O error")
 
         node.save_peers = broken  # type: ignore[method-assign]
-        node.config.limits = MaintenanceConfig(authentication_timeout=0.3)
         host, port = node.listening[0]
         reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.8.1", 0))
+        await until(lambda: len(node._conns) == 1)
+        await asyncio.sleep(0.2)  # the pool timer runs (and fails to save) a few times
+        clock.now += 5.0  # Octez authentication_timeout, in simulated time
+        node._on_timer()
         async with asyncio.timeout(3):
             while await reader.read(65536):
                 pass  # closed by the handshake deadline although every save fails
@@ -603,16 +617,6 @@ async def test_tear_down_cancels_the_dial_not_the_caller(tmp_path: Path) -> None
         await asyncio.sleep(0.05)
         await node.tear_down_connections("test")
         assert await asyncio.wait_for(task, 2) is None  # the caller got an answer
-
-
-class SimClock:
-    """A clock that moves only when the test says (seconds)."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_connection_timers_run_on_the_node_clock(tmp_path: Path) -> None:
