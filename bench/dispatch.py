@@ -105,8 +105,8 @@ async def loopback(n: int, trips: int) -> tuple[float, float, float]:
     a, b = nodes
     host, port = b.listening[0]
     assert await a.connect(Service(NetAddr.parse(host), port)) == b.peer_id
-    da = AsyncDispatcher.for_native(a, Dispatcher(codecs(), now=time.monotonic()))
-    db = AsyncDispatcher.for_native(b, Dispatcher(codecs(), now=time.monotonic()))
+    da = AsyncDispatcher.for_native(a, Dispatcher(codecs(), now=a.clock()))
+    db = AsyncDispatcher.for_native(b, Dispatcher(codecs(), now=b.clock()))
     got = [0]
     finished = asyncio.Event()
 

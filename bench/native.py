@@ -52,15 +52,19 @@ def per_second(fn: Callable[[], object], min_time: float = 1.0) -> float:
 
 
 def native_handshake() -> None:
-    out = NativePeer(A, inbound=False, listen_port=1, private=False, difficulty=DIFF)
-    inn = NativePeer(B, inbound=True, listen_port=1, private=False, difficulty=DIFF)
+    out = NativePeer(
+        A, inbound=False, listen_port=1, private=False, difficulty=DIFF, rng=os.urandom, now=0.0
+    )
+    inn = NativePeer(
+        B, inbound=True, listen_port=1, private=False, difficulty=DIFF, rng=os.urandom, now=0.0
+    )
     for _ in range(6):
         for x, y in ((out, inn), (inn, out)):
             data = x.data_to_send()
             if data:
                 for action in y.receive_data(data, 0.0):
                     if type(action).__name__ == "Authenticated":
-                        y.accept()
+                        y.accept(0.0)
     assert out.state == inn.state == "running"
 
 

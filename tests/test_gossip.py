@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from peerkeeper.daemon.gossipdemo import run_gossip_demo
@@ -54,6 +56,7 @@ class Nodes:
                 my_point=pt(ord(n)),
                 connect=lambda point, req, n=n: self.dialled.append((n, point)),  # type: ignore[misc]
                 is_connected=lambda peer: True,
+                rng=random.Random(ord(n)),
             )
             for n in names
         }
@@ -165,7 +168,11 @@ def test_a_restart_on_either_side_converges_again() -> None:
     # b restarts: a new dispatcher and gossip, nothing remembered.
     net.d["b"] = Dispatcher(gossip_codecs(), now=0.0)
     net.g["b"] = RecencyGossip(
-        net.d["b"], my_point=pt(98), connect=lambda p, r: None, is_connected=lambda p: True
+        net.d["b"],
+        my_point=pt(98),
+        connect=lambda p, r: None,
+        is_connected=lambda p: True,
+        rng=random.Random(198),
     )
     a.connected("x9", pid(9), pt(9), 9.0)
     for _ in range(3):
@@ -182,7 +189,11 @@ def test_a_restart_on_either_side_converges_again() -> None:
     # a restarts: its sequences start again under a new epoch; b replaces its copy.
     net.d["a"] = Dispatcher(gossip_codecs(), now=0.0)
     a2 = RecencyGossip(
-        net.d["a"], my_point=pt(97), connect=lambda p, r: None, is_connected=lambda p: True
+        net.d["a"],
+        my_point=pt(97),
+        connect=lambda p, r: None,
+        is_connected=lambda p: True,
+        rng=random.Random(197),  # a new run draws a new epoch
     )
     net.g["a"] = a2
     a2.connected("x7", pid(7), pt(7), 20.0)

@@ -22,7 +22,7 @@ import pytest
 from test_virtualnet import VirtualNet as Net
 
 from peerkeeper.native.identity import Identity, IdentityError
-from peerkeeper.native.maintenance import MaintenanceConfig
+from peerkeeper.native.maintenance import MaintenanceConfig, swap_candidates
 from peerkeeper.native.messages import (
     MAX_POINTS,
     Advertise,
@@ -31,7 +31,7 @@ from peerkeeper.native.messages import (
     Identity as IdentityMessage,
 )
 from peerkeeper.native.peer import NativePeer
-from peerkeeper.native.pool import PoolConfig
+from peerkeeper.native.pool import PoolConfig, PoolEvent
 from peerkeeper.native.poolstate import ReconnectionConfig
 from peerkeeper.net.netaddr import NetAddr, Service
 from peerkeeper.shell.nativenode import NativeConfig, NativeNode
@@ -72,6 +72,7 @@ async def native(
     maintenance: bool = False,
     ident: Identity | None = None,
     bootstrap: list[Service] | None = None,
+    clock: Callable[[], float] | None = None,
     **pool_kw: object,
 ) -> AsyncIterator[NativeNode]:
     config = NativeConfig(
@@ -86,7 +87,9 @@ async def native(
         accept_map=net.accept_map,
         bootstrap_points=bootstrap or [],
     )
-    node = NativeNode(config, identity=ident or identity(i), rng=random.Random(i))
+    node = NativeNode(
+        config, identity=ident or identity(i), rng=random.Random(i), **clock_kw(clock)
+    )
     await node.start()
     net.ports[vpoint(i)] = node.listening[0][1]
     try:
@@ -94,6 +97,20 @@ async def native(
     finally:
         net.ports.pop(vpoint(i), None)
         await node.stop()
+
+
+class SimClock:
+    """A clock that moves only when the test says (seconds)."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clock_kw(clock: Callable[[], float] | None) -> dict[str, Callable[[], float]]:
+    return {} if clock is None else {"clock": clock}
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -202,7 +219,8 @@ async def test_swap_changes_topology_not_count(tmp_path: Path) -> None:
         a.rng = random.Random(0)
         while True:  # make the draw pick recipient b and proposal c
             state = a.rng.getstate()
-            cands = a._swappable(set())
+            assert a.pool is not None
+            cands = swap_candidates(a.pool, set())
             r, p = a.rng.sample(cands, 2)
             if r.peer_id == b.peer_id and p.peer_id == c.peer_id:
                 a.rng.setstate(state)
@@ -264,7 +282,15 @@ async def test_bad_identities_are_greylisted(tmp_path: Path) -> None:
             reader, writer = await asyncio.open_connection(
                 host, port, local_addr=(f"127.1.{i}.1", 0)
             )
-            peer = NativePeer(me, inbound=False, listen_port=0, private=False, difficulty=0.0)
+            peer = NativePeer(
+                me,
+                inbound=False,
+                listen_port=0,
+                private=False,
+                difficulty=0.0,
+                rng=random.Random(5),
+                now=0.0,
+            )
             peer._sent_identity = True  # we send our own (bad) identity below
             writer.write(peer.data_to_send())
             try:
@@ -459,7 +485,15 @@ async def _raw_native_client(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, NativePeer]:
     """A hand-driven native client that completes the handshake."""
     reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
-    peer = NativePeer(me, inbound=False, listen_port=0, private=False, difficulty=0.0)
+    peer = NativePeer(
+        me,
+        inbound=False,
+        listen_port=0,
+        private=False,
+        difficulty=0.0,
+        rng=random.Random(5),
+        now=0.0,
+    )
     writer.write(peer.data_to_send())
     async with asyncio.timeout(5):
         while peer.state != "running":
@@ -467,7 +501,7 @@ async def _raw_native_client(
             assert data, "closed during the handshake"
             for action in peer.receive_data(data, 0.0):
                 if type(action).__name__ == "Authenticated":
-                    peer.accept()
+                    peer.accept(0.0)
             writer.write(peer.data_to_send())
     return reader, writer, peer
 
@@ -538,15 +572,19 @@ async def test_housekeeping_survives_a_failing_store(
     monkeypatch.setattr(nn, "SAVE_INTERVAL", 0.0)
     monkeypatch.setattr(nn, "HOUSEKEEPING_INTERVAL", 0.05)
     net = Net()
-    async with native(net, tmp_path, 1) as node:
+    clock = SimClock()
+    async with native(net, tmp_path, 1, clock=clock) as node:
 
         async def broken() -> None:
             raise sqlite3.OperationalError("disk I/O error")
 
         node.save_peers = broken  # type: ignore[method-assign]
-        node.config.limits = MaintenanceConfig(authentication_timeout=0.3)
         host, port = node.listening[0]
         reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.8.1", 0))
+        await until(lambda: len(node._conns) == 1)
+        await asyncio.sleep(0.2)  # the pool timer runs (and fails to save) a few times
+        clock.now += 5.0  # Octez authentication_timeout, in simulated time
+        node._on_timer()
         async with asyncio.timeout(3):
             while await reader.read(65536):
                 pass  # closed by the handshake deadline although every save fails
@@ -579,3 +617,61 @@ async def test_tear_down_cancels_the_dial_not_the_caller(tmp_path: Path) -> None
         await asyncio.sleep(0.05)
         await node.tear_down_connections("test")
         assert await asyncio.wait_for(task, 2) is None  # the caller got an answer
+
+
+async def test_connection_timers_run_on_the_node_clock(tmp_path: Path) -> None:
+    """One timer heap over the peers' next_wakeup: pings and ping timeouts in simulated
+    time (the test fires the node's timer itself after moving the clock)."""
+    from peerkeeper.native.peer import PING_INTERVAL, PING_TIMEOUT
+
+    net = Net()
+    clock = SimClock()
+    async with (
+        native(net, tmp_path, 1, clock=clock) as a,
+        native(net, tmp_path, 2, clock=clock) as b,
+    ):
+        t0 = clock.now
+        assert await a.connect(vpoint(2)) == b.peer_id
+        assert a.pool is not None
+        events: list[PoolEvent] = []
+        a.pool.subscribe(events.append)
+        conn = a._conn_of(b.peer_id)
+        assert conn is not None and conn.peer is not None
+        live = [(at, i) for at, i in a._heap if i in a._conns and a._conns[i].wake_at == at]
+        assert live == [(t0 + PING_INTERVAL, conn.conn_id)]  # the handshake entry is stale
+        clock.now = t0 + PING_INTERVAL - 0.01
+        a._on_timer()
+        assert conn.peer.ping_nonce is None  # not due yet
+        clock.now = t0 + PING_INTERVAL
+        a._on_timer()
+        assert conn.peer.ping_sent_at == t0 + PING_INTERVAL and conn.peer.ping_nonce is not None
+        assert conn.wake_at == t0 + PING_INTERVAL + PING_TIMEOUT
+        # The pong has not arrived (the loop has not run): at the timeout, a closes.
+        clock.now = t0 + PING_INTERVAL + PING_TIMEOUT
+        a._on_timer()
+        assert conn.closing and a.pool.active_connections() == 0
+        closed = [e for e in events if e.kind == "connection_closed"]
+        assert [(e.peer_id, e.reason, e.time) for e in closed] == [
+            (b.peer_id, "ping timeout", clock.now)
+        ]
+
+
+async def test_handshake_deadline_on_the_node_clock(tmp_path: Path) -> None:
+    net = Net()
+    clock = SimClock()
+    async with native(net, tmp_path, 1, clock=clock) as node:
+        host, port = node.listening[0]
+        reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.8.1", 0))
+        await until(lambda: len(node._conns) == 1)
+        conn = next(iter(node._conns.values()))
+        assert conn.wake_at == clock.now + 5.0  # Octez authentication_timeout
+        clock.now += 4.99
+        node._on_timer()
+        assert not conn.closing
+        clock.now += 0.01
+        node._on_timer()
+        assert conn.closing and node._conns == {}
+        async with asyncio.timeout(3):
+            while await reader.read(65536):
+                pass  # EOF: the node closed it
+        writer.close()

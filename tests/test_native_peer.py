@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 
@@ -13,10 +14,15 @@ from peerkeeper.native.messages import (
     Nack,
     NackReason,
     Ping,
+    Pong,
 )
 from peerkeeper.native.messages import Identity as IdentityMessage
 from peerkeeper.native.peer import (
+    AUTHENTICATION_TIMEOUT,
+    PING_INTERVAL,
+    PING_TIMEOUT,
     Authenticated,
+    Disconnect,
     Established,
     Greylist,
     NativeAction,
@@ -30,18 +36,38 @@ DIFF = 4.0
 A = Identity.generate(DIFF, random.Random(1))
 B = Identity.generate(DIFF, random.Random(2))
 C = Identity.generate(DIFF, random.Random(3))
+#: Each peer gets its own seeded rng (its BIP324 keys, so every session id differs).
+_SEEDS = itertools.count(100)
 
 
 def pair(
     a: Identity = A, b: Identity = B, difficulty: float = DIFF
 ) -> tuple[NativePeer, NativePeer]:
-    out = NativePeer(a, inbound=False, listen_port=9732, private=False, difficulty=difficulty)
-    inn = NativePeer(b, inbound=True, listen_port=0, private=True, difficulty=difficulty)
+    out = NativePeer(
+        a,
+        inbound=False,
+        listen_port=9732,
+        private=False,
+        difficulty=difficulty,
+        rng=random.Random(next(_SEEDS)),
+        now=0.0,
+    )
+    inn = NativePeer(
+        b,
+        inbound=True,
+        listen_port=0,
+        private=True,
+        difficulty=difficulty,
+        rng=random.Random(next(_SEEDS)),
+        now=0.0,
+    )
     return out, inn
 
 
-def pump(x: NativePeer, y: NativePeer) -> tuple[list[NativeAction], list[NativeAction]]:
-    """Move bytes both ways until quiet; the actions each side produced."""
+def pump(
+    x: NativePeer, y: NativePeer, now: float = 0.0
+) -> tuple[list[NativeAction], list[NativeAction]]:
+    """Move bytes both ways until quiet (at ``now``); the actions each side produced."""
     ax: list[NativeAction] = []
     ay: list[NativeAction] = []
     for _ in range(20):
@@ -49,9 +75,9 @@ def pump(x: NativePeer, y: NativePeer) -> tuple[list[NativeAction], list[NativeA
         if not dx and not dy:
             break
         if dx:
-            ay += y.receive_data(dx, 0.0)
+            ay += y.receive_data(dx, now)
         if dy:
-            ax += x.receive_data(dy, 0.0)
+            ax += x.receive_data(dy, now)
     return ax, ay
 
 
@@ -61,8 +87,8 @@ def test_handshake_ack_both_ways() -> None:
     assert ax == [Authenticated(B.peer_id, B.public_key, 0, True)]
     assert ay == [Authenticated(A.peer_id, A.public_key, 9732, False)]
     assert out.session_id == inn.session_id is not None
-    assert out.accept() == []
-    assert inn.accept() == []
+    assert out.accept(0.0) == []
+    assert inn.accept(0.0) == []
     ax, ay = pump(out, inn)
     assert ax == [Established(B.peer_id)] and ay == [Established(A.peer_id)]
     assert out.state == inn.state == "running"
@@ -79,7 +105,7 @@ def test_nack_carries_points() -> None:
     pump(out, inn)
     pts = (Service(NetAddr.parse("11.1.0.1"), 9732),)
     inn.reject(NackReason.TOO_MANY_CONNECTIONS, pts)
-    out.accept()
+    out.accept(0.0)
     ax, _ = pump(out, inn)
     assert ax == [Rejected(NackReason.TOO_MANY_CONNECTIONS, pts)]
     assert out.state == inn.state == "closed"
@@ -182,25 +208,25 @@ def test_double_identity_and_early_messages() -> None:
     pump(out, inn)
     out.send(Ping(1))  # before out acked
     pump(out, inn)
-    assert inn.accept() == [Greylist("ping before the handshake ended")]
+    assert inn.accept(0.0) == [Greylist("ping before the handshake ended")]
     out, inn = pair()
     pump(out, inn)
     out.send(_signed(A, out.session_id or b"", 9732))
     pump(out, inn)
-    assert inn.accept() == [Greylist("identity sent twice")]
+    assert inn.accept(0.0) == [Greylist("identity sent twice")]
     out, inn = pair()
     pump(out, inn)
-    out.accept()
+    out.accept(0.0)
     out.send(Ack())
     pump(out, inn)
-    assert inn.accept() == [Established(A.peer_id), Greylist("ack sent twice")]
+    assert inn.accept(0.0) == [Established(A.peer_id), Greylist("ack sent twice")]
 
 
 def test_nothing_is_processed_until_the_owner_decides() -> None:
     out, inn = pair()
     _, ay = pump(out, inn)
     assert ay == [Authenticated(A.peer_id, A.public_key, 9732, False)]
-    out.accept()
+    out.accept(0.0)
     out.send(Nack(NackReason.NO_MOTIVE))  # not legal after its ack, but queued behind it
     _, ay = pump(out, inn)
     assert ay == [] and inn.state == "authenticated"
@@ -216,8 +242,8 @@ def test_undecodable_and_unknown_messages() -> None:
     ):
         out, inn = pair()
         pump(out, inn)
-        out.accept()
-        inn.accept()
+        out.accept(0.0)
+        inn.accept(0.0)
         pump(out, inn)
         out.transport.send_raw(command, payload)
         _, ay = pump(out, inn)
@@ -236,8 +262,8 @@ def test_v1_bytes_are_not_accepted() -> None:
 def test_nack_after_running_is_a_violation() -> None:
     out, inn = pair()
     pump(out, inn)
-    out.accept()
-    inn.accept()
+    out.accept(0.0)
+    inn.accept(0.0)
     pump(out, inn)
     inn.send(Nack(NackReason.NO_MOTIVE))
     ax, _ = pump(out, inn)
@@ -248,3 +274,146 @@ def test_peer_id_is_hash_of_key() -> None:
     out, inn = pair()
     pump(out, inn)
     assert inn.peer_id == PeerId.of_public_key(A.public_key) == A.peer_id
+
+
+# -- timers, in simulated time ------------------------------------------------------------
+
+
+def timed_pair(now: float, **kw: float) -> tuple[NativePeer, NativePeer]:
+    """Two peers whose sockets opened at ``now`` (seconds), timer settings in ``kw``."""
+    out = NativePeer(
+        A,
+        inbound=False,
+        listen_port=9732,
+        private=False,
+        difficulty=DIFF,
+        rng=random.Random(next(_SEEDS)),
+        now=now,
+        **kw,
+    )
+    inn = NativePeer(
+        B,
+        inbound=True,
+        listen_port=0,
+        private=False,
+        difficulty=DIFF,
+        rng=random.Random(next(_SEEDS)),
+        now=now,
+        **kw,
+    )
+    return out, inn
+
+
+def running_pair(now: float) -> tuple[NativePeer, NativePeer]:
+    """Two peers that connected and both acked at ``now``."""
+    out, inn = timed_pair(now)
+    pump(out, inn, now)
+    out.accept(now)
+    inn.accept(now)
+    ax, ay = pump(out, inn, now)
+    assert ax == [Established(B.peer_id)] and ay == [Established(A.peer_id)]
+    return out, inn
+
+
+def test_handshake_deadline_fires_at_the_exact_time() -> None:
+    out, inn = timed_pair(100.0)
+    assert AUTHENTICATION_TIMEOUT == 5.0  # Octez p2p_limits.ml
+    assert out.next_wakeup() == inn.next_wakeup() == 105.0
+    pump(out, inn, 101.0)  # authenticated, but nobody acks
+    assert inn.state == "authenticated" and inn.next_wakeup() == 105.0
+    assert inn.tick(104.999) == [] and inn.state == "authenticated"
+    assert inn.tick(105.0) == [Disconnect("handshake timeout")]
+    assert inn.state == "closed" and inn.next_wakeup() == float("inf")
+    assert inn.tick(200.0) == []  # fires once
+    # A custom timeout, and a peer that never even finished the transport handshake.
+    lone = NativePeer(
+        A,
+        inbound=True,
+        listen_port=0,
+        private=False,
+        difficulty=DIFF,
+        rng=random.Random(7),
+        now=50.0,
+        authentication_timeout=0.5,
+    )
+    assert lone.next_wakeup() == 50.5
+    assert lone.tick(50.49) == []
+    assert lone.tick(50.5) == [Disconnect("handshake timeout")]
+
+
+def test_finished_handshake_cancels_the_deadline() -> None:
+    out, inn = running_pair(10.0)
+    for peer in (out, inn):
+        assert peer.tick(15.0) == []  # the old deadline: nothing
+        assert peer.state == "running"
+        assert peer.next_wakeup() == 10.0 + PING_INTERVAL
+
+
+def test_ping_sent_at_interval_and_pong_resets_it() -> None:
+    out, inn = running_pair(10.0)
+    due = 10.0 + PING_INTERVAL
+    assert out.tick(due - 0.001) == [] and out.data_to_send() == b""
+    assert out.tick(due) == []
+    nonce = out.ping_nonce
+    assert nonce is not None and out.ping_sent_at == due
+    wire = out.data_to_send()
+    assert wire  # the ping is queued for the socket
+    # While it is outstanding the next wakeup is its timeout, and no second ping goes.
+    assert out.next_wakeup() == due + PING_TIMEOUT
+    assert out.tick(due + PING_INTERVAL) == [] and out.data_to_send() == b""
+    # The pong (answered inside the remote peer) clears it; the next ping is an
+    # interval after the previous one was sent.
+    assert inn.receive_data(wire, due + 0.2) == []
+    assert out.receive_data(inn.data_to_send(), due + 0.5) == []
+    assert out.ping_nonce is None and out.last_pong == due + 0.5
+    assert out.next_wakeup() == due + PING_INTERVAL
+    out.tick(due + PING_INTERVAL)
+    assert out.ping_nonce is not None and out.ping_nonce != nonce
+
+
+def test_ping_nonce_comes_from_the_injected_rng() -> None:
+    drawn: list[bytes] = []
+    base = random.Random(3)
+
+    def rng(n: int) -> bytes:
+        b = base.randbytes(n)
+        drawn.append(b)
+        return b
+
+    out = NativePeer(
+        A, inbound=False, listen_port=1, private=False, difficulty=DIFF, rng=rng, now=0.0
+    )
+    _, inn = timed_pair(0.0)
+    pump(out, inn)
+    out.accept(0.0)
+    inn.accept(0.0)
+    pump(out, inn)
+    assert out.state == "running"
+    out.tick(PING_INTERVAL)
+    assert len(drawn[-1]) == 8
+    assert out.ping_nonce == int.from_bytes(drawn[-1], "little")
+
+
+def test_unanswered_ping_times_out_at_the_exact_time() -> None:
+    out, inn = running_pair(0.0)
+    out.tick(PING_INTERVAL)
+    sent = out.ping_sent_at
+    assert sent == PING_INTERVAL
+    out.data_to_send()  # lost: no pong ever comes
+    assert out.next_wakeup() == sent + PING_TIMEOUT
+    assert out.tick(sent + PING_TIMEOUT - 0.001) == []
+    assert out.tick(sent + PING_TIMEOUT) == [Disconnect("ping timeout")]
+    assert out.state == "closed" and out.next_wakeup() == float("inf")
+
+
+def test_a_wrong_pong_does_not_count() -> None:
+    out, inn = running_pair(
+        0.0,
+    )
+    out.tick(PING_INTERVAL)
+    out.data_to_send()
+    assert out.ping_nonce is not None
+    inn.send(Pong((out.ping_nonce + 1) % 2**64))
+    assert out.receive_data(inn.data_to_send(), PING_INTERVAL + 1) == []
+    assert out.ping_nonce is not None
+    assert out.tick(PING_INTERVAL + PING_TIMEOUT) == [Disconnect("ping timeout")]

@@ -547,7 +547,7 @@ def test_bad_points_document_loads_nothing() -> None:
 
 def test_identity_in_config_gives_our_peer_id() -> None:
     ident = Identity.generate(0.0, random.Random(4))
-    pool = PeerPool(PoolConfig(identity=ident), now=T0)
+    pool = PeerPool(PoolConfig(identity=ident), now=T0, rng=random.Random(5))
     assert pool.my_peer_id == ident.peer_id
     pool.dial_started(pt(1), T0, "c")
     assert (
@@ -590,3 +590,15 @@ def test_peer_at_a_trusted_point_is_not_locked_out() -> None:
         )
         is None
     )
+
+
+def test_pool_timer_is_the_greylist_countdown() -> None:
+    pool, _, _ = make_pool(ip_greylist_cleanup_delay=160.0)
+    step = 160.0 / 16  # Octez P2p_acl.create: a countdown every cleanup_delay / 16
+    assert pool.next_wakeup() == T0 + step
+    assert pool.gc_greylist(T0 + step - 0.001) == 0
+    assert pool.next_wakeup() == T0 + step
+    assert pool.gc_greylist(T0 + step) == 1
+    assert pool.next_wakeup() == T0 + 2 * step
+    assert pool.gc_greylist(T0 + 5.5 * step) == 4  # a late timer runs every due countdown
+    assert pool.next_wakeup() == T0 + 6 * step

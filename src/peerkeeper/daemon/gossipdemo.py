@@ -1,7 +1,7 @@
 """``peerkeeper gossip-demo --nodes N``: N native nodes on loopback run the recency gossip.
 
 Every node listens on 127.0.0.1 (a free port), bootstraps from node 0, keeps 2..6
-connections (Octez's maintenance), and runs :class:`~peerkeeper.dispatch.gossip.GossipApp`
+connections (Octez's maintenance), and runs :class:`~peerkeeper.shell.gossip.GossipApp`
 (push every 0.5 s). Each half second the demo prints how many (node, counterparty)
 pairs hold the counterparty's latest list; once all do (twice in a row) it reports the
 time, then every node asks one counterparty to introduce it to a peer from that
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from peerkeeper.dispatch.gossip import GossipApp
 from peerkeeper.native.identity import Identity, PeerId
 from peerkeeper.native.maintenance import MaintenanceConfig
 from peerkeeper.net.netaddr import Service
+from peerkeeper.shell.gossip import GossipApp
 from peerkeeper.shell.nativenode import NativeConfig, NativeNode
 
 __all__ = ["DemoResult", "run_gossip_demo"]

@@ -20,36 +20,29 @@ Messages (payloads; the dispatch envelope carries type and ids):
 * ``introduce`` (a request): the target's peer id (16); reply ``introduced``: u8 1/0;
 * ``connectreq``: requester peer id (16) || requester point.
 
-:class:`RecencyGossip` is sans-IO over a :class:`~peerkeeper.dispatch.dispatcher.Dispatcher`;
-:class:`GossipApp` runs it on a :class:`~peerkeeper.shell.nativenode.NativeNode`.
+:class:`RecencyGossip` is sans-IO over a :class:`~peerkeeper.dispatch.dispatcher.Dispatcher`
+(``now`` and ``rng`` are arguments); :class:`peerkeeper.shell.gossip.GossipApp` runs it
+on a :class:`~peerkeeper.shell.nativenode.NativeNode`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
+import random
 import struct
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from peerkeeper.dispatch.dispatcher import CodecRegistry, Dispatcher, Incoming
 from peerkeeper.native.messages import decode_point, encode_point
 from peerkeeper.net.netaddr import Service
 from peerkeeper.wire.codec import DecodeError, Reader, ser_compact_size
 
-if TYPE_CHECKING:
-    from peerkeeper.native.identity import PeerId
-    from peerkeeper.native.pool import PoolEvent
-    from peerkeeper.shell.nativenode import NativeNode
-
 __all__ = [
     "MAX_ENTRIES_PER_MESSAGE",
     "MAX_LIST",
-    "GossipApp",
     "RecencyEntry",
     "RecencyGossip",
     "RecencyList",
@@ -278,7 +271,9 @@ class RecencyGossip:
 
     ``connect(point, requester)`` is called when a counterparty relays a connect
     request; ``my_point`` is the point others should dial (None when not listening).
-    Peers are the dispatcher's peer keys (peer ids for the native node).
+    Peers are the dispatcher's peer keys (peer ids for the native node). ``rng`` (a
+    ``random.Random``) draws this run's list ``epoch`` (64 bits) unless ``epoch`` is
+    given; every method that sends takes ``now`` in seconds on the dispatcher's clock.
     """
 
     def __init__(
@@ -288,6 +283,7 @@ class RecencyGossip:
         my_point: Service | None,
         connect: Callable[[Service, Any], None],
         is_connected: Callable[[Any], bool],
+        rng: random.Random,
         epoch: int | None = None,
     ) -> None:
         self.dispatcher = dispatcher
@@ -296,7 +292,7 @@ class RecencyGossip:
         self.is_connected = is_connected
         self.mine = RecencyList()
         #: Names this run's list: a restart makes a new one (counterparties start over).
-        self.epoch = epoch if epoch is not None else int.from_bytes(os.urandom(8), "little")
+        self.epoch = epoch if epoch is not None else rng.getrandbits(64)
         #: Each counterparty's list as we know it, and its epoch (LRU, bounded).
         self.lists: OrderedDict[Any, RecencyList] = OrderedDict()
         self.epochs: OrderedDict[Any, int] = OrderedDict()
@@ -442,89 +438,3 @@ class RecencyGossip:
             if known == peer_id:
                 return peer
         return None
-
-
-# -- on a native node -------------------------------------------------------------------------
-
-
-class GossipApp:
-    """:class:`RecencyGossip` on a started :class:`NativeNode` (its own dispatcher).
-
-    Records every established connection, pushes every ``interval`` seconds (and soon
-    after each new connection), and dials the point of a relayed connect request.
-    """
-
-    def __init__(self, node: NativeNode, *, interval: float = 1.0) -> None:
-        self.node = node
-        self.interval = interval
-        assert node.codecs is not None and node.dispatcher is not None and node.dispatch
-        gossip_codecs(node.codecs)  # the node's dispatch layer carries the gossip
-        self.dispatcher = node.dispatcher
-        self.adapter = node.dispatch
-        port = node.config.advertised_port or (node.listening[0][1] if node.listening else 0)
-        my_point = Service.parse(f"{node.listening[0][0]}:{port}", port) if node.listening else None
-        self.gossip = RecencyGossip(
-            self.dispatcher,
-            my_point=my_point,
-            connect=self._connect,
-            is_connected=lambda peer: peer in (node.pool.connected_peer_ids() if node.pool else {}),
-        )
-        assert node.pool is not None
-        self._unsubscribe = node.pool.subscribe(self._on_event)
-        #: Connections opened because a counterparty relayed a connect request.
-        self.introduced = 0
-        self._task = asyncio.ensure_future(self._loop())
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def _on_event(self, event: PoolEvent) -> None:
-        if event.kind == "connection_established" and event.peer_id is not None:
-            point = event.point
-            info = self.node.pool.known_peer_ids.get(event.peer_id) if self.node.pool else None
-            if point is not None and info is not None and info.listen_port:
-                point = Service(point.addr, info.listen_port)
-            if point is not None:
-                self.gossip.connected(event.peer_id, event.peer_id.raw, point, time.time())
-            self.adapter.kick()
-        elif event.kind == "connection_closed" and event.peer_id is not None:
-            self.gossip.disconnected(event.peer_id)
-
-    def _connect(self, point: Service, requester: Any) -> None:
-        async def dial() -> None:
-            if await self.node.connect(point) is not None:
-                self.introduced += 1
-
-        task = asyncio.ensure_future(dial())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def push_now(self) -> int:
-        """Push to every running peer now; how many messages went out."""
-        peers = [p.peer_id for p in self.node.running()]
-        n = self.gossip.push_all(peers, time.monotonic())
-        self.adapter.kick()
-        return n
-
-    async def introduce(self, via: PeerId, target: PeerId) -> bool:
-        """Ask ``via`` to introduce us to ``target``; True if ``via`` forwarded it."""
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-        def done(ok: bool) -> None:
-            if not fut.done():
-                fut.set_result(ok)
-
-        self.gossip.introduce(via, target.raw, time.monotonic(), done)
-        self.adapter.kick()
-        return await fut
-
-    async def _loop(self) -> None:
-        while True:
-            self.push_now()
-            await asyncio.sleep(self.interval)
-
-    async def close(self) -> None:
-        """Stop pushing and detach from the node."""
-        self._task.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(self._task, *self._tasks, return_exceptions=True)
-        self._unsubscribe()

@@ -307,6 +307,14 @@ class IpGreylist:
         self._listing.clear()
         self.fifo_not_reliable_since = None
 
+    def next_countdown(self) -> float:
+        """When (seconds) the next countdown is due: ``start + (k + 1) * interval``
+        (Octez ``P2p_acl.create``'s cleanup loop); ``-inf`` before the first
+        :meth:`tick`, which starts the schedule."""
+        if self._clock_start is None:
+            return float("-inf")
+        return self._clock_start + (self._countdowns_done + 1) * self.countdown_interval
+
     def tick(self, now: float) -> int:
         """Run the countdowns due at ``now`` (seconds, simulated time); returns how many.
 

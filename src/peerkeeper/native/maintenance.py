@@ -22,12 +22,20 @@ connections between ``min`` and ``max`` around ``expected`` with hysteresis
 * :func:`connections_to_drop`: random running connections, never trusted ones. Ours on
   top of Octez: the draw is among the lower-scored half, so the pool's score decides
   who survives a trim.
+* The swap policy (Octez ``P2p_maintenance.send_swap_request`` and
+  ``P2p_protocol.on_swap_request`` / ``on_swap_ack``, ``src/lib_p2p/p2p_protocol.ml``):
+  :func:`decide_swap_proposal` (whom to ask, whom to name), :func:`decide_swap_request`
+  (whom to offer back, or ignore) and :func:`decide_swap_ack` (dial the offered point
+  or not). Each is pure: the pool, ``now`` and an ``rng`` in, a decision out; the shell
+  sends the messages, dials and drops.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
+from peerkeeper.native.identity import PeerId
 from peerkeeper.native.pool import PeerPool
 from peerkeeper.native.poolstate import PeerInfo, PointState
 from peerkeeper.net.netaddr import Service
@@ -36,10 +44,16 @@ __all__ = [
     "Bounds",
     "MaintenanceConfig",
     "MaintenanceStep",
+    "SwapProposal",
     "bounds",
     "connections_to_drop",
     "decide",
+    "decide_swap_ack",
+    "decide_swap_proposal",
+    "decide_swap_request",
+    "listening_point",
     "points_to_contact",
+    "swap_candidates",
 ]
 
 
@@ -204,3 +218,119 @@ def decide(
     if n > b.max_threshold:
         return MaintenanceStep(drop=tuple(connections_to_drop(pool, n - b.max_target, now)))
     return MaintenanceStep(swap=not pool.config.private_mode)
+
+
+# -- swaps (Octez p2p_maintenance.ml send_swap_request, p2p_protocol.ml on_swap_*) ------
+
+
+@dataclass(frozen=True, slots=True)
+class SwapProposal:
+    """A ``swaprequest`` to send: to ``recipient``, naming ``proposed`` at ``point``
+    (its listening point), whom we drop if the recipient's swap succeeds."""
+
+    recipient: PeerInfo
+    proposed: PeerInfo
+    point: Service
+
+
+def listening_point(info: PeerInfo) -> Service:
+    """``info``'s connected address with its advertised listening port (what a swap
+    names: Octez sends the peer's ``P2p_point.Id``). Raises ValueError if ``info`` has
+    no current point."""
+    if info.current_point is None:
+        raise ValueError(f"{info.peer_id} has no current point")
+    return Service(info.current_point.addr, info.listen_port)
+
+
+def swap_candidates(pool: PeerPool, exclude: set[PeerId]) -> list[PeerInfo]:
+    """Running peers a swap may name or be sent to: not in ``exclude``, not private,
+    listening (a port to dial), neither the peer nor its point trusted (trusted
+    connections are never traded away; Octez ``P2p_pool.Connection.random_lowid``
+    picks among public running connections)."""
+    out = []
+    for info in pool.running_peers():
+        if info.peer_id in exclude or info.private or not info.listen_port:
+            continue
+        point = pool.known_points.get(info.current_point) if info.current_point else None
+        if info.trusted or (point is not None and point.trusted):
+            continue
+        out.append(info)
+    return out
+
+
+def decide_swap_proposal(
+    pool: PeerPool,
+    config: MaintenanceConfig,
+    now: float,
+    *,
+    last_proposal: float,
+    rng: random.Random,
+) -> SwapProposal | None:
+    """Whether and what to propose (Octez ``P2p_maintenance.send_swap_request``).
+
+    ``now`` and ``last_proposal`` (our previous proposal) are seconds. None in private
+    mode, within ``config.swap_linger`` of the last proposal (one at a time: it names a
+    peer we may drop), or with fewer than two :func:`swap_candidates`; else a random
+    recipient and a random other candidate to name, both drawn with ``rng``.
+    """
+    if pool.config.private_mode or now - last_proposal < config.swap_linger:
+        return None
+    candidates = swap_candidates(pool, set())
+    if len(candidates) < 2:
+        return None
+    recipient, proposed = rng.sample(candidates, 2)
+    return SwapProposal(recipient, proposed, listening_point(proposed))
+
+
+def decide_swap_request(
+    pool: PeerPool,
+    config: MaintenanceConfig,
+    now: float,
+    *,
+    source: PeerId,
+    point: Service,
+    peer_id: PeerId,
+    last_swap: float,
+    rng: random.Random,
+) -> PeerInfo | None:
+    """The peer to offer back in ``swapack`` for ``source``'s ``swaprequest(point,
+    peer_id)``, or None to ignore it (Octez ``P2p_protocol.on_swap_request``).
+
+    Ignored in private mode, within ``config.swap_linger`` seconds of our last swap
+    (``last_swap``; Octez ``latest_successful_swap``), when the proposed peer is us or
+    already connected, when ``point`` is not disconnected or may not be dialled now
+    (banned, greylisted, in back-off), or when we have nobody to offer; else a random
+    :func:`swap_candidates` other than ``source`` (Octez ``random_lowid``). The caller
+    sends the ack, dials ``point`` and, once connected, drops the offered peer.
+    """
+    if pool.config.private_mode or now - last_swap < config.swap_linger:
+        return None
+    if peer_id == pool.my_peer_id or peer_id in pool.connected_peer_ids():
+        return None
+    info = pool.known_points.get(point)
+    if info is not None and info.state is not PointState.DISCONNECTED:
+        return None
+    if pool.may_dial(point, now) is not None:
+        return None
+    offer = swap_candidates(pool, {source})
+    return rng.choice(offer) if offer else None
+
+
+def decide_swap_ack(
+    pool: PeerPool,
+    now: float,
+    *,
+    point: Service,
+    peer_id: PeerId,
+    proposed: PeerId | None,
+) -> bool:
+    """Whether to dial ``point`` offered by a ``swapack(point, peer_id)`` (Octez
+    ``P2p_protocol.on_swap_ack``): only when we proposed (``proposed`` is the peer we
+    named, to drop once connected; None when this connection had no proposal), the
+    offered peer is neither us nor connected, and ``point`` may be dialled at ``now``
+    (seconds)."""
+    if proposed is None:
+        return False
+    if peer_id == pool.my_peer_id or peer_id in pool.connected_peer_ids():
+        return False
+    return pool.may_dial(point, now) is None

@@ -20,6 +20,16 @@ fallback), so it is encrypted and has a 32-byte session id both ends share. On t
 4. Then: ``ping`` is answered with ``pong`` here; ``bootstrap``, ``advertise``,
    ``swaprequest``, ``swapack`` and ``envelope`` are handed up as :class:`Received`.
 
+Timers are sans-IO too, as in :class:`~peerkeeper.bitcoin.peer.BitcoinPeer`:
+:meth:`NativePeer.next_wakeup` says when :meth:`NativePeer.tick` next has work, and
+``tick(now)`` runs it. Until both sides acked, the only timer is the handshake
+deadline (``now`` at construction + ``authentication_timeout``; Octez wraps the whole
+authentication in ``authentication_timeout``, ``p2p_connect_handler.ml``). Once
+running, a ``ping`` goes out ``ping_interval`` after the connection started and after
+each ping; a ping unanswered for ``ping_timeout`` closes the connection (Core
+``PING_INTERVAL`` / ``TIMEOUT_INTERVAL``, src/net_processing.cpp, src/net.h: Octez has
+no keep-alive of its own in ``p2p_socket.ml`` beyond its read timeouts).
+
 Anything undecodable, out of order or repeated (a second identity, a message before
 the handshake ends) is a :class:`Greylist` action with the reason (Octez greylists the
 peer and its address on a decoding error, ``p2p_conn.ml``).
@@ -27,7 +37,6 @@ peer and its address on a decoding error, ``p2p_conn.ml``).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from peerkeeper.bitcoin.actions import Disconnect
@@ -50,11 +59,15 @@ from peerkeeper.native.messages import (
 )
 from peerkeeper.native.messages import Identity as IdentityMessage
 from peerkeeper.net.netaddr import Service
+from peerkeeper.wire.ellswift import RandomSource, randbytes
 from peerkeeper.wire.v1 import TransportError
 from peerkeeper.wire.v2 import V2Transport
 
 __all__ = [
+    "AUTHENTICATION_TIMEOUT",
     "MAX_NATIVE_MESSAGE",
+    "PING_INTERVAL",
+    "PING_TIMEOUT",
     "Authenticated",
     "Disconnect",
     "Established",
@@ -67,6 +80,15 @@ __all__ = [
 
 #: Largest native message payload (bytes): the envelope limit plus its framing.
 MAX_NATIVE_MESSAGE = 4_000_100
+#: Seconds from the socket to both acks before the connection is dropped (Octez
+#: ``P2p_limits.authentication_timeout`` default 5 s, ``src/lib_p2p_services/p2p_limits.ml``).
+AUTHENTICATION_TIMEOUT = 5.0
+#: Seconds between pings on a running connection (Core ``PING_INTERVAL`` 2 min,
+#: src/net_processing.cpp).
+PING_INTERVAL = 120.0
+#: Seconds a ping may stay unanswered before the connection is closed (Core
+#: ``TIMEOUT_INTERVAL`` 20 min, src/net.h).
+PING_TIMEOUT = 1200.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +136,17 @@ NativeAction = Authenticated | Established | Rejected | Received | Disconnect | 
 class NativePeer:
     """One native connection, either side (sans-IO).
 
-    ``NativePeer(identity, *, inbound, listen_port, private, difficulty, rng=os.urandom)``.
+    ``NativePeer(identity, *, inbound, listen_port, private, difficulty, rng, now,
+    authentication_timeout=5.0, ping_interval=120.0, ping_timeout=1200.0)``.
     Feed socket bytes with :meth:`receive_data` (returns actions); write what
     :meth:`data_to_send` returns. ``difficulty`` is the proof of work (bits) a remote
-    identity must carry. States: ``handshake`` -> ``authenticated`` -> ``acked`` /
-    ``waiting_ack`` -> ``running``; ``closed`` after any fatal action.
+    identity must carry. ``rng`` (``os.urandom``-like ``rng(n) -> bytes``, or an object
+    with ``randbytes``, e.g. ``random.SystemRandom()``) gives the BIP324 key material,
+    its garbage and the ping nonces: outside simulations it must be a cryptographic
+    source. ``now`` (seconds) is when the socket opened: the handshake deadline runs
+    from it. All durations are seconds. States: ``handshake`` -> ``authenticated`` ->
+    ``acked`` -> ``running``; ``closed`` after any fatal action. Timers:
+    :meth:`next_wakeup` / :meth:`tick`.
     """
 
     def __init__(
@@ -129,7 +157,11 @@ class NativePeer:
         listen_port: int,
         private: bool,
         difficulty: float,
-        rng: object = os.urandom,
+        rng: RandomSource,
+        now: float,
+        authentication_timeout: float = AUTHENTICATION_TIMEOUT,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
     ) -> None:
         self.identity = identity
         self.inbound = inbound
@@ -139,7 +171,7 @@ class NativePeer:
         self.transport = V2Transport(
             NATIVE_MAGIC,
             initiating=not inbound,
-            rng=rng,  # type: ignore[arg-type]
+            rng=rng,
             max_message=MAX_NATIVE_MESSAGE,
             allow_v1=False,
         )
@@ -148,8 +180,16 @@ class NativePeer:
         self._sent_identity = False
         self._we_acked = False
         self._they_acked = False
+        self.rng = rng
+        self.connected_at = now
+        #: When the handshake must be over (seconds); ``inf`` once running.
+        self.handshake_deadline = now + authentication_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
         self.ping_nonce: int | None = None
         self.ping_sent_at: float | None = None
+        #: When the next automatic ping is due (seconds); ``inf`` until running.
+        self.next_ping = float("inf")
         self.last_pong: float | None = None
         self.bytes_received = 0
 
@@ -240,7 +280,7 @@ class NativePeer:
             if self._they_acked or self.state == "running":
                 return self._fatal(Greylist("ack sent twice"))
             self._they_acked = True
-            return self._maybe_established()
+            return self._maybe_established(now)
         if self.state != "running":
             return self._fatal(Greylist(f"{message.command} before the handshake ended"))
         if isinstance(message, Ping):
@@ -276,23 +316,26 @@ class NativePeer:
         self.state = "authenticated"
         return [self.remote]
 
-    def _maybe_established(self) -> list[NativeAction]:
+    def _maybe_established(self, now: float) -> list[NativeAction]:
         if self._we_acked and self._they_acked:
             self.state = "running"
+            self.handshake_deadline = float("inf")
+            self.next_ping = now + self.ping_interval
             assert self.remote is not None
             return [Established(self.remote.peer_id)]
         return []
 
-    def accept(self, now: float = 0.0) -> list[NativeAction]:
+    def accept(self, now: float) -> list[NativeAction]:
         """Send ``ack`` (the pool accepted the remote), then process what arrived
         meanwhile; returns the actions (:class:`Established`, a remote nack, ...).
+        ``now`` (seconds) starts the ping schedule if this ack completes the handshake.
         Raises RuntimeError unless the state is ``authenticated``."""
         if self.state != "authenticated" or self._we_acked:
             raise RuntimeError(f"accept() in state {self.state}")
         self.send(Ack())
         self._we_acked = True
         self.state = "acked"
-        return self._maybe_established() + self._drain(now)
+        return self._maybe_established(now) + self._drain(now)
 
     def reject(self, reason: NackReason, points: tuple[Service, ...] = ()) -> None:
         """Send ``nack(reason, points)``; the owner closes after flushing it."""
@@ -302,8 +345,52 @@ class NativePeer:
         self.state = "closed"
 
     def start_ping(self, nonce: int, now: float) -> None:
-        """Send a ``ping`` with ``nonce`` (only when running and none outstanding)."""
+        """Send a ``ping`` with ``nonce`` now (only when running and none outstanding);
+        the next automatic ping is then ``ping_interval`` seconds after ``now``."""
         if self.state == "running" and self.ping_nonce is None:
             self.ping_nonce = nonce
             self.ping_sent_at = now
+            self.next_ping = now + self.ping_interval
             self.send(Ping(nonce))
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def next_wakeup(self) -> float:
+        """The earliest time (seconds, the ``now`` scale) at which :meth:`tick` has work.
+
+        Before both acks: the handshake deadline (Octez ``authentication_timeout``,
+        ``p2p_connect_handler.ml``). Running: the ping timeout of an outstanding ping,
+        else the next ping (Core ``MaybeSendPing`` / ``InactivityCheck``,
+        src/net_processing.cpp, src/net.cpp). ``inf`` once closed. Re-read it after
+        every call into the peer (bytes in, :meth:`accept`, :meth:`start_ping`, tick).
+        """
+        if self.state == "closed":
+            return float("inf")
+        if self.state != "running":
+            return self.handshake_deadline
+        if self.ping_nonce is not None and self.ping_sent_at is not None:
+            return self.ping_sent_at + self.ping_timeout
+        return self.next_ping
+
+    def tick(self, now: float) -> list[NativeAction]:
+        """Run what is due at ``now`` (seconds); returns the actions. Never raises.
+
+        A handshake still unfinished at its deadline gives ``Disconnect("handshake
+        timeout")``; a ping unanswered ``ping_timeout`` seconds after it was sent gives
+        ``Disconnect("ping timeout")``; otherwise a due ping is queued (a nonce of 8
+        bytes from ``rng``; write :meth:`data_to_send` afterwards) and nothing is
+        returned. Deadlines are inclusive: at exactly :meth:`next_wakeup` the work runs.
+        """
+        if self.state == "closed":
+            return []
+        if self.state != "running":
+            if now >= self.handshake_deadline:
+                return self._fatal(Disconnect("handshake timeout"))
+            return []
+        if self.ping_nonce is not None and self.ping_sent_at is not None:
+            if now >= self.ping_sent_at + self.ping_timeout:
+                return self._fatal(Disconnect("ping timeout"))
+            return []
+        if now >= self.next_ping:
+            self.start_ping(int.from_bytes(randbytes(self.rng, 8), "little"), now)
+        return []

@@ -155,8 +155,9 @@ class PoolEvent:
 class PeerPool:
     """The pool of points and peer ids (seed 003; Octez ``P2p_pool``).
 
-    ``PeerPool(config, *, my_peer_id=None, now, rng=None, close=None)`` (``my_peer_id``
-    defaults to ``config.identity``'s). ``close(conn,
+    ``PeerPool(config, *, my_peer_id=None, now, rng, close=None)`` (``my_peer_id``
+    defaults to ``config.identity``'s; ``now`` in seconds; ``rng`` a ``random.Random``
+    the owner seeds, every draw of the pool uses it). ``close(conn,
     reason)`` is called for a connection the pool decides to end (an expected peer id
     mismatch, an untrusted peer when private, tear-down).
     """
@@ -167,14 +168,14 @@ class PeerPool:
         *,
         my_peer_id: PeerId | None = None,
         now: float,
-        rng: random.Random | None = None,
+        rng: random.Random,
         close: CloseFunction | None = None,
     ) -> None:
         self.config = config
         if my_peer_id is None and config.identity is not None:
             my_peer_id = config.identity.peer_id
         self.my_peer_id = my_peer_id
-        self.rng = rng if rng is not None else random.Random()
+        self.rng = rng
         self.close = close if close is not None else (lambda conn, reason: None)
         self.known_points: dict[Service, PointInfo] = {}
         self.known_peer_ids: dict[PeerId, PeerInfo] = {}
@@ -432,6 +433,11 @@ class PeerPool:
     def gc_greylist(self, now: float) -> int:
         """Run the IP greylist's due countdowns (every cleanup_delay / 16); returns how many."""
         return self.ip_greylist.tick(now)
+
+    def next_wakeup(self) -> float:
+        """When (seconds) :meth:`gc_greylist` next has a countdown to run: the pool's one
+        timer (Octez runs the countdown in ``P2p_acl.create``'s cleanup loop)."""
+        return self.ip_greylist.next_countdown()
 
     def acl_clear(self) -> None:
         """Clear the greylists and the static bans (Octez ``acl_clear``)."""

@@ -14,8 +14,10 @@ written with ``send(peer, data)``. On top:
   not.
 * ``await in_db(fn)`` — run ``fn(sqlite3.Connection)`` on the store's single database
   thread (seed 004: handlers that touch the database never block the network loop).
-* :meth:`attach_native` wires it to a :class:`~peerkeeper.shell.nativenode.NativeNode`:
-  envelopes in and out, and ``peer_closed`` when a connection ends.
+* :meth:`attach_native` wires it to a :class:`~peerkeeper.shell.nativenode.NativeNode`
+  (anything shaped like :class:`EnvelopeNode`): envelopes in and out, the node's clock,
+  and ``peer_closed`` when a connection ends. This module does not import the node
+  module; the node imports this one (one-way).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from peerkeeper.dispatch.dispatcher import Conversation, Dispatcher, DispatchError
 
@@ -32,10 +34,10 @@ if TYPE_CHECKING:
     import sqlite3
 
     from peerkeeper.io.store import Store
-    from peerkeeper.native.pool import PoolEvent
-    from peerkeeper.shell.nativenode import NativeNode
+    from peerkeeper.native.identity import PeerId
+    from peerkeeper.native.pool import PeerPool, PoolEvent
 
-__all__ = ["AsyncDispatcher", "RequestFailed"]
+__all__ = ["AsyncDispatcher", "EnvelopeNode", "RequestFailed"]
 
 T = TypeVar("T")
 
@@ -46,6 +48,23 @@ class RequestFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class EnvelopeNode(Protocol):
+    """What :meth:`AsyncDispatcher.attach_native` needs of a node (a started
+    :class:`~peerkeeper.shell.nativenode.NativeNode` is one): its ``clock() -> float``
+    (seconds), its ``pool`` (for ``connection_closed`` events), its ``store``, the
+    ``on_envelope(peer_id, payload)`` hook and ``send_envelope(peer_id, payload) -> bool``.
+    """
+
+    clock: Callable[[], float]
+    pool: PeerPool | None
+    store: Store | None
+    on_envelope: Callable[[PeerId, bytes], None] | None
+
+    def send_envelope(self, peer_id: PeerId, payload: bytes) -> bool:
+        """Send ``payload`` to ``peer_id``; False if it is not connected."""
+        ...
 
 
 class AsyncDispatcher:
@@ -199,15 +218,21 @@ class AsyncDispatcher:
     # -- the native node ----------------------------------------------------------------
 
     @classmethod
-    def for_native(cls, node: NativeNode, dispatcher: Dispatcher) -> AsyncDispatcher:
-        """An adapter sending through ``node`` and attached to it (see :meth:`attach_native`)."""
-        adapter = cls(dispatcher, lambda peer, data: node.send_envelope(peer, data))  # type: ignore[arg-type]
+    def for_native(cls, node: EnvelopeNode, dispatcher: Dispatcher) -> AsyncDispatcher:
+        """An adapter sending through ``node``, on ``node.clock``, attached to it (see
+        :meth:`attach_native`)."""
+        adapter = cls(
+            dispatcher,
+            lambda peer, data: node.send_envelope(peer, data),  # type: ignore[arg-type]
+            clock=node.clock,
+        )
         adapter.attach_native(node)
         return adapter
 
-    def attach_native(self, node: NativeNode) -> Callable[[], None]:
+    def attach_native(self, node: EnvelopeNode) -> Callable[[], None]:
         """Route ``node``'s envelopes through this dispatcher (peers are PeerIds) and
-        tell it when connections end. Returns a function that detaches."""
+        tell it when connections end. Returns a function that detaches. The adapter's
+        ``clock`` stays as constructed (:meth:`for_native` gives it the node's)."""
         node.on_envelope = lambda peer, payload: self.feed(peer, payload)
         if self.store is None:
             self.store = node.store

@@ -23,6 +23,7 @@ receiver registers (medium ``nack``) unless it is private.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import math
@@ -43,7 +44,15 @@ from peerkeeper.native.identity import (
     PeerId,
     load_or_create_identity,
 )
-from peerkeeper.native.maintenance import MaintenanceConfig, bounds, decide
+from peerkeeper.native.maintenance import (
+    MaintenanceConfig,
+    bounds,
+    decide,
+    decide_swap_ack,
+    decide_swap_proposal,
+    decide_swap_request,
+    listening_point,
+)
 from peerkeeper.native.messages import (
     Advertise,
     Bootstrap,
@@ -75,15 +84,12 @@ log = logging.getLogger("peerkeeper.native")
 
 #: Our default listening port for the native protocol (Octez uses 9732; we keep it).
 DEFAULT_NATIVE_PORT = 9732
-#: Seconds between pings on a running connection, and without a pong before closing
-#: (Core ``PING_INTERVAL`` 2 min / ``TIMEOUT_INTERVAL`` 20 min, src/net_processing.cpp, net.h).
-PING_INTERVAL = 120.0
-PING_TIMEOUT = 1200.0
 #: Seconds between saves of the pool to the store.
 SAVE_INTERVAL = 900.0
 #: Seconds between two answers to one peer's ``bootstrap`` (more are ignored).
 BOOTSTRAP_INTERVAL = 5.0
-#: Seconds between housekeeping passes (handshake deadlines, pings, greylist countdown).
+#: Shortest sleep (seconds) of the pool timer (greylist countdowns, saves), so a
+#: failing save or a zero interval never spins the loop.
 HOUSEKEEPING_INTERVAL = 1.0
 
 
@@ -125,10 +131,9 @@ class _Conn:
         "point",
         "socket_addr",
         "inbound",
-        "deadline",
+        "wake_at",
         "done",
         "swap_proposed",
-        "last_ping",
         "closing",
         "dial_task",
         "paused",
@@ -141,10 +146,10 @@ class _Conn:
         self.point = point
         self.socket_addr = socket_addr
         self.inbound = inbound
-        self.deadline: float | None = None
+        #: When this connection's entry in the node's timer heap is due (inf: none).
+        self.wake_at = float("inf")
         self.done: asyncio.Future[PeerId | None] = asyncio.get_running_loop().create_future()
         self.swap_proposed: PeerId | None = None
-        self.last_ping = 0.0
         self.closing = False
         self.dial_task: asyncio.Task[Any] | None = None
         self.paused = False
@@ -154,7 +159,13 @@ class _Conn:
 class NativeNode:
     """A node speaking the native protocol (see the module docstring).
 
-    ``NativeNode(config, *, identity=None, clock=time.time, rng=None)``; ``async with``
+    ``NativeNode(config, *, identity=None, clock=time.time, rng=None)``. ``clock() ->
+    float`` (seconds) is the one clock of everything the node owns (pool, peers'
+    timers, dispatcher, gossip, the times saved in the store); ``rng`` (a
+    ``random.Random``; default ``random.SystemRandom()``) is its one source of
+    randomness: pool draws, swaps, ping nonces and the BIP324 key material of every
+    connection, so a seeded ``random.Random`` belongs in tests and simulations only.
+    ``async with``
     or :meth:`start` / :meth:`stop`. Library API: :meth:`connect`, :meth:`disconnect`,
     the dispatch layer (``node.codecs`` to register message types, ``node.dispatcher.on``
     for handlers, ``await node.dispatch.request(...)``), or raw :meth:`send_envelope` /
@@ -174,7 +185,7 @@ class NativeNode:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.rng = rng if rng is not None else random.Random()
+        self.rng: random.Random = rng if rng is not None else random.SystemRandom()
         self._identity = identity
         self.pool: PeerPool | None = None
         self.events: PoolEventHub | None = None
@@ -189,6 +200,11 @@ class NativeNode:
         self._pending: set[_Conn] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
+        # One timer for every connection's NativePeer timers: a heap of (wake_at,
+        # conn id), entries whose time is not the connection's wake_at are stale.
+        self._heap: list[tuple[float, int]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
         self._last_swap = float("-inf")
         self._last_swap_proposal = float("-inf")
         self._last_save = 0.0
@@ -247,7 +263,7 @@ class NativeNode:
         self.codecs = CodecRegistry()
         self.dispatcher = Dispatcher(
             self.codecs,
-            now=time.monotonic(),
+            now=self.clock(),
             peer_rate=cfg.dispatch_peer_rate,
             upload_rate=cfg.dispatch_upload_rate,
         )
@@ -256,7 +272,7 @@ class NativeNode:
         for host, port in cfg.binds:
             self.listening.append(await self.sockman.bind_and_listen(host, port))
         log.info("native node %s listening on %s", self.peer_id, self.listening)
-        self._spawn(self._housekeeping())
+        self._spawn(self._pool_timer())
         if cfg.maintenance:
             self._spawn(self._maintenance())
 
@@ -323,6 +339,9 @@ class NativeNode:
         if self._stopping:
             return
         self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -442,12 +461,14 @@ class NativeNode:
             listen_port=port,
             private=cfg.pool.private_mode,
             difficulty=cfg.pow_difficulty,
+            rng=self.rng,
+            now=self.clock(),
+            authentication_timeout=cfg.limits.authentication_timeout,
         )
 
     def _attach(self, conn: _Conn, conn_id: int) -> None:
         conn.conn_id = conn_id
         conn.peer = self._new_peer(conn.inbound)
-        conn.deadline = self.clock() + self.config.limits.authentication_timeout
         self._conns[conn_id] = conn
         self._flush(conn)
 
@@ -458,7 +479,11 @@ class NativeNode:
         pool = self._pool()
         if self._stopping or not pool.may_accept_socket(them.addr):
             return False
-        handshaking = sum(1 for c in self._conns.values() if c.inbound and c.deadline is not None)
+        handshaking = sum(
+            1
+            for c in self._conns.values()
+            if c.inbound and c.peer is not None and c.peer.state not in ("running", "closed")
+        )
         if handshaking >= self.config.limits.max_incoming_connections:
             return False
         conn = _Conn(them, them, inbound=True)
@@ -504,11 +529,70 @@ class NativeNode:
     # -- connection handling ---------------------------------------------------------------
 
     def _flush(self, conn: _Conn) -> None:
+        """Write what the peer queued and re-read its next wakeup (call after every
+        call into a NativePeer)."""
         if conn.peer is None or conn.conn_id is None or self.sockman is None:
             return
         data = conn.peer.data_to_send()
         if data:
             self.sockman.send(conn.conn_id, data)
+        self._schedule(conn)
+
+    # -- timers (one heap for every connection, like ConnMan's) ---------------------------
+
+    def _schedule(self, conn: _Conn) -> None:
+        if conn.closing or conn.peer is None or conn.conn_id is None:
+            return
+        at = conn.peer.next_wakeup()
+        if at == conn.wake_at:
+            return
+        # A changed wakeup gets a new entry; the old one is stale (its time is no longer
+        # the connection's wake_at), so only connections that are due get ticked.
+        conn.wake_at = at
+        if at == float("inf"):
+            return
+        heap = self._heap
+        if len(heap) > 2 * len(self._conns) + 64:  # drop stale entries now and then
+            heap[:] = [(c.wake_at, i) for i, c in self._conns.items() if c.wake_at < float("inf")]
+            heapq.heapify(heap)
+        else:
+            heapq.heappush(heap, (at, conn.conn_id))
+        if at < self._timer_at:
+            self._arm(at)
+
+    def _arm(self, at: float) -> None:
+        if self._stopping:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer_at = at
+        self._timer = loop.call_at(loop.time() + max(0.0, at - self.clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        """Tick every connection whose wakeup is due, once each, then re-arm."""
+        self._timer = None
+        self._timer_at = float("inf")
+        now = self.clock()
+        heap = self._heap
+        due: list[_Conn] = []
+        while heap and heap[0][0] <= now:
+            at, conn_id = heapq.heappop(heap)
+            conn = self._conns.get(conn_id)
+            if conn is None or conn.wake_at != at:
+                continue  # stale entry
+            conn.wake_at = float("inf")
+            due.append(conn)
+        for conn in due:
+            if conn.closing or conn.peer is None:
+                continue
+            for action in conn.peer.tick(now):
+                if conn.closing:
+                    break
+                self._apply(conn, action)
+            self._flush(conn)
+        if heap and heap[0][0] < self._timer_at:
+            self._arm(heap[0][0])  # also when the loop fired before the clock got there
 
     def _close_conn(self, handle: object, reason: str) -> None:
         """Close a connection (the pool's ``close``); its end is handled in ``_gone``."""
@@ -565,8 +649,6 @@ class NativeNode:
         if isinstance(action, Authenticated):
             self._authenticated(conn, action)
         elif isinstance(action, Established):
-            conn.deadline = None
-            conn.last_ping = now
             pool.established(action.peer_id, now)
             if not conn.done.done():
                 conn.done.set_result(action.peer_id)
@@ -655,84 +737,63 @@ class NativeNode:
         elif isinstance(message, SwapAck):
             self._swap_ack(conn, message)
 
-    # -- swaps (Octez p2p_protocol.ml / p2p_pool.ml) ------------------------------------
-
-    def _swappable(self, exclude: set[PeerId]) -> list[PeerInfo]:
-        pool = self._pool()
-        out = []
-        for info in pool.running_peers():
-            if info.peer_id in exclude or info.private or not info.listen_port:
-                continue
-            point = pool.known_points.get(info.current_point) if info.current_point else None
-            if info.trusted or (point is not None and point.trusted):
-                continue
-            out.append(info)
-        return out
-
-    @staticmethod
-    def _listening_point(info: PeerInfo) -> Service:
-        assert info.current_point is not None
-        return Service(info.current_point.addr, info.listen_port)
+    # -- swaps (Octez p2p_protocol.ml; the policy is native.maintenance.decide_swap_*) -------
 
     def propose_swap(self) -> bool:
         """Send one ``swaprequest`` (Octez ``send_swap_request``): to a random running,
         non-private peer R, naming another random connected peer P that listens.
-        Returns False when there are not two such peers or in private mode."""
-        if self.config.pool.private_mode:
-            return False
+        Returns False when :func:`~peerkeeper.native.maintenance.decide_swap_proposal`
+        says no (private mode, a proposal within ``swap_linger``, fewer than two peers)."""
         now = self.clock()
-        if now - self._last_swap_proposal < self.config.limits.swap_linger:
-            return False  # one proposal at a time (it names a peer we may drop)
-        candidates = self._swappable(set())
-        if len(candidates) < 2:
+        proposal = decide_swap_proposal(
+            self._pool(),
+            self.config.limits,
+            now,
+            last_proposal=self._last_swap_proposal,
+            rng=self.rng,
+        )
+        if proposal is None:
             return False
-        recipient, proposed = self.rng.sample(candidates, 2)
-        conn = recipient.conn
+        conn = proposal.recipient.conn
         if not isinstance(conn, _Conn) or conn.peer is None:
             return False
-        conn.swap_proposed = proposed.peer_id
+        conn.swap_proposed = proposal.proposed.peer_id
         self._last_swap_proposal = now
-        conn.peer.send(SwapRequest(self._listening_point(proposed), proposed.peer_id.raw))
+        conn.peer.send(SwapRequest(proposal.point, proposal.proposed.peer_id.raw))
         self._flush(conn)
-        log.debug("swap: proposed %s to %s", proposed.peer_id, recipient.peer_id)
+        log.debug("swap: proposed %s to %s", proposal.proposed.peer_id, proposal.recipient.peer_id)
         return True
 
     def _swap_request(self, conn: _Conn, msg: SwapRequest) -> None:
-        pool = self._pool()
         now = self.clock()
         peer = conn.peer
         assert peer is not None and peer.peer_id is not None
-        if self.config.pool.private_mode or now - self._last_swap < self.config.limits.swap_linger:
+        given = decide_swap_request(
+            self._pool(),
+            self.config.limits,
+            now,
+            source=peer.peer_id,
+            point=msg.point,
+            peer_id=PeerId(msg.peer_id),
+            last_swap=self._last_swap,
+            rng=self.rng,
+        )
+        if given is None:
             return
-        proposed_id = PeerId(msg.peer_id)
-        if proposed_id == self.peer_id or proposed_id in pool.connected_peer_ids():
-            return
-        info = pool.known_points.get(msg.point)
-        if (info is not None and info.state is not PointState.DISCONNECTED) or pool.may_dial(
-            msg.point, now
-        ) is not None:
-            return
-        offer = self._swappable({peer.peer_id})
-        if not offer:
-            return
-        given = self.rng.choice(offer)
         self._last_swap = now
-        peer.send(SwapAck(self._listening_point(given), given.peer_id.raw))
+        peer.send(SwapAck(listening_point(given), given.peer_id.raw))
         self._flush(conn)
         self._spawn(self._swap_connect(msg.point, given.peer_id))
 
     def _swap_ack(self, conn: _Conn, msg: SwapAck) -> None:
-        pool = self._pool()
         now = self.clock()
         proposed = conn.swap_proposed
         conn.swap_proposed = None
-        if proposed is None:
+        if not decide_swap_ack(
+            self._pool(), now, point=msg.point, peer_id=PeerId(msg.peer_id), proposed=proposed
+        ):
             return
-        offered_id = PeerId(msg.peer_id)
-        if offered_id == self.peer_id or offered_id in pool.connected_peer_ids():
-            return
-        if pool.may_dial(msg.point, now) is not None:
-            return
+        assert proposed is not None
         self._last_swap = now
         self._spawn(self._swap_connect(msg.point, proposed))
 
@@ -745,32 +806,21 @@ class NativeNode:
 
     # -- workers ------------------------------------------------------------------------
 
-    async def _housekeeping(self) -> None:
-        """Handshake deadlines, pings and ping timeouts, greylist countdown, saves."""
+    async def _pool_timer(self) -> None:
+        """The pool's one timer: greylist countdowns (:meth:`PeerPool.next_wakeup`) and
+        saves every ``SAVE_INTERVAL``; sleeps until the earlier, at least
+        ``HOUSEKEEPING_INTERVAL``. Connection timers are the heap's (:meth:`_on_timer`)."""
         while True:
-            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
-            now = self.clock()
             pool = self._pool()
+            at = min(pool.next_wakeup(), self._last_save + SAVE_INTERVAL)
+            await asyncio.sleep(max(HOUSEKEEPING_INTERVAL, at - self.clock()))
+            now = self.clock()
             pool.gc_greylist(now)
-            for conn in list(self._conns.values()):
-                peer = conn.peer
-                if peer is None or conn.closing:
-                    continue
-                if conn.deadline is not None and now > conn.deadline:
-                    self._close_conn(conn, "handshake timeout")
-                elif peer.state == "running":
-                    if peer.ping_nonce is not None and peer.ping_sent_at is not None:
-                        if now - peer.ping_sent_at > PING_TIMEOUT:
-                            self._close_conn(conn, "ping timeout")
-                    elif now - conn.last_ping >= PING_INTERVAL:
-                        conn.last_ping = now
-                        peer.start_ping(self.rng.getrandbits(64), now)
-                        self._flush(conn)
             if now - self._last_save >= SAVE_INTERVAL:
                 self._last_save = now  # a failing save is retried at the next interval
                 try:
                     await self.save_peers()
-                except Exception as e:  # noqa: BLE001 - housekeeping must survive the store
+                except Exception as e:  # noqa: BLE001 - the timer must survive the store
                     log.error("could not save the pool: %s", e)
 
     async def _maintenance(self) -> None:
