@@ -152,7 +152,7 @@ async def test_core_loads_our_peers_dat(tmp_path: Path) -> None:
     from peerkeeper.wire.messages import AddrEntry
 
     now = 1_795_000_000
-    am = AddrMan(random.Random(5), clock=lambda: float(now))
+    am = AddrMan(random.Random(5))
     rng = random.Random(6)
     for s in range(20):
         source = Service.parse(f"21.{s}.0.1:8333", 0)
@@ -260,7 +260,9 @@ async def test_automatic_outbound_to_core_through_virtual_addresses(tmp_path: Pa
         node.connman.sockman.dial_map = lambda s: ("127.0.0.1", core_port) if s in virtual else None
         now = int(time.time())
         for s in virtual:
-            node.addrman.add([AddrEntry(now - 600, 9 | 2048, s)], NetAddr.parse("12.0.0.1"))
+            node.addrman.add(
+                [AddrEntry(now - 600, 9 | 2048, s)], NetAddr.parse("12.0.0.1"), now=node.clock()
+            )
         async with node:
             await wait_until(
                 lambda: (

@@ -195,7 +195,7 @@ async def test_three_nodes_exchange_addresses(tmp_path: Path) -> None:
             AddrEntry(int(time.time()) - 100, 9, Service.parse(f"11.{i}.0.1:8333", 8333))
             for i in range(30)
         ]
-        a.addrman.add(known, None)
+        a.addrman.add(known, None, now=a.clock())
         b.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
         c.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
         # b and c each get a's addresses through their getaddr; 23% of the table at most.
@@ -438,7 +438,9 @@ async def test_getaddr_replies_are_cached(tmp_path: Path) -> None:
     async with running(tmp_path, "a") as a:
         now = int(time.time())
         a.addrman.add(
-            [AddrEntry(now, 9, Service.parse(f"13.{i}.0.1:8333", 8333)) for i in range(200)], None
+            [AddrEntry(now, 9, Service.parse(f"13.{i}.0.1:8333", 8333)) for i in range(200)],
+            None,
+            now=a.clock(),
         )
         replies = []
         for nonce in (11, 12, 13):

@@ -325,7 +325,9 @@ async def test_seednode_addr_fetch_then_connections(tmp_path: Path) -> None:
         seed = await stack.enter_async_context(vnode(net, tmp_path, 1))
         for i in range(2, 40):  # 23 % of the seed's table goes out in one answer
             seed.addrman.add(
-                [AddrEntry(NOW - 600, SERVICES, virtual(2 + i % 10))], NetAddr.parse(f"13.{i}.0.1")
+                [AddrEntry(NOW - 600, SERVICES, virtual(2 + i % 10))],
+                NetAddr.parse(f"13.{i}.0.1"),
+                now=seed.clock(),
             )
         seed_table(seed, range(2, 12))
         subject = await stack.enter_async_context(

@@ -101,9 +101,7 @@ class Node:
             int(ServiceFlags.NODE_P2P_V2) if config.v2transport else 0
         )
         self.asmap = load_asmap(config.asmap) if config.asmap is not None else None
-        self.addrman = AddrMan(
-            random.Random(self.rng.getrandbits(64)), asmap=self.asmap, clock=clock
-        )
+        self.addrman = AddrMan(random.Random(self.rng.getrandbits(64)), asmap=self.asmap)
         self.banman = BanMan(self.rng.getrandbits(32))
         self.store = Store(config.chain_datadir)
         self._dump_task: asyncio.Task[None] | None = None
@@ -278,7 +276,6 @@ class Node:
                     snap,
                     random.Random(self.rng.getrandbits(64)),
                     asmap=self.asmap,
-                    clock=self.clock,
                 )
                 log.info("loaded %d addresses from %s", len(self.addrman), self.store.path)
             except AddrManFormatError as e:

@@ -27,7 +27,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,6 @@ def loads_peers_dat(
     *,
     name: str = "peers.dat",
     asmap: bytes | None = None,
-    clock: Callable[[], float] | None = None,
 ) -> AddrMan:
     """Load an AddrMan from peers.dat bytes (Core ``DeserializeDB`` + ``LoadAddrman``).
 
@@ -171,10 +170,7 @@ def loads_peers_dat(
     r = Reader(data)
     r.skip(_MAGIC_SIZE)
     try:
-        if clock is None:
-            addrman = AddrMan._unserialize(r, rng, asmap=asmap)
-        else:
-            addrman = AddrMan._unserialize(r, rng, asmap=asmap, clock=clock)
+        addrman = AddrMan._unserialize(r, rng, asmap=asmap)
     except AddrManFormatError as e:
         if isinstance(e, AddrManVersionError):
             raise PeersDatError(name, "version", f"unsupported version: {e}") from e
@@ -193,7 +189,6 @@ def read_peers_dat(
     rng: random.Random,
     *,
     asmap: bytes | None = None,
-    clock: Callable[[], float] | None = None,
 ) -> AddrMan:
     """Read peers.dat at ``path`` (Core ``LoadAddrman``).
 
@@ -205,7 +200,7 @@ def read_peers_dat(
     """
     p = Path(path)
     data = p.read_bytes()
-    return loads_peers_dat(data, magic, rng, name=str(p), asmap=asmap, clock=clock)
+    return loads_peers_dat(data, magic, rng, name=str(p), asmap=asmap)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -672,7 +672,7 @@ class ConnMan:
             log.exception("DNS seeding failed")
 
     def _add_seed_addresses(self, entries: list[AddrEntry], source: NetAddr) -> None:
-        self.addrman.add(entries, source)
+        self.addrman.add(entries, source, now=self.clock())
 
     def _maybe_add_fixed_seeds(self, now: float) -> None:
         """Core's fixed-seed fallback in ``ThreadOpenConnections`` (src/net.cpp): once, when a
@@ -695,7 +695,7 @@ class ConnMan:
             return
         log.info("%s", reason)
         entries = fixed_seed_entries(opts.fixed_seeds, empty, now, self.rng)
-        self.addrman.add(entries, fixed_seeds_source())
+        self.addrman.add(entries, fixed_seeds_source(), now=now)
         self._fixed_seeds_added = True
         log.info("Added %d fixed seeds from reachable networks.", len(entries))
 
@@ -1265,7 +1265,7 @@ class ConnMan:
 
         entries = [e for e in action.entries if allowed(e)]
         if entries:
-            self.addrman.add(entries, peer.addr, ADDR_TIME_PENALTY)
+            self.addrman.add(entries, peer.addr, ADDR_TIME_PENALTY, now=now)
         for e in action.relay:
             if not allowed(e):
                 continue
