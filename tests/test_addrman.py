@@ -30,13 +30,13 @@ from peerkeeper.bitcoin.addrman import (
     get_new_bucket,
     get_tried_bucket,
 )
+from peerkeeper.io.addrdb import load_asmap
 from peerkeeper.net.asmap import (
     AsmapError,
     NetGroupManager,
     asmap_version,
     check_standard_asmap,
     interpret,
-    load_asmap,
     sanity_check_asmap,
 )
 from peerkeeper.net.netaddr import NetAddr, Network, Service

@@ -1,6 +1,6 @@
-"""Tests for peerkeeper.bitcoin.seeds: fixed seeds (Core contrib/seeds nodes_*.txt), the DNS seed
-schedule (Core ThreadDNSAddressSeed) in simulated time, and the asyncio shell against a
-real DNS server (dnslib) on 127.0.0.1.
+"""Tests for peerkeeper.bitcoin.seeds and peerkeeper.io.dns: fixed seeds (Core
+contrib/seeds nodes_*.txt), the DNS seed schedule (Core ThreadDNSAddressSeed) in
+simulated time, and the asyncio shell against a real DNS server (dnslib) on 127.0.0.1.
 
 The real fixed-seed lists are read from ``../shared/data/fixed_seeds`` (skipped when
 absent).  No test connects to any seeded address: the DNS answers are only handed to
@@ -31,7 +31,6 @@ from hypothesis import strategies as st
 from peerkeeper.bitcoin import seeds
 from peerkeeper.bitcoin.seeds import (
     DNS_SEEDS,
-    DnsSeeder,
     DnsSeedSchedule,
     Done,
     QuerySeed,
@@ -42,12 +41,11 @@ from peerkeeper.bitcoin.seeds import (
     fixed_seed_entries,
     fixed_seeds_reason,
     fixed_seeds_source,
-    load_fixed_seeds,
-    make_resolver,
     parse_fixed_seeds,
-    resolve_seed,
     seed_query_name,
 )
+from peerkeeper.io.addrdb import load_fixed_seeds
+from peerkeeper.io.dns import DnsSeeder, make_resolver, resolve_seed
 from peerkeeper.net.chains import CHAINS
 from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags

@@ -26,7 +26,7 @@ from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
 from peerkeeper.bitcoin.banman import BanlistError, BanMan
 from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.bitcoin.peer import PeerConfig
-from peerkeeper.bitcoin.seeds import DNS_SEEDS, load_fixed_seeds
+from peerkeeper.bitcoin.seeds import DNS_SEEDS
 from peerkeeper.bitcoin.uploadtarget import parse_upload_target
 from peerkeeper.daemon.config import Config, ConfigError
 from peerkeeper.daemon.rpc import (
@@ -41,6 +41,7 @@ from peerkeeper.daemon.rpc import (
     delete_cookie,
     write_cookie,
 )
+from peerkeeper.io.addrdb import load_asmap, load_fixed_seeds
 from peerkeeper.io.proxy import ProxySettings
 from peerkeeper.io.store import (
     DatadirLock,
@@ -52,7 +53,6 @@ from peerkeeper.io.store import (
     snapshot_addrman,
     take_anchors,
 )
-from peerkeeper.net.asmap import load_asmap
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.net.netpermissions import Permissions, to_strings
 from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn

@@ -81,13 +81,13 @@ from peerkeeper.bitcoin.peer import BitcoinPeer, PeerConfig, has_all_desirable_s
 from peerkeeper.bitcoin.seeds import (
     ADD_NEXT_SEEDNODE,
     SEED_OUTBOUND_CONNECTION_THRESHOLD,
-    DnsSeeder,
     fixed_seed_entries,
     fixed_seeds_reason,
     fixed_seeds_source,
 )
 from peerkeeper.bitcoin.uploadtarget import UploadTarget
 from peerkeeper.dispatch.dispatcher import PendingRequests
+from peerkeeper.io.dns import DnsSeeder
 from peerkeeper.io.proxy import SOCKS5_RECV_TIMEOUT, ProxyError, ProxySettings
 from peerkeeper.io.sockman import (
     DEFAULT_MAX_RECEIVE_BUFFER,
