@@ -10,8 +10,8 @@ DNS seeds, fixed seeds, NAT-PMP and discovery off, so it only ever talks to
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
+from support import wait_until as _wait_until
 
 from peerkeeper.daemon.config import Config
 from peerkeeper.daemon.node import Node
@@ -30,17 +32,8 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.05)
+#: Bitcoin Core takes longer than our own nodes: every wait here allows 30 seconds.
+wait_until = functools.partial(_wait_until, timeout=30.0)
 
 
 @asynccontextmanager
