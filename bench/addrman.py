@@ -60,7 +60,7 @@ def core_shapes(
 
 
 def fill(data: list[tuple[Service, list[AddrEntry]]], seed: int = 1) -> AddrMan:
-    am = AddrMan(random.Random(seed), clock=lambda: NOW)
+    am = AddrMan(random.Random(seed))
     for src, entries in data:
         am.add(entries, src, 0, now=NOW)
     return am
@@ -96,11 +96,11 @@ def part1(core: dict[str, float]) -> None:
     rows.append(("AddrManAdd", per_call(lambda: fill(data), 1)))
     am = fill(data)
     rows.append(("AddrManSelect", per_call(lambda: am.select(now=NOW), 20_000)))
-    almost = AddrMan(random.Random(2), clock=lambda: NOW)
+    almost = AddrMan(random.Random(2))
     one = Service.parse("250.3.1.1:8333", 0)
     almost.add([AddrEntry(int(NOW), 0, one)], one, 0, now=NOW)
     rows.append(("AddrManSelectFromAlmostEmpty", per_call(lambda: almost.select(now=NOW), 20_000)))
-    by_net = AddrMan(random.Random(3), clock=lambda: NOW)
+    by_net = AddrMan(random.Random(3))
     i2p = Service.parse("udhdrtrcetjm5sxzskjyr5ztpeszydbh4dpl3pl4utgqqw2v4jna.b32.i2p:0", 0)
     by_net.add([AddrEntry(int(NOW), 0, i2p)], Service.parse("252.2.2.2:0", 0), 0, now=NOW)
     for src, entries in data:
@@ -198,7 +198,7 @@ def part2() -> None:
         start = time.perf_counter()
         loaded = store.call_sync(load_addrbook)
         assert loaded is not None
-        back = addrman_from_snapshot(loaded, random.Random(1), clock=lambda: NOW)
+        back = addrman_from_snapshot(loaded, random.Random(1))
         ops.append(("SQLite load (read + Core loader)", len(back), time.perf_counter() - start))
         store.close()
         path = Path(tmp) / "peers.dat"
@@ -206,7 +206,7 @@ def part2() -> None:
         write_peers_dat(path, am, REGTEST)
         ops.append(("peers.dat write", len(am), time.perf_counter() - start))
         start = time.perf_counter()
-        again = read_peers_dat(path, REGTEST, random.Random(1), clock=lambda: NOW)
+        again = read_peers_dat(path, REGTEST, random.Random(1))
         ops.append(("peers.dat read", len(again), time.perf_counter() - start))
         size = path.stat().st_size
 

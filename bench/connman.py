@@ -159,7 +159,7 @@ def bench_outbound_pick(n_addresses: int) -> list[tuple[str, str, str, str]]:
     ``AddrMan.select`` on the same table."""
     now = time.time()
     rng = random.Random(4)
-    am = AddrMan(random.Random(5), clock=lambda: now)
+    am = AddrMan(random.Random(5))
     for _ in range(n_addresses):
         ip = f"{rng.randrange(1, 220)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         src = NetAddr.parse(f"{rng.randrange(1, 220)}.{rng.randrange(256)}.1.1")

@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support import REFUSED_DIALS
 
 from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.netaddr import AddrError, Service
-
-REFUSED_DIALS: list[Service] = []
 
 _original_connect = SockMan.connect
 

@@ -41,7 +41,7 @@ def apply_round(am: AddrMan, n: int) -> None:
 
 
 def fresh() -> AddrMan:
-    return AddrMan(random.Random(7), key=bytes(range(32)), clock=lambda: float(NOW))
+    return AddrMan(random.Random(7), key=bytes(range(32)))
 
 
 def book_after(rounds: int) -> AddrBookSnapshot:

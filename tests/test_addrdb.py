@@ -56,12 +56,14 @@ def _core_json(name: str) -> Any:
 
 
 def _small_addrman() -> AddrMan:
-    am = AddrMan(random.Random(4), clock=lambda: NOW)
+    am = AddrMan(random.Random(4))
     src = NetAddr.parse("252.2.2.2")
     am.add(
-        [AddrEntry(NOW, 9, Service(NetAddr.parse(f"250.{i}.1.1"), 8333)) for i in range(1, 40)], src
+        [AddrEntry(NOW, 9, Service(NetAddr.parse(f"250.{i}.1.1"), 8333)) for i in range(1, 40)],
+        src,
+        now=NOW,
     )
-    am.add([AddrEntry(NOW, 1033, Service(NetAddr.parse("2a01:4f8::1"), 8333))], None)
+    am.add([AddrEntry(NOW, 1033, Service(NetAddr.parse("2a01:4f8::1"), 8333))], None, now=NOW)
     am.good(Service(NetAddr.parse("250.1.1.1"), 8333), NOW)
     return am
 

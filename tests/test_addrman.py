@@ -30,13 +30,13 @@ from peerkeeper.bitcoin.addrman import (
     get_new_bucket,
     get_tried_bucket,
 )
+from peerkeeper.io.addrdb import load_asmap
 from peerkeeper.net.asmap import (
     AsmapError,
     NetGroupManager,
     asmap_version,
     check_standard_asmap,
     interpret,
-    load_asmap,
     sanity_check_asmap,
 )
 from peerkeeper.net.netaddr import NetAddr, Network, Service
@@ -84,7 +84,7 @@ def ca(s: str, port: int = 0, services: int = NODE_NONE, time: int = TIME_INIT) 
 
 def det(seed: int = 0, asmap: bytes | None = None) -> AddrMan:
     """A deterministic addrman (Core ``AddrMan(netgroupman, DETERMINISTIC, ...)``)."""
-    return AddrMan(random.Random(seed), deterministic=True, asmap=asmap, clock=lambda: NOW)
+    return AddrMan(random.Random(seed), deterministic=True, asmap=asmap)
 
 
 def tried_bucket(s: str, port: int, key: bytes, ngm: NetGroupManager) -> int:
@@ -305,23 +305,25 @@ def test_addrman_simple() -> None:
     am = det()
     source = ip("252.2.2.2")
     assert am.size() == 0
-    assert am.select() == (None, 0.0)
-    assert am.add([ca("250.1.1.1", 8333)], source) == 1
+    assert am.select(now=NOW) == (None, 0.0)
+    assert am.add([ca("250.1.1.1", 8333)], source, now=NOW) == 1
     assert am.size() == 1 and len(am) == 1
-    assert str(am.select()[0].service) == "250.1.1.1:8333"  # type: ignore[union-attr]
+    assert str(am.select(now=NOW)[0].service) == "250.1.1.1:8333"  # type: ignore[union-attr]
     # duplicates are not added
-    assert am.add([ca("250.1.1.1", 8333)], source) == 0
+    assert am.add([ca("250.1.1.1", 8333)], source, now=NOW) == 0
     assert am.size() == 1
-    assert am.add([ca("250.1.1.2", 8333)], source) == 1
+    assert am.add([ca("250.1.1.2", 8333)], source, now=NOW) == 1
     assert am.size() >= 1
     am = det()
-    assert am.add([ca("250.1.1.3", 8333), ca("250.1.1.4", 8333)], source) >= 1
+    assert am.add([ca("250.1.1.3", 8333), ca("250.1.1.4", 8333)], source, now=NOW) >= 1
     assert am.size() >= 1
 
 
 def test_addrman_unroutable_refused() -> None:
     am = det()
-    assert am.add([ca("10.0.0.1", 8333), ca("127.0.0.1", 8333), ca("192.168.1.1")], None) == 0
+    assert (
+        am.add([ca("10.0.0.1", 8333), ca("127.0.0.1", 8333), ca("192.168.1.1")], None, now=NOW) == 0
+    )
     assert am.size() == 0
 
 
@@ -359,83 +361,83 @@ def test_addrman_penalty_self_announcement() -> None:
 def test_addrman_ports() -> None:
     am = det()
     source = ip("252.2.2.2")
-    assert am.add([ca("250.1.1.1", 8333)], source)
+    assert am.add([ca("250.1.1.1", 8333)], source, now=NOW)
     assert am.size() == 1
-    assert am.add([ca("250.1.1.1", 8334)], source)
+    assert am.add([ca("250.1.1.1", 8334)], source, now=NOW)
     assert am.size() == 2
-    sel = am.select()[0]
+    sel = am.select(now=NOW)[0]
     assert sel is not None and str(sel.service) in ("250.1.1.1:8333", "250.1.1.1:8334")
-    am.good(svc("250.1.1.1", 8334))
+    am.good(svc("250.1.1.1", 8334), now=NOW)
     assert am.size() == 2
-    sel = am.select(new_only=True)[0]
+    sel = am.select(new_only=True, now=NOW)[0]
     assert sel is not None and str(sel.service) == "250.1.1.1:8333"
 
 
 def test_addrman_select() -> None:
     am = det()
-    assert am.select(False)[0] is None
-    assert am.select(True)[0] is None
+    assert am.select(False, now=NOW)[0] is None
+    assert am.select(True, now=NOW)[0] is None
     source = ip("252.2.2.2")
     addr1 = svc("250.1.1.1", 8333)
-    assert am.add([AddrEntry(TIME_INIT, 0, addr1)], source)
+    assert am.add([AddrEntry(TIME_INIT, 0, addr1)], source, now=NOW)
     assert am.size() == 1
-    assert am.select(new_only=True)[0].service == addr1  # type: ignore[union-attr]
-    assert am.select(new_only=False)[0].service == addr1  # type: ignore[union-attr]
-    assert am.good(addr1)
+    assert am.select(new_only=True, now=NOW)[0].service == addr1  # type: ignore[union-attr]
+    assert am.select(new_only=False, now=NOW)[0].service == addr1  # type: ignore[union-attr]
+    assert am.good(addr1, now=NOW)
     assert am.size() == 1
-    assert am.select(new_only=True)[0] is None
-    assert am.select()[0].service == addr1  # type: ignore[union-attr]
+    assert am.select(new_only=True, now=NOW)[0] is None
+    assert am.select(now=NOW)[0].service == addr1  # type: ignore[union-attr]
 
     addr2 = svc("250.3.1.1", 8333)
-    assert am.add([AddrEntry(TIME_INIT, 0, addr2)], addr2)
-    assert am.select(new_only=True)[0].service == addr2  # type: ignore[union-attr]
+    assert am.add([AddrEntry(TIME_INIT, 0, addr2)], addr2, now=NOW)
+    assert am.select(new_only=True, now=NOW)[0].service == addr2  # type: ignore[union-attr]
     addr3 = svc("250.3.2.2", 9999)
     addr4 = svc("250.3.3.3", 9999)
-    assert am.add([AddrEntry(TIME_INIT, 0, addr3)], addr2)
-    assert am.add([AddrEntry(TIME_INIT, 0, addr4)], svc("250.4.1.1", 8333))
+    assert am.add([AddrEntry(TIME_INIT, 0, addr3)], addr2, now=NOW)
+    assert am.add([AddrEntry(TIME_INIT, 0, addr4)], svc("250.4.1.1", 8333), now=NOW)
     for s, src in (
         (svc("250.4.4.4", 8333), addr3),
         (svc("250.4.5.5", 7777), addr3),
         (svc("250.4.6.6", 8333), svc("250.1.1.3", 8333)),
     ):
-        assert am.add([AddrEntry(TIME_INIT, 0, s)], src)
-        assert am.good(s)
+        assert am.add([AddrEntry(TIME_INIT, 0, s)], src, now=NOW)
+        assert am.good(s, now=NOW)
     assert am.size() == 7
-    ports = {am.select()[0].service.port for _ in range(20)}  # type: ignore[union-attr]
+    ports = {am.select(now=NOW)[0].service.port for _ in range(20)}  # type: ignore[union-attr]
     assert len(ports) == 3
 
 
 def test_addrman_select_by_network() -> None:
     am = det()
-    assert am.select(True, {Network.IPV4})[0] is None
-    assert am.select(False, {Network.IPV4})[0] is None
+    assert am.select(True, {Network.IPV4}, now=NOW)[0] is None
+    assert am.select(False, {Network.IPV4}, now=NOW)[0] is None
     source = ip("252.2.2.2")
     addr1 = svc("250.1.1.1", 8333)
-    assert am.add([AddrEntry(TIME_INIT, 0, addr1)], source)
-    assert am.select(True, {Network.IPV4})[0].service == addr1  # type: ignore[union-attr]
-    assert am.select(False, {Network.IPV4})[0].service == addr1  # type: ignore[union-attr]
+    assert am.add([AddrEntry(TIME_INIT, 0, addr1)], source, now=NOW)
+    assert am.select(True, {Network.IPV4}, now=NOW)[0].service == addr1  # type: ignore[union-attr]
+    assert am.select(False, {Network.IPV4}, now=NOW)[0].service == addr1  # type: ignore[union-attr]
     for net in (Network.IPV6, Network.TORV3, Network.I2P, Network.CJDNS):
-        assert am.select(False, {net})[0] is None
-    assert am.select(True, {Network.CJDNS})[0] is None
-    assert am.select(False)[0].service == addr1  # type: ignore[union-attr]
+        assert am.select(False, {net}, now=NOW)[0] is None
+    assert am.select(True, {Network.CJDNS}, now=NOW)[0] is None
+    assert am.select(False, now=NOW)[0].service == addr1  # type: ignore[union-attr]
 
     i2p = Service(NetAddr.parse(I2P_1), 0)
-    assert am.add([AddrEntry(TIME_INIT, 0, i2p)], source)
-    assert am.select(True, {Network.I2P})[0].service == i2p  # type: ignore[union-attr]
-    assert am.select(False, {Network.I2P})[0].service == i2p  # type: ignore[union-attr]
-    assert am.select(False, {Network.IPV4})[0].service == addr1  # type: ignore[union-attr]
-    assert am.select(False, {Network.IPV4, Network.I2P})[0] is not None
-    assert am.select(False, {Network.IPV6, Network.TORV3, Network.CJDNS})[0] is None
+    assert am.add([AddrEntry(TIME_INIT, 0, i2p)], source, now=NOW)
+    assert am.select(True, {Network.I2P}, now=NOW)[0].service == i2p  # type: ignore[union-attr]
+    assert am.select(False, {Network.I2P}, now=NOW)[0].service == i2p  # type: ignore[union-attr]
+    assert am.select(False, {Network.IPV4}, now=NOW)[0].service == addr1  # type: ignore[union-attr]
+    assert am.select(False, {Network.IPV4, Network.I2P}, now=NOW)[0] is not None
+    assert am.select(False, {Network.IPV6, Network.TORV3, Network.CJDNS}, now=NOW)[0] is None
 
-    assert am.good(i2p)
-    assert am.select(True, {Network.I2P})[0] is None
-    assert am.select(False, {Network.I2P})[0].service == i2p  # type: ignore[union-attr]
+    assert am.good(i2p, now=NOW)
+    assert am.select(True, {Network.I2P}, now=NOW)[0] is None
+    assert am.select(False, {Network.I2P}, now=NOW)[0].service == i2p  # type: ignore[union-attr]
     i2p2 = Service(NetAddr.parse(I2P_2), 0)
-    assert am.add([AddrEntry(TIME_INIT, 0, i2p2)], source)
-    assert am.select(True, {Network.I2P})[0].service == i2p2  # type: ignore[union-attr]
+    assert am.add([AddrEntry(TIME_INIT, 0, i2p2)], source, now=NOW)
+    assert am.select(True, {Network.I2P}, now=NOW)[0].service == i2p2  # type: ignore[union-attr]
     seen = set()
     for _ in range(255):
-        e = am.select(False, {Network.I2P})[0]
+        e = am.select(False, {Network.I2P}, now=NOW)[0]
         assert e is not None and e.service in (i2p, i2p2)
         seen.add(e.service)
         if len(seen) == 2:
@@ -444,15 +446,15 @@ def test_addrman_select_by_network() -> None:
 
 
 def test_addrman_select_special() -> None:
-    am = AddrMan(random.Random(7), clock=lambda: NOW)  # non-deterministic key
+    am = AddrMan(random.Random(7))  # non-deterministic key
     source = ip("252.2.2.2")
     i2p = Service(NetAddr.parse(I2P_1), 0)
-    assert am.add([AddrEntry(TIME_INIT, 0, i2p)], source)
-    assert am.good(i2p)
+    assert am.add([AddrEntry(TIME_INIT, 0, i2p)], source, now=NOW)
+    assert am.good(i2p, now=NOW)
     addr1 = svc("250.1.1.3", 8333)
-    assert am.add([AddrEntry(TIME_INIT, 0, addr1)], source)
+    assert am.add([AddrEntry(TIME_INIT, 0, addr1)], source, now=NOW)
     for _ in range(20):
-        assert am.select(False, {Network.IPV4})[0].service == addr1  # type: ignore[union-attr]
+        assert am.select(False, {Network.IPV4}, now=NOW)[0].service == addr1  # type: ignore[union-attr]
 
 
 def test_addrman_new_collisions() -> None:
@@ -461,20 +463,20 @@ def test_addrman_new_collisions() -> None:
     n = 0
     while n < 22:  # 250.1.1.1 - 250.1.1.22 do not collide with deterministic key = 1
         n += 1
-        assert am.add([ca(f"250.1.1.{n}")], source)
+        assert am.add([ca(f"250.1.1.{n}")], source, now=NOW)
         assert am.size() == n
     # 250.1.1.23 collides with 250.1.1.22 (new bucket 983, position 3); the old entry
     # is terrible (TIME_INIT) and so is overwritten
     pos22 = am.find_position(svc("250.1.1.22"))
     n += 1
-    assert am.add([ca(f"250.1.1.{n}")], source)
+    assert am.add([ca(f"250.1.1.{n}")], source, now=NOW)
     assert am.size() == n - 1
     pos23 = am.find_position(svc("250.1.1.23"))
     assert pos22 is not None and pos23 is not None
     assert (pos22.bucket, pos22.position) == (pos23.bucket, pos23.position) == (983, 3)
     assert am.find(svc("250.1.1.22")) is None
     n += 1
-    assert am.add([ca(f"250.1.1.{n}")], source)
+    assert am.add([ca(f"250.1.1.{n}")], source, now=NOW)
     assert am.size() == n - 1
 
 
@@ -513,14 +515,14 @@ def test_addrman_tried_collisions() -> None:
     source = ip("252.2.2.2")
     for i in range(1, 36):  # 250.1.1.1 - 250.1.1.35 do not collide in tried with key = 1
         a = svc(f"250.1.1.{i}")
-        assert am.add([AddrEntry(TIME_INIT, 0, a)], source)
-        assert am.good(a)
+        assert am.add([AddrEntry(TIME_INIT, 0, a)], source, now=NOW)
+        assert am.good(a, now=NOW)
     a36 = svc("250.1.1.36")
-    assert am.add([AddrEntry(TIME_INIT, 0, a36)], source)
-    assert not am.good(a36)
+    assert am.add([AddrEntry(TIME_INIT, 0, a36)], source, now=NOW)
+    assert not am.good(a36, now=NOW)
     a37 = svc("250.1.1.37")
-    assert am.add([AddrEntry(TIME_INIT, 0, a37)], source)
-    assert am.good(a37)
+    assert am.add([AddrEntry(TIME_INIT, 0, a37)], source, now=NOW)
+    assert am.good(a37, now=NOW)
 
 
 def test_addrman_getaddr() -> None:
@@ -597,12 +599,12 @@ def test_addrman_selecttriedcollision() -> None:
     source = ip("252.2.2.2")
     for i in range(1, 23):
         a = svc(f"250.1.1.{i}")
-        assert am.add([AddrEntry(TIME_INIT, 0, a)], source)
-        assert am.good(a)
+        assert am.add([AddrEntry(TIME_INIT, 0, a)], source, now=NOW)
+        assert am.good(a, now=NOW)
         assert am.select_tried_collision() == (None, 0.0)
     for i in range(1, 23):
         a = svc(f"250.1.1.{i}")
-        assert not am.good(a)  # duplicate: already tried, not a collision
+        assert not am.good(a, now=NOW)  # duplicate: already tried, not a collision
         assert am.select_tried_collision() == (None, 0.0)
 
 
@@ -611,31 +613,31 @@ def test_addrman_noevict() -> None:
     source = ip("252.2.2.2")
     for i in range(1, 36):
         a = svc(f"250.1.1.{i}")
-        assert am.add([AddrEntry(TIME_INIT, 0, a)], source)
-        assert am.good(a)
+        assert am.add([AddrEntry(TIME_INIT, 0, a)], source, now=NOW)
+        assert am.good(a, now=NOW)
     a36 = svc("250.1.1.36")
-    assert am.add([AddrEntry(TIME_INIT, 0, a36)], source)
-    assert not am.good(a36)
+    assert am.add([AddrEntry(TIME_INIT, 0, a36)], source, now=NOW)
+    assert not am.good(a36, now=NOW)
     sel = am.select_tried_collision()[0]
     assert sel is not None and str(sel.service) == "250.1.1.19:0"
     pos19 = am.find_position(svc("250.1.1.19"))
     assert pos19 is not None and pos19.tried and (pos19.bucket, pos19.position) == (121, 32)
     # 19 succeeded recently: 36 is discarded, 19 stays
-    am.resolve_collisions()
+    am.resolve_collisions(now=NOW)
     assert am.select_tried_collision() == (None, 0.0)
     for i in range(37, 59):
         a = svc(f"250.1.1.{i}")
-        assert am.add([AddrEntry(TIME_INIT, 0, a)], source)
-        assert am.good(a)
+        assert am.add([AddrEntry(TIME_INIT, 0, a)], source, now=NOW)
+        assert am.good(a, now=NOW)
     a59 = svc("250.1.1.59")
-    assert am.add([AddrEntry(TIME_INIT, 0, a59)], source)
-    assert not am.good(a59)
+    assert am.add([AddrEntry(TIME_INIT, 0, a59)], source, now=NOW)
+    assert not am.good(a59, now=NOW)
     sel = am.select_tried_collision()[0]
     assert sel is not None and str(sel.service) == "250.1.1.10:0"
-    assert not am.add([AddrEntry(TIME_INIT, 0, a36)], source)
-    assert not am.good(a36)
+    assert not am.add([AddrEntry(TIME_INIT, 0, a36)], source, now=NOW)
+    assert not am.good(a36, now=NOW)
     assert am.select_tried_collision()[0] is not None
-    am.resolve_collisions()
+    am.resolve_collisions(now=NOW)
     assert am.select_tried_collision() == (None, 0.0)
 
 
@@ -645,24 +647,24 @@ def test_addrman_evictionworks() -> None:
     source = ip("252.2.2.2")
     for i in range(1, 36):
         a = svc(f"250.1.1.{i}")
-        assert am.add([AddrEntry(TIME_INIT, 0, a)], source)
-        assert am.good(a)
+        assert am.add([AddrEntry(TIME_INIT, 0, a)], source, now=NOW)
+        assert am.good(a, now=NOW)
     a36 = svc("250.1.1.36")
-    assert am.add([AddrEntry(TIME_INIT, 0, a36)], source)
-    assert not am.good(a36)
+    assert am.add([AddrEntry(TIME_INIT, 0, a36)], source, now=NOW)
+    assert not am.good(a36, now=NOW)
     info, _ = am.select_tried_collision()
     assert info is not None and str(info.service) == "250.1.1.19:0"
     # the test of 19 fails: last success in the deep past, attempted 61 s ago
     assert not am.good(info.service, now=1)
     am.attempt(info.service, False, NOW - 61)
-    am.resolve_collisions()
+    am.resolve_collisions(now=NOW)
     assert am.select_tried_collision() == (None, 0.0)
     pos = am.find_position(a36)
     assert pos is not None and pos.tried
-    assert not am.good(a36)  # duplicate now
+    assert not am.good(a36, now=NOW)  # duplicate now
     assert am.select_tried_collision() == (None, 0.0)
     a19 = svc("250.1.1.19")
-    assert not am.good(a19)  # collides with 36
+    assert not am.good(a19, now=NOW)  # collides with 36
     sel = am.select_tried_collision()[0]
     assert sel is not None and str(sel.service) == "250.1.1.36:0"
     am.resolve_collisions(now=NOW + 4 * 3600)
@@ -723,14 +725,14 @@ def test_addrman_size() -> None:
     assert am.size(None, None) == am.size(Network.IPV4) == am.size(None, True) == 0
     assert am.size(Network.IPV4, False) == 0
     a1, a2 = ca("250.1.1.1", 8333), ca("250.1.1.2", 8333)
-    assert am.add([a1], source)
-    assert am.good(a1.service)
-    assert am.add([a2], source)
+    assert am.add([a1], source, now=NOW)
+    assert am.good(a1.service, now=NOW)
+    assert am.add([a2], source, now=NOW)
     assert am.size() == 2 and am.size(Network.IPV4) == 2
     assert am.size(None, True) == 1 and am.size(None, False) == 1
     assert am.size(Network.IPV4, True) == 1 and am.size(Network.IPV4, False) == 1
     i2p = AddrEntry(TIME_INIT, 0, Service(NetAddr.parse(I2P_1), 0))
-    assert am.add([i2p], source)
+    assert am.add([i2p], source, now=NOW)
     assert am.size() == 3 and am.size(Network.IPV4) == 2
     assert am.size(Network.I2P) == 1 and am.size(Network.I2P, True) == 1
     assert am.size(None, True) == 2 and am.size(None, False) == 1
@@ -789,7 +791,7 @@ def test_floresta_state() -> None:
     am.mark_connected(s, True)
     assert am.state(s, NOW + 6).kind is AddrStateKind.CONNECTED
     am.mark_connected(s, False)
-    am.mark_banned(s, NOW + 100)
+    am.mark_banned(s, NOW + 100, now=NOW)
     assert am.state(s, NOW + 6) == AddrState.banned(NOW + 100)
     assert am.state(s, NOW + 100) == AddrState.tried(NOW + 5)  # ban expired
 
@@ -802,7 +804,7 @@ def test_select_skips_connected_and_banned() -> None:
     am.mark_connected(a.service, True)
     assert am.select(now=NOW, floresta=True) == (None, 0.0)
     am.mark_connected(a.service, False)
-    am.mark_banned(a.service, NOW + 10)
+    am.mark_banned(a.service, NOW + 10, now=NOW)
     assert am.select(now=NOW, floresta=True) == (None, 0.0)
     assert am.select(now=NOW + 11, floresta=True)[0] == a
 
@@ -860,7 +862,7 @@ def test_mark_banned_is_bounded() -> None:
 
 def _filled(seed: int = 1, n: int = 300, asmap: bytes | None = None) -> AddrMan:
     rng = random.Random(seed)
-    am = AddrMan(random.Random(seed), asmap=asmap, clock=lambda: NOW)
+    am = AddrMan(random.Random(seed), asmap=asmap)
     for k in range(n):
         src = svc(f"{rng.randrange(1, 200)}.{rng.randrange(256)}.1.1")
         batch = []
@@ -938,7 +940,7 @@ def test_unsupported_version() -> None:
 def test_load_addrman() -> None:
     am = det()
     addrs = [ca("250.7.1.1", 8333), ca("250.7.2.2", 9999), ca("250.7.3.3", 9999)]
-    assert am.add(addrs, svc("252.5.1.1", 8333)) == 3
+    assert am.add(addrs, svc("252.5.1.1", 8333), now=NOW) == 3
     am1 = AddrMan.deserialize(am.serialize(), random.Random(9))
     assert am1.size() == 3
 
@@ -979,7 +981,7 @@ def test_addrman_serialization_asmap() -> None:
     addr = ca("250.1.1.1")
     default_source = NetAddr(Network.IPV6, bytes(16))  # CNetAddr{}
     am_asmap = det(asmap=TEST_ASMAP)
-    am_asmap.add([addr], default_source)
+    am_asmap.add([addr], default_source, now=NOW)
     dup = AddrMan.deserialize(am_asmap.serialize(), random.Random(0), asmap=TEST_ASMAP)
     p1, p2 = am_asmap.find_position(addr.service), dup.find_position(addr.service)
     assert p1 is not None and p2 is not None and p1.multiplicity != 0 and p1 == p2
@@ -989,14 +991,14 @@ def test_addrman_serialization_asmap() -> None:
     assert p1.bucket != p3.bucket and p1.position != p3.position
 
     am_noasmap = det()
-    am_noasmap.add([addr], default_source)
+    am_noasmap.add([addr], default_source, now=NOW)
     am_asmap2 = AddrMan.deserialize(am_noasmap.serialize(), random.Random(0), asmap=TEST_ASMAP)
     p4 = am_asmap2.find_position(addr.service)
     assert p4 is not None and p4.multiplicity != 0 and p4.bucket != p3.bucket and p4 == p2
 
     am_noasmap = det()
     addr2 = ca("250.2.1.1")
-    am_noasmap.add([addr, addr2], default_source)
+    am_noasmap.add([addr, addr2], default_source, now=NOW)
     p5, p6 = am_noasmap.find_position(addr.service), am_noasmap.find_position(addr2.service)
     assert p5 is not None and p6 is not None and p5.bucket != p6.bucket
     am_asmap3 = AddrMan.deserialize(am_noasmap.serialize(), random.Random(0), asmap=TEST_ASMAP)
@@ -1008,9 +1010,9 @@ def test_addrman_serialization_asmap() -> None:
 def test_remove_invalid() -> None:
     am = det()
     new1, new2, tried1, tried2 = (ca(s) for s in ("5.5.5.5", "6.6.6.6", "7.7.7.7", "8.8.8.8"))
-    am.add([new1, tried1, new2, tried2], NetAddr(Network.IPV6, bytes(16)))
-    am.good(tried1.service)
-    am.good(tried2.service)
+    am.add([new1, tried1, new2, tried2], NetAddr(Network.IPV6, bytes(16)), now=NOW)
+    am.good(tried1.service, now=NOW)
+    am.good(tried2.service, now=NOW)
     assert am.size() == 4
     data = bytearray(am.serialize())
     pos = data.find(bytes((6, 6, 6, 6)))
@@ -1024,7 +1026,7 @@ def test_remove_invalid() -> None:
 
 def test_deserialize_rejects_inconsistent() -> None:
     am = det()
-    am.add([ca("250.1.1.1"), ca("250.2.2.2")], ip("252.2.2.2"))
+    am.add([ca("250.1.1.1"), ca("250.2.2.2")], ip("252.2.2.2"), now=NOW)
     good = am.serialize()
     # trailing data
     with pytest.raises(AddrManFormatError, match="trailing"):
@@ -1167,7 +1169,7 @@ def _check_internal(am: AddrMan) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_operations_keep_invariants(seed: int) -> None:
     rng = random.Random(seed)
-    am = AddrMan(random.Random(seed), clock=lambda: NOW)
+    am = AddrMan(random.Random(seed))
     pool = [
         svc(
             f"{rng.randrange(1, 4)}.{rng.randrange(3)}.{rng.randrange(256)}.{rng.randrange(1, 4)}",

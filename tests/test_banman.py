@@ -25,11 +25,10 @@ from peerkeeper.bitcoin.banman import (
     banlist_json_text,
     banmap_from_json,
     parse_banlist_json,
-    read_banlist_json,
     sorted_banmap,
-    write_banlist_json,
 )
 from peerkeeper.bitcoin.bloom import RollingBloomFilter
+from peerkeeper.io.addrdb import load_banlist, read_banlist_json, write_banlist_json
 from peerkeeper.net.netaddr import IPV4_IN_IPV6_PREFIX, NetAddr, Network, SubNet
 
 CORE_FILES = Path(__file__).resolve().parents[2] / "shared" / "data" / "core_files"
@@ -68,7 +67,7 @@ def test_core_banman_tests_file(tmp_path: Path, caplog: pytest.LogCaptureFixture
     path = write(tmp_path / "banlist_test.json", entries_write)
     with caplog.at_level(logging.INFO, logger="peerkeeper.net"):
         banman = BanMan(tweak=0)
-        banman.load_banlist(path, now=777)
+        load_banlist(banman, path, now=777)
     # The invalid entries will be dropped, but the valid one remains
     msgs = [r.getMessage() for r in caplog.records]
     assert "Dropping entry with unparseable address or subnet (aaaaaaaaa) from ban list" in msgs
@@ -581,7 +580,7 @@ def test_bad_files_raise_and_leave_bans(tmp_path: Path, text: str, problem: str)
     bm.ban(ip("9.9.9.9"), now=T0)
     before = bm.get_banned(T0)
     with pytest.raises(BanlistError) as ei:
-        bm.load_banlist(path, T0)
+        load_banlist(bm, path, T0)
     assert problem in str(ei.value)
     assert str(path) in str(ei.value)
     assert bm.get_banned(T0) == before
@@ -597,7 +596,7 @@ def test_bad_bytes_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(BanlistError, match="does not exist"):
         read_banlist_json(tmp_path / "nope.json", T0)
     with pytest.raises(BanlistError, match="nope.json"):
-        BanMan(tweak=0).load_banlist(tmp_path / "nope.json", T0)
+        load_banlist(BanMan(tweak=0), tmp_path / "nope.json", T0)
 
 
 def test_whole_file_error_even_after_good_entries() -> None:
@@ -631,7 +630,7 @@ def test_core_banlist_matches_listbanned() -> None:
     # The node answered listbanned at the moment the bans were created.
     now = min(e["ban_created"] for e in listbanned)
     bm = BanMan(tweak=23)
-    bm.load_banlist(banlist, now)
+    load_banlist(bm, banlist, now)
     assert not bm.dirty
     assert bm.list_banned(now) == listbanned
     bans = read_banlist_json(banlist, now)
@@ -645,7 +644,7 @@ def test_core_banlist_written_back_identically(tmp_path: Path) -> None:
     core_text = banlist.read_text()
     now = min(e["ban_created"] for e in json.loads(core_text)["banned_nets"])
     bm = BanMan(tweak=24)
-    bm.load_banlist(banlist, now)
+    load_banlist(bm, banlist, now)
     assert bm.to_json() == json.loads(core_text)
     out = tmp_path / "banlist.json"
     write_banlist_json(out, bm.get_banned(now))

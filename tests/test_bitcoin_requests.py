@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_loopback import port_of, raw_handshake, running, wait_until
+from support import port_of, raw_handshake, running, wait_until
 
 from peerkeeper.net.netaddr import Service
 from peerkeeper.shell.dispatch import RequestFailed

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 from peerkeeper.daemon.cli import build_parser, config_from_args
 from peerkeeper.daemon.config import ConfigError, read_conf_file
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

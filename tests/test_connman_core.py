@@ -295,7 +295,9 @@ def test_seednode_addr_fetch_then_next_seednode_after_10s_and_expiry_after_5min(
 
 def fill_table(core: ConnManCore, ids: range, now: float) -> None:
     for k in ids:
-        core.addrman.add([AddrEntry(int(now) - 600, SERVICES, svc(k))], NetAddr.parse("13.0.0.1"))
+        core.addrman.add(
+            [AddrEntry(int(now) - 600, SERVICES, svc(k))], NetAddr.parse("13.0.0.1"), now=now
+        )
 
 
 def test_anchors_first_then_full_relay_and_anchors_saved_at_stop() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_loopback import handshaken, port_of, raw_handshake, running, wait_until
+from support import free_port, handshaken, port_of, raw_handshake, running, wait_until
 
 from peerkeeper.daemon.cli import build_parser, config_from_args
 from peerkeeper.daemon.config import Config, ConfigError, read_conf_file
@@ -152,11 +152,7 @@ async def test_connect_zero_node_makes_no_outbound_attempt(tmp_path: Path) -> No
 
 
 async def test_whitebind_listens_and_grants_its_permissions(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        wb_port = s.getsockname()[1]
+    wb_port = free_port()
     async with running(
         tmp_path, "a", v2transport=False, whitebind=[f"noban,mempool@127.0.0.1:{wb_port}"]
     ) as a:

@@ -10,8 +10,8 @@ DNS seeds, fixed seeds, NAT-PMP and discovery off, so it only ever talks to
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
+from support import wait_until as _wait_until
 
 from peerkeeper.daemon.config import Config
 from peerkeeper.daemon.node import Node
@@ -30,17 +32,8 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.05)
+#: Bitcoin Core takes longer than our own nodes: every wait here allows 30 seconds.
+wait_until = functools.partial(_wait_until, timeout=30.0)
 
 
 @asynccontextmanager
@@ -152,7 +145,7 @@ async def test_core_loads_our_peers_dat(tmp_path: Path) -> None:
     from peerkeeper.wire.messages import AddrEntry
 
     now = 1_795_000_000
-    am = AddrMan(random.Random(5), clock=lambda: float(now))
+    am = AddrMan(random.Random(5))
     rng = random.Random(6)
     for s in range(20):
         source = Service.parse(f"21.{s}.0.1:8333", 0)
@@ -260,7 +253,9 @@ async def test_automatic_outbound_to_core_through_virtual_addresses(tmp_path: Pa
         node.connman.sockman.dial_map = lambda s: ("127.0.0.1", core_port) if s in virtual else None
         now = int(time.time())
         for s in virtual:
-            node.addrman.add([AddrEntry(now - 600, 9 | 2048, s)], NetAddr.parse("12.0.0.1"))
+            node.addrman.add(
+                [AddrEntry(now - 600, 9 | 2048, s)], NetAddr.parse("12.0.0.1"), now=node.clock()
+            )
         async with node:
             await wait_until(
                 lambda: (

@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import Blob, Ping, Sink, Text, registry
 
 from peerkeeper.dispatch.dispatcher import (
     MAX_CREDIT,
     MAX_ENVELOPE,
-    CodecRegistry,
     Conversation,
     Dispatcher,
     DispatchError,
@@ -26,54 +26,6 @@ from peerkeeper.dispatch.dispatcher import (
 )
 from peerkeeper.dispatch.tokenbucket import TokenBucket
 from peerkeeper.wire.codec import ser_compact_size
-
-
-@dataclass(frozen=True)
-class Text:
-    type: ClassVar[str] = "text"
-    text: str
-
-    def encode(self) -> bytes:
-        return self.text.encode()
-
-    @classmethod
-    def decode(cls, payload: bytes) -> Text:
-        return cls(payload.decode())
-
-
-@dataclass(frozen=True)
-class Blob:
-    type: ClassVar[str] = "blob"
-    data: bytes
-
-    def encode(self) -> bytes:
-        return self.data
-
-    @classmethod
-    def decode(cls, payload: bytes) -> Blob:
-        return cls(payload)
-
-
-@dataclass(frozen=True)
-class Ping:
-    type: ClassVar[str] = "ping"
-    n: int
-
-    def encode(self) -> bytes:
-        return self.n.to_bytes(8, "little")
-
-    @classmethod
-    def decode(cls, payload: bytes) -> Ping:
-        if len(payload) != 8:
-            raise ValueError("ping is 8 bytes")
-        return cls(int.from_bytes(payload, "little"))
-
-
-def registry() -> CodecRegistry:
-    reg = CodecRegistry()
-    for cls in (Text, Blob, Ping):
-        reg.register(cls)
-    return reg
 
 
 class Net:
@@ -358,15 +310,6 @@ def test_conversation_that_raises_ends_and_reports() -> None:
 
 
 # -- credit ---------------------------------------------------------------------------------
-
-
-class Sink(Conversation):
-    def __init__(self) -> None:
-        super().__init__()
-        self.bytes = 0
-
-    def on_message(self, message: Any, envelope: Envelope) -> None:
-        self.bytes += len(message.data)
 
 
 def test_credit_blocks_the_sender_until_granted() -> None:

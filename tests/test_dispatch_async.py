@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_dispatch import Blob, Ping, Sink, Text, registry
-from test_native_node import native, vpoint
-from test_virtualnet import VirtualNet
+from support import Blob, Ping, Sink, Text, VirtualNet, native, registry, vpoint
 
 from peerkeeper.dispatch.dispatcher import Conversation, Dispatcher, DispatchError, Incoming
 from peerkeeper.shell.dispatch import AsyncDispatcher, RequestFailed

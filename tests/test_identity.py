@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from peerkeeper.io.addrdb import load_identity, load_or_create_identity, save_identity
 from peerkeeper.native.identity import (
     DEFAULT_POW_DIFFICULTY,
     MAX_IDENTITY_FILE_SIZE,
@@ -27,10 +28,7 @@ from peerkeeper.native.identity import (
     PeerId,
     check_proof_of_work,
     generate_proof_of_work,
-    load_identity,
-    load_or_create_identity,
     pow_target,
-    save_identity,
     verify_signature,
 )
 
@@ -251,7 +249,7 @@ def test_generate_meets_difficulty_and_is_consistent() -> None:
     assert Identity.generate(0.0, random.Random(5)).public_key != ident.public_key
     assert ident.secret_bytes().hex() not in repr(ident)
     with pytest.raises(IdentityError):
-        Identity.generate(-1.0)
+        Identity.generate(-1.0, random.Random(0))
 
 
 def test_identity_construction_checks_consistency() -> None:

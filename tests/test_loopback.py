@@ -7,14 +7,12 @@ import os
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
+from support import REGTEST, RawPeer, handshaken, port_of, raw_handshake, running, wait_until
 
-from peerkeeper.daemon.config import Config
-from peerkeeper.daemon.node import Node
 from peerkeeper.daemon.rpc import RpcError, read_cookie, rpc_call
 from peerkeeper.net.netaddr import Service
 from peerkeeper.wire.messages import (
@@ -22,107 +20,14 @@ from peerkeeper.wire.messages import (
     Addr,
     AddrEntry,
     GetAddr,
-    Message,
     Ping,
     Pong,
     Verack,
     Version,
-    decode_message,
 )
 from peerkeeper.wire.v1 import V1Transport
 
 pytestmark = pytest.mark.timeout(60)
-
-REGTEST = bytes.fromhex("fabfb5da")
-
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.01)
-
-
-def port_of(node: Node) -> int:
-    return node.connman.listening[0][1]
-
-
-@asynccontextmanager
-async def running(tmp: Path, name: str, **kw: object) -> AsyncIterator[Node]:
-    fields: dict[str, object] = {
-        "chain": "regtest",
-        "datadir": tmp / name,
-        "bind": ["127.0.0.1:0"],
-        "listen": True,
-        "rpcport": 0,
-        "server": False,
-    }
-    fields.update(kw)
-    node = Node(Config(**fields))  # type: ignore[arg-type]
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
-def handshaken(node: Node, n: int = 1) -> bool:
-    return sum(1 for p in node.connman.peers.values() if p.proto.successfully_connected) >= n
-
-
-class RawPeer:
-    """A hand-driven v1 client for adversarial tests."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.t = V1Transport(REGTEST)
-
-    @classmethod
-    async def connect(cls, port: int) -> RawPeer:
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        return cls(r, w)
-
-    def send(self, msg: Message) -> None:
-        self.writer.write(self.t.send(msg))
-
-    async def recv(self, timeout: float = 10.0) -> Message | None:
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = self.t.next_message()
-                if raw is not None:
-                    return decode_message(raw.command, raw.payload)
-                data = await self.reader.read(65536)
-                if not data:
-                    return None
-                self.t.receive_data(data)
-
-    async def closed_by_peer(self, timeout: float = 10.0) -> bool:
-        async with asyncio.timeout(timeout):
-            while True:
-                data = await self.reader.read(65536)
-                if not data:
-                    return True
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-async def raw_handshake(port: int, nonce: int = 99, relay: bool = True) -> RawPeer:
-    peer = await RawPeer.connect(port)
-    peer.send(
-        Version(
-            version=70016,
-            services=9,
-            timestamp=1_800_000_000,
-            nonce=nonce,
-            user_agent="/raw/",
-            relay=relay,
-        )
-    )
-    await peer.writer.drain()
-    while not isinstance(await peer.recv(), Verack):
-        pass
-    peer.send(Verack())
-    return peer
 
 
 async def test_two_nodes_handshake_ping_and_counters(tmp_path: Path) -> None:
@@ -195,7 +100,7 @@ async def test_three_nodes_exchange_addresses(tmp_path: Path) -> None:
             AddrEntry(int(time.time()) - 100, 9, Service.parse(f"11.{i}.0.1:8333", 8333))
             for i in range(30)
         ]
-        a.addrman.add(known, None)
+        a.addrman.add(known, None, now=a.clock())
         b.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
         c.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
         # b and c each get a's addresses through their getaddr; 23% of the table at most.
@@ -418,7 +323,9 @@ async def test_getaddr_replies_are_cached(tmp_path: Path) -> None:
     async with running(tmp_path, "a") as a:
         now = int(time.time())
         a.addrman.add(
-            [AddrEntry(now, 9, Service.parse(f"13.{i}.0.1:8333", 8333)) for i in range(200)], None
+            [AddrEntry(now, 9, Service.parse(f"13.{i}.0.1:8333", 8333)) for i in range(200)],
+            None,
+            now=a.clock(),
         )
         replies = []
         for nonce in (11, 12, 13):

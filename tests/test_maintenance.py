@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from support import ME, T0, connect, pid, pt
 
 from peerkeeper.native.maintenance import (
     Bounds,
@@ -15,7 +16,6 @@ from peerkeeper.native.maintenance import (
     points_to_contact,
 )
 from peerkeeper.native.pool import PeerPool, PoolConfig
-from tests.test_pool import ME, T0, connect, pid, pt
 
 
 def make_pool(**kw: object) -> PeerPool:

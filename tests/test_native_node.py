@@ -1,7 +1,7 @@
 """Native nodes over loopback: handshake, pool rules, maintenance, swaps, bad input.
 
 Every node gets a virtual point 11.<i>.0.1:9732 mapped to its loopback port (the
-virtual network of test_virtualnet.py); it dials from 127.1.<i>.1 and its accepted
+virtual network of tests/support.py); it dials from 127.1.<i>.1 and its accepted
 peers are mapped back to their virtual address, so the pool's per-address rules
 (greylists) see one address per node. Only loopback sockets are opened.
 """
@@ -14,12 +14,16 @@ import json
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from test_virtualnet import VirtualNet as Net
+from support import NATIVE_DIFFICULTY as DIFFICULTY
+from support import VirtualNet as Net
+from support import native, vpoint
+from support import native_identity as identity
+from support import wait_until as until
 
 from peerkeeper.native.identity import Identity, IdentityError
 from peerkeeper.native.maintenance import MaintenanceConfig, swap_candidates
@@ -31,9 +35,9 @@ from peerkeeper.native.messages import (
     Identity as IdentityMessage,
 )
 from peerkeeper.native.peer import NativePeer
-from peerkeeper.native.pool import PoolConfig, PoolEvent
+from peerkeeper.native.pool import PoolEvent
 from peerkeeper.native.poolstate import ReconnectionConfig
-from peerkeeper.net.netaddr import NetAddr, Service
+from peerkeeper.net.netaddr import NetAddr
 from peerkeeper.shell.nativenode import NativeConfig, NativeNode
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,58 +51,6 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     assert not errors, [r.getMessage() for r in errors]
 
 
-DIFFICULTY = 4.0
-PORT = 9732
-_IDENTITIES: dict[int, Identity] = {}
-
-
-def identity(i: int) -> Identity:
-    if i not in _IDENTITIES:
-        _IDENTITIES[i] = Identity.generate(DIFFICULTY, random.Random(i))
-    return _IDENTITIES[i]
-
-
-def vpoint(i: int) -> Service:
-    return Service(NetAddr.parse(f"11.{i}.0.1"), PORT)
-
-
-@asynccontextmanager
-async def native(
-    net: Net,
-    tmp: Path,
-    i: int,
-    *,
-    limits: MaintenanceConfig | None = None,
-    maintenance: bool = False,
-    ident: Identity | None = None,
-    bootstrap: list[Service] | None = None,
-    clock: Callable[[], float] | None = None,
-    **pool_kw: object,
-) -> AsyncIterator[NativeNode]:
-    config = NativeConfig(
-        datadir=tmp / f"n{i}",
-        binds=[("127.0.0.1", 0)],
-        advertised_port=PORT,
-        pool=PoolConfig(**pool_kw),  # type: ignore[arg-type]
-        limits=limits or MaintenanceConfig(),
-        pow_difficulty=DIFFICULTY,
-        maintenance=maintenance,
-        dial_map=net.dial_map(i),
-        accept_map=net.accept_map,
-        bootstrap_points=bootstrap or [],
-    )
-    node = NativeNode(
-        config, identity=ident or identity(i), rng=random.Random(i), **clock_kw(clock)
-    )
-    await node.start()
-    net.ports[vpoint(i)] = node.listening[0][1]
-    try:
-        yield node
-    finally:
-        net.ports.pop(vpoint(i), None)
-        await node.stop()
-
-
 class SimClock:
     """A clock that moves only when the test says (seconds)."""
 
@@ -107,16 +59,6 @@ class SimClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def clock_kw(clock: Callable[[], float] | None) -> dict[str, Callable[[], float]]:
-    return {} if clock is None else {"clock": clock}
-
-
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
 
 
 async def test_handshake_and_envelope(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def entry(s: str, services: int = FULL, t: float = NOW - 3600, port: int = 8333)
 
 
 def fresh_addrman(seed: int = 1) -> AddrMan:
-    return AddrMan(random.Random(seed), deterministic=True, clock=lambda: NOW)
+    return AddrMan(random.Random(seed), deterministic=True)
 
 
 # -- slots ----------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ FEELER_DECISION = OutboundDecision(ConnectionType.FEELER, feeler=True)
 
 def test_select_skips_used_netgroup() -> None:
     am = fresh_addrman()
-    am.add([entry("1.2.3.4")], NetAddr.parse("9.9.9.9"))
+    am.add([entry("1.2.3.4")], NetAddr.parse("9.9.9.9"), now=NOW)
     used = OutboundCounts(ipv46_netgroups={NetAddr.parse("1.2.200.1").netgroup()})
     assert _select(am, FULL_DECISION, used) is None
     assert _select(am, FULL_DECISION) == entry("1.2.3.4")
@@ -288,24 +288,32 @@ def test_select_skips_used_netgroup() -> None:
 
 def test_select_skips_recently_tried_and_missing_services() -> None:
     am = fresh_addrman()
-    am.add([entry("1.2.3.4")], NetAddr.parse("9.9.9.9"))
+    am.add([entry("1.2.3.4")], NetAddr.parse("9.9.9.9"), now=NOW)
     am.attempt(svc("1.2.3.4"), True, now=NOW - 60)
     # tried 60 s ago: skipped for the first 30 draws, then accepted (Core: nTries < 30)
     assert _select(am, FULL_DECISION, max_tries=29) is None
     assert _select(am, FULL_DECISION) == entry("1.2.3.4")
     am2 = fresh_addrman()
-    am2.add([entry("1.2.3.4", services=int(ServiceFlags.NODE_NETWORK))], NetAddr.parse("9.9.9.9"))
+    am2.add(
+        [entry("1.2.3.4", services=int(ServiceFlags.NODE_NETWORK))],
+        NetAddr.parse("9.9.9.9"),
+        now=NOW,
+    )
     assert _select(am2, FULL_DECISION) is None  # no WITNESS
     # a feeler only needs NODE_NETWORK or NODE_NETWORK_LIMITED
     assert _select(am2, FEELER_DECISION) is not None
     am3 = fresh_addrman()
-    am3.add([entry("1.2.3.4", services=int(ServiceFlags.NODE_WITNESS))], NetAddr.parse("9.9.9.9"))
+    am3.add(
+        [entry("1.2.3.4", services=int(ServiceFlags.NODE_WITNESS))],
+        NetAddr.parse("9.9.9.9"),
+        now=NOW,
+    )
     assert _select(am3, FEELER_DECISION) is None
 
 
 def test_select_bad_port_until_fifty_tries() -> None:
     am = fresh_addrman()
-    am.add([entry("1.2.3.4", port=22)], NetAddr.parse("9.9.9.9"))
+    am.add([entry("1.2.3.4", port=22)], NetAddr.parse("9.9.9.9"), now=NOW)
     assert _select(am, FULL_DECISION, max_tries=49) is None
     got = _select(am, FULL_DECISION)
     assert got is not None and got.service.port == 22
@@ -313,7 +321,7 @@ def test_select_bad_port_until_fifty_tries() -> None:
 
 def test_select_unreachable_addnode_connected_banned() -> None:
     am = fresh_addrman()
-    am.add([entry("1.2.3.4")], NetAddr.parse("9.9.9.9"))
+    am.add([entry("1.2.3.4")], NetAddr.parse("9.9.9.9"), now=NOW)
     assert _select(am, FULL_DECISION, reachable={Network.IPV6}) is None
     assert _select(am, FULL_DECISION, added_node=lambda s: s == svc("1.2.3.4")) is None
     assert _select(am, FULL_DECISION, already_connected=lambda s: True) is None
@@ -326,7 +334,7 @@ def test_select_unreachable_addnode_connected_banned() -> None:
 
 def test_select_preferred_network_only() -> None:
     am = fresh_addrman()
-    am.add([entry("1.2.3.4"), entry("2001:4860::1")], NetAddr.parse("9.9.9.9"))
+    am.add([entry("1.2.3.4"), entry("2001:4860::1")], NetAddr.parse("9.9.9.9"), now=NOW)
     d = OutboundDecision(ConnectionType.OUTBOUND_FULL_RELAY, preferred_net=Network.IPV6)
     for _ in range(20):
         got = _select(am, d)
@@ -337,12 +345,12 @@ def test_feeler_tests_tried_collision_occupant_first() -> None:
     am = fresh_addrman()
     # find two addresses whose tried slots collide
     base = entry("1.2.3.4")
-    am.add([base], NetAddr.parse("9.9.9.9"))
+    am.add([base], NetAddr.parse("9.9.9.9"), now=NOW)
     assert am.good(base.service, now=NOW - 7200)
     other = None
     for i in range(1, 50000):
         cand = entry(f"1.{2 + i // 250}.{i % 250}.9")
-        am.add([cand], NetAddr.parse("9.9.9.9"))
+        am.add([cand], NetAddr.parse("9.9.9.9"), now=NOW)
         if not am.good(cand.service, now=NOW) and am.select_tried_collision()[0] is not None:
             other = cand
             break
@@ -481,7 +489,7 @@ def test_simulation_from_seeds_fills_slots_with_distinct_netgroups() -> None:
     rng = random.Random(42)
     honest = [svc(_ip(g, h)) for g in range(200) for h in range(5)]
     up = set(honest[::2])  # half of the network is reachable
-    am = AddrMan(random.Random(3), clock=lambda: NOW)
+    am = AddrMan(random.Random(3))
     policy = OutboundPolicy(
         OutboundLimits(), am, rng, NOW, reachable=ALL_NETS, local_services=FULL | V2
     )
@@ -513,7 +521,7 @@ def test_simulation_from_seeds_fills_slots_with_distinct_netgroups() -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_simulation_attacker_with_three_netgroups_holds_at_most_three_slots(seed: int) -> None:
     rng = random.Random(seed)
-    am = AddrMan(random.Random(seed), clock=lambda: NOW)
+    am = AddrMan(random.Random(seed))
     honest = [svc(_ip(g, h)) for g in range(200) for h in range(3)][:500]
     attacker = [
         svc(f"66.{60 + g}.{h // 250}.{1 + h % 250}") for g in range(3) for h in range(1667)

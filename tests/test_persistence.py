@@ -39,7 +39,7 @@ import crashdump_child  # noqa: E402
 
 
 def book(n: int) -> AddrMan:
-    am = AddrMan(random.Random(3), key=bytes(range(1, 33)), clock=lambda: float(NOW))
+    am = AddrMan(random.Random(3), key=bytes(range(1, 33)))
     rng = random.Random(n)
     entries = [
         AddrEntry(NOW - 100, 9, Service.parse(f"15.{rng.randrange(256)}.{i % 256}.1:8333", 0))
@@ -109,6 +109,7 @@ def test_node_restart_keeps_the_address_book(tmp_path: Path) -> None:
                     for i in range(50)
                 ],
                 None,
+                now=node.clock(),
             )
             return node.addrman.info()
 
@@ -267,7 +268,9 @@ def test_services_with_bit_63_survive_a_dump(tmp_path: Path) -> None:
     async def first() -> None:
         async with Node(_node_config(tmp_path)) as node:  # type: ignore[arg-type]
             node.addrman.add(
-                [AddrEntry(int(time.time()), services, Service.parse("23.0.0.1:8333", 0))], None
+                [AddrEntry(int(time.time()), services, Service.parse("23.0.0.1:8333", 0))],
+                None,
+                now=node.clock(),
             )
 
     async def second() -> list[AddrEntry]:
@@ -291,6 +294,7 @@ def test_unusable_stored_book_is_copied_aside_not_overwritten(tmp_path: Path) ->
                     for i in range(30)
                 ],
                 None,
+                now=node.clock(),
             )
 
     asyncio.run(fill())
@@ -337,12 +341,13 @@ def test_stop_during_a_dump_leaves_a_loadable_book(tmp_path: Path) -> None:
                 for i in range(100)
             ],
             None,
+            now=node.clock(),
         )
         inflight = asyncio.ensure_future(node.dump())
         await asyncio.sleep(0)
         inflight.cancel()  # cancelled mid-write: the write itself still completes
         for e in node.addrman.entries()[:20]:
-            node.addrman.good(e.service)
+            node.addrman.good(e.service, now=node.clock())
         info = node.addrman.info()
         await node.stop()
         return info

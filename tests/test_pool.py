@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from support import ME, T0, connect, pid, pt
 
 from peerkeeper.native.identity import Identity, PeerId
 from peerkeeper.native.messages import NackReason
@@ -25,17 +26,6 @@ from peerkeeper.native.poolstate import (
 )
 from peerkeeper.net.netaddr import NetAddr, Service
 
-T0 = 1_700_000_000.0
-ME = PeerId(b"\xee" * 16)
-
-
-def pid(n: int) -> PeerId:
-    return PeerId(bytes([n % 256]) * 15 + bytes([n // 256]))
-
-
-def pt(n: int, port: int = 9732) -> Service:
-    return Service(NetAddr.parse(f"11.{n // 256}.{n % 256}.1"), port)
-
 
 def make_pool(**kw: object) -> tuple[PeerPool, list[PoolEvent], list[tuple[object, str]]]:
     events: list[PoolEvent] = []
@@ -49,19 +39,6 @@ def make_pool(**kw: object) -> tuple[PeerPool, list[PoolEvent], list[tuple[objec
     )
     pool.subscribe(events.append)
     return pool, events, closed
-
-
-def connect(pool: PeerPool, n: int, now: float = T0, *, incoming: bool = False) -> str:
-    point, peer = pt(n), pid(n)
-    conn = f"conn{n}"
-    if not incoming:
-        pool.dial_started(point, now, conn)
-    reason = pool.authenticated(
-        conn, point, peer, now, incoming=incoming, listen_port=point.port, private=False
-    )
-    assert reason is None
-    pool.established(peer, now)
-    return conn
 
 
 # -- state machines ------------------------------------------------------------------------

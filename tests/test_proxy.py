@@ -4,20 +4,17 @@ connections through pproxy and a tiny in-test SOCKS5 server, all on loopback."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import random
 import re
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import python_socks
-from test_sockman import Recorder
+from support import Recorder, free_port, pproxy_server, wait_until
 
 from peerkeeper.io.proxy import (
     DEFAULT_TOR_SOCKS_PORT,
@@ -328,18 +325,6 @@ def test_python_socks_errors_map_to_kinds() -> None:
 # --- loopback helpers ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.005)
-
-
 class FakeSocks5:
     """A tiny SOCKS5 server that records what clients send and never connects anywhere.
 
@@ -437,41 +422,6 @@ class FakeSocks5:
 
 
 # --- pproxy: a real SOCKS5 server ---------------------------------------------------------------
-
-# pproxy installs uvloop when it can and then calls asyncio.get_event_loop(), which
-# uvloop refuses outside a running loop: run it on the default loop instead.
-_PPROXY = (
-    "import sys, asyncio; sys.modules['uvloop'] = None; "
-    "asyncio.set_event_loop(asyncio.new_event_loop()); "
-    "from pproxy.server import main; main(sys.argv[1:])"
-)
-
-
-@contextlib.contextmanager
-def pproxy_server() -> Iterator[int]:
-    """A real SOCKS5 server (pproxy) on a free loopback port; yields the port, kills it after."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _PPROXY, "-l", f"socks5://127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 5.0
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"pproxy exited with {proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("pproxy did not accept connections within 5 s")
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
-"""Tests for peerkeeper.bitcoin.seeds: fixed seeds (Core contrib/seeds nodes_*.txt), the DNS seed
-schedule (Core ThreadDNSAddressSeed) in simulated time, and the asyncio shell against a
-real DNS server (dnslib) on 127.0.0.1.
+"""Tests for peerkeeper.bitcoin.seeds and peerkeeper.io.dns: fixed seeds (Core
+contrib/seeds nodes_*.txt), the DNS seed schedule (Core ThreadDNSAddressSeed) in
+simulated time, and the asyncio shell against a real DNS server (dnslib) on 127.0.0.1.
 
 The real fixed-seed lists are read from ``../shared/data/fixed_seeds`` (skipped when
 absent).  No test connects to any seeded address: the DNS answers are only handed to
@@ -10,28 +10,23 @@ callbacks and inspected.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import ipaddress
 import logging
 import random
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dnslib import AAAA, QTYPE, RCODE, RR, TXT, A, DNSRecord
-from dnslib.server import DNSServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import SeedZone, dns_server
 
 from peerkeeper.bitcoin import seeds
 from peerkeeper.bitcoin.seeds import (
     DNS_SEEDS,
-    DnsSeeder,
     DnsSeedSchedule,
     Done,
     QuerySeed,
@@ -42,12 +37,11 @@ from peerkeeper.bitcoin.seeds import (
     fixed_seed_entries,
     fixed_seeds_reason,
     fixed_seeds_source,
-    load_fixed_seeds,
-    make_resolver,
     parse_fixed_seeds,
-    resolve_seed,
     seed_query_name,
 )
+from peerkeeper.io.addrdb import load_fixed_seeds
+from peerkeeper.io.dns import DnsSeeder, make_resolver, resolve_seed
 from peerkeeper.net.chains import CHAINS
 from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags
@@ -654,82 +648,6 @@ def test_schedule_early_call_repeats_wait_and_misuse_raises() -> None:
 
 
 # --- a real DNS server on loopback -------------------------------------------------------
-
-
-class _QuietLogger:
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *a, **k: None
-
-
-class SeedZone:
-    """dnslib resolver: answers the configured names, NXDOMAIN for others; UDP answers
-    over 512 bytes are truncated (TC, question kept) so clients retry over TCP."""
-
-    def __init__(self, records: dict[str, list[tuple[str, str]]]) -> None:
-        self.records = {k.lower(): v for k, v in records.items()}
-        self.queries: list[tuple[str, str, str]] = []
-        self.lock = threading.Lock()
-
-    def resolve(self, request: DNSRecord, handler: Any) -> DNSRecord:
-        reply = request.reply()
-        qname = str(request.q.qname).lower()
-        qtype = QTYPE[request.q.qtype]
-        with self.lock:
-            self.queries.append((qname, qtype, handler.protocol))
-        recs = self.records.get(qname)
-        if recs is None:
-            reply.header.rcode = RCODE.NXDOMAIN
-            return reply
-        for rtype, value in recs:
-            if rtype != qtype:
-                continue
-            if rtype == "AAAA":
-                rdata: Any = AAAA(tuple(ipaddress.IPv6Address(value).packed))
-            else:
-                rdata = {"A": A, "TXT": TXT}[rtype](value)
-            reply.add_answer(RR(request.q.qname, getattr(QTYPE, rtype), rdata=rdata, ttl=60))
-        if handler.protocol == "udp" and len(reply.pack()) > 512:
-            reply.rr = []
-            reply.header.tc = 1
-        return reply
-
-
-def _serve(srv: DNSServer) -> threading.Thread:
-    th = threading.Thread(target=srv.server.serve_forever, kwargs={"poll_interval": 0.05})
-    th.daemon = True
-    th.start()
-    return th
-
-
-@contextlib.contextmanager
-def dns_server(zone: SeedZone) -> Iterator[int]:
-    """Serve ``zone`` on 127.0.0.1, UDP and TCP on one free port; yields the port."""
-    servers: list[DNSServer] = []
-    threads: list[threading.Thread] = []
-    try:
-        for _ in range(20):
-            udp = DNSServer(zone, address="127.0.0.1", port=0, logger=_QuietLogger())
-            port = udp.server.server_address[1]
-            try:
-                tcp = DNSServer(
-                    zone, address="127.0.0.1", port=port, tcp=True, logger=_QuietLogger()
-                )
-            except OSError:
-                udp.server.server_close()
-                continue
-            servers = [udp, tcp]
-            break
-        else:
-            pytest.fail("no free port for UDP and TCP")
-        threads = [_serve(s) for s in servers]
-        yield port
-    finally:
-        for s, _th in zip(servers, threads, strict=False):
-            s.server.shutdown()
-        for s in servers:
-            s.server.server_close()
-        for th in threads:
-            th.join(timeout=2)
 
 
 RECORDS: dict[str, list[tuple[str, str]]] = {

@@ -4,50 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 
 import pytest
+from support import Recorder, wait_until
 
 from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.netaddr import Service
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class Recorder:
-    def __init__(self, accept: bool = True) -> None:
-        self.accept = accept
-        self.accepted: list[tuple[int, Service, Service]] = []
-        self.data: dict[int, bytearray] = {}
-        self.eof: list[int] = []
-        self.errors: list[tuple[int, Exception]] = []
-        self.writable: list[int] = []
-        self.io_batches = 0
-
-    def on_accepted(self, conn_id: int, me: Service, them: Service) -> bool:
-        self.accepted.append((conn_id, me, them))
-        return self.accept
-
-    def on_data(self, conn_id: int, data: bytes) -> None:
-        self.data.setdefault(conn_id, bytearray()).extend(data)
-
-    def on_eof(self, conn_id: int) -> None:
-        self.eof.append(conn_id)
-
-    def on_error(self, conn_id: int, exc: Exception) -> None:
-        self.errors.append((conn_id, exc))
-
-    def on_writable(self, conn_id: int) -> None:
-        self.writable.append(conn_id)
-
-    def on_io_loop_completed(self) -> None:
-        self.io_batches += 1
-
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.005)
 
 
 def svc(port: int) -> Service:

@@ -20,10 +20,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
-from conftest import REFUSED_DIALS
-from test_loopback import RawPeer, handshaken, port_of, running, wait_until
-from test_proxy import pproxy_server
-from test_seeds import SeedZone, dns_server
+from support import (
+    REFUSED_DIALS,
+    RawPeer,
+    SeedZone,
+    VirtualNet,
+    dns_server,
+    handshaken,
+    port_of,
+    pproxy_server,
+    running,
+    source_host,
+    virtual,
+    wait_until,
+)
 
 from peerkeeper.bitcoin.outbound import OutboundTimers
 from peerkeeper.daemon.config import Config
@@ -37,37 +47,6 @@ pytestmark = pytest.mark.timeout(90)
 PORT = 18444
 SERVICES = int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS)
 NOW = int(time.time())  # entries must not be "terrible" (from the future) for getaddr
-
-
-def virtual(i: int) -> Service:
-    return Service.parse(f"11.{i}.0.1", PORT)
-
-
-def source_host(i: int) -> str:
-    return f"127.1.{i}.1"
-
-
-class VirtualNet:
-    """The map between virtual addresses and loopback endpoints, shared by all nodes."""
-
-    def __init__(self) -> None:
-        self.ports: dict[Service, int] = {}  # virtual address -> listening loopback port
-        self.dials: list[tuple[int, Service]] = []
-
-    def dial_map(self, index: int):  # type: ignore[no-untyped-def]
-        def dial(svc: Service) -> tuple[str, int, str] | None:
-            self.dials.append((index, svc))
-            port = self.ports.get(svc)
-            return None if port is None else ("127.0.0.1", port, source_host(index))
-
-        return dial
-
-    @staticmethod
-    def accept_map(them: Service) -> Service:
-        parts = str(them.addr).split(".")
-        if len(parts) == 4 and parts[:2] == ["127", "1"]:
-            return Service(NetAddr.parse(f"11.{parts[2]}.0.1"), them.port)
-        return them
 
 
 @asynccontextmanager
@@ -325,7 +304,9 @@ async def test_seednode_addr_fetch_then_connections(tmp_path: Path) -> None:
         seed = await stack.enter_async_context(vnode(net, tmp_path, 1))
         for i in range(2, 40):  # 23 % of the seed's table goes out in one answer
             seed.addrman.add(
-                [AddrEntry(NOW - 600, SERVICES, virtual(2 + i % 10))], NetAddr.parse(f"13.{i}.0.1")
+                [AddrEntry(NOW - 600, SERVICES, virtual(2 + i % 10))],
+                NetAddr.parse(f"13.{i}.0.1"),
+                now=seed.clock(),
             )
         seed_table(seed, range(2, 12))
         subject = await stack.enter_async_context(

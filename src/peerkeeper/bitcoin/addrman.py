@@ -37,9 +37,9 @@ On top of Core it carries Floresta's per-address state (seed 002: ``AddressState
 never-tried / tried / failed / banned / connected) and service-flag preference in
 :meth:`AddrMan.select`.
 
-Pure: nothing here reads the clock or a global RNG.  Every operation takes ``now=``
-(seconds since the epoch); only when a caller leaves it out is the ``clock`` given to
-the constructor consulted.
+Pure: nothing here reads the clock or a global RNG.  Every operation that depends on
+the time takes ``now`` (unix seconds), a required argument; randomness comes from the
+``rng`` given to the constructor.
 """
 
 from __future__ import annotations
@@ -48,8 +48,7 @@ import enum
 import hashlib
 import random
 import struct
-import time as _time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -450,7 +449,7 @@ class _BucketFill:
 class AddrMan:
     """Bitcoin Core's address manager (``AddrManImpl``, src/addrman.cpp).
 
-    ``AddrMan(rng, *, key=None, asmap=None, clock=time.time, deterministic=False)``
+    ``AddrMan(rng, *, key=None, asmap=None, deterministic=False)``
 
     Args:
         rng: every random draw (bucket probing in :meth:`select`, the multiplicity coin in
@@ -459,8 +458,6 @@ class AddrMan:
             from its RNG), or ``01 00 .. 00`` (Core's ``uint256{1}``) when
             ``deterministic``.
         asmap: raw asmap bytes (``-asmap``); buckets then use AS-based netgroups.
-        clock: consulted for the current time only when a method is called without
-            ``now=``.
         deterministic: Core's test-only deterministic key.
 
     Raises:
@@ -473,11 +470,9 @@ class AddrMan:
         *,
         key: bytes | None = None,
         asmap: bytes | None = None,
-        clock: Callable[[], float] = _time.time,
         deterministic: bool = False,
     ) -> None:
         self.rng = rng
-        self.clock = clock
         if key is None:
             key = (
                 b"\x01" + bytes(31)
@@ -527,9 +522,6 @@ class AddrMan:
     def key(self) -> bytes:
         """The secret ``nKey`` (32 bytes)."""
         return self._key
-
-    def _now(self, now: float | None) -> int:
-        return int(self.clock() if now is None else now)
 
     # --- hashing with caches ----------------------------------------------------------
 
@@ -916,7 +908,8 @@ class AddrMan:
         entries: Iterable[AddrEntry],
         source: Service | NetAddr | None,
         time_penalty: float = 0.0,
-        now: float | None = None,
+        *,
+        now: float,
     ) -> int:
         """Core ``AddrMan::Add`` / ``AddrManImpl::Add_`` and ``AddSingle``: offer gossiped
         addresses to the new table; returns how many were placed in a new-table slot
@@ -935,7 +928,7 @@ class AddrMan:
         so.  The target slot is taken over only if empty, holding a terrible entry, or
         holding an entry that is also in another bucket while this one is in none.
         """
-        t = self._now(now)
+        t = int(now)
         penalty = int(time_penalty)
         added = 0
         if source is None:
@@ -951,35 +944,35 @@ class AddrMan:
                 added += 1
         return added
 
-    def good(self, service: Service, now: float | None = None) -> bool:
+    def good(self, service: Service, now: float) -> bool:
         """Core ``AddrMan::Good`` (``Good_`` with test-before-evict): we connected to
         ``service``.  Sets last success/try, zeroes attempts; moves it to tried unless
         its tried slot is taken, in which case it is recorded as a collision (at most
         ``ADDRMAN_SET_TRIED_COLLISION_SIZE``) for :meth:`resolve_collisions`.  Returns True
         iff it moved to tried."""
-        return self._good(service, True, self._now(now))
+        return self._good(service, True, int(now))
 
-    def attempt(self, service: Service, count_failure: bool, now: float | None = None) -> None:
+    def attempt(self, service: Service, count_failure: bool, now: float) -> None:
         """Core ``AddrMan::Attempt``: we try to connect to ``service`` now.  With
         ``count_failure``, attempts is incremented at most once per :meth:`good` of any
         address (``m_last_count_attempt < m_last_good``)."""
         info = self._find(service)
         if info is None:
             return
-        t = self._now(now)
+        t = int(now)
         info.last_try = t
         if count_failure and info.last_count_attempt < self._last_good:
             info.last_count_attempt = t
             info.attempts += 1
 
-    def connected(self, service: Service, now: float | None = None) -> None:
+    def connected(self, service: Service, now: float) -> None:
         """Core ``AddrMan::Connected``: refresh the entry's time (only if more than 20
         minutes old).  Core calls it when it *disconnects* from a successful outbound
         peer, to not leak current connections."""
         info = self._find(service)
         if info is None:
             return
-        t = self._now(now)
+        t = int(now)
         if t - info.time > 20 * 60:
             info.time = t
             info._entry = None
@@ -990,12 +983,12 @@ class AddrMan:
         if info is not None:
             self._set_services(info, services)
 
-    def resolve_collisions(self, now: float | None = None) -> None:
+    def resolve_collisions(self, now: float) -> None:
         """Core ``AddrMan::ResolveCollisions``: for each pending tried collision, keep the
         old entry if it succeeded within ``ADDRMAN_REPLACEMENT``; replace it if it was
         tried (and not successful) in that window more than 60 s ago; or replace it anyway
         if the new entry's success is older than ``ADDRMAN_TEST_WINDOW``."""
-        t = self._now(now)
+        t = int(now)
         for id_new in sorted(self._tried_collisions):
             erase = False
             info_new = self._map_info.get(id_new)
@@ -1038,7 +1031,8 @@ class AddrMan:
         self,
         new_only: bool = False,
         networks: Iterable[Network] | None = None,
-        now: float | None = None,
+        *,
+        now: float,
         required_services: int = 0,
         floresta: bool | None = None,
     ) -> tuple[AddrEntry | None, float]:
@@ -1066,7 +1060,7 @@ class AddrMan:
         the last draw: ``(None, 0.0)``.  Without connected/banned marks and recent
         failures, the first draw is returned: plain Core ``Select``.
         """
-        t = self._now(now)
+        t = int(now)
         nets = None if networks is None else frozenset(_norm_net(n) for n in networks)
         if nets is not None and not nets:
             nets = None  # Core: empty set = all networks
@@ -1098,7 +1092,7 @@ class AddrMan:
         self,
         max_addresses: int,
         max_pct: int,
-        now: float | None = None,
+        now: float,
         network: Network | None = None,
         filtered: bool = True,
     ) -> list[AddrEntry]:
@@ -1111,7 +1105,7 @@ class AddrMan:
         another ``network`` (by net class) and, when ``filtered``, terrible ones, until
         enough are found.
         """
-        t = self._now(now)
+        t = int(now)
         r = self._random
         total = len(r)
         n_nodes = total
@@ -1297,11 +1291,11 @@ class AddrMan:
 
     # --- Floresta's per-address state (seed 002) ---------------------------------------
 
-    def mark_banned(self, service: Service, until: float, now: float | None = None) -> None:
+    def mark_banned(self, service: Service, until: float, now: float) -> None:
         """Record that ``service`` is banned until ``until`` (told by the ban manager).
         Remembers at most ``81920`` bans; expired ones are forgotten first."""
         if service not in self._banned and len(self._banned) >= _MAX_BANNED:
-            t = self._now(now)
+            t = int(now)
             for s in [s for s, u in self._banned.items() if u <= t]:
                 del self._banned[s]
             if len(self._banned) >= _MAX_BANNED:
@@ -1315,7 +1309,7 @@ class AddrMan:
         else:
             self._connected.discard(service)
 
-    def state(self, service: Service, now: float | None = None) -> AddrState:
+    def state(self, service: Service, now: float) -> AddrState:
         """Floresta's ``AddressState`` for ``service`` (seed 002), derived from Core's fields:
 
         * ``BANNED(until)`` if marked banned and ``until`` is later than ``now``;
@@ -1325,7 +1319,7 @@ class AddrMan:
         * ``TRIED(last_success)`` if we ever connected;
         * ``NEVER_TRIED`` otherwise, and for addresses not in the table.
         """
-        return self._state(service, self._find(service), self._now(now))
+        return self._state(service, self._find(service), int(now))
 
     def _state(self, service: Service, info: AddrInfo | None, now: int) -> AddrState:
         if self._banned:
@@ -1463,7 +1457,6 @@ class AddrMan:
         rng: random.Random,
         *,
         asmap: bytes | None = None,
-        clock: Callable[[], float] = _time.time,
         stored_asmap_version: bytes | None = None,
     ) -> AddrMan:
         """Rebuild an AddrMan from stored records through Core's own loader.
@@ -1494,7 +1487,7 @@ class AddrMan:
         if stored_asmap_version is None:
             stored_asmap_version = NetGroupManager(asmap or b"").get_asmap_version()
         parts.append(stored_asmap_version)
-        return cls.deserialize(b"".join(parts), rng, asmap=asmap, clock=clock)
+        return cls.deserialize(b"".join(parts), rng, asmap=asmap)
 
     @classmethod
     def deserialize(
@@ -1503,7 +1496,6 @@ class AddrMan:
         rng: random.Random,
         *,
         asmap: bytes | None = None,
-        clock: Callable[[], float] = _time.time,
     ) -> AddrMan:
         """Core ``AddrManImpl::Unserialize``: rebuild an AddrMan from a peers.dat body.
 
@@ -1520,7 +1512,7 @@ class AddrMan:
                 unsupported format); nothing else.
         """
         r = Reader(data)
-        am = cls._unserialize(r, rng, asmap=asmap, clock=clock)
+        am = cls._unserialize(r, rng, asmap=asmap)
         if not r.empty():
             raise AddrManFormatError(f"{r.remaining()} bytes of trailing data after addrman")
         return am
@@ -1532,9 +1524,8 @@ class AddrMan:
         rng: random.Random,
         *,
         asmap: bytes | None = None,
-        clock: Callable[[], float] = _time.time,
     ) -> AddrMan:
-        am = cls(rng, key=b"\x01" + bytes(31), asmap=asmap, clock=clock)
+        am = cls(rng, key=b"\x01" + bytes(31), asmap=asmap)
         try:
             am._unserialize_body(r)
         except DecodeError as e:

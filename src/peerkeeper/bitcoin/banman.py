@@ -15,24 +15,22 @@ Core's two concepts (src/banman.h):
 Differences from Core, all from the sans-IO principle: the current time ``now`` (unix
 seconds) is passed to every call that needs it (Core reads ``GetTime()``, whole seconds;
 here ``int(now)`` is used the same way), the bloom filter's tweak is passed in (Core draws
-it at random), and nothing here touches the disk by itself except the explicit
-:func:`read_banlist_json` / :func:`write_banlist_json` helpers.  Core's ``BanMan`` writes
-banlist.json on every change; here it sets :attr:`BanMan.dirty` and the store decides when
-to write (:meth:`BanMan.dump_if_dirty` mirrors Core's ``DumpBanlist``).
+it at random), and nothing here touches the disk: banlist.json is encoded and decoded here
+(:func:`banlist_json_text`, :func:`loads_banlist_json`, :meth:`BanMan.load_json`) and read
+and written by :mod:`peerkeeper.io.addrdb` (Core's ``CBanDB``, src/addrdb.cpp).  Core's
+``BanMan`` writes banlist.json on every change; here it sets :attr:`BanMan.dirty` and the
+store decides when to write (:meth:`BanMan.dump_if_dirty` mirrors Core's ``DumpBanlist``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from peerkeeper.bitcoin.bloom import RollingBloomFilter
-from peerkeeper.io.addrdb import atomic_write
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, SubNet
 
 __all__ = [
@@ -49,10 +47,9 @@ __all__ = [
     "banlist_json_text",
     "banmap_from_json",
     "banmap_to_json",
+    "loads_banlist_json",
     "parse_banlist_json",
-    "read_banlist_json",
     "sorted_banmap",
-    "write_banlist_json",
 ]
 
 log = logging.getLogger("peerkeeper.net")
@@ -344,43 +341,34 @@ def _sweep(bans: dict[SubNet, BanEntry], now: int) -> int:
     return len(removed)
 
 
-def _read_banlist_bytes(p: Path) -> bytes:
-    """The file's bytes; Core's ``CBanDB::Read`` returns false for a missing file
-    (src/addrdb.cpp) and ``ReadSettings`` errors on one it cannot open."""
-    try:
-        return p.read_bytes()
-    except FileNotFoundError as e:
-        raise BanlistError(f"Cannot load banlist {p}: file does not exist") from e
-    except OSError as e:
-        raise BanlistError(f"Cannot load banlist {p}: {p}. Please check permissions. ({e})") from e
-
-
-def read_banlist_json(
-    path: str | os.PathLike[str], now: float, *, cjdns: bool = False
+def loads_banlist_json(
+    data: str | bytes, now: float, *, cjdns: bool = False, source: str = "banlist.json"
 ) -> dict[SubNet, BanEntry]:
-    """Read a Core banlist.json: Core ``CBanDB::Read`` (src/addrdb.cpp) followed by the
-    ``SweepBanned`` of ``BanMan::LoadBanlist`` (src/banman.cpp).
+    """Decode the contents of a Core banlist.json: Core ``CBanDB::Read`` (src/addrdb.cpp)
+    after the file is read, followed by the ``SweepBanned`` of ``BanMan::LoadBanlist``
+    (src/banman.cpp).  Pure: the file itself is read by
+    :func:`peerkeeper.io.addrdb.read_banlist_json`.
 
     Entries Core drops (unknown version, unparsable address) are dropped with Core's log
     line; bans expired at ``now`` (``now > banned_until``) are removed.
 
     Args:
-        path: the file.
+        data: the file's bytes (UTF-8) or text.
         now: current unix time (seconds).
         cjdns: whether CJDNS is reachable (see :func:`banmap_from_json`).
+        source: names the data (the file) in error messages.
 
     Returns:
         The bans, in Core's map order.
 
     Raises:
-        BanlistError: the file is missing or unreadable, not valid JSON, not an object,
-            has a duplicate top-level key, lacks ``banned_nets``, or holds an entry Core
-            cannot parse as a whole (see :func:`banmap_from_json`).  Core treats each of
-            these as "start with an empty ban list".
+        BanlistError: not valid JSON, not an object, a duplicate top-level key, no
+            ``banned_nets``, or an entry Core cannot parse as a whole (see
+            :func:`banmap_from_json`).  Core treats each of these as "start with an
+            empty ban list".
     """
-    p = Path(path)
-    settings = parse_banlist_json(_read_banlist_bytes(p), source=str(p))
-    bans = _bans_from_settings(settings, source=str(p), cjdns=cjdns)
+    settings = parse_banlist_json(data, source=source)
+    bans = _bans_from_settings(settings, source=source, cjdns=cjdns)
     _sweep(bans, int(now))
     return bans
 
@@ -452,24 +440,6 @@ def banlist_json_text(bans: Mapping[SubNet, BanEntry], *, client_name: str = "Bi
     return "".join(out)
 
 
-def write_banlist_json(
-    path: str | os.PathLike[str],
-    bans: Mapping[SubNet, BanEntry],
-    *,
-    client_name: str = "Bitcoin Core",
-) -> None:
-    """Write ``bans`` as a Core banlist.json, byte for byte what Core writes
-    (:func:`banlist_json_text`), atomically: a temporary file in the same directory,
-    flushed and fsynced, renamed over ``path``.  (Core's ``WriteSettings`` writes in
-    place; the atomic rename is this project's choice.)
-
-    Raises:
-        OSError: the file could not be written; ``path`` is then unchanged.
-    """
-    data = banlist_json_text(bans, client_name=client_name).encode("utf-8")
-    atomic_write(Path(path), data)
-
-
 # --- BanMan ------------------------------------------------------------------------------
 
 
@@ -486,7 +456,7 @@ class BanMan:
     :attr:`dirty` is Core's ``m_is_dirty``: True when the bans differ from what was last
     loaded or dumped.  Core's constructor loads banlist.json and, when it had none, starts
     dirty; here a new BanMan starts clean and empty and the store loads it
-    (:meth:`load_json` / :meth:`load_banlist`).
+    (:meth:`load_json`; :func:`peerkeeper.io.addrdb.load_banlist` for a file).
 
     Args:
         tweak: the discouragement filter's 32-bit tweak (Core draws it at random; pass
@@ -725,19 +695,6 @@ class BanMan:
         self._index = None
         self.dirty = False
         self.sweep_banned(now)
-
-    def load_banlist(
-        self, path: str | os.PathLike[str], now: float, *, cjdns: bool = False
-    ) -> None:
-        """Replace the bans with those of a Core banlist.json file
-        (:func:`read_banlist_json`); dirty afterwards only if expired bans were swept.
-
-        Raises:
-            BanlistError: as :func:`read_banlist_json`; the bans are unchanged.
-        """
-        p = Path(path)
-        settings = parse_banlist_json(_read_banlist_bytes(p), source=str(p))
-        self.load_json(settings, now, cjdns=cjdns, source=str(p))
 
     # --- discouragement ----------------------------------------------------------------
 

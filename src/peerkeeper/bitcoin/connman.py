@@ -738,7 +738,7 @@ class ConnManCore:
             return
         log.info("%s", reason)
         entries = fixed_seed_entries(opts.fixed_seeds, empty, now, self.rng)
-        self.addrman.add(entries, fixed_seeds_source())
+        self.addrman.add(entries, fixed_seeds_source(), now=now)
         self._fixed_seeds_added = True
         log.info("Added %d fixed seeds from reachable networks.", len(entries))
 
@@ -863,7 +863,7 @@ class ConnManCore:
             self.add_addr_fetch(step.seed)
         else:
             entries = dns_seed_entries(addrs, self.options.chain.default_port, now, self.rng)
-            self.addrman.add(entries, dns_seed_source(step.query_name))
+            self.addrman.add(entries, dns_seed_source(step.query_name), now=now)
             found = len(entries)
         self._seed_schedule.seed_done(found)
         self._seed_step(now)
@@ -1464,7 +1464,7 @@ class ConnManCore:
 
         entries = [e for e in action.entries if allowed(e)]
         if entries:
-            self.addrman.add(entries, peer.addr, ADDR_TIME_PENALTY)
+            self.addrman.add(entries, peer.addr, ADDR_TIME_PENALTY, now=now)
         for e in action.relay:
             if not allowed(e):
                 continue

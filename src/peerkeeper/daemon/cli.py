@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from peerkeeper import __version__
 from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
-from peerkeeper.bitcoin.banman import BanlistError, BanMan, write_banlist_json
+from peerkeeper.bitcoin.banman import BanlistError, BanMan
 from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.daemon.config import Config, ConfigError, read_conf_file
 from peerkeeper.daemon.nativecli import (
@@ -40,9 +40,11 @@ from peerkeeper.daemon.nativecli import (
 )
 from peerkeeper.io.addrdb import (
     PeersDatError,
+    load_banlist,
     loads_anchors,
     read_peers_dat,
     write_anchors,
+    write_banlist_json,
     write_peers_dat,
     write_peers_json,
 )
@@ -428,7 +430,7 @@ def _import_banlist(config: Config, path: Path) -> int:
     """Replace the stored bans with ``path`` (Core's banlist.json); nothing changes on error."""
     banman = BanMan(random.SystemRandom().getrandbits(32))
     try:
-        banman.load_banlist(path, time.time())
+        load_banlist(banman, path, time.time())
     except BanlistError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
 from peerkeeper.bitcoin.banman import BanlistError, BanMan
 from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.bitcoin.peer import PeerConfig
-from peerkeeper.bitcoin.seeds import DNS_SEEDS, load_fixed_seeds
+from peerkeeper.bitcoin.seeds import DNS_SEEDS
 from peerkeeper.bitcoin.uploadtarget import parse_upload_target
 from peerkeeper.daemon.config import Config, ConfigError
 from peerkeeper.daemon.rpc import (
@@ -41,6 +41,7 @@ from peerkeeper.daemon.rpc import (
     delete_cookie,
     write_cookie,
 )
+from peerkeeper.io.addrdb import load_asmap, load_fixed_seeds
 from peerkeeper.io.proxy import ProxySettings
 from peerkeeper.io.store import (
     DatadirLock,
@@ -52,7 +53,6 @@ from peerkeeper.io.store import (
     snapshot_addrman,
     take_anchors,
 )
-from peerkeeper.net.asmap import load_asmap
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.net.netpermissions import Permissions, to_strings
 from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn
@@ -101,9 +101,7 @@ class Node:
             int(ServiceFlags.NODE_P2P_V2) if config.v2transport else 0
         )
         self.asmap = load_asmap(config.asmap) if config.asmap is not None else None
-        self.addrman = AddrMan(
-            random.Random(self.rng.getrandbits(64)), asmap=self.asmap, clock=clock
-        )
+        self.addrman = AddrMan(random.Random(self.rng.getrandbits(64)), asmap=self.asmap)
         self.banman = BanMan(self.rng.getrandbits(32))
         self.store = Store(config.chain_datadir)
         self._dump_task: asyncio.Task[None] | None = None
@@ -278,7 +276,6 @@ class Node:
                     snap,
                     random.Random(self.rng.getrandbits(64)),
                     asmap=self.asmap,
-                    clock=self.clock,
                 )
                 log.info("loaded %d addresses from %s", len(self.addrman), self.store.path)
             except AddrManFormatError as e:

@@ -1,6 +1,22 @@
-"""peers.dat and anchors.dat: Bitcoin Core's address database files (src/addrdb.cpp).
+"""Every file format on disk: Bitcoin Core's address database files (src/addrdb.h,
+src/addrdb.cpp) and the other files the node reads and writes.
 
-Both files use Core's ``SerializeFileDB`` framing::
+* peers.dat and anchors.dat (Core ``DumpPeerAddresses`` / ``LoadAddrman``,
+  ``DumpAnchors`` / ``ReadAnchors``), below;
+* banlist.json (Core ``CBanDB``): :func:`read_banlist_json`, :func:`write_banlist_json`,
+  :func:`load_banlist`; the encoding is :mod:`peerkeeper.bitcoin.banman`'s;
+* identity.json (Octez ``Node_identity_file``): :func:`load_identity`,
+  :func:`save_identity`, :func:`load_or_create_identity`; the encoding is
+  :mod:`peerkeeper.native.identity`'s;
+* the ``-asmap`` file (Core ``DecodeAsmap``, src/util/asmap.cpp): :func:`load_asmap`;
+* a fixed-seed list ``nodes_*.txt`` (Core contrib/seeds): :func:`load_fixed_seeds`;
+* Floresta's peers.json: :func:`dumps_peers_json`, :func:`write_peers_json`.
+
+The pure modules encode and decode; this module reads and writes files, and every
+write here is atomic (:func:`atomic_write`).  A damaged file is refused with an error
+naming it, and nothing in memory changes.
+
+peers.dat and anchors.dat use Core's ``SerializeFileDB`` framing::
 
     magic (4 bytes, the chain's message start) | payload | sha256d(magic | payload) (32 bytes)
 
@@ -27,7 +43,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +54,26 @@ from peerkeeper.bitcoin.addrman import (
     read_caddress_disk,
     ser_caddress_v2_disk,
 )
+from peerkeeper.bitcoin.banman import (
+    BanEntry,
+    BanlistError,
+    BanMan,
+    banlist_json_text,
+    loads_banlist_json,
+    parse_banlist_json,
+)
+from peerkeeper.bitcoin.seeds import parse_fixed_seeds
+from peerkeeper.native.identity import (
+    MAX_IDENTITY_FILE_SIZE,
+    Identity,
+    IdentityError,
+    dumps_identity,
+    loads_identity,
+    pow_target,
+)
+from peerkeeper.net.asmap import AsmapError, check_standard_asmap
 from peerkeeper.net.chains import CHAINS
-from peerkeeper.net.netaddr import AddrError, NetAddr, Network
+from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.wire.codec import DecodeError, Reader, ser_compact_size
 from peerkeeper.wire.messages import AddrEntry
 
@@ -57,6 +91,14 @@ __all__ = [
     "dumps_peers_json",
     "write_peers_json",
     "atomic_write",
+    "load_asmap",
+    "load_banlist",
+    "load_fixed_seeds",
+    "load_identity",
+    "load_or_create_identity",
+    "read_banlist_json",
+    "save_identity",
+    "write_banlist_json",
 ]
 
 _CHECKSUM_SIZE = 32
@@ -153,7 +195,6 @@ def loads_peers_dat(
     *,
     name: str = "peers.dat",
     asmap: bytes | None = None,
-    clock: Callable[[], float] | None = None,
 ) -> AddrMan:
     """Load an AddrMan from peers.dat bytes (Core ``DeserializeDB`` + ``LoadAddrman``).
 
@@ -171,10 +212,7 @@ def loads_peers_dat(
     r = Reader(data)
     r.skip(_MAGIC_SIZE)
     try:
-        if clock is None:
-            addrman = AddrMan._unserialize(r, rng, asmap=asmap)
-        else:
-            addrman = AddrMan._unserialize(r, rng, asmap=asmap, clock=clock)
+        addrman = AddrMan._unserialize(r, rng, asmap=asmap)
     except AddrManFormatError as e:
         if isinstance(e, AddrManVersionError):
             raise PeersDatError(name, "version", f"unsupported version: {e}") from e
@@ -193,7 +231,6 @@ def read_peers_dat(
     rng: random.Random,
     *,
     asmap: bytes | None = None,
-    clock: Callable[[], float] | None = None,
 ) -> AddrMan:
     """Read peers.dat at ``path`` (Core ``LoadAddrman``).
 
@@ -205,7 +242,7 @@ def read_peers_dat(
     """
     p = Path(path)
     data = p.read_bytes()
-    return loads_peers_dat(data, magic, rng, name=str(p), asmap=asmap, clock=clock)
+    return loads_peers_dat(data, magic, rng, name=str(p), asmap=asmap)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -376,3 +413,187 @@ def dumps_peers_json(addrman: AddrMan, now: float) -> str:
 def write_peers_json(path: str | os.PathLike[str], addrman: AddrMan, now: float) -> None:
     """Write :func:`dumps_peers_json` atomically to ``path``."""
     atomic_write(Path(path), dumps_peers_json(addrman, now).encode())
+
+
+# -- banlist.json (Core CBanDB, src/addrdb.h / src/addrdb.cpp) ------------------------------
+
+
+def _read_banlist_bytes(p: Path) -> bytes:
+    """The file's bytes; Core's ``CBanDB::Read`` returns false for a missing file
+    (src/addrdb.cpp) and ``ReadSettings`` errors on one it cannot open."""
+    try:
+        return p.read_bytes()
+    except FileNotFoundError as e:
+        raise BanlistError(f"Cannot load banlist {p}: file does not exist") from e
+    except OSError as e:
+        raise BanlistError(f"Cannot load banlist {p}: {p}. Please check permissions. ({e})") from e
+
+
+def read_banlist_json(
+    path: str | os.PathLike[str], now: float, *, cjdns: bool = False
+) -> dict[SubNet, BanEntry]:
+    """Read a Core banlist.json: Core ``CBanDB::Read`` (src/addrdb.cpp) followed by the
+    ``SweepBanned`` of ``BanMan::LoadBanlist`` (src/banman.cpp); the decoding is
+    :func:`peerkeeper.bitcoin.banman.loads_banlist_json`.
+
+    Args:
+        path: the file.
+        now: current unix time (seconds); bans with ``now > banned_until`` are dropped.
+        cjdns: whether CJDNS is reachable (see
+            :func:`peerkeeper.bitcoin.banman.banmap_from_json`).
+
+    Returns:
+        The bans, in Core's map order.
+
+    Raises:
+        BanlistError: the file is missing or unreadable, not valid JSON, not an object,
+            has a duplicate top-level key, lacks ``banned_nets``, or holds an entry Core
+            cannot parse as a whole.  Core treats each of these as "start with an empty
+            ban list".
+    """
+    p = Path(path)
+    return loads_banlist_json(_read_banlist_bytes(p), now, cjdns=cjdns, source=str(p))
+
+
+def load_banlist(
+    banman: BanMan, path: str | os.PathLike[str], now: float, *, cjdns: bool = False
+) -> None:
+    """Replace ``banman``'s bans with those of a Core banlist.json file: Core
+    ``BanMan::LoadBanlist`` (src/banman.cpp) with ``CBanDB::Read`` (src/addrdb.cpp),
+    through :meth:`~peerkeeper.bitcoin.banman.BanMan.load_json`.  ``banman`` is dirty
+    afterwards only if expired bans (``now`` is unix seconds) were swept.
+
+    Raises:
+        BanlistError: as :func:`read_banlist_json`; the bans are then unchanged.
+    """
+    p = Path(path)
+    settings = parse_banlist_json(_read_banlist_bytes(p), source=str(p))
+    banman.load_json(settings, now, cjdns=cjdns, source=str(p))
+
+
+def write_banlist_json(
+    path: str | os.PathLike[str],
+    bans: Mapping[SubNet, BanEntry],
+    *,
+    client_name: str = "Bitcoin Core",
+) -> None:
+    """Write ``bans`` as a Core banlist.json (Core ``CBanDB::Write``, src/addrdb.cpp), byte
+    for byte what Core writes (:func:`peerkeeper.bitcoin.banman.banlist_json_text`),
+    atomically (:func:`atomic_write`).  (Core's ``WriteSettings`` writes in place; the
+    atomic rename is this project's choice.)
+
+    Raises:
+        OSError: the file could not be written; ``path`` is then unchanged.
+    """
+    data = banlist_json_text(bans, client_name=client_name).encode("utf-8")
+    atomic_write(Path(path), data)
+
+
+# -- identity.json (Octez src/bin_node/node_identity_file.ml) -------------------------------
+
+
+def save_identity(identity: Identity, path: str | os.PathLike[str]) -> None:
+    """Write ``identity`` to ``path`` as Octez's identity.json
+    (:func:`peerkeeper.native.identity.dumps_identity`), atomically: a temporary file
+    created with mode 0600 in the same directory, fsynced, then ``os.replace``d over
+    ``path`` (:func:`atomic_write`). The result has mode 0600. Unlike Octez's
+    ``Node_identity_file.write`` this replaces an existing file; callers that must not
+    overwrite use :func:`load_or_create_identity`.
+
+    Raises:
+        OSError: the file could not be written (no temporary file is left behind and
+            any previous file is intact).
+    """
+    atomic_write(Path(path), dumps_identity(identity))
+
+
+def load_identity(path: str | os.PathLike[str], expected_pow: float | None = None) -> Identity:
+    """Read an identity file (Octez ``Node_identity_file.read ?expected_pow``); the checks
+    are :func:`peerkeeper.native.identity.loads_identity`'s (``expected_pow`` in bits).
+    At most :data:`~peerkeeper.native.identity.MAX_IDENTITY_FILE_SIZE` + 1 bytes are
+    read.  The file is never modified.
+
+    Raises:
+        IdentityError: naming the file and the problem: missing or unreadable, too
+            large, bad JSON, bad field, mismatch, or insufficient proof of work.
+    """
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            data = f.read(MAX_IDENTITY_FILE_SIZE + 1)
+    except OSError as e:
+        raise IdentityError(f"{p}: cannot read the identity file: {e.strerror or e}") from None
+    try:
+        return loads_identity(data, expected_pow)
+    except IdentityError as e:
+        raise IdentityError(f"{p}: {e}") from None
+
+
+def load_or_create_identity(path: str | os.PathLike[str], difficulty: float) -> Identity:
+    """The identity stored at ``path``, or a new one of ``difficulty`` bits (a fresh
+    Ed25519 key and a stamp mined from :class:`random.SystemRandom`) that is then saved
+    there (mode 0600, atomically) if no file exists.
+
+    An existing file is never overwritten (Octez ``Node_identity_file.generate`` refuses
+    ``Existent_identity_file``): a corrupt or inconsistent file, or one whose stamp is
+    below ``difficulty`` (Octez ``Insufficient_proof_of_work``, the node refuses to
+    start), raises :class:`~peerkeeper.native.identity.IdentityError` naming the file
+    (see :func:`load_identity`).
+
+    Raises:
+        IdentityError: as above, or ``difficulty`` is NaN or outside 0..256 bits.
+        OSError: the new file cannot be written.
+    """
+    p = Path(path)
+    if not os.path.lexists(p):
+        pow_target(difficulty)  # validate before generating a key
+        identity = Identity.generate(difficulty, random.SystemRandom())
+        save_identity(identity, p)
+        return identity
+    return load_identity(p, expected_pow=difficulty)
+
+
+# -- the -asmap file (Core src/util/asmap.cpp DecodeAsmap) ----------------------------------
+
+
+def load_asmap(path: str | os.PathLike[str]) -> bytes:
+    """Read and check an asmap file, like Core ``DecodeAsmap`` for ``-asmap=<file>``
+    (src/util/asmap.cpp); the check is
+    :func:`peerkeeper.net.asmap.check_standard_asmap`.
+
+    Unlike Core (which logs and continues without an asmap) this raises, so the caller
+    decides.
+
+    Returns:
+        The raw asmap bytes.
+
+    Raises:
+        AsmapError: the file cannot be read, or fails the sanity check.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise AsmapError(f"failed to open asmap file {os.fspath(path)!r}: {e}") from e
+    if not check_standard_asmap(data):
+        raise AsmapError(f"sanity check of asmap file {os.fspath(path)!r} failed")
+    return data
+
+
+# -- fixed seeds (Core contrib/seeds/nodes_*.txt) ------------------------------------------
+
+
+def load_fixed_seeds(path: str | os.PathLike[str], default_port: int = 0) -> list[Service]:
+    """Read a ``nodes_*.txt`` fixed-seed file (UTF-8, Core contrib/seeds) with
+    :func:`peerkeeper.bitcoin.seeds.parse_fixed_seeds`; ``default_port`` (0..65535) is
+    given to lines without a port.
+
+    Returns:
+        The endpoints in file order.
+
+    Raises:
+        SeedFileError: the file is not UTF-8 (``lineno`` is where the bad byte is) or a
+            line is malformed.
+        OSError: the file cannot be read.
+    """
+    name = os.fspath(path)
+    return parse_fixed_seeds(Path(name).read_bytes(), default_port, source=name)

@@ -47,8 +47,14 @@ from python_socks import ProxyTimeoutError as _PSTimeoutError
 from python_socks import ProxyType
 from python_socks.async_.asyncio import Proxy as _PSProxy
 
-from peerkeeper.io.sockman import ConnectError
-from peerkeeper.net.netaddr import AddrError, NetAddr, Network, parse_network, split_host_port
+from peerkeeper.net.netaddr import (
+    AddrError,
+    NetAddr,
+    Network,
+    Service,
+    parse_network,
+    split_host_port,
+)
 
 __all__ = [
     "ADDR_PREFIX_UNIX",
@@ -59,6 +65,7 @@ __all__ = [
     "SOCKS5_RECV_TIMEOUT",
     "SOCKS5_REPLIES",
     "PROXY_ERROR_KINDS",
+    "ConnectError",
     "Proxy",
     "ProxyConfigError",
     "ProxyCredentials",
@@ -155,6 +162,19 @@ PROXY_ERROR_KINDS: frozenset[str] = frozenset(
     }
     | {kind for kind, _ in SOCKS5_REPLIES.values()}
 )
+
+
+class ConnectError(OSError):
+    """An outbound connection could not be made; ``reason`` says why (refused, timeout, ...).
+
+    Raised by :meth:`peerkeeper.io.sockman.SockMan.connect` (which re-exports it) and, as
+    :class:`ProxyError`, by :func:`connect_via_proxy`.  Defined here, the lower of the two
+    modules, so that sockman imports proxy and never the other way round.
+    """
+
+    def __init__(self, service: Service | str, reason: str) -> None:
+        super().__init__(f"connect to {service} failed: {reason}")
+        self.reason = reason
 
 
 class ProxyError(ConnectError):

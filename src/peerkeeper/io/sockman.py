@@ -50,12 +50,10 @@ import logging
 import random
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import Protocol, cast
 
+from peerkeeper.io.proxy import ConnectError, Proxy, StreamIsolationGenerator, connect_via_proxy
 from peerkeeper.net.netaddr import AddrError, NetAddr, Service, split_host_port
-
-if TYPE_CHECKING:  # peerkeeper.io.proxy imports ConnectError from here
-    from peerkeeper.io.proxy import Proxy, StreamIsolationGenerator
 
 __all__ = [
     "DEFAULT_MAX_SEND_BUFFER",
@@ -84,14 +82,6 @@ def _abort_if_open(transport: asyncio.Transport) -> None:
     """Abort a closing transport that still holds unsent bytes."""
     if transport.get_write_buffer_size():
         transport.abort()
-
-
-class ConnectError(OSError):
-    """An outbound connection could not be made; ``reason`` says why (refused, timeout, ...)."""
-
-    def __init__(self, service: Service | str, reason: str) -> None:
-        super().__init__(f"connect to {service} failed: {reason}")
-        self.reason = reason
 
 
 class SockManEvents(Protocol):
@@ -424,8 +414,6 @@ class SockMan:
         proxy: Proxy,
         credentials: tuple[str, str] | None,
     ) -> int:
-        from peerkeeper.io.proxy import StreamIsolationGenerator, connect_via_proxy
-
         if isinstance(service, Service):
             host, port = str(service.addr), service.port  # Core ToStringAddr(): no brackets
         else:

@@ -555,7 +555,6 @@ def addrman_from_snapshot(
     rng: random.Random,
     *,
     asmap: bytes | None = None,
-    clock: Callable[[], float] = time.time,
 ) -> AddrMan:
     """Rebuild an AddrMan from a stored snapshot (Core's loader places every entry).
 
@@ -593,7 +592,6 @@ def addrman_from_snapshot(
             buckets,
             rng,
             asmap=asmap,
-            clock=clock,
             stored_asmap_version=snap.asmap_version,
         )
     except AddrManFormatError:

@@ -20,6 +20,10 @@ Differences from Octez, by design: keys are Ed25519 (``cryptography``'s
 because sessions are encrypted by BIP324 and the identity only has to be proved by a
 signature. The peer id is still Blake2b-128 of the 32-byte public key, so an Octez
 ``identity.json``'s ``peer_id``/``public_key`` pair derives identically here.
+
+Pure: identity.json is encoded and decoded here (:func:`dumps_identity`,
+:func:`loads_identity`); the file is read and written by :mod:`peerkeeper.io.addrdb`
+(``load_identity``, ``save_identity``, ``load_or_create_identity``).
 """
 
 from __future__ import annotations
@@ -30,11 +34,9 @@ import functools
 import hashlib
 import json
 import math
-import os
 import random
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import base58
 from cryptography.exceptions import InvalidSignature
@@ -49,8 +51,6 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from peerkeeper.io.addrdb import atomic_write
-
 __all__ = [
     "DEFAULT_POW_DIFFICULTY",
     "MAX_IDENTITY_FILE_SIZE",
@@ -63,11 +63,10 @@ __all__ = [
     "IdentityError",
     "PeerId",
     "check_proof_of_work",
+    "dumps_identity",
     "generate_proof_of_work",
-    "load_identity",
-    "load_or_create_identity",
+    "loads_identity",
     "pow_target",
-    "save_identity",
     "verify_signature",
 ]
 
@@ -319,16 +318,16 @@ class Identity:
         return cls(key, public, stamp, PeerId.of_public_key(public))
 
     @classmethod
-    def generate(cls, difficulty: float, rng: random.Random | None = None) -> Identity:
+    def generate(cls, difficulty: float, rng: random.Random) -> Identity:
         """A new identity (Octez ``P2p_identity.generate``): a fresh Ed25519 key from the
         operating system's randomness (``Ed25519PrivateKey.generate``) and a stamp of
         ``difficulty`` bits mined by :func:`generate_proof_of_work`, starting from a
-        point drawn from ``rng`` (default: :class:`random.SystemRandom`). ``rng`` never
-        influences the key. Takes about ``2**difficulty`` Blake2b hashes. Raises
-        :class:`IdentityError` for an invalid difficulty."""
+        point drawn from ``rng`` (production passes :class:`random.SystemRandom`).
+        ``rng`` never influences the key. Takes about ``2**difficulty`` Blake2b hashes.
+        Raises :class:`IdentityError` for an invalid difficulty."""
         key = Ed25519PrivateKey.generate()
         public = _raw_public(key)
-        stamp = generate_proof_of_work(public, difficulty, rng or random.SystemRandom())
+        stamp = generate_proof_of_work(public, difficulty, rng)
         return cls(key, public, stamp, PeerId.of_public_key(public))
 
     def sign(self, data: bytes) -> bytes:
@@ -350,16 +349,14 @@ class Identity:
         }
 
 
-def save_identity(identity: Identity, path: str | os.PathLike[str]) -> None:
-    """Write ``identity`` to ``path`` as Octez's identity.json (see
-    :meth:`Identity.to_json`), atomically: a temporary file created with mode 0600 in
-    the same directory, fsynced, then ``os.replace``d over ``path`` (shared writer
-    :func:`peerkeeper.io.addrdb.atomic_write`). The result has mode 0600. Unlike Octez's
-    ``Node_identity_file.write`` this replaces an existing file; callers that must not
-    overwrite use :func:`load_or_create_identity`. Raises OSError (no temporary file is
-    left behind and any previous file is intact)."""
-    data = (json.dumps(identity.to_json(), indent=2) + "\n").encode("ascii")
-    atomic_write(Path(path), data)
+def dumps_identity(identity: Identity) -> bytes:
+    """The bytes of Octez's identity.json for ``identity`` (``P2p_identity.encoding``, see
+    :meth:`Identity.to_json`): the JSON object indented by 2, then a newline, ASCII.
+
+    Pure; :func:`peerkeeper.io.addrdb.save_identity` writes it to disk (mode 0600,
+    atomically).
+    """
+    return (json.dumps(identity.to_json(), indent=2) + "\n").encode("ascii")
 
 
 def _hex_field(doc: dict[str, object], name: str, size: int) -> bytes:
@@ -397,60 +394,33 @@ def _identity_of_json(doc: object) -> Identity:
     return Identity(key, public, stamp, derived)
 
 
-def load_identity(path: str | os.PathLike[str], expected_pow: float | None = None) -> Identity:
-    """Read an identity file (Octez ``Node_identity_file.read ?expected_pow``).
+def loads_identity(data: bytes, expected_pow: float | None = None) -> Identity:
+    """Decode the contents of an identity file (Octez ``Node_identity_file.read
+    ?expected_pow``, src/bin_node/node_identity_file.ml, after the file is read).
 
-    Checks, in Octez's order: the JSON shape (an object with ``public_key``,
-    ``secret_key``, ``proof_of_work_stamp`` in hex of 32/32/24 bytes, optional
-    ``peer_id`` in any :meth:`PeerId.parse` form, no other field), that ``peer_id`` is
-    the hash of the public key, that the public key belongs to the secret key, and, when
-    ``expected_pow`` (bits) is given, that the stamp meets it. The file is never
-    modified.
+    Checks, in Octez's order: the size (at most :data:`MAX_IDENTITY_FILE_SIZE` bytes),
+    the JSON shape (an object with ``public_key``, ``secret_key``,
+    ``proof_of_work_stamp`` in hex of 32/32/24 bytes, optional ``peer_id`` in any
+    :meth:`PeerId.parse` form, no other field), that ``peer_id`` is the hash of the
+    public key, that the public key belongs to the secret key, and, when
+    ``expected_pow`` (bits) is given, that the stamp meets it.  Pure;
+    :func:`peerkeeper.io.addrdb.load_identity` reads the file.
 
-    Raises :class:`IdentityError` naming the file and the problem: missing or
-    unreadable, larger than :data:`MAX_IDENTITY_FILE_SIZE`, bad JSON, bad field,
+    Raises :class:`IdentityError` naming the problem: too large, bad JSON, bad field,
     mismatch, or insufficient proof of work.
     """
-    p = Path(path)
+    if len(data) > MAX_IDENTITY_FILE_SIZE:
+        raise IdentityError(f"larger than {MAX_IDENTITY_FILE_SIZE} bytes")
     try:
-        with p.open("rb") as f:
-            data = f.read(MAX_IDENTITY_FILE_SIZE + 1)
-    except OSError as e:
-        raise IdentityError(f"{p}: cannot read the identity file: {e.strerror or e}") from None
-    try:
-        if len(data) > MAX_IDENTITY_FILE_SIZE:
-            raise IdentityError(f"larger than {MAX_IDENTITY_FILE_SIZE} bytes")
-        try:
-            doc = json.loads(data)
-        except (ValueError, RecursionError) as e:
-            raise IdentityError(f"not valid JSON ({e})") from None
-        identity = _identity_of_json(doc)
-        if expected_pow is not None and not check_proof_of_work(
-            identity.public_key, identity.stamp, expected_pow
-        ):  # Octez Insufficient_proof_of_work
-            raise IdentityError(
-                f"the identity's proof of work is below the expected {expected_pow:.2f} "
-                "bits; move the file away to generate a new identity"
-            )
-    except IdentityError as e:
-        raise IdentityError(f"{p}: {e}") from None
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise IdentityError(f"not valid JSON ({e})") from None
+    identity = _identity_of_json(doc)
+    if expected_pow is not None and not check_proof_of_work(
+        identity.public_key, identity.stamp, expected_pow
+    ):  # Octez Insufficient_proof_of_work
+        raise IdentityError(
+            f"the identity's proof of work is below the expected {expected_pow:.2f} "
+            "bits; move the file away to generate a new identity"
+        )
     return identity
-
-
-def load_or_create_identity(path: str | os.PathLike[str], difficulty: float) -> Identity:
-    """The identity stored at ``path``, or a new one of ``difficulty`` bits that is then
-    saved there (mode 0600, atomically) if no file exists.
-
-    An existing file is never overwritten (Octez ``Node_identity_file.generate`` refuses
-    ``Existent_identity_file``): a corrupt or inconsistent file, or one whose stamp is
-    below ``difficulty`` (Octez ``Insufficient_proof_of_work``, the node refuses to
-    start), raises :class:`IdentityError` naming the file (see :func:`load_identity`).
-    Raises OSError when the new file cannot be written.
-    """
-    p = Path(path)
-    if not os.path.lexists(p):
-        _pow_target_int(float(difficulty))  # validate before generating a key
-        identity = Identity.generate(difficulty)
-        save_identity(identity, p)
-        return identity
-    return load_identity(p, expected_pow=difficulty)

@@ -10,14 +10,13 @@ least-significant first within each byte; bits of the IP most-significant first.
 instructions: RETURN ``[0]`` + ASN, JUMP ``[1,0]`` + offset, MATCH ``[1,1,0]`` + pattern,
 DEFAULT ``[1,1,1]`` + ASN, each argument a variable-length integer (``DecodeBits``).
 
-Only :func:`load_asmap` touches the disk (Core's ``-asmap=<file>``); everything else is
-pure.  Errors raise :class:`AsmapError` (a ``ValueError``).
+Pure: the file of ``-asmap=<file>`` is read by :func:`peerkeeper.io.addrdb.load_asmap`.
+Errors raise :class:`AsmapError` (a ``ValueError``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 
 from peerkeeper.net.netaddr import IPV4_IN_IPV6_PREFIX, NetAddr, Network
@@ -28,7 +27,6 @@ __all__ = [
     "asmap_version",
     "check_standard_asmap",
     "interpret",
-    "load_asmap",
     "sanity_check_asmap",
 ]
 
@@ -206,26 +204,6 @@ def sanity_check_asmap(asmap: bytes, bits: int) -> bool:
 def check_standard_asmap(data: bytes) -> bool:
     """Core ``CheckStandardAsmap`` (src/util/asmap.cpp): sane for 128-bit inputs."""
     return sanity_check_asmap(data, 128)
-
-
-def load_asmap(path: str | os.PathLike[str]) -> bytes:
-    """Read and check an asmap file, like Core ``DecodeAsmap`` for ``-asmap=<file>``
-    (src/util/asmap.cpp).
-
-    Unlike Core (which logs and continues without an asmap) this raises, so the caller
-    decides.
-
-    Raises:
-        AsmapError: the file cannot be read, or fails :func:`check_standard_asmap`.
-    """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise AsmapError(f"failed to open asmap file {os.fspath(path)!r}: {e}") from e
-    if not check_standard_asmap(data):
-        raise AsmapError(f"sanity check of asmap file {os.fspath(path)!r} failed")
-    return data
 
 
 def asmap_version(data: bytes) -> bytes:

@@ -43,8 +43,8 @@ from peerkeeper.bitcoin.outbound import (
     MAX_OUTBOUND_FULL_RELAY_CONNECTIONS,
     OutboundPolicy,
 )
-from peerkeeper.bitcoin.seeds import make_resolver, resolve_seed
 from peerkeeper.dispatch.dispatcher import PendingRequests
+from peerkeeper.io.dns import make_resolver, resolve_seed
 from peerkeeper.io.proxy import ProxyError
 from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.connection_types import ConnectionType

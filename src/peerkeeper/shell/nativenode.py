@@ -35,14 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from peerkeeper.dispatch.dispatcher import CodecRegistry, Dispatcher
-from peerkeeper.io.addrdb import atomic_write
+from peerkeeper.io.addrdb import atomic_write, load_or_create_identity
 from peerkeeper.io.sockman import ConnectError, DialMap, SockMan
 from peerkeeper.io.store import Store, load_native_pool, save_native_pool
 from peerkeeper.native.identity import (
     DEFAULT_POW_DIFFICULTY,
     Identity,
     PeerId,
-    load_or_create_identity,
 )
 from peerkeeper.native.maintenance import (
     MaintenanceConfig,
