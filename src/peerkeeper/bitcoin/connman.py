@@ -612,6 +612,11 @@ class ConnManCore:
         if now >= self._seed_wake:
             self._seed_step(now)
 
+    def mock_forward(self, seconds: float) -> None:
+        """Core ``CScheduler::MockForward``: the scheduler's tasks run ``seconds`` earlier
+        (here ``EvictExtraOutboundPeers``, Core's 45 s ``CheckForStaleTipAndEvictPeers``)."""
+        self._next_extra_check -= seconds
+
     # -- automatic outbound (Core ThreadOpenConnections) -----------------------------------
 
     def anchors_to_save(self, now: float) -> list[AddrEntry]:

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from peerkeeper.daemon.rpc import (
     RPC_CLIENT_NODE_NOT_CONNECTED,
     RPC_INVALID_PARAMETER,
     RPC_INVALID_PARAMS,
+    RPC_MISC_ERROR,
+    RPC_TYPE_ERROR,
     RpcError,
     RpcServer,
     delete_cookie,
@@ -55,6 +58,7 @@ from peerkeeper.io.store import (
 )
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.net.netpermissions import Permissions, to_strings
+from peerkeeper.shell.clock import MockableClock
 from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn
 from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
 
@@ -89,11 +93,18 @@ class Node:
     """
 
     def __init__(
-        self, config: Config, *, clock: Any = time.time, rng: random.Random | None = None
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
     ) -> None:
         config.validate()
         self.config = config
-        self.clock = clock
+        #: The node's one time base (Core's mockable GetTime), given to everything it owns.
+        self.clock = MockableClock(clock)
+        self._next_dump = float("inf")
+        self._scheduler_wake = asyncio.Event()
         self.rng = rng if rng is not None else random.SystemRandom()
         chain = config.chain_params
         #: What we advertise: the configured bits, plus NODE_P2P_V2 with -v2transport (Core init.cpp).
@@ -184,7 +195,7 @@ class Node:
                 network_active=config.networkactive,
             ),
             self.addrman,
-            clock=clock,
+            clock=self.clock,
             rng=random.Random(self.rng.getrandbits(64)),
             banman=self.banman,
         )
@@ -211,6 +222,7 @@ class Node:
         await asyncio.to_thread(self.store.open)
         await self.load()
         await self.connman.start()
+        self._next_dump = asyncio.get_running_loop().time() + DUMP_INTERVAL
         self._dump_task = asyncio.get_running_loop().create_task(self._dump_loop())
         if self.config.server:
             credentials = [write_cookie(self.datadir)]
@@ -331,12 +343,29 @@ class Node:
             await asyncio.shield(write)
 
     async def _dump_loop(self) -> None:
+        """Core's scheduler task ``DumpAddresses`` every ``DUMP_PEERS_INTERVAL`` (steady
+        time: ``mockscheduler`` moves it forward, ``setmocktime`` does not)."""
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(DUMP_INTERVAL)
+            self._scheduler_wake.clear()
+            delay = self._next_dump - loop.time()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._scheduler_wake.wait()
+                continue
+            self._next_dump = loop.time() + DUMP_INTERVAL
             try:
                 await self.dump()
             except Exception:
                 log.exception("periodic dump failed")
+
+    def mock_forward(self, seconds: float) -> None:
+        """Core ``CScheduler::MockForward``: every scheduled task runs ``seconds`` earlier
+        (the address dump, ConnMan's extra-outbound check)."""
+        self._next_dump -= seconds
+        self._scheduler_wake.set()
+        self.connman.mock_forward(seconds)
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -374,6 +403,8 @@ class Node:
             "ping": self._ping,
             "setnetworkactive": self._setnetworkactive,
             "uptime": self._uptime,
+            "setmocktime": self._setmocktime,
+            "mockscheduler": self._mockscheduler,
             "stop": self._stop,
             "setban": self._setban,
             "getaddrmaninfo": self._getaddrmaninfo,
@@ -650,6 +681,36 @@ class Node:
     async def _clearbanned(self, params: list[Any] | dict[str, Any]) -> None:
         self.banman.clear_banned()
         await self.dump(addrbook=False)
+
+    def _require_mockable(self, method: str) -> None:
+        if self.config.chain_params.name != "regtest":
+            raise RpcError(
+                RPC_MISC_ERROR, f"{method} is for regression testing (-regtest mode) only"
+            )
+
+    async def _setmocktime(self, params: list[Any] | dict[str, Any]) -> None:
+        """Core ``setmocktime`` (src/rpc/node.cpp): every timer of the node follows the
+        given unix time from now on (0: the real clock again). Regtest only."""
+        self._require_mockable("setmocktime")
+        t = _param(params, 0, "timestamp")
+        if not isinstance(t, int) or isinstance(t, bool):
+            raise RpcError(RPC_TYPE_ERROR, "Expected type number for timestamp")
+        try:
+            self.clock.set_mocktime(t)
+        except ValueError as e:
+            raise RpcError(RPC_INVALID_PARAMETER, str(e)) from None
+        self.connman.wake()
+
+    async def _mockscheduler(self, params: list[Any] | dict[str, Any]) -> None:
+        """Core ``mockscheduler`` (src/rpc/node.cpp): run the scheduled tasks
+        ``delta_time`` seconds (1..3600) earlier. Regtest only."""
+        self._require_mockable("mockscheduler")
+        delta = _param(params, 0, "delta_time")
+        if not isinstance(delta, int) or isinstance(delta, bool):
+            raise RpcError(RPC_TYPE_ERROR, "Expected type number for delta_time")
+        if delta <= 0 or delta > 3600:
+            raise RpcError(RPC_MISC_ERROR, "delta_time must be between 1 and 3600 seconds (1 hr)")
+        self.mock_forward(delta)
 
     async def _uptime(self, params: list[Any] | dict[str, Any]) -> int:
         return int(self.clock() - self.started_at)

@@ -332,6 +332,11 @@ class ConnMan:
         self._pump()
         self.sockman.flush()
 
+    def mock_forward(self, seconds: float) -> None:
+        """Core ``CScheduler::MockForward`` for the core's scheduled checks."""
+        self.core.mock_forward(seconds)
+        self.wake()
+
     def wake(self) -> None:
         """Run the core's timers now (after the clock jumped: ``setmocktime``)."""
         if not self._stopping:
