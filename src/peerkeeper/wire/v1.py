@@ -25,7 +25,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from peerkeeper.wire.messages import MAX_PROTOCOL_MESSAGE_LENGTH, MESSAGE_TYPES, Message
+from peerkeeper.wire.messages import ALL_NET_MESSAGE_TYPES, MAX_PROTOCOL_MESSAGE_LENGTH, Message
 
 __all__ = ["HEADER_SIZE", "TransportError", "RawMessage", "V1Transport", "is_valid_command"]
 
@@ -36,35 +36,10 @@ _COMMAND_SIZE = 12
 _sha256 = hashlib.sha256
 
 
-#: The 12-byte command fields of the message types we know, pre-decoded (all valid).
+#: The 12-byte command fields of every message type Core knows, pre-decoded (all valid).
 _KNOWN_COMMANDS: dict[bytes, str] = {
-    name.encode().ljust(12, b"\x00"): name for name in MESSAGE_TYPES
+    name.encode().ljust(12, b"\x00"): name for name in ALL_NET_MESSAGE_TYPES
 }
-_KNOWN_COMMANDS.update(
-    {
-        name.encode().ljust(12, b"\x00"): name
-        for name in (
-            "feature",
-            "tx",
-            "block",
-            "cmpctblock",
-            "blocktxn",
-            "getblocktxn",
-            "getblocks",
-            "merkleblock",
-            "sendtxrcncl",
-            "filterload",
-            "filteradd",
-            "filterclear",
-            "getcfilters",
-            "cfilter",
-            "getcfheaders",
-            "cfheaders",
-            "getcfcheckpt",
-            "cfcheckpt",
-        )
-    }
-)
 
 
 class TransportError(Exception):

@@ -83,7 +83,7 @@ from peerkeeper.wire.ellswift import (
     generate_key,
     randbytes,
 )
-from peerkeeper.wire.messages import MAX_PROTOCOL_MESSAGE_LENGTH, Message
+from peerkeeper.wire.messages import ALL_NET_MESSAGE_TYPES, MAX_PROTOCOL_MESSAGE_LENGTH, Message
 from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
 
 __all__ = [
@@ -141,6 +141,8 @@ V2_MESSAGE_IDS: tuple[str, ...] = (
     *([""] * 8),  # 29..36: unimplemented (BIP 183 proposals)
     "feature",  # 37: BIP434
 )
+# Every short id names one of Core's message types.
+assert set(V2_MESSAGE_IDS) - {""} <= set(ALL_NET_MESSAGE_TYPES)
 _SHORT_IDS: dict[str, bytes] = {
     name: bytes((0, i)) for i, name in enumerate(V2_MESSAGE_IDS) if name and i > 0
 }
