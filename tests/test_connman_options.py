@@ -178,8 +178,8 @@ async def test_flapping_manual_peer_backs_off(tmp_path: Path) -> None:
     import asyncio
     import time as _time
 
-    from peerkeeper.wire.messages import Verack, Version
-    from peerkeeper.wire.v1 import V1Transport
+    from peerkeeper.wire.messages import Version
+    from peerkeeper.wire.v1 import V1Transport, frame_v1
 
     accepted = 0
 
@@ -187,10 +187,8 @@ async def test_flapping_manual_peer_backs_off(tmp_path: Path) -> None:
         nonlocal accepted
         accepted += 1
         t = V1Transport(bytes.fromhex("fabfb5da"))
-        w.write(
-            t.send(Version(version=70016, services=9, timestamp=int(_time.time()), nonce=accepted))
-            + t.send(Verack())
-        )
+        version = Version(version=70016, services=9, timestamp=int(_time.time()), nonce=accepted)
+        w.write(frame_v1(t.magic, "version", version.encode()) + frame_v1(t.magic, "verack", b""))
         await w.drain()
         await r.read(65536)
         w.close()

@@ -42,6 +42,12 @@ async def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
             await asyncio.sleep(0.01)
 
 
+def framed(t: V1Transport, msg: Message) -> bytes:
+    """The bytes of one v1 message, through the transport's send queue."""
+    t.send_message(msg)
+    return t.data_to_send()
+
+
 def port_of(node: Node) -> int:
     return node.connman.listening[0][1]
 
@@ -82,7 +88,8 @@ class RawPeer:
         return cls(r, w)
 
     def send(self, msg: Message) -> None:
-        self.writer.write(self.t.send(msg))
+        self.t.send_message(msg)
+        self.writer.write(self.t.data_to_send())
 
     async def recv(self, timeout: float = 10.0) -> Message | None:
         async with asyncio.timeout(timeout):
@@ -219,7 +226,7 @@ async def test_peer_closing_mid_message_and_others_survive(tmp_path: Path) -> No
     async with running(tmp_path, "a") as a:
         good = await raw_handshake(port_of(a))
         bad = await RawPeer.connect(port_of(a))
-        frame = bad.t.send(Version(nonce=5, user_agent="/half/"))
+        frame = framed(bad.t, Version(nonce=5, user_agent="/half/"))
         bad.writer.write(frame[: len(frame) // 2])
         await bad.writer.drain()
         await wait_until(lambda: len(a.connman.peers) == 2)
@@ -234,7 +241,7 @@ async def test_peer_closing_mid_message_and_others_survive(tmp_path: Path) -> No
 async def test_wrong_magic_disconnects(tmp_path: Path) -> None:
     async with running(tmp_path, "a") as a:
         p = await RawPeer.connect(port_of(a))
-        p.writer.write(V1Transport(bytes.fromhex("f9beb4d9")).send(Version()))
+        p.writer.write(framed(V1Transport(bytes.fromhex("f9beb4d9")), Version()))
         assert await p.closed_by_peer()
         assert len(a.connman.peers) == 0
 
@@ -253,7 +260,7 @@ async def test_oversized_header_disconnects_without_buffering(tmp_path: Path) ->
 async def test_bad_checksum_dropped_connection_kept(tmp_path: Path) -> None:
     async with running(tmp_path, "a") as a:
         p = await raw_handshake(port_of(a))
-        frame = bytearray(p.t.send(Ping(1)))
+        frame = bytearray(framed(p.t, Ping(1)))
         frame[-1] ^= 0xFF
         p.writer.write(bytes(frame))
         p.send(Ping(2))
@@ -371,7 +378,7 @@ async def test_ping_flood_without_reading_is_bounded(tmp_path: Path) -> None:
         p.send(Verack())
         await wait_until(lambda: handshaken(a))
         peer = next(iter(a.connman.peers.values()))
-        flood = p.t.send(Ping(1)) * 20_000  # 640 kB of pings, no reading on our side
+        flood = framed(p.t, Ping(1)) * 20_000  # 640 kB of pings, no reading on our side
         for _ in range(40):
             writer.write(flood)
             if peer.reading_paused:
@@ -407,7 +414,8 @@ async def test_large_message_completes_despite_small_receive_buffer(tmp_path: Pa
     """Review finding: a message bigger than -maxreceivebuffer must still complete."""
     async with running(tmp_path, "a", maxreceivebuffer=1) as a:  # 1 kB
         p = await raw_handshake(port_of(a))
-        p.writer.write(p.t.send_raw("block", bytes(1_500_000)))
+        p.t.send("block", bytes(1_500_000))
+        p.writer.write(p.t.data_to_send())
         p.send(Ping(9))
         while (m := await p.recv()) != Pong(9):
             assert m is not None
