@@ -93,6 +93,7 @@ __all__ = [
     "PeerConfig",
     "AddrSource",
     "BitcoinPeer",
+    "COIN",
     "MAX_MONEY",
     "TimeOffsets",
     "has_all_desirable_service_flags",
