@@ -33,7 +33,7 @@ from peerkeeper.wire.messages import (
     Version,
     decode_message,
 )
-from peerkeeper.wire.v1 import V1Transport
+from peerkeeper.wire.v1 import V1Transport, frame_v1
 
 MAIN = bytes.fromhex("f9beb4d9")
 
@@ -70,12 +70,12 @@ def ours(msg: Message) -> Callable[[], int]:
     t = V1Transport(MAIN)
 
     def run() -> int:
-        wire = t.send(msg)
-        t.receive_data(wire)
+        size = t.send_message(msg)
+        t.receive_data(t.data_to_send())
         raw = t.next_message()
         assert raw is not None
         decode_message(raw.command, raw.payload)
-        return len(wire)
+        return size
 
     return run
 
@@ -173,10 +173,12 @@ def main() -> None:
 
     payload = os.urandom(1_000_000)
     t = V1Transport(MAIN)
-    framed = t.send_raw("block", payload)
+    framed = frame_v1(MAIN, "block", payload)
 
     def frame_send() -> int:
-        return len(t.send_raw("block", payload))
+        size = t.send("block", payload)
+        t.data_to_send()
+        return size
 
     def frame_recv() -> int:
         t.receive_data(framed)

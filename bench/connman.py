@@ -52,7 +52,7 @@ from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.shell.connman import ConnMan, ConnManOptions
 from peerkeeper.wire.messages import AddrEntry, Version
-from peerkeeper.wire.v1 import V1Transport
+from peerkeeper.wire.v1 import frame_v1
 
 REGTEST = get_chain("regtest")
 MAX_CONNECTIONS = 200
@@ -202,7 +202,7 @@ def version_bytes() -> bytes:
         version=70016, services=9, timestamp=int(time.time()), nonce=1, user_agent="/storm/",
         relay=False,
     )  # fmt: skip
-    return V1Transport(REGTEST.magic).send_raw(msg.command, msg.encode())
+    return frame_v1(REGTEST.magic, msg.command, msg.encode())
 
 
 async def run_client(port: int, total: int, burst: int) -> dict[str, int]:

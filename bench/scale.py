@@ -79,7 +79,7 @@ def client_main(port: int, count: int, concurrency: int) -> None:
     from peerkeeper.wire.v1 import V1Transport
 
     t = V1Transport(REGTEST)
-    version = t.send(
+    t.send_message(
         Version(
             version=70016,
             services=0,
@@ -89,7 +89,9 @@ def client_main(port: int, count: int, concurrency: int) -> None:
             relay=False,
         )
     )
-    verack = t.send(Verack())
+    version = t.data_to_send()
+    t.send_message(Verack())
+    verack = t.data_to_send()
 
     class Client(asyncio.Protocol):
         def __init__(self, done: asyncio.Future[bool]) -> None:

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 
 from peerkeeper.wire.messages import Ping, UnknownMessage
+from peerkeeper.wire.transport import Transport
 from peerkeeper.wire.v1 import V1Transport
 from peerkeeper.wire.v2 import V2Transport
 
 MAGIC = bytes.fromhex("f9beb4d9")
-Transport = V1Transport | V2Transport
 
 
 def pair(v2: bool) -> tuple[Transport, Transport]:
@@ -32,7 +32,7 @@ def pair(v2: bool) -> tuple[Transport, Transport]:
         return V1Transport(MAGIC), V1Transport(MAGIC)
     a = V2Transport(MAGIC, initiating=True, rng=os.urandom)
     b = V2Transport(MAGIC, initiating=False, rng=os.urandom)
-    a.send(Ping(1))
+    a.send_message(Ping(1))
     for _ in range(4):
         b.receive_data(a.data_to_send())
         while b.next_message() is not None:
@@ -45,7 +45,8 @@ def pair(v2: bool) -> tuple[Transport, Transport]:
 
 
 def wire(t: Transport, msg: UnknownMessage | Ping) -> bytes:
-    return t.send(msg) + t.data_to_send()
+    t.send_message(msg)
+    return t.data_to_send()
 
 
 def rate(fn: Callable[[], int], min_time: float = 0.3) -> tuple[float, float]:
@@ -132,7 +133,7 @@ async def end_to_end(v2: bool, total: int = 200) -> float:
     client: Transport = (
         V2Transport(MAGIC, initiating=True, rng=os.urandom) if v2 else V1Transport(MAGIC)
     )
-    client.send(Ping(1))
+    client.send_message(Ping(1))
     writer.write(client.data_to_send())
     if v2:
         while client.transport_type != "v2":
@@ -142,7 +143,8 @@ async def end_to_end(v2: bool, total: int = 200) -> float:
     start = time.perf_counter()
     msg = UnknownMessage("block", payload)
     for _ in range(total):
-        writer.write(client.send(msg) + client.data_to_send())
+        client.send_message(msg)
+        writer.write(client.data_to_send())
         await writer.drain()
     await done
     elapsed = time.perf_counter() - start

@@ -2,7 +2,8 @@
 
 ``python crashdump_child.py DATADIR`` adds 300 addresses per round to a
 deterministic AddrMan, dumps it incrementally to the SQLite store, and prints the
-round number after each commit. The parent SIGKILLs it at a random moment and
+round number after each commit. Its first line, ``open``, says the store is open: the
+parent kills only after it, so a kill never lands before anything could be committed. The parent SIGKILLs it at a random moment and
 recomputes the expected snapshots with :func:`book_after`.
 """
 
@@ -55,6 +56,7 @@ def book_after(rounds: int) -> AddrBookSnapshot:
 def main() -> None:
     store = Store(Path(sys.argv[1]))
     store.open()
+    print("open", flush=True)
     am = fresh()
     last = None
     n = 0

@@ -144,6 +144,12 @@ def handshaken(node: Node, n: int = 1) -> bool:
     return sum(1 for p in node.connman.peers.values() if p.proto.successfully_connected) >= n
 
 
+def framed(t: V1Transport, msg: Message) -> bytes:
+    """The bytes of one v1 message, through the transport's send queue."""
+    t.send_message(msg)
+    return t.data_to_send()
+
+
 class RawPeer:
     """A hand-driven v1 client for adversarial tests."""
 
@@ -157,7 +163,8 @@ class RawPeer:
         return cls(r, w)
 
     def send(self, msg: Message) -> None:
-        self.writer.write(self.t.send(msg))
+        self.t.send_message(msg)
+        self.writer.write(self.t.data_to_send())
 
     async def recv(self, timeout: float = 10.0) -> Message | None:
         async with asyncio.timeout(timeout):

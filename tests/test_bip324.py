@@ -1,7 +1,8 @@
 """BIP324 primitives: ElligatorSwift (libsecp256k1 via coincurve), FSChaCha20,
 FSChaCha20Poly1305, HKDF and the BIP324 packet cipher.
 
-Vectors: BIP324's CSV files in ``../shared/data/bip324`` (skipped when absent), and
+Vectors: BIP324's CSV files in ``../shared/data/bip324`` (skipped when absent), five rows
+of its packet-encoding vectors in ``tests/data`` (always run), and
 Bitcoin Core ``src/test/crypto_tests.cpp`` (FSChaCha20, FSChaCha20Poly1305, HKDF-L32),
 ``src/test/bip324_tests.cpp`` (the packet replay with its 13 error cases).
 
@@ -337,6 +338,39 @@ def test_packet_encoding_vectors() -> None:
     rng = random.Random(0xB1B324)
     for row in rows:
         _replay_packet_vector(row, rng)
+
+
+#: Five rows of BIP324's packet_encoding_test_vectors.csv, kept in the repository so a
+#: fresh clone checks them without ../shared: in_idx 1 and 999 (whole ciphertexts, both
+#: sides), 0 (the first packet, with 4095 bytes of garbage as AAD), 223 (a decoy: ignore
+#: bit set) and 448. Each checks the mainnet HKDF salt (session keys and id), both
+#: garbage terminators and the packet bytes.
+SAMPLE = Path(__file__).resolve().parent / "data" / "bip324_packet_encoding_sample.csv"
+
+
+def _sample_rows() -> list[dict[str, str]]:
+    with SAMPLE.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_packet_encoding_sample_vectors() -> None:
+    rows = _sample_rows()
+    assert [row["in_idx"] for row in rows] == ["1", "999", "0", "223", "448"]
+    assert any(row["in_ignore"] == "1" for row in rows)  # a decoy packet
+    assert any(row["in_idx"] == "0" and len(row["in_aad"]) == 2 * 4095 for row in rows)
+    rng = random.Random(0xB1B324)
+    for row in rows:
+        _replay_packet_vector(row, rng)
+
+
+def test_packet_encoding_sample_is_a_copy_of_the_bip_rows() -> None:
+    full = {row["in_idx"]: row for row in _rows("packet_encoding_test_vectors.csv")}
+    with SAMPLE.open(newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    with (DATA / "packet_encoding_test_vectors.csv").open(newline="", encoding="utf-8") as f:
+        assert header == next(csv.reader(f))
+    for row in _sample_rows():
+        assert row == full[row["in_idx"]]
 
 
 def _replay_packet_vector(row: dict[str, str], rng: random.Random) -> None:

@@ -760,3 +760,89 @@ def test_tx_inv_from_block_relay_only_or_feeler_disconnects() -> None:
     full = make_peer(ConnectionType.OUTBOUND_FULL_RELAY)
     handshake(full)
     assert full.on_message(Inv([(1, bytes(32))]), T0 + 1) == []
+
+
+# -- feefilter (Core's FEEFILTER handler) and time offsets (node/timeoffsets.cpp) ----------
+
+
+def test_feefilter_is_kept_when_in_money_range_with_tx_relay() -> None:
+    from peerkeeper.bitcoin.peer import MAX_MONEY
+    from peerkeeper.wire.messages import FeeFilter
+
+    peer = make_peer()
+    assert peer.on_message(FeeFilter(5_000), T0) == []  # before version: ignored
+    assert peer.fee_filter_received == 0
+    peer.on_message(their_version(), T0)
+    assert peer.tx_relay
+    peer.on_message(FeeFilter(5_000), T0)  # before verack: ignored
+    assert peer.fee_filter_received == 0
+    peer.on_message(Verack(), T0)
+    assert peer.on_message(FeeFilter(1_000), T0) == []
+    assert peer.fee_filter_received == 1_000
+    for bad in (-1, MAX_MONEY + 1, -(2**63)):
+        assert peer.on_message(FeeFilter(bad), T0) == []  # outside MoneyRange: ignored
+        assert peer.fee_filter_received == 1_000
+    peer.on_message(FeeFilter(MAX_MONEY), T0)
+    assert peer.fee_filter_received == MAX_MONEY
+    peer.on_message(FeeFilter(0), T0)
+    assert peer.fee_filter_received == 0
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "relay"),
+    [
+        (ConnectionType.BLOCK_RELAY, True),  # no TxRelay for block-relay-only
+        (ConnectionType.INBOUND, False),  # fRelay=0 and we offer no NODE_BLOOM
+    ],
+)
+def test_feefilter_without_tx_relay_is_not_kept(conn_type: ConnectionType, relay: bool) -> None:
+    from peerkeeper.wire.messages import FeeFilter
+
+    peer = make_peer(conn_type)
+    peer.on_message(their_version(relay=relay), T0)
+    peer.on_message(Verack(), T0)
+    assert not peer.tx_relay
+    peer.on_message(FeeFilter(1_000), T0)
+    assert peer.fee_filter_received == 0
+
+
+def test_feefilter_decodes_core_bytes() -> None:
+    from peerkeeper.wire.messages import FeeFilter, decode_message
+
+    # Core: CAmount (int64) little-endian; 1000 sat/kvB.
+    assert decode_message("feefilter", bytes.fromhex("e803000000000000")) == FeeFilter(1000)
+    assert decode_message("feefilter", b"\xff" * 8) == FeeFilter(-1)
+
+
+def test_time_offsets_median_like_core() -> None:
+    from peerkeeper.bitcoin.peer import TimeOffsets
+
+    offsets = TimeOffsets()
+    for value in (10, -3, 7, 100):
+        offsets.add(value)
+    assert offsets.median() == 0  # fewer than 5 samples
+    offsets.add(-50)
+    assert offsets.median() == 7  # sorted -50, -3, 7, 10, 100
+    offsets.add(8)
+    assert offsets.median() == 8  # even count: sorted[n // 2], the upper middle
+    many = TimeOffsets(list(range(1000, 1100)))
+    assert len(many) == TimeOffsets.MAX_SIZE == 50  # the oldest 50 were dropped
+    assert many.median() == 1075
+
+
+def test_outbound_time_offsets_ignore_inbound_and_peers_without_version() -> None:
+    from peerkeeper.bitcoin.peer import outbound_time_offsets
+
+    peers = []
+    for i, offset in enumerate((-20, 30, 5, 600, -7, 12)):
+        peer = make_peer(ConnectionType.OUTBOUND_FULL_RELAY)
+        peer.on_message(their_version(timestamp=int(T0) + offset), T0 + i * 0.1)
+        peers.append(peer)
+    inbound = make_peer(ConnectionType.INBOUND)
+    inbound.on_message(their_version(timestamp=int(T0) + 10_000), T0)
+    waiting = make_peer(ConnectionType.MANUAL)  # no version yet
+    assert inbound.their.time_offset == 10_000
+    samples = outbound_time_offsets([inbound, *peers, waiting])
+    assert len(samples) == 6
+    assert samples.median() == 12  # sorted -20, -7, 5, 12, 30, 600
+    assert outbound_time_offsets(peers[:4]).median() == 0  # four samples: Core says 0

@@ -33,7 +33,7 @@ from peerkeeper.net.chains import CHAINS
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Service
 from peerkeeper.wire.messages import AddrEntry, Ping, ServiceFlags
-from peerkeeper.wire.v1 import V1Transport
+from peerkeeper.wire.v1 import V1Transport, frame_v1
 
 REGTEST = CHAINS["regtest"]
 T0 = 1_700_000_000.0
@@ -372,8 +372,7 @@ def test_full_send_buffer_pauses_processing_until_writable() -> None:
     net.run_while(lambda: handshaken(b) == 0, 10)
     (b_conn,) = [c for (i, c) in net.links if i == 1]
     b.poll_actions()
-    t = V1Transport(REGTEST.magic)
-    pings = b"".join(t.send_raw("ping", Ping(k + 1).encode()) for k in range(200))
+    pings = b"".join(frame_v1(REGTEST.magic, "ping", Ping(k + 1).encode()) for k in range(200))
     b.writable(b_conn, net.now)  # the handshake's bytes were written out
     b.received(b_conn, pings, net.now)
     actions = b.poll_actions()
@@ -405,7 +404,7 @@ def test_closed_peer_is_freed_without_the_cyclic_gc() -> None:
             peer = b.peers[k - 1]
             assert peer.proto is not None
             # A v1 header announcing a 4,000,000-byte ping, most of it sent.
-            header = V1Transport(REGTEST.magic).send_raw("ping", b"\0" * 8)[:16]
+            header = frame_v1(REGTEST.magic, "ping", b"")[:16]
             b.received(k, header + (4_000_000).to_bytes(4, "little") + b"\0" * 4, net.now)
             b.received(k, b"\0" * 3_900_000, net.now)
             refs.append(weakref.ref(peer))
@@ -436,3 +435,17 @@ def test_flapping_manual_peer_backs_off() -> None:
     for wait, delay in zip(waits, [1.0, 1.2, 1.44], strict=True):
         assert delay <= wait < delay + 0.5 + 1e-9, waits
     assert not a.backoff.ready(str(svc(1)), drops[-1] + 1.0)
+
+
+def test_time_offsets_sampled_from_outbound_versions_and_kept_after_disconnect() -> None:
+    """Core ``m_outbound_time_offsets``: one sample per outbound version, never inbound,
+    kept when the peer leaves; the median needs 5 samples."""
+    net = MemNet()
+    a = net.add(0, addnode=[str(svc(k)) for k in range(1, 6)], v2transport=False)
+    others = [net.add(k, v2transport=False) for k in range(1, 6)]
+    net.start(*range(6))
+    net.run_while(lambda: handshaken(a) < 5, 20)
+    assert len(a.time_offsets) == 5 and a.time_offsets.median() == 0
+    assert all(len(o.time_offsets) == 0 for o in others)  # inbound peers give none
+    a.set_network_active(False, net.now)
+    assert not a.peers and len(a.time_offsets) == 5

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from support import Blob, Ping, Sink, Text, registry
 
 from peerkeeper.dispatch.dispatcher import (
+    INITIAL_CREDIT,
     MAX_CREDIT,
     MAX_ENVELOPE,
     Conversation,
@@ -25,7 +26,7 @@ from peerkeeper.dispatch.dispatcher import (
     RemoteError,
 )
 from peerkeeper.dispatch.tokenbucket import TokenBucket
-from peerkeeper.wire.codec import ser_compact_size
+from peerkeeper.wire.codec import Reader, ser_compact_size
 
 
 class Net:
@@ -564,6 +565,63 @@ def test_receive_never_raises_when_our_queue_is_full() -> None:
             0.0,
         )
     assert sinks[0].bytes == 80_000
+
+
+def _fill_queue(d: Dispatcher, peer: str) -> None:
+    """Queue blobs to ``peer`` until fewer than 16 bytes are left in its queue."""
+    from peerkeeper.dispatch.dispatcher import MAX_PEER_QUEUE
+
+    with pytest.raises(DispatchError):
+        while True:
+            d.send(peer, Blob(b"f" * 1_000_000))
+    while (left := MAX_PEER_QUEUE - d.queued_bytes(peer)) >= 16:
+        d.send(peer, Blob(b"f" * (left - 16)))
+
+
+def _drain(d: Dispatcher, now: float = 0.0) -> list[Envelope]:
+    """Poll ``d`` until nothing more comes; the envelopes written, in order."""
+    out: list[Envelope] = []
+    while True:
+        batch = d.poll(now)
+        if not batch:
+            return out
+        out.extend(Envelope.decode(data) for _peer, data in batch)
+
+
+def test_a_credit_grant_refused_by_a_full_queue_is_sent_once_there_is_room() -> None:
+    """The sender used its whole window while our queue was full: no more data will
+    come, so the grant must be retried when the queue drains (else a permanent stall)."""
+    d = Dispatcher(registry(), now=0.0)
+    sinks: list[Sink] = []
+    d.on("text", lambda inc: sinks.append(inc.start(Sink())))  # type: ignore[func-returns-value]
+    d.receive("p", Envelope(1, "text", b"go").encode(), 0.0)
+    _drain(d)
+    _fill_queue(d, "p")
+    for i in range(4):  # 4 x 16,384 = the sender's whole initial window
+        env = Envelope(10 + i, "blob", b"z" * 16_384, in_regards_to=1, regards_sender=True)
+        d.receive("p", env.encode(), 0.0)
+    assert sinks[0].bytes == INITIAL_CREDIT and sinks[0].recv_allowed == 0
+    sent = _drain(d)
+    grants = [e for e in sent if e.type == "_credit"]
+    assert [Reader(e.payload).compact_size(2**64) for e in grants] == [INITIAL_CREDIT]
+    assert grants[0].in_regards_to == 1 and not grants[0].regards_sender
+    assert sinks[0].recv_allowed == INITIAL_CREDIT
+
+
+def test_a_conversation_message_refused_by_a_full_queue_is_sent_once_there_is_room() -> None:
+    """A message with credit but no room in the peer's queue waits in the outbox and
+    leaves when the queue drains, without another send or grant to push it."""
+    d = Dispatcher(registry(), now=0.0)
+    conv = Client()
+    d.start_conversation("p", conv, Text("hello"))
+    _fill_queue(d, "p")
+    conv.send(Text("waiting for room"))
+    assert conv.waiting_bytes == len(b"waiting for room")
+    sent = _drain(d)
+    assert conv.waiting_bytes == 0
+    texts = [e for e in sent if e.type == "text"]
+    assert [e.payload for e in texts] == [b"hello", b"waiting for room"]
+    assert texts[1].in_regards_to == conv.conv_id and texts[1].regards_sender
 
 
 def test_a_reused_conversation_id_is_refused() -> None:

@@ -144,6 +144,9 @@ def test_sigkill_at_any_moment_loses_nothing_committed(tmp_path: Path) -> None:
             env=env,
         )
         assert child.stdout is not None
+        # The store must be open before any kill: else a kill during Store.open() would
+        # test nothing about committed dumps.
+        assert child.stdout.readline() == "open\n", "the child died before opening its store"
         # Wait for a random number of committed dumps (0-6), then a random extra delay, then kill.
         want = rng.randrange(0, 7)
         committed = 0

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from peerkeeper.wire.bip324_cipher import BIP324Cipher
 from peerkeeper.wire.ellswift import generate_key
 from peerkeeper.wire.messages import Ping
-from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
+from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport, frame_v1
 from peerkeeper.wire.v2 import MAX_CONTENTS_LEN, MAX_GARBAGE_LEN, V2_MESSAGE_IDS, V2Transport
 
 MAGIC = bytes.fromhex("fabfb5da")  # regtest
@@ -102,18 +102,19 @@ def test_messages_both_ways(size: int) -> None:
     payload = random.Random(size).randbytes(size)
     for sender, receiver in ((a, b), (b, a)):
         for command in ("block", "version", "feature", "addrv2", "tx"):
-            assert sender.send_raw(command, payload) == b""  # bytes go to data_to_send()
+            short = command in V2_MESSAGE_IDS
+            wire_size = size + (1 if short else 13) + EXP
+            assert sender.send(command, payload) == wire_size  # bytes go to data_to_send()
             pump(a, b)
             (msg,) = drain(receiver)
             assert (msg.command, msg.payload, msg.rejected) == (command, payload, None)
-            short = command in V2_MESSAGE_IDS
-            assert msg.wire_size == size + (1 if short else 13) + EXP
+            assert msg.wire_size == wire_size
 
 
 def test_queued_before_handshake_flushed_after_version_packet() -> None:
     a, b = pair()
-    a.send(Ping(5))  # initiator: nothing received yet
-    b.send_raw("version", b"v")  # responder: still detecting
+    a.send_message(Ping(5))  # initiator: nothing received yet
+    b.send("version", b"v")  # responder: still detecting
     assert b.data_to_send() == b""  # MAYBE_V1: a responder sends nothing first
     key_and_garbage = a.data_to_send()
     assert key_and_garbage[:64] == a.our_ellswift
@@ -133,12 +134,12 @@ def test_rekey_500_messages_each_way() -> None:
     sent_ba = [rng.randbytes(rng.randrange(0, 300)) for _ in range(500)]
     # One direction in one burst, the other message by message: both cross 2 rekeys.
     for p in sent_ab:
-        a.send_raw("inv", p)
+        a.send("inv", p)
     pump(a, b)
     got_ab = [m.payload for m in drain(b)]
     got_ba = []
     for p in sent_ba:
-        b.send_raw("getdata", p)
+        b.send("getdata", p)
         pump(a, b)
         got_ba += [m.payload for m in drain(a)]
     assert got_ab == sent_ab and got_ba == sent_ba
@@ -149,8 +150,8 @@ def _reference_stream(
 ) -> tuple[bytes, list[tuple[str, bytes]], bytes, list[tuple[str, bytes]]]:
     """A short conversation: what each side sent, and what the other got."""
     a, b = pair(seed, garbage=b"\x01\x02\x03")
-    a.send_raw("version", b"A" * 5)
-    b.send_raw("version", b"B" * 7)
+    a.send("version", b"A" * 5)
+    b.send("version", b"B" * 7)
     a_out, b_out = bytearray(), bytearray()
     got_a: list[tuple[str, bytes]] = []
     got_b: list[tuple[str, bytes]] = []
@@ -168,12 +169,12 @@ def _reference_stream(
             got_a.extend((m.command, m.payload) for m in drain(a))
 
     step()
-    a.send_raw("verack", b"")
-    b.send_raw("verack", b"")
-    a.send_raw("ping", b"12345678")
+    a.send("verack", b"")
+    b.send("verack", b"")
+    a.send("ping", b"12345678")
     step()
-    b.send_raw("pong", b"12345678")
-    b.send_raw("addrv2", b"\x00")
+    b.send("pong", b"12345678")
+    b.send("addrv2", b"\x00")
     step()
     return bytes(a_out), got_b, bytes(b_out), got_a
 
@@ -184,7 +185,7 @@ def test_stream_split_at_every_offset() -> None:
     # Responder side: the initiator's stream cut at every offset.
     for k in range(len(a_out) + 1):
         b = make(False, 11 + 1000, garbage=b"\x01\x02\x03")
-        b.send_raw("version", b"B" * 7)
+        b.send("version", b"B" * 7)
         got = []
         for piece in (a_out[:k], a_out[k:]):
             b.receive_data(piece)
@@ -193,7 +194,7 @@ def test_stream_split_at_every_offset() -> None:
     # Initiator side: the responder's stream cut at every offset.
     for k in range(len(b_out) + 1):
         a = make(True, 11, garbage=b"\x01\x02\x03")
-        a.send_raw("version", b"A" * 5)
+        a.send("version", b"A" * 5)
         got = []
         for piece in (b_out[:k], b_out[k:]):
             a.receive_data(piece)
@@ -206,7 +207,7 @@ def test_stream_byte_by_byte_and_random_chunks() -> None:
     rng = random.Random(12)
     for chunking in ("bytes", "random", "random"):
         b = make(False, 12 + 1000, garbage=b"\x01\x02\x03")
-        b.send_raw("version", b"B" * 7)
+        b.send("version", b"B" * 7)
         got, i = [], 0
         while i < len(a_out):
             n = 1 if chunking == "bytes" else rng.randrange(1, 40)
@@ -218,7 +219,7 @@ def test_stream_byte_by_byte_and_random_chunks() -> None:
 
 def test_garbage_of_max_length_accepted() -> None:
     a, b = pair(5, garbage=bytes(MAX_GARBAGE_LEN))
-    a.send_raw("ping", b"x" * 8)
+    a.send("ping", b"x" * 8)
     pump(a, b)
     assert [m.command for m in drain(b)] == ["ping"]
     with pytest.raises(ValueError):
@@ -296,25 +297,24 @@ def test_long_message_types(contents: bytes, command: str, rejected: str | None)
     assert msg.wire_size == len(contents) + EXP
 
 
-def test_send_raw_validates_command() -> None:
+def test_send_validates_command() -> None:
     a, _ = pair()
     with pytest.raises(ValueError):
-        a.send_raw("thirteen-char", b"")
+        a.send("thirteen-char", b"")
     with pytest.raises(ValueError):
-        a.send_raw("pïng", b"")
+        a.send("pïng", b"")
     with pytest.raises(ValueError):
-        a.send_raw("block", bytes(4_000_001))
+        a.send("block", bytes(4_000_001))
 
 
 # -- v1 detection and fallback ----------------------------------------------------------
 
 
 def test_v1_fallback_yields_messages() -> None:
-    v1 = V1Transport(MAGIC)
-    stream = v1.send_raw("version", b"hello") + v1.send_raw("verack", b"")
+    stream = frame_v1(MAGIC, "version", b"hello") + frame_v1(MAGIC, "verack", b"")
     for chunk_size in (1, 7, len(stream)):
         r = make(False, 4)
-        r.send_raw("version", b"mine")  # queued while detecting, then v1-framed
+        r.send("version", b"mine")  # queued while detecting, then v1-framed
         sent = b""
         for i in range(0, len(stream), chunk_size):
             r.receive_data(stream[i : i + chunk_size])
@@ -325,7 +325,7 @@ def test_v1_fallback_yields_messages() -> None:
         assert [(m.command, m.payload) for m in got] == [("version", b"hello"), ("verack", b"")]
         assert r.transport_type == "v1" and r.session_id is None
         assert not r.should_reconnect_v1()
-        r.send(Ping(9))
+        r.send_message(Ping(9))
         peer = V1Transport(MAGIC)
         peer.receive_data(sent + r.data_to_send())
         assert [(m.command, m.payload) for m in drain_v1(peer)] == [
@@ -349,9 +349,8 @@ def test_v1_prefix_partial_then_wait() -> None:
 
 
 def test_v1_version_with_wrong_magic_is_an_error() -> None:
-    v1 = V1Transport(OTHER_MAGIC)
     r = make(False, 4)
-    r.receive_data(v1.send_raw("version", b"hello"))
+    r.receive_data(frame_v1(OTHER_MAGIC, "version", b"hello"))
     with pytest.raises(TransportError, match="wrong MessageStart f9beb4d9"):
         r.next_message()
     with pytest.raises(TransportError):
@@ -360,7 +359,7 @@ def test_v1_version_with_wrong_magic_is_an_error() -> None:
 
 def test_initiator_never_falls_back() -> None:
     a = make(True, 4)
-    a.receive_data(V1Transport(MAGIC).send_raw("version", b"x" * 100))
+    a.receive_data(frame_v1(MAGIC, "version", b"x" * 100))
     assert a.transport_type == "detecting"
     assert a.next_message() is None  # the bytes are taken as a key and garbage
 
@@ -438,7 +437,7 @@ def test_max_size_packet_accepted() -> None:
 
 def test_flipped_tag_is_fatal() -> None:
     a, b = handshake(6)
-    a.send_raw("ping", b"12345678")
+    a.send("ping", b"12345678")
     data = bytearray(a.data_to_send())
     data[-1] ^= 0x01
     b.receive_data(bytes(data))
@@ -452,8 +451,8 @@ def test_flipped_tag_is_fatal() -> None:
 def test_flipped_ciphertext_bit_is_fatal() -> None:
     for pos in (0, 3, 10):  # in the length, the header byte, the contents
         a, b = handshake(7)
-        a.send_raw("ping", b"12345678")
-        a.send_raw("ping", b"87654321")
+        a.send("ping", b"12345678")
+        a.send("ping", b"87654321")
         data = bytearray(a.data_to_send())
         data[pos] ^= 0x10
         b.receive_data(bytes(data))
@@ -493,7 +492,7 @@ def test_constructor_arguments() -> None:
     # os.urandom-backed randomness, the production source.
     a = V2Transport(MAGIC, initiating=True, rng=os.urandom)
     b = V2Transport(MAGIC, initiating=False, rng=os.urandom)
-    a.send_raw("tx", b"t")
+    a.send("tx", b"t")
     pump(a, b)
     assert [m.command for m in drain(b)] == ["tx"]
 
@@ -537,3 +536,67 @@ def test_rejected_long_type_keeps_contents_after_first_byte() -> None:
     r.receive_data(m.packet(b"\x00" + b"bad\x01".ljust(12, b"\x00") + b"pl"))
     (msg,) = drain(r)
     assert msg.rejected == "command" and msg.payload == b"bad\x01".ljust(12, b"\x00") + b"pl"
+
+
+# -- one Transport interface (Core's net.h Transport) ------------------------------------
+
+
+def test_v2_responder_with_a_v1_peer_is_used_like_any_transport() -> None:
+    """No caller swaps objects: after the fallback the v2 object delegates to its v1."""
+    from peerkeeper.wire.transport import Transport
+
+    t: Transport = make(False, 4)
+    t.receive_data(frame_v1(MAGIC, "version", b"hello"))
+    assert t.transport_type == "v1" and t.session_id is None
+    (msg,) = list(iter(t.next_message, None))
+    assert (msg.command, msg.payload, msg.wire_size) == ("version", b"hello", 24 + 5)
+    assert t.send("verack", b"") == 24
+    assert t.send_message(Ping(9)) == 24 + 8
+    assert t.data_to_send() == frame_v1(MAGIC, "verack", b"") + frame_v1(
+        MAGIC, "ping", Ping(9).encode()
+    )
+    assert t.data_to_send() == b""
+    t.receive_data(frame_v1(MAGIC, "tx", b"t") + frame_v1(MAGIC, "pong", b"12"))
+    assert t.buffered == 2 * 24 + 3 and t.partial_bytes() == 24
+    assert [m.command for m in iter(t.next_message, None)] == ["tx", "pong"]
+    assert not t.should_reconnect_v1()
+
+
+def test_v1_and_v2_send_return_the_wire_size_and_queue_the_bytes() -> None:
+    from peerkeeper.wire.transport import Transport
+
+    v1: Transport = V1Transport(MAGIC)
+    assert v1.send("block", b"b" * 10) == 34
+    assert v1.send("ping", b"p" * 8) == 32
+    assert v1.data_to_send() == frame_v1(MAGIC, "block", b"b" * 10) + frame_v1(
+        MAGIC, "ping", b"p" * 8
+    )
+    assert v1.data_to_send() == b""
+    a, b = handshake()
+    pair_: tuple[Transport, Transport] = (a, b)
+    sizes = [pair_[0].send(c, b"x" * 7) for c in ("ping", "sendaddrv2", "feature")]
+    assert sizes == [EXP + 1 + 7, EXP + 13 + 7, EXP + 1 + 7]
+    pump(a, b)
+    assert [(m.command, m.wire_size) for m in drain(b)] == list(
+        zip(("ping", "sendaddrv2", "feature"), sizes, strict=True)
+    )
+
+
+def test_deprecated_wrappers_still_work() -> None:
+    v1 = V1Transport(MAGIC)
+    assert v1.send_raw("ping", b"p" * 8) == frame_v1(MAGIC, "ping", b"p" * 8)
+    assert v1.data_to_send() == b""  # send_raw returns its bytes, queues nothing
+    a, b = handshake()
+    assert a.send_raw("ping", b"p" * 8) == b""
+    assert a.packet_size("ping", 8) == EXP + 1 + 8
+    pump(a, b)
+    assert [m.command for m in drain(b)] == ["ping"]
+    r = make(False, 4)
+    r.receive_data(frame_v1(MAGIC, "version", b"hello"))
+    assert r.detected_v1() is not None
+
+
+def test_every_short_id_is_a_core_message_type() -> None:
+    from peerkeeper.wire.messages import ALL_NET_MESSAGE_TYPES
+
+    assert {name for name in V2_MESSAGE_IDS if name} <= set(ALL_NET_MESSAGE_TYPES)

@@ -80,7 +80,12 @@ from peerkeeper.bitcoin.outbound import (
     OutboundPolicy,
     select_extra_outbound_to_evict,
 )
-from peerkeeper.bitcoin.peer import BitcoinPeer, PeerConfig, has_all_desirable_service_flags
+from peerkeeper.bitcoin.peer import (
+    BitcoinPeer,
+    PeerConfig,
+    TimeOffsets,
+    has_all_desirable_service_flags,
+)
 from peerkeeper.bitcoin.seeds import (
     ADD_NEXT_SEEDNODE,
     SEED_OUTBOUND_CONNECTION_THRESHOLD,
@@ -101,7 +106,8 @@ from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.net.netpermissions import NetPermissionFlags, Permissions, has_flag
 from peerkeeper.wire.codec import DecodeError
 from peerkeeper.wire.messages import (
-    MESSAGE_TYPES,
+    ALL_NET_MESSAGE_TYPES,
+    NET_MESSAGE_TYPE_OTHER,
     Addr,
     AddrEntry,
     AddrV2,
@@ -110,6 +116,7 @@ from peerkeeper.wire.messages import (
     ServiceFlags,
     decode_message,
 )
+from peerkeeper.wire.transport import Transport
 from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
 from peerkeeper.wire.v2 import V2Transport
 
@@ -120,7 +127,6 @@ __all__ = [
     "ADDR_FETCH_TIMEOUT",
     "OPEN_CONNECTIONS_INTERVAL",
     "ADDED_CONNECTIONS_INTERVAL",
-    "NET_MESSAGE_TYPE_OTHER",
     "ConnManOptions",
     "PeerConn",
     "Dial",
@@ -146,8 +152,9 @@ OPEN_CONNECTIONS_INTERVAL = 0.5
 #: (Core waits 2 s after a try, 60 s when all are connected; peerkeeper re-checks every
 #: 0.5 s and at once when a manual peer leaves or is added).
 ADDED_CONNECTIONS_INTERVAL = 0.5
-#: Core's bucket for message types it does not know (src/net.h ``NET_MESSAGE_TYPE_OTHER``).
-NET_MESSAGE_TYPE_OTHER = "*other*"
+#: The types counted under their own names (src/net.cpp ``mapRecvBytesPerMsgType``);
+#: any other under ``NET_MESSAGE_TYPE_OTHER``.
+_COUNTED_TYPES = frozenset(ALL_NET_MESSAGE_TYPES)
 #: getaddr replies are cached per network and local address for 21 h + U(0, 6 h)
 #: (src/net.cpp ``CConnman::GetAddresses``).
 ADDR_CACHE_LIFETIME = 21 * 3600.0
@@ -338,7 +345,7 @@ class PeerConn:
     addr_bind: Service | None
     addr_name: str
     conn_type: ConnectionType
-    transport: V1Transport | V2Transport
+    transport: Transport
     proto: BitcoinPeer
     connected_at: float
     bytes_sent: int = 0
@@ -466,6 +473,9 @@ class ConnManCore:
         self.total_bytes_recv = 0
         #: ``-maxuploadtarget`` accounting (Core ``RecordBytesSent`` / ``OutboundTargetReached``).
         self.upload_target = UploadTarget(options.max_upload_target)
+        #: The clock offsets of the last 50 outbound peers' versions, disconnected ones
+        #: included (Core ``PeerManagerImpl::m_outbound_time_offsets``).
+        self.time_offsets = TimeOffsets()
         self.added_nodes: list[str] = list(options.addnode)
         self.backoff = Backoff()
         self.pending_manual: set[str] = set()  # manual targets being dialled or resolved
@@ -1120,7 +1130,7 @@ class ConnManCore:
         permissions: NetPermissionFlags = NetPermissionFlags.NONE,
     ) -> PeerConn:
         magic = self.options.chain.magic
-        transport: V1Transport | V2Transport
+        transport: Transport
         if v2:
             transport = V2Transport(
                 magic, initiating=not conn_type.is_inbound, rng=self._transport_rng
@@ -1353,7 +1363,7 @@ class ConnManCore:
             self._actions.append(PauseRead(peer.conn_id, send))
 
     def _handle_raw(self, peer: PeerConn, raw: RawMessage, now: float) -> None:
-        if raw.rejected is not None or raw.command not in MESSAGE_TYPES:
+        if raw.rejected is not None or raw.command not in _COUNTED_TYPES:
             key = NET_MESSAGE_TYPE_OTHER
         else:
             key = raw.command
@@ -1439,6 +1449,9 @@ class ConnManCore:
                 # Core's VERSION handler: SetServices for outbound peers, and Good once
                 # the version is accepted (feelers included, block-relay-only too).
                 self.addrman.set_services(peer.addr, action.services)
+                if action.accepted and not peer.inbound:
+                    # Core's VERSION handler: every outbound peer gives a sample.
+                    self.time_offsets.add(peer.proto.their.time_offset)
                 if action.accepted:
                     self.addrman.good(peer.addr, now=now)
                     if peer.conn_type is not ConnectionType.MANUAL:
@@ -1532,17 +1545,9 @@ class ConnManCore:
 
     def _send(self, peer: PeerConn, msg: Message, now: float) -> None:
         """Frame one message; count its own frame size under its type (Core's per-msg maps)."""
-        transport = peer.transport
-        payload = msg.encode()
-        data = transport.send_raw(msg.command, payload)
-        if isinstance(transport, V2Transport):
-            size = transport.packet_size(msg.command, len(payload))
-        else:
-            size = len(data)
-        key = msg.command if msg.command in MESSAGE_TYPES else NET_MESSAGE_TYPE_OTHER
+        size = peer.transport.send(msg.command, msg.encode())
+        key = msg.command if msg.command in _COUNTED_TYPES else NET_MESSAGE_TYPE_OTHER
         peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + size
-        if data:
-            self._emit(peer, data, now)
         self._flush(peer, now)
 
     def _emit(self, peer: PeerConn, data: bytes, now: float) -> None:
@@ -1555,19 +1560,10 @@ class ConnManCore:
         peer.proto.last_send = now
 
     def _flush(self, peer: PeerConn, now: float) -> None:
-        """Send what the transport produced by itself (BIP324 key, garbage, queued packets).
-
-        A BIP324 responder whose peer turned out to be v1 is swapped for its inner
-        v1 transport here, once it has nothing pending.
-        """
-        transport = peer.transport
-        data = transport.data_to_send()
+        """Hand the driver what the transport has ready (messages, BIP324 key, garbage)."""
+        data = peer.transport.data_to_send()
         if data:
             self._emit(peer, data, now)
-        if isinstance(transport, V2Transport):
-            inner = transport.detected_v1()
-            if inner is not None:
-                peer.transport = inner
 
     def send_message(self, peer_id: int, msg: Message, now: float) -> None:
         """Push ``msg`` to ``peer_id`` (Core ``PushMessage``); raises KeyError for an

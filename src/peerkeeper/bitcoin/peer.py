@@ -40,7 +40,7 @@ Behaviour follows Bitcoin Core ``src/net_processing.cpp`` (``ProcessMessage``,
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,6 +71,7 @@ from peerkeeper.wire.messages import (
     Addr,
     AddrEntry,
     AddrV2,
+    FeeFilter,
     GetAddr,
     Inv,
     Message,
@@ -92,7 +93,12 @@ __all__ = [
     "PeerConfig",
     "AddrSource",
     "BitcoinPeer",
+    "COIN",
+    "MAX_MONEY",
+    "TimeOffsets",
     "has_all_desirable_service_flags",
+    "money_range",
+    "outbound_time_offsets",
 ]
 
 #: Seconds between automatic pings (src/net_processing.cpp ``PING_INTERVAL``).
@@ -107,6 +113,10 @@ MAX_PCT_ADDR_TO_SEND = 23
 MAX_ADDR_RATE_PER_SECOND = 0.1
 #: Addr token bucket soft cap (src/net_processing.cpp ``MAX_ADDR_PROCESSING_TOKEN_BUCKET``).
 MAX_ADDR_PROCESSING_TOKEN_BUCKET = float(MAX_ADDR_TO_SEND)
+#: Satoshis in one bitcoin (src/consensus/amount.h ``COIN``).
+COIN = 100_000_000
+#: No amount is larger than this, in satoshis (src/consensus/amount.h ``MAX_MONEY``).
+MAX_MONEY = 21_000_000 * COIN
 #: BIP339 / BIP155 negotiation needs at least this common version (src/node/protocol_version.h).
 WTXID_RELAY_VERSION = 70016
 #: Pings carry a nonce above this version (BIP31, src/node/protocol_version.h).
@@ -130,6 +140,66 @@ _DESIRABLE_LIMITED = int(ServiceFlags.NODE_NETWORK_LIMITED | ServiceFlags.NODE_W
 _GEN_TX_INV_TYPES = frozenset({1, 5, 0x40000001})
 #: Connections whose transaction announcements Core rejects (``RejectIncomingTxs``).
 _REJECT_TX_CONNS = frozenset({ConnectionType.BLOCK_RELAY, ConnectionType.FEELER})
+
+
+def money_range(value: int) -> bool:
+    """Core ``MoneyRange`` (src/consensus/amount.h): ``0 <= value <= MAX_MONEY`` (satoshis)."""
+    return 0 <= value <= MAX_MONEY
+
+
+class TimeOffsets:
+    """Core ``TimeOffsets`` (src/node/timeoffsets.h / .cpp): the clock offsets (seconds,
+    peer's version ``nTime`` minus our time) of the last :attr:`MAX_SIZE` outbound peers.
+
+    :meth:`add` takes one sample (the oldest is forgotten beyond ``MAX_SIZE``);
+    :meth:`median` is 0 with fewer than 5 samples, else the upper median
+    (``sorted[n // 2]``, Core's "approximate median"). Never raises.
+    """
+
+    #: Samples kept (Core ``TimeOffsets::MAX_SIZE``).
+    MAX_SIZE = 50
+    #: Samples needed before the median is used (Core ``Median``: fewer gives 0 s).
+    MIN_SAMPLES = 5
+
+    __slots__ = ("_offsets",)
+
+    def __init__(self, offsets: list[int] | None = None) -> None:
+        self._offsets: list[int] = []
+        for offset in offsets or ():
+            self.add(offset)
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def add(self, offset: int) -> None:
+        """Record one outbound peer's offset in seconds (Core ``TimeOffsets::Add``)."""
+        if len(self._offsets) >= self.MAX_SIZE:
+            del self._offsets[0]
+        self._offsets.append(offset)
+
+    def median(self) -> int:
+        """The median offset in seconds, 0 below 5 samples (Core ``TimeOffsets::Median``)."""
+        if len(self._offsets) < self.MIN_SAMPLES:
+            return 0
+        ordered = sorted(self._offsets)
+        return ordered[len(ordered) // 2]
+
+
+def outbound_time_offsets(peers: Iterable[BitcoinPeer]) -> TimeOffsets:
+    """Core's ``PeerManagerImpl::m_outbound_time_offsets`` rebuilt from live peers.
+
+    Every non-inbound peer whose version was accepted gives its offset (seconds), in
+    the order the versions arrived, the last :attr:`TimeOffsets.MAX_SIZE` kept; the
+    ``median()`` of the result is getnetworkinfo's ``timeoffset`` (src/rpc/net.cpp,
+    ``PeerManager::GetTimeOffset``). Deviation: Core keeps the samples of peers that
+    have since disconnected (feelers among them); only connected peers count here.
+    """
+    samples = sorted(
+        (p.version_received_at, i, p.their.time_offset)
+        for i, p in enumerate(peers)
+        if p.version_received_at is not None and not p.conn_type.is_inbound
+    )
+    return TimeOffsets([offset for _, _, offset in samples])
 
 
 def has_all_desirable_service_flags(services: int) -> bool:
@@ -270,6 +340,13 @@ class BitcoinPeer:
         self.version_sent = False
         self.their = _Their()
         self.version_received = False
+        #: When the accepted version arrived (seconds), or None: orders time samples.
+        self.version_received_at: float | None = None
+        #: Core ``Peer::GetTxRelay() != nullptr``: set from the version message.
+        self.tx_relay = False
+        #: Core ``TxRelay::m_fee_filter_received``: the peer's last valid ``feefilter``,
+        #: satoshis per kvB (0 until one arrives, or without tx relay).
+        self.fee_filter_received = 0
         self.successfully_connected = False
         self.common_version = config.protocol_version
         self.wants_addrv2 = False
@@ -493,6 +570,11 @@ class BitcoinPeer:
             return self._on_addr(msg, now)
         if isinstance(msg, GetAddr):
             return self._on_getaddr(now)
+        if isinstance(msg, FeeFilter):
+            # Core's FEEFILTER handler: kept only when in MoneyRange, and only with tx relay.
+            if money_range(msg.feerate) and self.tx_relay:
+                self.fee_filter_received = msg.feerate
+            return []
         if type(msg) is Inv and self.conn_type in _REJECT_TX_CONNS:
             # Core RejectIncomingTxs: block-relay-only and feeler peers never announce txs.
             for inv_type, inv_hash in msg.items:
@@ -535,6 +617,12 @@ class BitcoinPeer:
         their.relay = msg.relay
         their.time_offset = max(msg.timestamp, 0) - int(now)
         their.addr_me = msg.addr_recv
+        self.version_received_at = now
+        # Core: a TxRelay only for tx-relaying connection types whose peer asked for txs
+        # (or may turn relay on later with a filter, when we offer NODE_BLOOM).
+        self.tx_relay = self.conn_type not in _REJECT_TX_CONNS and (
+            msg.relay or bool(self.config.services & ServiceFlags.NODE_BLOOM)
+        )
         if self.common_version >= WTXID_RELAY_VERSION:
             actions.append(Send(WtxidRelay()))
         if self.common_version >= 70016:

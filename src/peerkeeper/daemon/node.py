@@ -26,7 +26,7 @@ from peerkeeper import __version__
 from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
 from peerkeeper.bitcoin.banman import BanlistError, BanMan
 from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
-from peerkeeper.bitcoin.peer import PeerConfig
+from peerkeeper.bitcoin.peer import COIN, PeerConfig
 from peerkeeper.bitcoin.seeds import DNS_SEEDS
 from peerkeeper.bitcoin.uploadtarget import parse_upload_target
 from peerkeeper.daemon.config import Config, ConfigError
@@ -464,7 +464,7 @@ class Node:
                 "addr_processed": proto.addr_processed,
                 "addr_rate_limited": proto.addr_rate_limited,
                 "permissions": to_strings(peer.permissions),
-                "minfeefilter": 0.0,
+                "minfeefilter": proto.fee_filter_received / COIN,
                 "bytessent_per_msg": dict(sorted(peer.sent_per_msg.items())),
                 "bytesrecv_per_msg": dict(sorted(peer.recv_per_msg.items())),
                 "connection_type": peer.conn_type.value,
@@ -491,7 +491,7 @@ class Node:
             "localservices": f"{services:016x}",
             "localservicesnames": services_names(services),
             "localrelay": False,
-            "timeoffset": 0,
+            "timeoffset": self.connman.core.time_offsets.median(),
             "networkactive": self.connman.network_active,
             "connections": len(self.connman.peers),
             "connections_in": n_in,

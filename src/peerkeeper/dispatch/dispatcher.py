@@ -36,7 +36,9 @@ receiver grants more (``_credit``, "I can receive m more"); the receiver grants 
 consumed once that reaches half the window (HTTP/2's ``WINDOW_UPDATE`` rhythm). A
 message without credit waits in its conversation's outbox (bounded), not in the
 connection. Credit above :data:`MAX_CREDIT` is a protocol error (HTTP/2
-``FLOW_CONTROL_ERROR``), as is receiving more than was granted.
+``FLOW_CONTROL_ERROR``), as is receiving more than was granted. A grant or an outbox
+message that the peer's full send queue refuses is retried each time :meth:`Dispatcher.poll`
+takes bytes from that queue, never dropped.
 
 Sending: each peer has a queue of replies (sent first) and a round-robin over its
 streams (each conversation, and one for new requests), so a bulk transfer delays a ping
@@ -454,6 +456,9 @@ class _PeerQueue:
     replies: deque[bytes] = field(default_factory=deque)
     streams: OrderedDict[Hashable, deque[bytes]] = field(default_factory=OrderedDict)
     queued: int = 0
+    #: Conversations whose credit grant or outbox head the full queue refused, retried
+    #: (in order) each time :meth:`Dispatcher.poll` takes bytes from this queue.
+    blocked: dict[tuple[Peer, bool, int], Conversation] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -654,7 +659,10 @@ class Dispatcher:
             try:
                 self._send_raw(conv.peer, type_name, payload, in_reply_to, conv)
             except DispatchError:
-                return  # the peer's queue is full: the message waits in the outbox
+                # The peer's queue is full: the message waits in the outbox and is
+                # retried when poll() makes room (nothing else may ever push it).
+                self._block(conv)
+                return
             conv._outbox.popleft()
             conv._outbox_bytes -= len(payload)
             conv.send_credit -= len(payload)
@@ -676,8 +684,32 @@ class Dispatcher:
                 if data is not None:
                     out.append((peer, data))
                     progress = True
+                    if q.blocked:
+                        self._retry_blocked(q)
         self.stats.sent += len(out)
         return out
+
+    def _block(self, conv: Conversation) -> None:
+        """Remember that the full queue to ``conv.peer`` refused a grant or a message."""
+        q = self._queues.get(conv.peer)
+        if q is not None and conv.ended is None:
+            q.blocked[conv.key] = conv
+
+    def _retry_blocked(self, q: _PeerQueue) -> None:
+        """The queue has room again: retry every refused grant, then every outbox.
+
+        A conversation refused again goes back into ``q.blocked``; one that ended is
+        forgotten. Both retries are idempotent (a grant is sent only while at least
+        half a window was consumed, an outbox only drains with credit left).
+        """
+        blocked = list(q.blocked.values())
+        q.blocked.clear()
+        for conv in blocked:
+            if conv.ended is not None:
+                continue
+            self._consumed(conv, 0)
+            if conv._outbox and conv.send_credit > 0:
+                self._drain_outbox(conv)
 
     def _next_for(self, q: _PeerQueue, now: float) -> bytes | None:
         if q.replies:
@@ -796,7 +828,11 @@ class Dispatcher:
                     conv.peer, _CREDIT, ser_compact_size(grant), None, conv, priority=True
                 )
             except DispatchError:
-                return  # the queue is full: granted with the next consumption
+                # The queue is full: retried when poll() makes room. Waiting for the
+                # next consumption would stall for good once the sender's window is
+                # used up (it then sends nothing more to consume).
+                self._block(conv)
+                return
             conv._consumed = 0
             conv.recv_allowed += grant
 
@@ -859,6 +895,9 @@ class Dispatcher:
         # What was already queued still goes (a last "done" must arrive); what waits for
         # credit is dropped.
         conv._outbox.clear()
+        q = self._queues.get(conv.peer)
+        if q is not None:
+            q.blocked.pop(conv.key, None)
         if self.wake is not None:
             self.wake()
         conv._outbox_bytes = 0

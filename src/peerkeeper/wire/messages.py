@@ -78,6 +78,8 @@ __all__ = [
     "Mempool",
     "UnknownMessage",
     "MESSAGE_TYPES",
+    "ALL_NET_MESSAGE_TYPES",
+    "NET_MESSAGE_TYPE_OTHER",
     "decode_message",
 ]
 
@@ -729,6 +731,57 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Mempool,
     )
 }
+
+
+#: Every message type Core knows, in Core's order (src/protocol.h ``ALL_NET_MESSAGE_TYPES``,
+#: Core master with BIP434, the reference tree of /work/shared/reference). Core's per-message
+#: byte counters (src/net.cpp ``mapRecvBytesPerMsgType``, ``mapSendBytesPerMsgType``) have
+#: one key for each of these plus :data:`NET_MESSAGE_TYPE_OTHER`; v1 framing
+#: pre-decodes their command fields; every BIP324 short id names one of them. It is wider
+#: than :data:`MESSAGE_TYPES`, which holds only the types we decode.
+ALL_NET_MESSAGE_TYPES: tuple[str, ...] = (
+    "version",
+    "verack",
+    "addr",
+    "addrv2",
+    "sendaddrv2",
+    "inv",
+    "getdata",
+    "merkleblock",
+    "getblocks",
+    "getheaders",
+    "tx",
+    "headers",
+    "block",
+    "getaddr",
+    "mempool",
+    "ping",
+    "pong",
+    "notfound",
+    "filterload",
+    "filteradd",
+    "filterclear",
+    "sendheaders",
+    "feefilter",
+    "sendcmpct",
+    "cmpctblock",
+    "getblocktxn",
+    "blocktxn",
+    "getcfilters",
+    "cfilter",
+    "getcfheaders",
+    "cfheaders",
+    "getcfcheckpt",
+    "cfcheckpt",
+    "wtxidrelay",
+    "sendtxrcncl",
+    "feature",
+)
+#: Core's counter key for every other message type, and for rejected messages
+#: (src/net.h ``NET_MESSAGE_TYPE_OTHER``).
+NET_MESSAGE_TYPE_OTHER = "*other*"
+
+assert set(MESSAGE_TYPES) <= set(ALL_NET_MESSAGE_TYPES)
 
 
 def decode_message(command: str, payload: bytes) -> Message:

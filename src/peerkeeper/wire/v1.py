@@ -12,9 +12,10 @@ Behaviour follows Bitcoin Core ``src/net.cpp`` ``V1Transport``:
   (``CMessageHeader::IsMessageTypeValid``) -> the message is dropped and counted,
   the connection stays (``reject_message``).
 
-Use: ``receive_data(bytes)`` to feed what the socket delivered, then call
-``next_message()`` until it returns ``None``; ``send(msg)`` returns the bytes to
-write. The receive buffer is a ``bytearray`` consumed by offset (never ``bytes +=``),
+Use (the :class:`~peerkeeper.wire.transport.Transport` interface): ``receive_data(bytes)``
+to feed what the socket delivered, then call ``next_message()`` until it returns
+``None``; ``send(command, payload)`` queues a framed message and returns its wire size,
+``data_to_send()`` returns everything queued. The receive buffer is a ``bytearray`` consumed by offset (never ``bytes +=``),
 so a large message arriving in small pieces costs linear time.
 """
 
@@ -25,9 +26,16 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from peerkeeper.wire.messages import MAX_PROTOCOL_MESSAGE_LENGTH, MESSAGE_TYPES, Message
+from peerkeeper.wire.messages import ALL_NET_MESSAGE_TYPES, MAX_PROTOCOL_MESSAGE_LENGTH, Message
 
-__all__ = ["HEADER_SIZE", "TransportError", "RawMessage", "V1Transport", "is_valid_command"]
+__all__ = [
+    "HEADER_SIZE",
+    "TransportError",
+    "RawMessage",
+    "V1Transport",
+    "frame_v1",
+    "is_valid_command",
+]
 
 #: Size of a v1 message header in bytes (src/protocol.h ``CMessageHeader::HEADER_SIZE``).
 HEADER_SIZE = 24
@@ -36,35 +44,10 @@ _COMMAND_SIZE = 12
 _sha256 = hashlib.sha256
 
 
-#: The 12-byte command fields of the message types we know, pre-decoded (all valid).
+#: The 12-byte command fields of every message type Core knows, pre-decoded (all valid).
 _KNOWN_COMMANDS: dict[bytes, str] = {
-    name.encode().ljust(12, b"\x00"): name for name in MESSAGE_TYPES
+    name.encode().ljust(12, b"\x00"): name for name in ALL_NET_MESSAGE_TYPES
 }
-_KNOWN_COMMANDS.update(
-    {
-        name.encode().ljust(12, b"\x00"): name
-        for name in (
-            "feature",
-            "tx",
-            "block",
-            "cmpctblock",
-            "blocktxn",
-            "getblocktxn",
-            "getblocks",
-            "merkleblock",
-            "sendtxrcncl",
-            "filterload",
-            "filteradd",
-            "filterclear",
-            "getcfilters",
-            "cfilter",
-            "getcfheaders",
-            "cfheaders",
-            "getcfcheckpt",
-            "cfcheckpt",
-        )
-    }
-)
 
 
 class TransportError(Exception):
@@ -107,6 +90,17 @@ def _command_bytes(command: str) -> bytes:
     return raw
 
 
+def frame_v1(magic: bytes, command: str, payload: bytes) -> bytes:
+    """One v1 message: header (``magic``, NUL-padded command, length, checksum) + payload.
+
+    Source: src/net.cpp ``V1Transport::SetMessageToSend`` / src/protocol.h
+    ``CMessageHeader``. Raises ``ValueError`` for a command longer than 12 bytes or
+    not ASCII.
+    """
+    chk = _sha256(_sha256(payload).digest()).digest()[:4]
+    return _HDR.pack(magic, _command_bytes(command), len(payload), chk) + payload
+
+
 class V1Transport:
     """Sans-IO v1 framing for one connection.
 
@@ -124,6 +118,7 @@ class V1Transport:
         "checksum_errors",
         "invalid_commands",
         "_broken",
+        "_out",
     )
 
     def __init__(self, magic: bytes, max_message: int = MAX_PROTOCOL_MESSAGE_LENGTH) -> None:
@@ -137,6 +132,7 @@ class V1Transport:
         self.checksum_errors = 0
         self.invalid_commands = 0
         self._broken: str | None = None
+        self._out: list[bytes] = []  # framed messages, joined once by data_to_send()
 
     @property
     def buffered(self) -> int:
@@ -236,21 +232,32 @@ class V1Transport:
     session_id: bytes | None = None
 
     def data_to_send(self) -> bytes:
-        """Bytes the transport produced by itself: none for v1 (``send`` returns its bytes)."""
-        return b""
+        """Return, and forget, every framed message queued by :meth:`send`."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
 
     def should_reconnect_v1(self) -> bool:
         """Only a v2 initiator can ask to retry as v1."""
         return False
 
-    def send_raw(self, command: str, payload: bytes) -> bytes:
-        """Frame ``payload`` under ``command``; returns header + payload bytes.
+    def send(self, command: str, payload: bytes) -> int:
+        """Frame ``payload`` under ``command`` and queue it for :meth:`data_to_send`.
 
-        Raises ``ValueError`` for a command longer than 12 bytes or not ASCII.
+        Returns the wire size in bytes (24-byte header + payload). Raises
+        ``ValueError`` for a command longer than 12 bytes or not ASCII.
         """
-        chk = _sha256(_sha256(payload).digest()).digest()[:4]
-        return _HDR.pack(self.magic, _command_bytes(command), len(payload), chk) + payload
+        frame = frame_v1(self.magic, command, payload)
+        self._out.append(frame)
+        return len(frame)
 
-    def send(self, msg: Message) -> bytes:
-        """Encode and frame a message; returns the bytes to write."""
-        return self.send_raw(msg.command, msg.encode())
+    def send_message(self, msg: Message) -> int:
+        """Encode ``msg`` and :meth:`send` it; returns its wire size in bytes."""
+        return self.send(msg.command, msg.encode())
+
+    def send_raw(self, command: str, payload: bytes) -> bytes:
+        """Deprecated (use :meth:`send`): the framed message, returned, not queued."""
+        return frame_v1(self.magic, command, payload)

@@ -39,7 +39,10 @@ as in Core, give a message of type ``""`` that the layer above ignores as unknow
 and above, an empty packet, or a malformed 12-byte type after a 0 byte are rejected like
 v1's invalid commands (``RawMessage.rejected == "command"``, the connection stays).
 
-Interface (same as :class:`~peerkeeper.wire.v1.V1Transport`, plus v2's needs):
+Interface: :class:`~peerkeeper.wire.transport.Transport`, as
+:class:`~peerkeeper.wire.v1.V1Transport`. After a fallback to v1 every call is
+delegated to the inner v1 transport (Core ``V2Transport::m_v1_fallback``), so the
+owner keeps this object for the whole connection.
 
 * ``receive_data(bytes)`` buffers what the socket delivered and advances the handshake;
   it never raises: a fatal problem is remembered and raised by the next
@@ -47,15 +50,13 @@ Interface (same as :class:`~peerkeeper.wire.v1.V1Transport`, plus v2's needs):
   ``data_to_send()``.
 * ``next_message() -> RawMessage | None``; raises :class:`~peerkeeper.wire.v1.TransportError`
   for anything fatal, on this and every later call. Nothing else escapes for any input.
-* Output is h2-style, and only h2-style: key, garbage, terminator and version packet
-  are produced by the state machine into one outbound buffer, and ``send(msg)`` /
-  ``send_raw(command, payload)`` append the encrypted packet (or, after a fallback, the
-  v1 frame) to that same buffer. ``data_to_send()`` returns and empties it; it is the
-  only source of bytes to write, so call it after every ``receive_data`` /
-  ``next_message`` / ``send``. ``send``/``send_raw`` return ``b""`` (typed ``bytes``
-  only so that code written for ``V1Transport``, which writes what ``send`` returns,
-  still type-checks and writes nothing twice); they never drain the buffer, so a
-  caller that ignores their result loses nothing.
+* Output is h2-style: key, garbage, terminator and version packet are produced by the
+  state machine into one outbound buffer, and ``send(command, payload)`` appends the
+  encrypted packet (or, after a fallback, the v1 frame) to that same buffer and returns
+  its wire size. ``data_to_send()`` returns and empties it; it is the only source of
+  bytes to write, so call it after every ``receive_data`` / ``next_message`` / ``send``.
+  (Deprecated: ``send_raw`` queues likewise and returns ``b""``; ``packet_size`` and
+  ``detected_v1`` remain for old callers.)
 * Before the key exchange completes (responder still detecting, or either side without
   the peer's key) application messages are queued and sent, in order, right after our
   version packet (or v1-framed once v1 is detected). Core keeps them in
@@ -83,8 +84,8 @@ from peerkeeper.wire.ellswift import (
     generate_key,
     randbytes,
 )
-from peerkeeper.wire.messages import MAX_PROTOCOL_MESSAGE_LENGTH, Message
-from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
+from peerkeeper.wire.messages import ALL_NET_MESSAGE_TYPES, MAX_PROTOCOL_MESSAGE_LENGTH, Message
+from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport, frame_v1
 
 __all__ = [
     "MAX_CONTENTS_LEN",
@@ -141,6 +142,8 @@ V2_MESSAGE_IDS: tuple[str, ...] = (
     *([""] * 8),  # 29..36: unimplemented (BIP 183 proposals)
     "feature",  # 37: BIP434
 )
+# Every short id names one of Core's message types.
+assert set(V2_MESSAGE_IDS) - {""} <= set(ALL_NET_MESSAGE_TYPES)
 _SHORT_IDS: dict[str, bytes] = {
     name: bytes((0, i)) for i, name in enumerate(V2_MESSAGE_IDS) if name and i > 0
 }
@@ -593,7 +596,7 @@ class V2Transport:
         self._recv_state = _Recv.V1
         self._send_state = _Send.V1
         for command, payload in self._queue:
-            self._out.append(v1.send_raw(command, payload))
+            self._out.append(frame_v1(self.magic, command, payload))
         self._queue.clear()
 
     # -- sending ---------------------------------------------------------------------
@@ -623,17 +626,14 @@ class V2Transport:
         return self._cipher.encrypt_parts(plaintext, b"")
 
     def packet_size(self, command: str, payload_len: int) -> int:
-        """Bytes one application message takes on the wire once the handshake is done."""
+        """Deprecated (:meth:`send` returns it): one message's bytes on the wire."""
         if self._recv_state is _Recv.V1:
             return 24 + payload_len
         return _EXPANSION + (1 if command in _SHORT_IDS else 1 + _MESSAGE_TYPE_SIZE) + payload_len
 
     def detected_v1(self) -> V1Transport | None:
-        """The inner v1 transport once the peer proved to be v1 and nothing is pending.
-
-        The owner may then replace this object with it (same buffered bytes, same
-        counters), so a v1 peer costs one v1 transport and nothing of BIP324.
-        """
+        """Deprecated: the inner v1 transport once the peer proved to be v1 and nothing
+        is pending. Not needed: this object delegates to it by itself."""
         if self._recv_state is _Recv.V1 and not self._out and not self._queue:
             return self._v1
         return None
@@ -647,16 +647,23 @@ class V2Transport:
         self._handed_out += len(data)
         return data
 
-    def send_raw(self, command: str, payload: bytes) -> bytes:
-        """Queue ``payload`` under ``command`` for :meth:`data_to_send`; returns ``b""``.
+    def send(self, command: str, payload: bytes) -> int:
+        """Queue ``payload`` under ``command`` for :meth:`data_to_send`.
 
-        Short ids are used where BIP324/Core define one, the 12-byte form otherwise.
+        Returns the message's size on the wire in bytes: the encrypted packet
+        (3-byte length, header byte, a 1-byte short id or 0x00 + 12-byte type, payload,
+        16-byte tag), or the v1 frame (24-byte header + payload) after a fallback to v1.
+        Before the handshake completes the message waits and is encrypted then; its
+        v2 size is returned even if a responder still detecting then finds a v1 peer
+        (owners send nothing to an inbound peer before its version). Short ids are used where BIP324/Core define one.
         Raises ``ValueError`` for a command longer than 12 bytes or not ASCII, or a
         payload above ``max_message``.
         """
-        if self._v1 is not None:
-            self._out.append(self._v1.send_raw(command, payload))
-            return b""
+        v1 = self._v1
+        if v1 is not None:
+            frame = frame_v1(v1.magic, command, payload)
+            self._out.append(frame)
+            return len(frame)
         _command_bytes(command)
         if len(payload) > self.max_message:
             raise ValueError(f"payload of {len(payload)} bytes above {self.max_message}")
@@ -664,8 +671,14 @@ class V2Transport:
             self._out += self._encrypt_message(command, payload)
         else:
             self._queue.append((command, bytes(payload)))
-        return b""
+        short = command in _SHORT_IDS
+        return _EXPANSION + (1 if short else 1 + _MESSAGE_TYPE_SIZE) + len(payload)
 
-    def send(self, msg: Message) -> bytes:
-        """Encode and queue a message for :meth:`data_to_send`; returns ``b""``."""
-        return self.send_raw(msg.command, msg.encode())
+    def send_message(self, msg: Message) -> int:
+        """Encode ``msg`` and :meth:`send` it; returns its wire size in bytes."""
+        return self.send(msg.command, msg.encode())
+
+    def send_raw(self, command: str, payload: bytes) -> bytes:
+        """Deprecated (use :meth:`send`): queue the message; returns ``b""``."""
+        self.send(command, payload)
+        return b""
