@@ -283,7 +283,7 @@ async def test_oversized_advertise_greylists(tmp_path: Path) -> None:
         from peerkeeper.wire.codec import ser_compact_size
 
         point = Advertise((vpoint(9),)).encode()[1:]
-        conn.peer.transport.send_raw("advertise", ser_compact_size(MAX_POINTS + 1) + point * 101)
+        conn.peer.transport.send("advertise", ser_compact_size(MAX_POINTS + 1) + point * 101)
         a._flush(conn)
         await until(lambda: b.pool is not None and b.pool.banned_peer(a.peer_id))
         assert b.pool.banned_addr(vpoint(1).addr)

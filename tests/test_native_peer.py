@@ -245,7 +245,7 @@ def test_undecodable_and_unknown_messages() -> None:
         out.accept(0.0)
         inn.accept(0.0)
         pump(out, inn)
-        out.transport.send_raw(command, payload)
+        out.transport.send(command, payload)
         _, ay = pump(out, inn)
         assert len(ay) == 1 and isinstance(ay[0], Greylist)
         assert ay[0].reason.startswith(reason), ay[0].reason

@@ -209,7 +209,7 @@ class NativePeer:
 
     def send(self, message: NativeMessage) -> None:
         """Queue ``message`` (encrypted by the transport)."""
-        self.transport.send_raw(message.command, message.encode())
+        self.transport.send(message.command, message.encode())
 
     def _fatal(self, action: Disconnect | Greylist) -> list[NativeAction]:
         self.state = "closed"
