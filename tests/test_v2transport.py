@@ -582,20 +582,6 @@ def test_v1_and_v2_send_return_the_wire_size_and_queue_the_bytes() -> None:
     )
 
 
-def test_deprecated_wrappers_still_work() -> None:
-    v1 = V1Transport(MAGIC)
-    assert v1.send_raw("ping", b"p" * 8) == frame_v1(MAGIC, "ping", b"p" * 8)
-    assert v1.data_to_send() == b""  # send_raw returns its bytes, queues nothing
-    a, b = handshake()
-    assert a.send_raw("ping", b"p" * 8) == b""
-    assert a.packet_size("ping", 8) == EXP + 1 + 8
-    pump(a, b)
-    assert [m.command for m in drain(b)] == ["ping"]
-    r = make(False, 4)
-    r.receive_data(frame_v1(MAGIC, "version", b"hello"))
-    assert r.detected_v1() is not None
-
-
 def test_every_short_id_is_a_core_message_type() -> None:
     from peerkeeper.wire.messages import ALL_NET_MESSAGE_TYPES
 

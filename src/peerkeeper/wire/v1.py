@@ -257,7 +257,3 @@ class V1Transport:
     def send_message(self, msg: Message) -> int:
         """Encode ``msg`` and :meth:`send` it; returns its wire size in bytes."""
         return self.send(msg.command, msg.encode())
-
-    def send_raw(self, command: str, payload: bytes) -> bytes:
-        """Deprecated (use :meth:`send`): the framed message, returned, not queued."""
-        return frame_v1(self.magic, command, payload)

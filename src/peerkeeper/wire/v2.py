@@ -55,8 +55,6 @@ owner keeps this object for the whole connection.
   encrypted packet (or, after a fallback, the v1 frame) to that same buffer and returns
   its wire size. ``data_to_send()`` returns and empties it; it is the only source of
   bytes to write, so call it after every ``receive_data`` / ``next_message`` / ``send``.
-  (Deprecated: ``send_raw`` queues likewise and returns ``b""``; ``packet_size`` and
-  ``detected_v1`` remain for old callers.)
 * Before the key exchange completes (responder still detecting, or either side without
   the peer's key) application messages are queued and sent, in order, right after our
   version packet (or v1-framed once v1 is detected). Core keeps them in
@@ -625,19 +623,6 @@ class V2Transport:
             plaintext = b"\x00\x00" + raw + bytes(_MESSAGE_TYPE_SIZE - len(raw)) + payload
         return self._cipher.encrypt_parts(plaintext, b"")
 
-    def packet_size(self, command: str, payload_len: int) -> int:
-        """Deprecated (:meth:`send` returns it): one message's bytes on the wire."""
-        if self._recv_state is _Recv.V1:
-            return 24 + payload_len
-        return _EXPANSION + (1 if command in _SHORT_IDS else 1 + _MESSAGE_TYPE_SIZE) + payload_len
-
-    def detected_v1(self) -> V1Transport | None:
-        """Deprecated: the inner v1 transport once the peer proved to be v1 and nothing
-        is pending. Not needed: this object delegates to it by itself."""
-        if self._recv_state is _Recv.V1 and not self._out and not self._queue:
-            return self._v1
-        return None
-
     def data_to_send(self) -> bytes:
         """Return, and forget, every byte waiting to be written to the socket."""
         if not self._out:
@@ -677,8 +662,3 @@ class V2Transport:
     def send_message(self, msg: Message) -> int:
         """Encode ``msg`` and :meth:`send` it; returns its wire size in bytes."""
         return self.send(msg.command, msg.encode())
-
-    def send_raw(self, command: str, payload: bytes) -> bytes:
-        """Deprecated (use :meth:`send`): queue the message; returns ``b""``."""
-        self.send(command, payload)
-        return b""
