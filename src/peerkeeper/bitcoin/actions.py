@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from peerkeeper.wire.actions import Disconnect
 from peerkeeper.wire.messages import AddrEntry, Message
 
 __all__ = [
@@ -26,13 +27,6 @@ class Send:
     """Send ``message`` to the peer."""
 
     message: Message
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    """Close the connection; ``reason`` is logged (Core's ``DisconnectMsg``)."""
-
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from peerkeeper.bitcoin.actions import (
     Action,
@@ -103,6 +103,7 @@ from peerkeeper.dispatch.dispatcher import PendingRequests
 from peerkeeper.net.chains import Chain
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.net.netbase import SOCKS5_RECV_TIMEOUT, Proxy, ProxySettings
 from peerkeeper.net.netpermissions import NetPermissionFlags, Permissions, has_flag
 from peerkeeper.wire.codec import DecodeError
 from peerkeeper.wire.messages import (
@@ -119,9 +120,6 @@ from peerkeeper.wire.messages import (
 from peerkeeper.wire.transport import Transport
 from peerkeeper.wire.v1 import RawMessage, TransportError, V1Transport
 from peerkeeper.wire.v2 import V2Transport
-
-if TYPE_CHECKING:
-    from peerkeeper.io.proxy import Proxy, ProxySettings
 
 __all__ = [
     "ADDR_FETCH_TIMEOUT",
@@ -161,8 +159,6 @@ ADDR_CACHE_LIFETIME = 21 * 3600.0
 ADDR_CACHE_JITTER = 6 * 3600.0
 #: Penalty applied to gossiped address times (src/net_processing.cpp ``ProcessAddrs``: 2 h).
 ADDR_TIME_PENALTY = 2 * 3600
-#: Seconds a SOCKS5 proxy may take per read (src/netbase.cpp ``SOCKS5_RECV_TIMEOUT``).
-SOCKS5_RECV_TIMEOUT = 20.0
 
 _INF = math.inf
 
@@ -209,7 +205,7 @@ class ConnManOptions:
     peer: PeerConfig = field(default_factory=PeerConfig)
     dial_map: Callable[[Service], Any] | None = None
     accept_map: Callable[[Service], Service] | None = None
-    proxies: ProxySettings = field(default_factory=lambda: _default_proxies())
+    proxies: ProxySettings = field(default_factory=ProxySettings)
     network_active: bool = True
     v2transport: bool = True
 
@@ -248,12 +244,6 @@ class ConnManOptions:
         return (
             self.automatic_outbound and not self.connect and self.limits.max_automatic_outbound > 0
         )
-
-
-def _default_proxies() -> ProxySettings:
-    from peerkeeper.io.proxy import ProxySettings
-
-    return ProxySettings()
 
 
 # -- actions (out) ----------------------------------------------------------------------

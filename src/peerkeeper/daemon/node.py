@@ -45,7 +45,6 @@ from peerkeeper.daemon.rpc import (
     write_cookie,
 )
 from peerkeeper.io.addrdb import load_asmap, load_fixed_seeds
-from peerkeeper.io.proxy import ProxySettings
 from peerkeeper.io.store import (
     DatadirLock,
     Store,
@@ -57,6 +56,7 @@ from peerkeeper.io.store import (
     take_anchors,
 )
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.net.netbase import ProxySettings
 from peerkeeper.net.netpermissions import Permissions, to_strings
 from peerkeeper.shell.clock import MockableClock
 from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peerkeeper.bitcoin.actions import Disconnect
 from peerkeeper.native.identity import (
     Identity,
     PeerId,
@@ -59,6 +58,7 @@ from peerkeeper.native.messages import (
 )
 from peerkeeper.native.messages import Identity as IdentityMessage
 from peerkeeper.net.netaddr import Service
+from peerkeeper.wire.actions import Disconnect
 from peerkeeper.wire.ellswift import RandomSource, randbytes
 from peerkeeper.wire.v1 import TransportError
 from peerkeeper.wire.v2 import V2Transport
