@@ -9,7 +9,6 @@ callbacks and inspected.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import random
@@ -25,6 +24,8 @@ from hypothesis import strategies as st
 from support import SeedZone, dns_server
 
 from peerkeeper.bitcoin import seeds
+from peerkeeper.bitcoin.addrman import AddrMan
+from peerkeeper.bitcoin.connman import ConnManCore, ConnManOptions, Resolve
 from peerkeeper.bitcoin.seeds import (
     DNS_SEEDS,
     DnsSeedSchedule,
@@ -41,9 +42,10 @@ from peerkeeper.bitcoin.seeds import (
     seed_query_name,
 )
 from peerkeeper.io.addrdb import load_fixed_seeds
-from peerkeeper.io.dns import DnsSeeder, make_resolver, resolve_seed
+from peerkeeper.io.dns import make_resolver, resolve_seed
 from peerkeeper.net.chains import CHAINS
 from peerkeeper.net.netaddr import NetAddr, Network, Service
+from peerkeeper.net.netbase import ProxySettings, parse_proxy
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags
 
 FIXED_SEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fixed_seeds"
@@ -728,148 +730,87 @@ async def test_resolve_seed_timeout_is_bounded() -> None:
     assert elapsed < 1.5
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.added: list[tuple[list[AddrEntry], NetAddr]] = []
-        self.addr_fetch: list[str] = []
+def _seeding_core(seeds: list[str], **kw: object) -> ConnManCore:
+    """A ConnManCore that seeds from DNS (no peers, no listening), at NOW."""
+    opts = ConnManOptions(
+        chain=CHAINS["regtest"],
+        listen=False,
+        dnsseed=True,
+        dns_seeds=seeds,
+        fixedseeds=False,
+        **kw,  # type: ignore[arg-type]
+    )
+    return ConnManCore(
+        opts,
+        AddrMan(random.Random(1), deterministic=True),
+        rng=random.Random(3),
+        transport_rng=random.Random(4).randbytes,
+    )
 
-    def add_addresses(self, entries: list[AddrEntry], source: NetAddr) -> None:
-        self.added.append((entries, source))
 
-    def add_addr_fetch(self, seed: str) -> None:
-        self.addr_fetch.append(seed)
-
-
-async def _no_sleep(seconds: float) -> None:
-    raise AssertionError(f"unexpected sleep {seconds}")
+async def _drive_seeding(core: ConnManCore, dns_port: int) -> list[str]:
+    """Carry the core's Resolve actions out with dnspython against the test server, as
+    the asyncio driver does; returns the names asked, in order."""
+    resolver = make_resolver(["127.0.0.1"], dns_port)
+    asked: list[str] = []
+    core.start(NOW)
+    for _ in range(20):
+        resolves = [a for a in core.poll_actions() if isinstance(a, Resolve) and a.seed]
+        if not resolves:
+            break
+        for req in resolves:
+            asked.append(req.name)
+            core.seed_resolved(req.id, await resolve_seed(resolver, req.name, timeout=2), NOW)
+    return asked
 
 
 @pytest.mark.timeout(30)
-async def test_dns_seeder_with_real_resolver(
+async def test_dns_seeding_with_real_resolver(
     zone: SeedZone, dns_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rec = _Recorder()
-    seeder = DnsSeeder(
-        ["seed-a.example.", "seed-b.example.", "empty.example.", "noanswer.example."],
-        default_port=18444,
-        full_outbound_count=lambda: 0,
-        addrman_size=lambda: 0,
-        add_addresses=rec.add_addresses,
-        add_addr_fetch=rec.add_addr_fetch,
-        nameservers=["127.0.0.1"],
-        nameserver_port=dns_port,
-        timeout=2,
-        clock=lambda: NOW,
-        sleep=_no_sleep,
-        rng=random.Random(3),
-    )
-    with caplog.at_level(logging.INFO, logger="peerkeeper.seeds"):
-        await asyncio.wait_for(seeder.run(), 10)
-    by_source = {src: entries for entries, src in rec.added}
-    assert set(by_source) == {
+    """Core ThreadDNSAddressSeed through ConnManCore: empty addrman, so every seed is
+    asked at once; answers go to addrman with the query name as source, a seed that
+    answers nothing becomes an addr-fetch target."""
+    seeds = ["seed-a.example.", "seed-b.example.", "empty.example.", "noanswer.example."]
+    core = _seeding_core(seeds)
+    added: dict[NetAddr, list[AddrEntry]] = {}
+    real_add = core.addrman.add
+
+    def add(entries: list[AddrEntry], source: NetAddr, *a: object, **kw: object) -> int:
+        added[source] = entries  # loopback answers: addrman itself refuses them
+        return real_add(entries, source, *a, **kw)  # type: ignore[arg-type]
+
+    core.addrman.add = add  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="peerkeeper.net"):
+        asked = await _drive_seeding(core, dns_port)
+    assert sorted(asked) == sorted(f"x9.{s}" for s in seeds)
+    assert set(added) == {
         NetAddr.internal("x9.seed-a.example."),
         NetAddr.internal("x9.seed-b.example."),
     }
-    a = by_source[NetAddr.internal("x9.seed-a.example.")]
-    assert [str(e.service) for e in a] == [
+    assert [str(e.service) for e in added[NetAddr.internal("x9.seed-a.example.")]] == [
         "127.1.0.1:18444",
         "127.1.0.2:18444",
         "127.1.0.3:18444",
         "[::1]:18444",
         "127.1.0.4:18444",
     ]
-    for entries in by_source.values():
-        for e in entries:
-            assert e.services == 0x809
-            assert NOW - 7 * DAY < e.time <= NOW - 3 * DAY
-    assert sorted(rec.addr_fetch) == ["empty.example.", "noanswer.example."]
-    assert seeder.schedule.done and seeder.schedule.found == 7
-    msgs = [r.getMessage() for r in caplog.records if r.name == "peerkeeper.seeds"]
+    for e in (e for entries in added.values() for e in entries):
+        assert e.services == 0x809
+        assert NOW - 7 * DAY < e.time <= NOW - 3 * DAY
+    assert sorted(core._addr_fetches) == ["empty.example.", "noanswer.example."]
+    msgs = [r.getMessage() for r in caplog.records if r.name == "peerkeeper.net"]
     assert "Loading addresses from DNS seed seed-a.example." in msgs
     assert msgs[-1] == "7 addresses found from DNS seeds"
+    assert core.next_wakeup() > NOW  # seeding is over: only the regular passes remain
 
 
 @pytest.mark.timeout(20)
-async def test_dns_seeder_name_proxy_makes_no_query(zone: SeedZone, dns_port: int) -> None:
-    rec = _Recorder()
-    seeder = DnsSeeder(
-        ["seed-a.example.", "seed-b.example."],
-        default_port=8333,
-        full_outbound_count=lambda: 0,
-        addrman_size=lambda: 0,
-        add_addresses=rec.add_addresses,
-        add_addr_fetch=rec.add_addr_fetch,
-        have_name_proxy=lambda: True,
-        nameservers=["127.0.0.1"],
-        nameserver_port=dns_port,
-        clock=lambda: NOW,
-        sleep=_no_sleep,
-        rng=random.Random(3),
-    )
-    await asyncio.wait_for(seeder.run(), 10)
-    assert sorted(rec.addr_fetch) == ["seed-a.example.", "seed-b.example."]
-    assert rec.added == []
-    assert zone.queries == []
-
-
-@pytest.mark.timeout(30)
-async def test_dns_seeder_simulated_time_batches_and_stop(
-    zone: SeedZone, dns_port: int, caplog: pytest.LogCaptureFixture
-) -> None:
-    clock = [NOW]
-    slept: list[float] = []
-    outbound = [0]
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock[0] += seconds
-        if clock[0] >= NOW + 20:
-            outbound[0] = 2  # peers show up after the first batch
-
-    rec = _Recorder()
-    seeder = DnsSeeder(
-        ["seed-a.example.", "seed-b.example.", "empty.example.", "many.example."],
-        default_port=8333,
-        full_outbound_count=lambda: outbound[0],
-        addrman_size=lambda: 10,
-        add_addresses=rec.add_addresses,
-        add_addr_fetch=rec.add_addr_fetch,
-        resolver=make_resolver(["127.0.0.1"], dns_port),
-        timeout=2,
-        clock=lambda: clock[0],
-        sleep=fake_sleep,
-        rng=random.Random(11),
-    )
-    with caplog.at_level(logging.INFO, logger="peerkeeper.seeds"):
-        await asyncio.wait_for(seeder.run(), 10)
-    assert slept == [11, 11]
-    queried = {q[0] for q in zone.queries}
-    assert len(queried) == 3  # one batch of three, the fourth seed never asked
-    assert len(rec.added) + len(rec.addr_fetch) == 3
-    msgs = [r.getMessage() for r in caplog.records if r.name == "peerkeeper.seeds"]
-    assert msgs[0] == "Waiting 11 seconds before querying DNS seeds."
-    assert msgs[-1] in (
-        "P2P peers available. Finished DNS seeding.",
-        "P2P peers available. Skipped DNS seeding.",
-    )
-
-
-@pytest.mark.timeout(20)
-async def test_dns_seeder_cancel_stops_it(dns_port: int) -> None:
-    rec = _Recorder()
-    seeder = DnsSeeder(
-        ["seed-a.example."],
-        default_port=8333,
-        full_outbound_count=lambda: 0,
-        addrman_size=lambda: 5000,
-        add_addresses=rec.add_addresses,
-        add_addr_fetch=rec.add_addr_fetch,
-        resolver=make_resolver(["127.0.0.1"], dns_port),
-    )
-    task = asyncio.create_task(seeder.run())
-    await asyncio.sleep(0.05)
-    assert not task.done()  # waiting its 11 s slice (real clock)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert rec.added == [] and rec.addr_fetch == []
+async def test_dns_seeding_with_a_name_proxy_makes_no_query(zone: SeedZone, dns_port: int) -> None:
+    """Core: with a proxy that resolves names, seeds become addr-fetch targets unasked."""
+    proxies = ProxySettings(name_proxy=parse_proxy("127.0.0.1:9050"))
+    core = _seeding_core(["seed-a.example.", "seed-b.example."], proxies=proxies)
+    asked = await _drive_seeding(core, dns_port)
+    assert asked == [] and zone.queries == []
+    assert sorted(core._addr_fetches) == ["seed-a.example.", "seed-b.example."]
+    assert len(core.addrman) == 0

@@ -548,7 +548,7 @@ class ConnManCore:
             self._add_addr_fetch = len(self.addrman) == 0 and bool(self._seednodes)
             self._seed_node_timer = now
             self._next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
-            self._open_connections_pass(now, first=True)
+            self._thread_open_connections(now, first=True)
             if opts.dnsseed and opts.dns_seeds:
                 self._seed_schedule = DnsSeedSchedule(
                     opts.dns_seeds,
@@ -599,18 +599,18 @@ class ConnManCore:
             return
         self._tick_peers(now)
         if now >= self._next_added:
-            self._open_added_connections(now)
+            self._thread_open_added_connections(now)
         if now >= self._feeler_at:
             self._dial_feeler(now)
         if now >= self._next_open:
             try:
-                self._open_connections_pass(now)
+                self._thread_open_connections(now)
             except Exception:
                 # A bug in one pass must not end automatic connections for good.
                 log.exception("automatic outbound pass failed")
                 self._auto_busy = False
         if now >= self._seed_wake:
-            self._seed_step(now)
+            self._thread_dns_address_seed(now)
 
     def mock_forward(self, seconds: float) -> None:
         """Core ``CScheduler::MockForward``: the scheduler's tasks run ``seconds`` earlier
@@ -747,7 +747,7 @@ class ConnManCore:
         self._fixed_seeds_added = True
         log.info("Added %d fixed seeds from reachable networks.", len(entries))
 
-    def _open_connections_pass(self, now: float, *, first: bool = False) -> None:
+    def _thread_open_connections(self, now: float, *, first: bool = False) -> None:
         """One pass of Core ``ThreadOpenConnections`` (src/net.cpp): the addr-fetch queue
         first, then (after the 500 ms sleep) one automatic pick. One automatic dial at a
         time: while it is in flight, or a feeler waits its random delay, the pass waits."""
@@ -822,7 +822,7 @@ class ConnManCore:
 
     # -- DNS seeds (Core ThreadDNSAddressSeed) ----------------------------------------------
 
-    def _seed_step(self, now: float) -> None:
+    def _thread_dns_address_seed(self, now: float) -> None:
         sched = self._seed_schedule
         self._seed_wake = _INF
         if sched is None or self._seed_query is not None:
@@ -871,7 +871,7 @@ class ConnManCore:
             self.addrman.add(entries, dns_seed_source(step.query_name), now=now)
             found = len(entries)
         self._seed_schedule.seed_done(found)
-        self._seed_step(now)
+        self._thread_dns_address_seed(now)
 
     # -- manual outbound (Core ThreadOpenAddedConnections) ----------------------------------
 
@@ -891,7 +891,7 @@ class ConnManCore:
             else:
                 self._names.pop(name, None)
 
-    def _open_added_connections(self, now: float) -> None:
+    def _thread_open_added_connections(self, now: float) -> None:
         """One pass of Core ``ThreadOpenAddedConnections``: dial every manual target that
         is neither connected nor being dialled and whose back-off is over; at most 8
         ``-addnode`` connections open or opening (Core's ``semAddnode``)."""

@@ -13,9 +13,9 @@ The sans-IO part (time and randomness are arguments, nothing is read or resolved
   :class:`Wait`, :class:`QuerySeed` or :class:`Done`; :func:`dns_seed_entries` turns the
   resolved addresses into ``AddrEntry`` values the way the thread builds its ``CAddress``es.
 
-The IO lives elsewhere: :mod:`peerkeeper.io.dns` resolves seeds (``resolve_seed``) and
-drives the schedule on asyncio (``DnsSeeder``); :func:`peerkeeper.io.addrdb.load_fixed_seeds`
-reads a ``nodes_*.txt`` file.
+:class:`~peerkeeper.bitcoin.connman.ConnManCore` drives the schedule and asks its driver
+to resolve each seed; :mod:`peerkeeper.io.dns` resolves (``resolve_seed``) and
+:func:`peerkeeper.io.addrdb.load_fixed_seeds` reads a ``nodes_*.txt`` file.
 
 Nothing in this module opens a connection to a seeded address; it only hands addresses
 (and addr-fetch host names) to its caller.

@@ -1,14 +1,11 @@
-"""DNS for seeding: resolving DNS seeds and Core's ``ThreadDNSAddressSeed`` on asyncio.
+"""Name resolution (IO): DNS seeds with dnspython, peer host names with the loop's resolver.
 
-The IO half of :mod:`peerkeeper.bitcoin.seeds` (which holds the pure schedule and the
-conversion rules): :func:`make_resolver` builds a dnspython async resolver,
-:func:`resolve_seed` asks a seed's A and AAAA records (Core ``LookupHost``,
-src/netbase.cpp; failures are an empty list), and :class:`DnsSeeder` drives a
-:class:`~peerkeeper.bitcoin.seeds.DnsSeedSchedule` with injected callbacks, clock and sleep
-(Core ``CConnman::ThreadDNSAddressSeed``, src/net.cpp).
-
-Nothing here opens a connection to a seeded address; addresses (and addr-fetch host
-names) only go to the callbacks.  Log lines go to the ``peerkeeper.seeds`` logger.
+The IO half of :mod:`peerkeeper.bitcoin.seeds` (the pure schedule, driven by
+:class:`~peerkeeper.bitcoin.connman.ConnManCore`): :func:`make_resolver` builds a
+dnspython async resolver, :func:`resolve_seed` asks a seed's A and AAAA records (Core
+``LookupHost``, src/netbase.cpp; failures are an empty list); :func:`resolve_service`
+turns ``host[:port]`` into a Service for a dial (Core ``Lookup``). Nothing here opens a
+connection to a resolved address.
 """
 
 from __future__ import annotations
@@ -16,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import random
-import time
-from collections.abc import Awaitable, Callable, Sequence
+import socket
+from collections.abc import Sequence
 
 import dns.asyncresolver
 import dns.exception
@@ -28,16 +24,10 @@ import dns.resolver
 from peerkeeper.bitcoin.seeds import (
     DNS_SEED_LOOKUP_TIMEOUT,
     MAX_IPS_PER_DNS_SEED,
-    DnsSeedSchedule,
-    QuerySeed,
-    Wait,
-    dns_seed_entries,
-    dns_seed_source,
 )
-from peerkeeper.net.netaddr import NetAddr
-from peerkeeper.wire.messages import AddrEntry
+from peerkeeper.net.netaddr import AddrError, NetAddr, Service
 
-__all__ = ["DnsSeeder", "make_resolver", "resolve_seed"]
+__all__ = ["make_resolver", "resolve_seed", "resolve_service"]
 
 logger = logging.getLogger("peerkeeper.seeds")
 
@@ -124,111 +114,30 @@ async def resolve_seed(
     return out
 
 
-class DnsSeeder:
-    """Core ``ThreadDNSAddressSeed`` (src/net.cpp) on asyncio: drives a
-    :class:`DnsSeedSchedule` with injected callbacks and resolves with dnspython.
+async def resolve_service(name: str, default_port: int) -> Service:
+    """Turn ``"host[:port]"`` into a :class:`~peerkeeper.net.netaddr.Service`.
 
-    For each :class:`QuerySeed`: if ``have_name_proxy()`` (a ``-proxy`` that resolves
-    names), no DNS query is made and ``add_addr_fetch(seed)`` is called (Core
-    ``AddAddrFetch(seed)``); otherwise ``x9.<seed>`` is resolved (:func:`resolve_seed`);
-    addresses found go to ``add_addresses(entries, dns_seed_source(query_name))``
-    (:func:`dns_seed_entries`, chain default port), and a seed that answers nothing gets
-    ``add_addr_fetch(seed)``.  Log lines are Core's, at INFO.
-
-    Args:
-        seeds: DNS seed host names (``DNS_SEEDS[chain]``).
-        default_port: the chain's P2P port, given to every resolved address.
-        full_outbound_count: () -> number of full-relay outbound peers.
-        addrman_size: () -> number of addresses in addrman.
-        add_addresses: (entries, source) -> None; Core ``addrman.Add(vAdd, resolveSource)``.
-        add_addr_fetch: (seed host name) -> None; Core ``AddAddrFetch``.
-        network_active: () -> bool; Core ``fNetworkActive``.
-        have_name_proxy: () -> bool; Core ``HaveNameProxy()``.
-        forcednsseed: ``-forcednsseed``.
-        seednode_configured: any ``-seednode`` given.
-        resolver: a dnspython async resolver; ``None`` builds one with :func:`make_resolver`
-            from ``nameservers`` and ``nameserver_port`` when :meth:`run` starts.
-        nameservers, nameserver_port: see :func:`make_resolver`.
-        timeout: seconds per seed lookup.
-        clock: () -> unix seconds (``time.time``); used for the schedule and entry times.
-        sleep: async (seconds) -> None (``asyncio.sleep``).
-        rng: random source for the shuffle and the entry times.
+    Numeric forms parse directly; a host name is resolved with the event loop's
+    resolver (first result). Raises ``ValueError`` when nothing resolves.
     """
-
-    def __init__(
-        self,
-        seeds: Sequence[str],
-        *,
-        default_port: int,
-        full_outbound_count: Callable[[], int],
-        addrman_size: Callable[[], int],
-        add_addresses: Callable[[list[AddrEntry], NetAddr], None],
-        add_addr_fetch: Callable[[str], None],
-        network_active: Callable[[], bool] = lambda: True,
-        have_name_proxy: Callable[[], bool] = lambda: False,
-        forcednsseed: bool = False,
-        seednode_configured: bool = False,
-        resolver: dns.asyncresolver.Resolver | None = None,
-        nameservers: Sequence[str] | None = None,
-        nameserver_port: int = 53,
-        timeout: float = DNS_SEED_LOOKUP_TIMEOUT,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._rng = rng if rng is not None else random.Random()
-        self.schedule = DnsSeedSchedule(
-            seeds,
-            self._rng,
-            forcednsseed=forcednsseed,
-            seednode_configured=seednode_configured,
-        )
-        self._port = default_port
-        self._full_outbound_count = full_outbound_count
-        self._addrman_size = addrman_size
-        self._add_addresses = add_addresses
-        self._add_addr_fetch = add_addr_fetch
-        self._network_active = network_active
-        self._have_name_proxy = have_name_proxy
-        self._resolver = resolver
-        self._nameservers = nameservers
-        self._nameserver_port = nameserver_port
-        self._timeout = timeout
-        self._clock = clock
-        self._sleep = sleep
-
-    async def run(self) -> None:
-        """Run until the schedule is :class:`Done`; cancel the task to stop early (Core's
-        interrupt).  Exceptions from the callbacks propagate."""
-        sched = self.schedule
-        while True:
-            now = self._clock()
-            step = sched.next_step(
-                now,
-                addrman_size=self._addrman_size(),
-                full_outbound_count=self._full_outbound_count(),
-                network_active=self._network_active(),
-            )
-            for msg in step.messages:
-                logger.info("%s", msg)
-            if isinstance(step, Wait):
-                await self._sleep(max(0.0, step.until - now))
-            elif isinstance(step, QuerySeed):
-                sched.seed_done(await self._query(step))
-            else:
-                return
-
-    async def _query(self, step: QuerySeed) -> int:
-        if self._have_name_proxy():
-            self._add_addr_fetch(step.seed)
-            return 0
-        if self._resolver is None:
-            self._resolver = make_resolver(self._nameservers, self._nameserver_port)
-        addrs = await resolve_seed(self._resolver, step.query_name, timeout=self._timeout)
-        if not addrs:
-            logger.debug("DNS seed %s answered nothing; adding it as addr-fetch", step.seed)
-            self._add_addr_fetch(step.seed)
-            return 0
-        entries = dns_seed_entries(addrs, self._port, self._clock(), self._rng)
-        self._add_addresses(entries, dns_seed_source(step.query_name))
-        return len(entries)
+    try:
+        return Service.parse(name, default_port)
+    except AddrError:
+        pass
+    host, _, port_s = name.rpartition(":")
+    if not host or not port_s.isdigit():
+        host, port = name, default_port
+    else:
+        port = int(port_s)
+    host = host.strip("[]")
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise ValueError(f"cannot resolve {name!r}: {e}") from None
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        try:
+            return Service(NetAddr.parse(str(sockaddr[0])), int(sockaddr[1]))
+        except AddrError:
+            continue
+    raise ValueError(f"cannot resolve {name!r}")

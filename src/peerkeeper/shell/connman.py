@@ -15,13 +15,11 @@ import contextlib
 import logging
 import os
 import random
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 from peerkeeper.bitcoin.addrman import AddrMan
-from peerkeeper.bitcoin.backoff import Backoff
 from peerkeeper.bitcoin.banman import BanMan
 from peerkeeper.bitcoin.connman import (
     Close,
@@ -43,12 +41,13 @@ from peerkeeper.bitcoin.outbound import (
     MAX_OUTBOUND_FULL_RELAY_CONNECTIONS,
     OutboundPolicy,
 )
+from peerkeeper.bitcoin.uploadtarget import UploadTarget
 from peerkeeper.dispatch.dispatcher import PendingRequests
-from peerkeeper.io.dns import make_resolver, resolve_seed
+from peerkeeper.io.dns import make_resolver, resolve_seed, resolve_service
 from peerkeeper.io.proxy import ProxyError
 from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.connection_types import ConnectionType
-from peerkeeper.net.netaddr import AddrError, NetAddr, Service, SubNet
+from peerkeeper.net.netaddr import NetAddr, Service, SubNet
 from peerkeeper.wire.messages import AddrEntry, GetAddr, Message, Ping
 
 __all__ = [
@@ -59,41 +58,10 @@ __all__ = [
     "DEFAULT_MAX_PEER_CONNECTIONS",
     "ConnManOptions",
     "PeerConn",
-    "Backoff",
     "ConnMan",
-    "resolve_service",
 ]
 
 log = logging.getLogger("peerkeeper.net")
-
-
-async def resolve_service(name: str, default_port: int) -> Service:
-    """Turn ``"host[:port]"`` into a :class:`~peerkeeper.net.netaddr.Service`.
-
-    Numeric forms parse directly; a host name is resolved with the event loop's
-    resolver (first result). Raises ``ValueError`` when nothing resolves.
-    """
-    try:
-        return Service.parse(name, default_port)
-    except AddrError:
-        pass
-    host, _, port_s = name.rpartition(":")
-    if not host or not port_s.isdigit():
-        host, port = name, default_port
-    else:
-        port = int(port_s)
-    host = host.strip("[]")
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as e:
-        raise ValueError(f"cannot resolve {name!r}: {e}") from None
-    for _family, _type, _proto, _canon, sockaddr in infos:
-        try:
-            return Service(NetAddr.parse(str(sockaddr[0])), int(sockaddr[1]))
-        except AddrError:
-            continue
-    raise ValueError(f"cannot resolve {name!r}")
 
 
 class ConnMan:
@@ -135,16 +103,11 @@ class ConnMan:
         self._stopping = False
         self._resolver: Any = None
 
-    # -- the core's state, read-only views ------------------------------------------------
-
-    @property
-    def options(self) -> ConnManOptions:
-        """The core's options."""
-        return self.core.options
+    # -- the core's state (read-only views) -----------------------------------------------
 
     @property
     def addrman(self) -> AddrMan:
-        """The address table the core draws from."""
+        """The address table the core draws from (replaced when the store loads)."""
         return self.core.addrman
 
     @addrman.setter
@@ -152,14 +115,9 @@ class ConnMan:
         self.core.addrman = value
 
     @property
-    def banman(self) -> BanMan | None:
-        """Bans and discouragement, if any."""
-        return self.core.banman
-
-    @property
-    def rng(self) -> random.Random:
-        """The core's random source."""
-        return self.core.rng
+    def options(self) -> ConnManOptions:
+        """The core's options."""
+        return self.core.options
 
     @property
     def peers(self) -> dict[int, PeerConn]:
@@ -172,14 +130,14 @@ class ConnMan:
         return self.core.policy
 
     @property
-    def backoff(self) -> Backoff:
-        """Per-target dial back-off."""
-        return self.core.backoff
-
-    @property
     def pending(self) -> PendingRequests:
         """Requests waiting for a reply (the dispatch layer's table)."""
         return self.core.pending
+
+    @property
+    def rng(self) -> random.Random:
+        """The core's random source."""
+        return self.core.rng
 
     @property
     def listening(self) -> list[tuple[str, int]]:
@@ -202,24 +160,19 @@ class ConnMan:
         return self.core.total_bytes_recv
 
     @property
-    def upload_target(self) -> Any:
+    def upload_target(self) -> UploadTarget:
         """``-maxuploadtarget`` accounting."""
         return self.core.upload_target
 
     @property
     def local_addresses(self) -> dict[Service, int]:
-        """Our own addresses and their scores (Core ``mapLocalHost``)."""
+        """Our addresses and their scores (Core ``mapLocalHost``)."""
         return self.core.local_addresses
 
     @property
     def anchors_at_stop(self) -> list[AddrEntry]:
         """The block-relay-only peers at :meth:`stop`, for anchors.dat."""
         return self.core.anchors_at_stop
-
-    @property
-    def added_nodes(self) -> list[str]:
-        """The ``-addnode`` / ``addnode add`` entries."""
-        return self.core.added_nodes
 
     @property
     def inbound_count(self) -> int:
