@@ -17,7 +17,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.bitcoin.banman import BanMan
@@ -33,14 +33,7 @@ from peerkeeper.bitcoin.connman import (
     ResumeRead,
     Send,
 )
-from peerkeeper.bitcoin.outbound import (
-    DEFAULT_MAX_PEER_CONNECTIONS,
-    MAX_ADDNODE_CONNECTIONS,
-    MAX_BLOCK_RELAY_ONLY_CONNECTIONS,
-    MAX_FEELER_CONNECTIONS,
-    MAX_OUTBOUND_FULL_RELAY_CONNECTIONS,
-    OutboundPolicy,
-)
+from peerkeeper.bitcoin.outbound import OutboundPolicy
 from peerkeeper.bitcoin.uploadtarget import UploadTarget
 from peerkeeper.dispatch.dispatcher import PendingRequests
 from peerkeeper.io.dns import make_resolver, resolve_seed, resolve_service
@@ -50,18 +43,23 @@ from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Service, SubNet
 from peerkeeper.wire.messages import AddrEntry, GetAddr, Message, Ping
 
-__all__ = [
-    "MAX_OUTBOUND_FULL_RELAY_CONNECTIONS",
-    "MAX_BLOCK_RELAY_ONLY_CONNECTIONS",
-    "MAX_FEELER_CONNECTIONS",
-    "MAX_ADDNODE_CONNECTIONS",
-    "DEFAULT_MAX_PEER_CONNECTIONS",
-    "ConnManOptions",
-    "PeerConn",
-    "ConnMan",
-]
+__all__ = ["ConnManOptions", "PeerConn", "ConnMan"]
 
 log = logging.getLogger("peerkeeper.net")
+
+
+T = TypeVar("T")
+
+
+class _CoreView(Generic[T]):
+    """A read-only attribute of the driver that reads the core's attribute of that name."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.__doc__ = doc
+
+    def __get__(self, obj: ConnMan, owner: type | None = None) -> T:
+        return cast(T, getattr(obj.core, self.name))
 
 
 class ConnMan:
@@ -114,75 +112,36 @@ class ConnMan:
     def addrman(self, value: AddrMan) -> None:
         self.core.addrman = value
 
-    @property
-    def options(self) -> ConnManOptions:
-        """The core's options."""
-        return self.core.options
-
-    @property
-    def peers(self) -> dict[int, PeerConn]:
-        """Live peers by node id."""
-        return self.core.peers
-
-    @property
-    def policy(self) -> OutboundPolicy | None:
-        """The automatic-outbound policy (None without automatic connections)."""
-        return self.core.policy
-
-    @property
-    def pending(self) -> PendingRequests:
-        """Requests waiting for a reply (the dispatch layer's table)."""
-        return self.core.pending
-
-    @property
-    def rng(self) -> random.Random:
-        """The core's random source."""
-        return self.core.rng
-
-    @property
-    def listening(self) -> list[tuple[str, int]]:
-        """The bound listeners, (host, port)."""
-        return self.core.listening
-
-    @property
-    def network_active(self) -> bool:
-        """Core ``fNetworkActive``."""
-        return self.core.network_active
-
-    @property
-    def total_bytes_sent(self) -> int:
-        """Bytes sent to every peer since start."""
-        return self.core.total_bytes_sent
-
-    @property
-    def total_bytes_recv(self) -> int:
-        """Bytes received from every peer since start."""
-        return self.core.total_bytes_recv
-
-    @property
-    def upload_target(self) -> UploadTarget:
-        """``-maxuploadtarget`` accounting."""
-        return self.core.upload_target
-
-    @property
-    def local_addresses(self) -> dict[Service, int]:
-        """Our addresses and their scores (Core ``mapLocalHost``)."""
-        return self.core.local_addresses
-
-    @property
-    def anchors_at_stop(self) -> list[AddrEntry]:
-        """The block-relay-only peers at :meth:`stop`, for anchors.dat."""
-        return self.core.anchors_at_stop
-
-    @property
-    def inbound_count(self) -> int:
-        """Live inbound peers."""
-        return self.core.inbound_count
-
-    @property
-    def feelers_done(self) -> int:
-        """Feeler connections that ended."""
-        return self.core.feelers_done
+    options: _CoreView[ConnManOptions] = _CoreView("options", "The core's options.")
+    peers: _CoreView[dict[int, PeerConn]] = _CoreView("peers", "Live peers by node id.")
+    policy: _CoreView[OutboundPolicy | None] = _CoreView(
+        "policy", "The automatic-outbound policy (None without automatic connections)."
+    )
+    pending: _CoreView[PendingRequests] = _CoreView(
+        "pending", "Requests waiting for a reply (the dispatch layer's table)."
+    )
+    rng: _CoreView[random.Random] = _CoreView("rng", "The core's random source.")
+    listening: _CoreView[list[tuple[str, int]]] = _CoreView(
+        "listening", "The bound listeners, (host, port)."
+    )
+    network_active: _CoreView[bool] = _CoreView("network_active", "Core ``fNetworkActive``.")
+    total_bytes_sent: _CoreView[int] = _CoreView(
+        "total_bytes_sent", "Bytes sent to every peer since start."
+    )
+    total_bytes_recv: _CoreView[int] = _CoreView(
+        "total_bytes_recv", "Bytes received from every peer since start."
+    )
+    upload_target: _CoreView[UploadTarget] = _CoreView(
+        "upload_target", "``-maxuploadtarget`` accounting."
+    )
+    local_addresses: _CoreView[dict[Service, int]] = _CoreView(
+        "local_addresses", "Our addresses and their scores (Core ``mapLocalHost``)."
+    )
+    anchors_at_stop: _CoreView[list[AddrEntry]] = _CoreView(
+        "anchors_at_stop", "The block-relay-only peers at :meth:`stop`, for anchors.dat."
+    )
+    inbound_count: _CoreView[int] = _CoreView("inbound_count", "Live inbound peers.")
+    feelers_done: _CoreView[int] = _CoreView("feelers_done", "Feeler connections that ended.")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -362,14 +321,6 @@ class ConnMan:
         """Nothing per batch: sends are flushed by SockMan right after this."""
 
     # -- control (RPC) ----------------------------------------------------------------------
-
-    def find_peer(self, address: str | None = None, peer_id: int | None = None) -> PeerConn | None:
-        """The peer with ``peer_id``, or whose ``addr_name`` or address string is ``address``."""
-        return self.core.find_peer(address, peer_id)
-
-    def is_connected(self, name: str) -> bool:
-        """True if a live peer was dialled as ``name`` or has ``name`` as its address."""
-        return self.core.is_connected(name)
 
     def _control(self) -> None:
         self._pump()
