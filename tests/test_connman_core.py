@@ -13,6 +13,8 @@ import random
 import weakref
 from collections.abc import Callable
 
+import pytest
+
 from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.bitcoin.banman import BanMan
 from peerkeeper.bitcoin.connman import (
@@ -449,3 +451,110 @@ def test_time_offsets_sampled_from_outbound_versions_and_kept_after_disconnect()
     assert all(len(o.time_offsets) == 0 for o in others)  # inbound peers give none
     a.set_network_active(False, net.now)
     assert not a.peers and len(a.time_offsets) == 5
+
+
+# -- two timelines: rules on the (mockable) clock, pacing on steady time -------------------
+
+
+def drive(core: ConnManCore, now: float, steady: float, fail_after: float | None = None) -> list:
+    """Tick once and answer its dials as refused; returns the dials made."""
+    core.tick(now, steady=steady)
+    dials = []
+    for a in core.poll_actions():
+        if isinstance(a, Dial):
+            dials.append(a)
+            core.dial_failed(a.id, "refused", now, steady=steady)
+    return dials
+
+
+def test_frozen_mock_time_does_not_stall_the_loops() -> None:
+    """Core's loops sleep on steady time: with the clock frozen (setmocktime), manual
+    redials and automatic picks go on as real time passes."""
+    net = MemNet()
+    a = net.add(0, addnode=[str(svc(1))], v2transport=False, fixedseeds=False)
+    fill_table(a, range(2, 12), T0)
+    a.start(T0, steady=0.0)
+    made = []
+    steady = 0.0
+    while steady < 10.0:
+        steady += 0.25
+        made += drive(a, T0, steady)  # the clock never moves
+    manual = [d for d in made if d.conn_type is ConnectionType.MANUAL]
+    auto = [d for d in made if d.conn_type is ConnectionType.OUTBOUND_FULL_RELAY]
+    assert len(manual) >= 4  # 1 s, 1.2 s, 1.44 s, 1.728 s ... back-offs on steady time
+    assert len(auto) >= 8
+    # And a jump of the clock (setmocktime a day ahead, then back) changes nothing.
+    made = []
+    for k in range(20):
+        made += drive(a, T0 + 86400 if k < 10 else T0, steady + 0.25 * (k + 1))
+    assert [d for d in made if d.conn_type is ConnectionType.OUTBOUND_FULL_RELAY]
+
+
+def test_addr_fetch_and_picks_alternate_as_in_cores_loop() -> None:
+    """Core's loop: ProcessAddrFetch, sleep 500 ms, one pick, again. Queued addr-fetch
+    targets do not starve the picks; each dial holds the loop until it ends."""
+    net = MemNet()
+    a = net.add(0, v2transport=False, fixedseeds=False)
+    fill_table(a, range(2, 12), T0)
+    for k in range(20, 24):
+        a.add_addr_fetch(str(svc(k)))
+    a.start(T0, steady=0.0)
+    steady, log_ = 0.0, []
+    pending: list[tuple[float, Dial]] = []
+    while steady < 8.0:
+        for a_ in a.poll_actions():
+            if isinstance(a_, Dial):
+                log_.append((round(steady, 2), a_.conn_type))
+                pending.append((steady + 2.0, a_))  # every dial fails after 2 s
+        for end, d in [p for p in pending if p[0] <= steady]:
+            pending.remove((end, d))
+            a.dial_failed(d.id, "timeout", T0 + steady, steady=steady)
+        steady = round(steady + 0.1, 2)
+        a.tick(T0 + steady, steady=steady)
+    kinds = [k for _, k in log_]
+    assert kinds[:4] == [
+        ConnectionType.ADDR_FETCH,
+        ConnectionType.OUTBOUND_FULL_RELAY,
+        ConnectionType.ADDR_FETCH,
+        ConnectionType.OUTBOUND_FULL_RELAY,
+    ]
+    times = [t for t, _ in log_]
+    assert times[1] - times[0] >= 2.5 - 1e-9  # the dial's 2 s, then the 500 ms sleep
+    assert times[2] - times[1] >= 2.0 - 1e-9  # after a pick's dial: the next fetch at once
+    assert times[2] - times[1] <= 2.1 + 1e-9
+
+
+def test_a_failure_while_starting_a_connection_releases_the_dial() -> None:
+    net = MemNet()
+    a = net.add(0, addnode=[str(svc(1))], v2transport=False, fixedseeds=False)
+    net.add(1, v2transport=False)
+    fill_table(a, range(2, 5), T0)
+    a.start(T0)
+    dials = [x for x in a.poll_actions() if isinstance(x, Dial)]
+    assert dials
+
+    def broken(*args: object, **kw: object) -> None:
+        raise RuntimeError("injected")
+
+    a._new_peer = broken  # type: ignore[method-assign]
+    for k, d in enumerate(dials):
+        with pytest.raises(RuntimeError, match="injected"):
+            a.connected(d.id, 100 + k, svc(0), T0)
+    assert a.automatic_pending == 0 and not a._auto_busy
+    assert not a.pending_manual
+
+
+def test_a_failing_loop_does_not_stop_the_others() -> None:
+    net = MemNet()
+    a = net.add(0, addnode=[str(svc(1))], v2transport=False)
+    net.add(1, v2transport=False)
+    net.start(0, 1)
+    net.run_while(lambda: handshaken(a) == 0, 10)
+
+    def broken(now: float) -> None:
+        raise RuntimeError("injected")
+
+    a._thread_open_added_connections = broken  # type: ignore[method-assign]
+    peer = next(iter(a.peers.values()))
+    net.run_until(net.now + 20 * 60 + 5)  # the peer's pings still go out and are answered
+    assert peer.proto.ping.min_time is not None

@@ -21,6 +21,14 @@ Inputs (the driver calls them):
   :meth:`disconnect_matching`, :meth:`set_network_active`, :meth:`ping_all`,
   :meth:`send_message`.
 
+Time: every input carries ``now``, the node's clock (unix seconds; Core's mockable
+``GetTime``), which drives the rules (peer timeouts and pings, address times, bans, the
+exponential feeler/extra-peer timers, the seednode and fixed-seed delays). The loops'
+pacing (the 500 ms passes, the feeler's random sleep, the DNS seeder's waits, the
+scheduler's 45 s check, dial back-offs) is Core's steady time (``interruptNet.sleep_for``,
+``CScheduler``): inputs take it as ``steady=`` (a monotonic clock in the driver; omitted,
+it is ``now``, as in the simulator), so a frozen or jumping mock time never stalls them.
+
 Outputs: :meth:`poll_actions` returns :class:`Dial`, :class:`Send`, :class:`Close`,
 :class:`PauseRead`, :class:`ResumeRead`, :class:`Resolve` in the order they were
 decided.
@@ -479,6 +487,7 @@ class ConnManCore:
         self.network_active = options.network_active
         self.started_at = 0.0
         self._now = 0.0
+        self._steady = 0.0
         #: The automatic-outbound policy, made at :meth:`start` (after the address book loads).
         self.policy: OutboundPolicy | None = None
         self._addr_fetches: list[str] = []  # Core m_addr_fetches (a deque: front first)
@@ -491,7 +500,8 @@ class ConnManCore:
         self.anchors_at_stop: list[AddrEntry] = []
         self._fixed_seeds_added = False
         # ThreadOpenConnections state.
-        self._next_open = _INF
+        self._next_open = _INF  # steady time of the loop's next step
+        self._open_fetch = True  # the next step: ProcessAddrFetch (True) or a pick (False)
         self._auto_busy = False  # one automatic dial (or feeler sleep) at a time, as in Core
         self._feeler_pick: OutboundPick | None = None
         self._feeler_at = _INF
@@ -505,13 +515,25 @@ class ConnManCore:
         self._seed_schedule: DnsSeedSchedule | None = None
         self._seed_wake = _INF
         self._seed_query: QuerySeed | None = None
+        self._seed_request = 0
+
+    def _at(self, now: float, steady: float | None) -> None:
+        self._now = now
+        self._steady = now if steady is None else steady
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self, now: float, listening: list[tuple[str, int]] | None = None) -> None:
+    def start(
+        self,
+        now: float,
+        listening: list[tuple[str, int]] | None = None,
+        *,
+        steady: float | None = None,
+    ) -> None:
         """Begin at ``now`` with the driver's bound listeners ((host, port) pairs): local
         addresses, the automatic policy (Core ``CConnman::Start``), the loops' first passes."""
-        self._now = now
+        self._at(now, steady)
+        steady = self._steady
         self.started = True
         self.started_at = now
         opts = self.options
@@ -521,7 +543,7 @@ class ConnManCore:
                 self.add_local(Service.parse(host, port), LOCAL_BIND)
         for svc in opts.external_ip:
             self.add_local(svc, LOCAL_MANUAL)
-        self._next_added = now
+        self._next_added = steady
         if opts.open_automatic:
             self.policy = OutboundPolicy(
                 opts.limits,
@@ -534,7 +556,7 @@ class ConnManCore:
                 is_local=lambda s: s in self.local_addresses,
                 added_node=self._is_added_node,
                 outbound_allowed=self._outbound_allowed,
-                dial_ready=lambda svc: self.backoff.ready(str(svc), self._now),
+                dial_ready=lambda svc: self.backoff.ready(str(svc), self._steady),
             )
             # Core starts extra block-relay-only peers once out of IBD
             # (StartExtraBlockRelayPeers); peerkeeper has no chain and counts as synced.
@@ -547,8 +569,8 @@ class ConnManCore:
             self.rng.shuffle(self._seednodes)
             self._add_addr_fetch = len(self.addrman) == 0 and bool(self._seednodes)
             self._seed_node_timer = now
-            self._next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
-            self._thread_open_connections(now, first=True)
+            self._next_extra_check = steady + EXTRA_PEER_CHECK_INTERVAL
+            self._next_open = steady
             if opts.dnsseed and opts.dns_seeds:
                 self._seed_schedule = DnsSeedSchedule(
                     opts.dns_seeds,
@@ -556,15 +578,15 @@ class ConnManCore:
                     forcednsseed=opts.forcednsseed,
                     seednode_configured=bool(opts.seednode),
                 )
-                self._seed_wake = now
+                self._seed_wake = steady
             elif not opts.dnsseed:
                 log.info("DNS seeding disabled")
-        self.tick(now)
+        self.tick(now, steady=steady)
 
-    def stop(self, now: float) -> None:
+    def stop(self, now: float, *, steady: float | None = None) -> None:
         """Keep the block-relay-only peers as anchors (Core ``StopNodes``) and close
         every connection."""
-        self._now = now
+        self._at(now, steady)
         if self.policy is not None and not self.stopping:
             self.anchors_at_stop = self.anchors_to_save(now)
         self.stopping = True
@@ -583,34 +605,60 @@ class ConnManCore:
         return actions
 
     def next_wakeup(self) -> float:
-        """The time (unix seconds) :meth:`tick` next has work; ``inf`` when none."""
+        """When :meth:`tick` next has work, on the ``now`` timeline (unix seconds; ``inf``
+        when never). Steady deadlines are translated by the offset seen at the last input,
+        so a driver that sleeps ``next_wakeup() - now`` wakes in time for both."""
         if self.stopping:
             return _INF
         at = min(self._next_open, self._next_added, self._seed_wake, self._feeler_at)
+        at -= self._steady - self._now
         if self._heap:
             at = min(at, self._heap[0][0])
         return at
 
-    def tick(self, now: float) -> None:
-        """Run everything due at ``now``: peer timers (one heap, only due peers),
-        ``ThreadOpenAddedConnections``, ``ThreadOpenConnections``, DNS seeding."""
-        self._now = now
+    def tick(self, now: float, *, steady: float | None = None) -> None:
+        """Run everything due: peer timers (one heap, only due peers, on ``now``), then on
+        ``steady`` ``ThreadOpenAddedConnections``, ``ThreadOpenConnections`` and
+        ``ThreadDNSAddressSeed``. A bug in one of them is logged and the others still run
+        (in Core each is its own thread)."""
+        self._at(now, steady)
         if self.stopping:
             return
-        self._tick_peers(now)
-        if now >= self._next_added:
-            self._thread_open_added_connections(now)
-        if now >= self._feeler_at:
-            self._dial_feeler(now)
-        if now >= self._next_open:
+        steady = self._steady
+        for due, run, recover in (
+            (True, self._tick_peers, None),
+            (
+                steady >= self._next_added,
+                self._thread_open_added_connections,
+                self._recover_added,
+            ),
+            (steady >= self._feeler_at, self._dial_feeler, self._recover_open),
+            (steady >= self._next_open, self._thread_open_connections, self._recover_open),
+            (steady >= self._seed_wake, self._thread_dns_address_seed, self._recover_seed),
+        ):
+            if not due:
+                continue
             try:
-                self._thread_open_connections(now)
+                run(now)
             except Exception:
-                # A bug in one pass must not end automatic connections for good.
-                log.exception("automatic outbound pass failed")
-                self._auto_busy = False
-        if now >= self._seed_wake:
-            self._thread_dns_address_seed(now)
+                log.exception("%s failed", run.__name__.strip("_"))
+                if recover is not None:
+                    recover()
+
+    def _recover_added(self) -> None:
+        """After a bug in ThreadOpenAddedConnections' pass: carry on at the next pass."""
+        self._next_added = self._steady + ADDED_CONNECTIONS_INTERVAL
+
+    def _recover_open(self) -> None:
+        """After a bug in ThreadOpenConnections' step: carry on at the next pass."""
+        self._auto_busy = False
+        self._feeler_at = _INF
+        self._next_open = self._steady + self.options.open_connections_interval
+
+    def _recover_seed(self) -> None:
+        """After a bug in DNS seeding: seeding ends (Core's thread would be gone)."""
+        self._seed_schedule = None
+        self._seed_wake = _INF
 
     def mock_forward(self, seconds: float) -> None:
         """Core ``CScheduler::MockForward``: the scheduler's tasks run ``seconds`` earlier
@@ -747,30 +795,51 @@ class ConnManCore:
         self._fixed_seeds_added = True
         log.info("Added %d fixed seeds from reachable networks.", len(entries))
 
-    def _thread_open_connections(self, now: float, *, first: bool = False) -> None:
-        """One pass of Core ``ThreadOpenConnections`` (src/net.cpp): the addr-fetch queue
-        first, then (after the 500 ms sleep) one automatic pick. One automatic dial at a
-        time: while it is in flight, or a feeler waits its random delay, the pass waits."""
-        policy = self.policy
-        if policy is None:
-            self._next_open = _INF
-            return
-        self._next_open = now + self.options.open_connections_interval
-        if self._auto_busy:
-            return
+    def _thread_open_connections(self, now: float) -> None:
+        """Core ``ThreadOpenConnections`` (src/net.cpp), one step at a time: its loop is
+        ``ProcessAddrFetch()``, a 500 ms sleep, one automatic pick, and again. A step that
+        dials (or a feeler's random sleep) holds the loop until the dial ends, as Core's
+        blocking ``OpenNetworkConnection`` does."""
+        while not self._auto_busy and self._steady >= self._next_open:
+            if self.policy is None:
+                self._next_open = _INF
+                return
+            if self._open_fetch:
+                self._open_fetch = False
+                self._fetch_step(now)
+                # The sleep follows the fetch (after its dial ends, if it dialled).
+                self._next_open = (
+                    _INF
+                    if self._auto_busy
+                    else self._steady + self.options.open_connections_interval
+                )
+            else:
+                self._open_fetch = True
+                self._pick_step(now)
+                self._next_open = _INF if self._auto_busy else self._steady
+
+    def _fetch_step(self, now: float) -> None:
+        """The loop's head: the next ``-seednode`` when due, then Core ``ProcessAddrFetch``."""
         if self._add_addr_fetch and self._seednodes:
             self._add_addr_fetch = False
             seed = self._seednodes.pop()
             self.add_addr_fetch(seed)
             log.info("Adding seednode (%s) to addrfetch", seed)
         self._process_addr_fetch(now)
-        if first or self._auto_busy or not self.network_active:
+
+    def _pick_step(self, now: float) -> None:
+        """After the sleep: addr-fetch expiry, the scheduler's extra-outbound check, the
+        fixed-seed fallback, the seednode timer, then one pick of
+        :class:`~peerkeeper.bitcoin.outbound.OutboundPolicy` if a grant is free."""
+        policy = self.policy
+        if policy is None or not self.network_active:
             return
+        steady = self._steady
         self._expire_addr_fetch(now)
-        if now >= self._next_extra_check:
-            self._next_extra_check = now + EXTRA_PEER_CHECK_INTERVAL
+        if steady >= self._next_extra_check:
+            self._next_extra_check = steady + EXTRA_PEER_CHECK_INTERVAL
             self._evict_extra_outbound(now)
-            self.backoff.prune(now)
+            self.backoff.prune(steady)
         self._maybe_add_fixed_seeds(now)
         if (
             self._seednodes
@@ -790,7 +859,7 @@ class ConnManCore:
             # Core sleeps U(0, FEELER_SLEEP_WINDOW) before a feeler, blocking the loop.
             self._auto_busy = True
             self._feeler_pick = pick
-            self._feeler_at = now + self.rng.uniform(0, FEELER_SLEEP_WINDOW)
+            self._feeler_at = steady + self.rng.uniform(0, FEELER_SLEEP_WINDOW)
             return
         self._dial_pick(pick, now)
 
@@ -798,11 +867,14 @@ class ConnManCore:
         pick, self._feeler_pick = self._feeler_pick, None
         self._feeler_at = _INF
         self._auto_busy = False
+        self._next_open = self._steady  # the loop goes on when the feeler's dial ends
         if pick is None or not self.network_active:
             return
         log.debug("Making feeler connection to %s", pick.entry.service)
         self.feelers_made += 1
         self._dial_pick(pick, now)
+        if self._auto_busy:
+            self._next_open = _INF
 
     def _dial_pick(self, pick: OutboundPick, now: float) -> None:
         self._open(
@@ -829,7 +901,7 @@ class ConnManCore:
             return
         while True:
             step = sched.next_step(
-                now,
+                self._steady,  # Core's seeder sleeps on steady time
                 addrman_size=len(self.addrman),
                 full_outbound_count=self._count(ConnectionType.OUTBOUND_FULL_RELAY),
                 network_active=self.network_active,
@@ -847,6 +919,7 @@ class ConnManCore:
                     continue
                 self._seed_query = step
                 self._next_req += 1
+                self._seed_request = self._next_req
                 self._actions.append(
                     Resolve(self._next_req, step.query_name, self.options.chain.default_port, True)
                 )
@@ -854,11 +927,15 @@ class ConnManCore:
             self._seed_schedule = None
             return
 
-    def seed_resolved(self, request_id: int, addrs: list[NetAddr], now: float) -> None:
+    def seed_resolved(
+        self, request_id: int, addrs: list[NetAddr], now: float, *, steady: float | None = None
+    ) -> None:
         """A DNS seed's answer (every address; empty when it answered nothing or failed):
         the addresses go to addrman with the seed as source; a seed that answered
         nothing becomes an addr-fetch target (Core ``ThreadDNSAddressSeed``)."""
-        self._now = now
+        self._at(now, steady)
+        if request_id != self._seed_request or self.stopping:
+            return
         step, self._seed_query = self._seed_query, None
         if step is None or self._seed_schedule is None:
             return
@@ -895,7 +972,7 @@ class ConnManCore:
         """One pass of Core ``ThreadOpenAddedConnections``: dial every manual target that
         is neither connected nor being dialled and whose back-off is over; at most 8
         ``-addnode`` connections open or opening (Core's ``semAddnode``)."""
-        self._next_added = now + ADDED_CONNECTIONS_INTERVAL
+        self._next_added = self._steady + ADDED_CONNECTIONS_INTERVAL
         if not self.network_active:
             return
         pending_manual = len(self.pending_manual)
@@ -906,7 +983,7 @@ class ConnManCore:
                 continue
             if not self.options.connect and pending_manual >= MAX_ADDNODE_CONNECTIONS:
                 break
-            if not self.backoff.ready(target, now):
+            if not self.backoff.ready(target, self._steady):
                 continue
             self.pending_manual.add(target)
             pending_manual += 1
@@ -927,6 +1004,7 @@ class ConnManCore:
         count_failure: bool | None = None,
         use_v2: bool | None = None,
         on_done: Callable[[PeerConn | None], None] | None = None,
+        steady: float | None = None,
     ) -> None:
         """Dial ``target`` ("host:port" or a :class:`Service`) once as ``conn_type``
         (``addnode onetry``, tests). ``count_failure`` (default: not manual) says whether
@@ -934,7 +1012,7 @@ class ConnManCore:
         peers advertising NODE_P2P_V2) chooses BIP324. Refused while the network is
         inactive or the address is connected (Core ``OpenNetworkConnection``).
         ``on_done`` is called once with the new peer, or None when refused or failed."""
-        self._now = now
+        self._at(now, steady)
         if count_failure is None:
             count_failure = conn_type is not ConnectionType.MANUAL
         self._open(
@@ -970,10 +1048,18 @@ class ConnManCore:
             return
         self._dial_service(service, service, ctx, now)
 
-    def resolved(self, request_id: int, service: Service | None, error: str, now: float) -> None:
+    def resolved(
+        self,
+        request_id: int,
+        service: Service | None,
+        error: str,
+        now: float,
+        *,
+        steady: float | None = None,
+    ) -> None:
         """The answer to a :class:`Resolve` for a dial: the first address, or None and the
         ``error`` text; the dial goes on (or ends as failed)."""
-        self._now = now
+        self._at(now, steady)
         ctx = self._resolves.pop(request_id, None)
         if ctx is None:
             return
@@ -984,7 +1070,11 @@ class ConnManCore:
         if not self.network_active or self.stopping:
             self._dial_ended(ctx, False, now)
             return
-        self._dial_service(service, service, ctx, now)
+        try:
+            self._dial_service(service, service, ctx, now)
+        except Exception:
+            self._dial_ended(ctx, False, now)
+            raise
 
     def _dial_service(
         self, service: Service, dest: Service | str, ctx: _DialCtx, now: float
@@ -1023,39 +1113,63 @@ class ConnManCore:
         )
 
     def dial_failed(
-        self, dial_id: int, reason: str, now: float, *, proxy_failed: bool = False
+        self,
+        dial_id: int,
+        reason: str,
+        now: float,
+        *,
+        proxy_failed: bool = False,
+        steady: float | None = None,
     ) -> None:
         """A :class:`Dial` did not connect (``reason`` for the log; ``proxy_failed`` when
         the proxy itself failed, which is not the address's fault: Core ``ConnectNode``)."""
-        self._now = now
+        self._at(now, steady)
         ctx = self._dials.pop(dial_id, None)
         if ctx is None:
             return
         assert ctx.service is not None
         log.debug("connect to %s failed: %s", ctx.target, reason)
         if ctx.conn_type is not ConnectionType.MANUAL:
-            self.backoff.failed(ctx.target, now)  # manual: the manual loop's own
+            self.backoff.failed(ctx.target, self._steady)  # manual: the manual loop's own
         if not proxy_failed:
             self.addrman.attempt(ctx.service, ctx.count_failure, now=now)
         self._dial_ended(ctx, False, now)
 
-    def connected(self, dial_id: int, conn_id: int, local: Service | None, now: float) -> bool:
+    def connected(
+        self,
+        dial_id: int,
+        conn_id: int,
+        local: Service | None,
+        now: float,
+        *,
+        steady: float | None = None,
+    ) -> bool:
         """A :class:`Dial` connected as ``conn_id`` (``local``: our end): the peer starts
         its handshake. Returns False (and asks to close ``conn_id``) when the dial is no
-        longer wanted (stopping, network off)."""
-        self._now = now
+        longer wanted (stopping, network off). Whatever happens, the dial's grant and
+        place are released."""
+        self._at(now, steady)
         ctx = self._dials.pop(dial_id, None)
         if ctx is None:
             self._actions.append(Close(conn_id, "unknown dial"))
             return False
+        peer: PeerConn | None = None
+        try:
+            peer = self._connect_peer(ctx, conn_id, local, now)
+        finally:
+            self._dial_ended(ctx, peer is not None, now, peer)
+        return peer is not None
+
+    def _connect_peer(
+        self, ctx: _DialCtx, conn_id: int, local: Service | None, now: float
+    ) -> PeerConn | None:
         service = ctx.service
         assert service is not None
         # Core ConnectNode: a made connection is an attempt too (counted for automatic types).
         self.addrman.attempt(service, ctx.count_failure, now=now)
         if self.stopping or not self.network_active:
             self._actions.append(Close(conn_id, "network disabled"))
-            self._dial_ended(ctx, False, now)
-            return False
+            return None
         target = ctx.target
         forced_v1 = target in self._force_v1
         self._force_v1.discard(target)
@@ -1087,8 +1201,7 @@ class ConnManCore:
         )
         self._flush(peer, now)
         self._apply(peer, peer.proto.start(now), now)
-        self._dial_ended(ctx, True, now, peer)
-        return True
+        return peer
 
     def _dial_ended(
         self, ctx: _DialCtx, ok: bool, now: float, peer: PeerConn | None = None
@@ -1099,11 +1212,15 @@ class ConnManCore:
         if ctx.kind in ("automatic", "v1retry"):
             self.automatic_pending = max(0, self.automatic_pending - 1)
             if ctx.kind == "automatic":
+                # Core's loop goes on: after a fetch's dial, the 500 ms sleep, then a pick;
+                # after a pick's dial, the next fetch at once.
                 self._auto_busy = False
+                wait = 0.0 if self._open_fetch else self.options.open_connections_interval
+                self._next_open = self._steady + wait
         elif ctx.kind == "manual":
             self.pending_manual.discard(ctx.target)
             if not ok:
-                self.backoff.failed(ctx.target, now)
+                self.backoff.failed(ctx.target, self._steady)
         if ctx.on_done is not None:
             ctx.on_done(peer)
 
@@ -1182,7 +1299,15 @@ class ConnManCore:
 
     # -- inbound ------------------------------------------------------------------------------
 
-    def accepted(self, conn_id: int, local: Service, remote: Service, now: float) -> bool:
+    def accepted(
+        self,
+        conn_id: int,
+        local: Service,
+        remote: Service,
+        now: float,
+        *,
+        steady: float | None = None,
+    ) -> bool:
         """Admit an inbound connection in Core's order (src/net.cpp ``CreateNodeFromAcceptedSocket``).
 
         Network inactive: refused. Banned: refused. Discouraged: refused when the
@@ -1191,7 +1316,7 @@ class ConnManCore:
         protected. Returns whether the connection was admitted (the driver closes it
         otherwise).
         """
-        self._now = now
+        self._at(now, steady)
         if not self.network_active or self.stopping:
             log.debug("connection from %s dropped (not accepting new connections)", remote)
             return False
@@ -1294,10 +1419,12 @@ class ConnManCore:
 
     # -- bytes in -------------------------------------------------------------------------------
 
-    def received(self, conn_id: int, data: bytes, now: float) -> None:
+    def received(
+        self, conn_id: int, data: bytes, now: float, *, steady: float | None = None
+    ) -> None:
         """Bytes from ``conn_id``: feed the transport and process every complete message
         (while the peer's send buffer has room)."""
-        self._now = now
+        self._at(now, steady)
         peer = self._by_conn.get(conn_id)
         if peer is None or peer.closed:
             return
@@ -1309,10 +1436,10 @@ class ConnManCore:
         if not peer.closed:
             self._flush(peer, now)
 
-    def writable(self, conn_id: int, now: float) -> None:
+    def writable(self, conn_id: int, now: float, *, steady: float | None = None) -> None:
         """The driver's send buffer for ``conn_id`` is below ``-maxsendbuffer`` again:
         process what the peer sent meanwhile (Core clears ``fPauseSend``)."""
-        self._now = now
+        self._at(now, steady)
         peer = self._by_conn.get(conn_id)
         if peer is None or peer.closed:
             return
@@ -1388,10 +1515,10 @@ class ConnManCore:
         if raw.command == "version" and peer.inbound and not peer.closed and peer.proto.their.relay:
             self._check_tx_relay_capacity(peer)
 
-    def closed(self, conn_id: int, reason: str, now: float) -> None:
+    def closed(self, conn_id: int, reason: str, now: float, *, steady: float | None = None) -> None:
         """The connection ended from the other side or by a socket error (``reason`` for
         the log): forget the peer; a v2 attempt it refused is retried once as v1."""
-        self._now = now
+        self._at(now, steady)
         peer = self._by_conn.get(conn_id)
         if peer is not None:
             self._drop(peer, reason, close=False)
@@ -1405,7 +1532,7 @@ class ConnManCore:
         if peer.conn_type is ConnectionType.MANUAL:
             self._force_v1.add(peer.addr_name)
             self.backoff.reset(peer.addr_name)
-            self._next_added = now
+            self._next_added = self._steady
         elif not self.stopping:
             # Core PerformReconnections: same type, keeping the grant, failures not counted.
             # By the name we dialled: a named addr-fetch peer goes through the name proxy again.
@@ -1555,10 +1682,12 @@ class ConnManCore:
         if data:
             self._emit(peer, data, now)
 
-    def send_message(self, peer_id: int, msg: Message, now: float) -> None:
+    def send_message(
+        self, peer_id: int, msg: Message, now: float, *, steady: float | None = None
+    ) -> None:
         """Push ``msg`` to ``peer_id`` (Core ``PushMessage``); raises KeyError for an
         unknown peer."""
-        self._now = now
+        self._at(now, steady)
         peer = self.peers[peer_id]
         self._send(peer, msg, now)
 
@@ -1585,7 +1714,7 @@ class ConnManCore:
         self._drop(peer, f"misbehaving: {reason}", close=True)
         if not peer.addr.addr.is_local():
             # Core: DisconnectNode(pnode.addr), every connection from that address.
-            self.disconnect_matching(peer.addr.addr)
+            self.disconnect_matching(peer.addr.addr, self._now, steady=self._steady)
 
     def _drop(self, peer: PeerConn, reason: str, *, close: bool) -> None:
         if peer.closed:
@@ -1614,8 +1743,8 @@ class ConnManCore:
             if peer.proto.successfully_connected and now - peer.connected_at >= BACKOFF_RESET_AFTER:
                 self.backoff.reset(peer.addr_name)
             else:
-                self.backoff.failed(peer.addr_name, now)
-            self._next_added = min(self._next_added, now)
+                self.backoff.failed(peer.addr_name, self._steady)
+            self._next_added = min(self._next_added, self._steady)
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -1658,21 +1787,29 @@ class ConnManCore:
         return None
 
     def disconnect_node(
-        self, now: float, address: str | None = None, peer_id: int | None = None
+        self,
+        now: float,
+        address: str | None = None,
+        peer_id: int | None = None,
+        *,
+        steady: float | None = None,
     ) -> bool:
         """Disconnect one peer by address string or id; False if none matched (Core ``DisconnectNode``)."""
-        self._now = now
+        self._at(now, steady)
         peer = self.find_peer(address, peer_id)
         if peer is None:
             return False
         self._drop(peer, "disconnectnode", close=True)
         return True
 
-    def disconnect_matching(self, target: NetAddr | SubNet) -> int:
+    def disconnect_matching(
+        self, target: NetAddr | SubNet, now: float, *, steady: float | None = None
+    ) -> int:
         """Disconnect every peer whose address is ``target`` or inside it; returns how many.
 
         Core ``CConnman::DisconnectNode(const CSubNet&)`` / ``(const CNetAddr&)``, used by setban.
         """
+        self._at(now, steady)
         victims = [
             p
             for p in self.peers.values()
@@ -1682,18 +1819,18 @@ class ConnManCore:
             self._drop(peer, "banned", close=True)
         return len(victims)
 
-    def add_node(self, node: str, command: str, now: float) -> None:
+    def add_node(self, node: str, command: str, now: float, *, steady: float | None = None) -> None:
         """``addnode`` RPC: ``add`` / ``remove`` / ``onetry``.
 
         Raises ``KeyError`` for remove of an unknown node, ``ValueError`` for add of
         a known one or an unknown command (Core src/rpc/net.cpp ``addnode``).
         """
-        self._now = now
+        self._at(now, steady)
         if command == "add":
             if node in self.added_nodes:
                 raise ValueError("Node already added")
             self.added_nodes.append(node)
-            self._next_added = min(self._next_added, now)
+            self._next_added = min(self._next_added, self._steady)
         elif command == "remove":
             if node not in self.added_nodes:
                 raise KeyError("Node could not be removed. It has not been added previously.")
@@ -1725,18 +1862,19 @@ class ConnManCore:
             out.append((node, by_addr.get(service) if service is not None else by_name.get(node)))
         return out
 
-    def ping_all(self) -> None:
+    def ping_all(self, now: float, *, steady: float | None = None) -> None:
         """Queue a ping to every peer (the ``ping`` RPC); sent at the next :meth:`tick`."""
+        self._at(now, steady)
         for peer in self.peers.values():
             peer.proto.request_ping()
             self._schedule(peer)
 
-    def set_network_active(self, active: bool, now: float) -> None:
+    def set_network_active(self, active: bool, now: float, *, steady: float | None = None) -> None:
         """Turn all P2P activity on or off; off disconnects every peer (Core ``SetNetworkActive``)."""
-        self._now = now
+        self._at(now, steady)
         self.network_active = active
         if not active:
             for peer in list(self.peers.values()):
                 self._drop(peer, "network disabled", close=True)
         else:
-            self._next_added = min(self._next_added, now)
+            self._next_added = min(self._next_added, self._steady)

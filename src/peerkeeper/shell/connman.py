@@ -80,8 +80,11 @@ class ConnMan:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         banman: BanMan | None = None,
+        steady: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clock = clock
+        #: Core's steady clock: paces the loops and back-offs, never mocked.
+        self.steady = steady
         self.core = ConnManCore(
             options,
             addrman,
@@ -167,7 +170,7 @@ class ConnMan:
             if not listening:
                 raise OSError("could not bind any listening socket")
             log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in listening))
-        self.core.start(self.clock(), listening)
+        self.core.start(self.clock(), listening, steady=self.steady())
         self._pump()
 
     async def stop(self) -> None:
@@ -176,7 +179,7 @@ class ConnMan:
         Before closing, the core keeps the block-relay-only peers in
         :attr:`anchors_at_stop` (Core ``StopNodes`` dumps them to anchors.dat).
         """
-        self.core.stop(self.clock())
+        self.core.stop(self.clock(), steady=self.steady())
         self._pump()
         self._stopping = True
         if self._timer is not None:
@@ -240,9 +243,11 @@ class ConnMan:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = float("inf")
-        self.core.tick(self.clock())
-        self._pump()
-        self.sockman.flush()
+        try:
+            self.core.tick(self.clock(), steady=self.steady())
+        finally:
+            self._pump()  # re-arms the timer whatever happened
+            self.sockman.flush()
 
     def mock_forward(self, seconds: float) -> None:
         """Core ``CScheduler::MockForward`` for the core's scheduled checks."""
@@ -255,16 +260,28 @@ class ConnMan:
             self._arm(self.clock())
 
     async def _dial(self, dial: Dial) -> None:
+        core = self.core
         try:
             conn_id = await self.sockman.connect(dial.dest, dial.timeout, proxy=dial.proxy)
         except ConnectError as e:
             proxy_failed = isinstance(e, ProxyError) and e.proxy_failed
-            self.core.dial_failed(dial.id, e.reason, self.clock(), proxy_failed=proxy_failed)
+            core.dial_failed(
+                dial.id, e.reason, self.clock(), proxy_failed=proxy_failed, steady=self.steady()
+            )
+        except Exception as e:  # a bug below must still end the dial in the core
+            log.exception("dialling %s failed", dial.dest)
+            core.dial_failed(dial.id, str(e), self.clock(), steady=self.steady())
         else:
             # Attached here, in the dial task: SockMan holds the connection's events
             # until this returns, so bytes a responder sends at once are not lost.
             ends = self.sockman.endpoints(conn_id)
-            self.core.connected(dial.id, conn_id, ends[0] if ends else None, self.clock())
+            try:
+                core.connected(
+                    dial.id, conn_id, ends[0] if ends else None, self.clock(), steady=self.steady()
+                )
+            except Exception:
+                log.exception("starting the connection to %s failed", dial.dest)
+                self.sockman.close(conn_id)
         self._pump()
         self.sockman.flush()
 
@@ -277,15 +294,16 @@ class ConnMan:
                     self._resolver = make_resolver(opts.dns_nameservers, opts.dns_port)
                 addrs = await resolve_seed(self._resolver, req.name)
             except Exception as e:  # a resolver failure is an empty answer (Core)
-                log.debug("DNS seed %s failed: %s", req.name, e)
-            self.core.seed_resolved(req.id, addrs, self.clock())
+                log.warning("DNS seed %s: %s", req.name, e)
+            self.core.seed_resolved(req.id, addrs, self.clock(), steady=self.steady())
         else:
+            service: Service | None = None
+            error = ""
             try:
                 service = await resolve_service(req.name, req.port)
-            except ValueError as e:
-                self.core.resolved(req.id, None, str(e), self.clock())
-            else:
-                self.core.resolved(req.id, service, "", self.clock())
+            except Exception as e:  # ValueError: nothing resolves; anything else is logged too
+                error = str(e)
+            self.core.resolved(req.id, service, error, self.clock(), steady=self.steady())
         self._pump()
         self.sockman.flush()
 
@@ -293,28 +311,28 @@ class ConnMan:
 
     def on_accepted(self, conn_id: int, me: Service, them: Service) -> bool:
         """Ask the core to admit an inbound connection (Core ``CreateNodeFromAcceptedSocket``)."""
-        ok = self.core.accepted(conn_id, me, them, self.clock())
+        ok = self.core.accepted(conn_id, me, them, self.clock(), steady=self.steady())
         self._pump()
         return ok
 
     def on_data(self, conn_id: int, data: bytes) -> None:
         """Bytes in: the core processes them; SockMan writes the answers after this batch."""
-        self.core.received(conn_id, data, self.clock())
+        self.core.received(conn_id, data, self.clock(), steady=self.steady())
         self._pump()
 
     def on_eof(self, conn_id: int) -> None:
         """The peer closed (a v2 attempt it refused is retried once as v1 by the core)."""
-        self.core.closed(conn_id, "socket closed", self.clock())
+        self.core.closed(conn_id, "socket closed", self.clock(), steady=self.steady())
         self._pump()
 
     def on_error(self, conn_id: int, exc: Exception) -> None:
         """A socket error ends the connection."""
-        self.core.closed(conn_id, f"socket error: {exc}", self.clock())
+        self.core.closed(conn_id, f"socket error: {exc}", self.clock(), steady=self.steady())
         self._pump()
 
     def on_writable(self, conn_id: int) -> None:
         """The send buffer drained: the core processes what the peer sent meanwhile."""
-        self.core.writable(conn_id, self.clock())
+        self.core.writable(conn_id, self.clock(), steady=self.steady())
         self._pump()
 
     def on_io_loop_completed(self) -> None:
@@ -328,20 +346,20 @@ class ConnMan:
 
     def disconnect_node(self, address: str | None = None, peer_id: int | None = None) -> bool:
         """Disconnect one peer by address string or id; False if none matched (Core ``DisconnectNode``)."""
-        ok = self.core.disconnect_node(self.clock(), address, peer_id)
+        ok = self.core.disconnect_node(self.clock(), address, peer_id, steady=self.steady())
         self._control()
         return ok
 
     def disconnect_matching(self, target: NetAddr | SubNet) -> int:
         """Disconnect every peer at ``target`` or inside it (setban); returns how many."""
-        n = self.core.disconnect_matching(target)
+        n = self.core.disconnect_matching(target, self.clock(), steady=self.steady())
         self._control()
         return n
 
     def add_node(self, node: str, command: str) -> None:
         """``addnode`` RPC (add / remove / onetry); errors as
         :meth:`~peerkeeper.bitcoin.connman.ConnManCore.add_node`."""
-        self.core.add_node(node, command, self.clock())
+        self.core.add_node(node, command, self.clock(), steady=self.steady())
         self._control()
 
     def get_added_node_info(self) -> list[tuple[str, PeerConn | None]]:
@@ -350,12 +368,12 @@ class ConnMan:
 
     def ping_all(self) -> None:
         """Queue a ping to every peer (the ``ping`` RPC)."""
-        self.core.ping_all()
+        self.core.ping_all(self.clock(), steady=self.steady())
         self.wake()
 
     def set_network_active(self, active: bool) -> None:
         """Turn all P2P activity on or off (Core ``SetNetworkActive``)."""
-        self.core.set_network_active(active, self.clock())
+        self.core.set_network_active(active, self.clock(), steady=self.steady())
         self._control()
 
     async def open_connection(
@@ -381,13 +399,14 @@ class ConnMan:
             count_failure=count_failure,
             use_v2=use_v2,
             on_done=done,
+            steady=self.steady(),
         )
         self._control()
         return await fut
 
     def send_message(self, peer_id: int, msg: Message) -> None:
         """Push ``msg`` to ``peer_id`` (Core ``PushMessage``); KeyError for an unknown peer."""
-        self.core.send_message(peer_id, msg, self.clock())
+        self.core.send_message(peer_id, msg, self.clock(), steady=self.steady())
         self._control()
 
     async def _request(
