@@ -233,7 +233,7 @@ async def storm_connman(total: int, burst: int) -> dict[str, float]:
     decision_cpu: list[float] = []
     first = last = 0.0
     orig_accept = cm.on_accepted
-    orig_drop = cm._drop
+    orig_drop = cm.core._drop
 
     def on_accepted(conn_id: int, me: Any, them: Any) -> bool:
         nonlocal first, last
@@ -252,7 +252,7 @@ async def storm_connman(total: int, burst: int) -> dict[str, float]:
         orig_drop(peer, reason, close=close)
 
     cm.on_accepted = on_accepted  # type: ignore[method-assign]
-    cm._drop = drop  # type: ignore[method-assign]
+    cm.core._drop = drop  # type: ignore[method-assign]
     await cm.start()
     try:
         client = await run_client(cm.listening[0][1], total, burst)
