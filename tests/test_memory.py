@@ -44,8 +44,10 @@ async def test_half_sent_big_messages_are_freed_when_peers_close(tmp_path: Path)
                 for w in writers:
                     await w.drain()
                 await wait_until(
-                    lambda: sum(p.bytes_recv for p in node.connman.peers.values())
-                    >= 40 * (len(header) + len(body))
+                    lambda: (
+                        sum(p.bytes_recv for p in node.connman.peers.values())
+                        >= 40 * (len(header) + len(body))
+                    )
                 )
                 for w in writers:
                     w.close()
