@@ -38,14 +38,11 @@ import pytest
 from dnslib import AAAA, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import DNSServer
 
-from peerkeeper.daemon.config import Config
-from peerkeeper.daemon.node import Node
+from peerkeeper import Config, NativeConfig, NativeNode, NetAddr, Node, Service
 from peerkeeper.dispatch.dispatcher import CodecRegistry, Conversation, Envelope
 from peerkeeper.native.identity import Identity, PeerId
 from peerkeeper.native.maintenance import MaintenanceConfig
 from peerkeeper.native.pool import PeerPool, PoolConfig
-from peerkeeper.net.netaddr import NetAddr, Service
-from peerkeeper.shell.nativenode import NativeConfig, NativeNode
 from peerkeeper.wire.messages import Message, Verack, Version, decode_message
 from peerkeeper.wire.v1 import V1Transport
 

@@ -22,8 +22,7 @@ import pytest
 from support import free_port
 from support import wait_until as _wait_until
 
-from peerkeeper.daemon.config import Config
-from peerkeeper.daemon.node import Node
+from peerkeeper import Config, Node
 from peerkeeper.daemon.rpc import rpc_call
 
 BITCOIND = os.environ.get("PEERKEEPER_BITCOIND")

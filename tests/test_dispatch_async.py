@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from support import Blob, Ping, Sink, Text, VirtualNet, native, registry, vpoint
 
+from peerkeeper import NativeNode
 from peerkeeper.dispatch.dispatcher import Conversation, Dispatcher, DispatchError, Incoming
 from peerkeeper.shell.dispatch import AsyncDispatcher, RequestFailed
-from peerkeeper.shell.nativenode import NativeNode
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -22,8 +22,8 @@ from support import (
     wait_until,
 )
 
+from peerkeeper import Service
 from peerkeeper.daemon.rpc import RpcError, read_cookie, rpc_call
-from peerkeeper.net.netaddr import Service
 from peerkeeper.wire.messages import (
     MAX_ADDR_TO_SEND,
     Addr,

@@ -25,6 +25,7 @@ from support import native, vpoint
 from support import native_identity as identity
 from support import wait_until as until
 
+from peerkeeper import NativeConfig, NativeNode, NetAddr
 from peerkeeper.native.identity import Identity, IdentityError
 from peerkeeper.native.maintenance import MaintenanceConfig, swap_candidates
 from peerkeeper.native.messages import (
@@ -37,8 +38,6 @@ from peerkeeper.native.messages import (
 from peerkeeper.native.peer import NativePeer
 from peerkeeper.native.pool import PoolEvent
 from peerkeeper.native.poolstate import ReconnectionConfig
-from peerkeeper.net.netaddr import NetAddr
-from peerkeeper.shell.nativenode import NativeConfig, NativeNode
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -334,6 +334,31 @@ def test_v1_fallback_yields_messages() -> None:
         ]
 
 
+def test_v1_peer_costs_no_v2_keys_and_settles_on_the_inner_v1() -> None:
+    """A responder that finds a v1 peer never draws a key (ellswift keygen is the costly
+    part of a v2 handshake, ~2 KB and a scalar multiplication per connection), and once
+    nothing is pending it hands the connection to its inner v1 transport."""
+
+    def no_rng(n: int) -> bytes:
+        raise AssertionError("a v1 peer must not cost a BIP324 key")
+
+    r = V2Transport(MAGIC, initiating=False, rng=no_rng)
+    assert r.settled() is r  # still detecting
+    r.receive_data(frame_v1(MAGIC, "version", b"hi"))
+    assert [(m.command, m.payload) for m in drain(r)] == [("version", b"hi")]
+    r.send("verack", b"")
+    assert r.settled() is r  # a frame waits to be handed out first
+    out = r.data_to_send()
+    inner = r.settled()
+    assert isinstance(inner, V1Transport) and inner.transport_type == "v1"
+    inner.send("pong", b"12345678")
+    peer = V1Transport(MAGIC)
+    peer.receive_data(out + inner.data_to_send())
+    assert [m.command for m in drain_v1(peer)] == ["verack", "pong"]
+    v1 = V1Transport(MAGIC)
+    assert v1.settled() is v1
+
+
 def drain_v1(t: V1Transport) -> list[RawMessage]:
     out = []
     while (msg := t.next_message()) is not None:

@@ -1677,10 +1677,14 @@ class ConnManCore:
         peer.proto.last_send = now
 
     def _flush(self, peer: PeerConn, now: float) -> None:
-        """Hand the driver what the transport has ready (messages, BIP324 key, garbage)."""
-        data = peer.transport.data_to_send()
+        """Hand the driver what the transport has ready (messages, BIP324 key, garbage);
+        keep only the transport that carries the connection from now on (a BIP324
+        responder that found a v1 peer gives way to its inner v1 transport)."""
+        transport = peer.transport
+        data = transport.data_to_send()
         if data:
             self._emit(peer, data, now)
+        peer.transport = transport.settled()
 
     def send_message(
         self, peer_id: int, msg: Message, now: float, *, steady: float | None = None

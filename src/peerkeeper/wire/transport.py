@@ -108,6 +108,14 @@ class Transport(Protocol):
         """Core ``ShouldReconnectV1``: a v2 attempt the peer refused; retry it as v1."""
         ...
 
+    def settled(self) -> Transport:
+        """The transport that carries the connection from now on: this one, or, for a
+        BIP324 responder that found a v1 peer and has nothing left to hand out, its
+        inner v1 transport (Core keeps ``m_v1_fallback`` inside ``V2Transport``; in
+        Python the owner may keep only the inner one and free the v2 state, about half
+        a kilobyte per v1 peer)."""
+        ...
+
 
 if TYPE_CHECKING:  # both transports implement the interface (checked by mypy)
 

@@ -244,6 +244,10 @@ class V1Transport:
         """Only a v2 initiator can ask to retry as v1."""
         return False
 
+    def settled(self) -> V1Transport:
+        """Itself: a v1 transport never hands over (see ``Transport.settled``)."""
+        return self
+
     def send(self, command: str, payload: bytes) -> int:
         """Frame ``payload`` under ``command`` and queue it for :meth:`data_to_send`.
 

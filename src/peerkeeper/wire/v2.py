@@ -414,6 +414,14 @@ class V2Transport:
             return max(0, BIP324Cipher.LENGTH_LEN - have)
         return max(0, self._recv_len + _BODY_EXTRA - have)
 
+    def settled(self) -> V1Transport | V2Transport:
+        """Its inner v1 transport once a v1 peer was detected and nothing is left here
+        to hand out (queued bytes go first), else itself (see ``Transport.settled``)."""
+        v1 = self._v1
+        if v1 is None or self._out or self._queue:
+            return self
+        return v1
+
     def should_reconnect_v1(self) -> bool:
         """Core ``V2Transport::ShouldReconnectV1``: retry this peer with v1?
 
@@ -488,7 +496,6 @@ class V2Transport:
         application message, or ``None`` when more bytes are needed.
         """
         buf = self._buf
-        cipher = self._cipher
         while True:
             st = self._recv_state
             pos = self._pos
@@ -498,7 +505,7 @@ class V2Transport:
                 if length is None:
                     if avail < BIP324Cipher.LENGTH_LEN:
                         return None
-                    length = cipher.decrypt_length(buf[pos : pos + BIP324Cipher.LENGTH_LEN])
+                    length = self._cipher.decrypt_length(buf[pos : pos + BIP324Cipher.LENGTH_LEN])
                     pos += BIP324Cipher.LENGTH_LEN
                     avail -= BIP324Cipher.LENGTH_LEN
                     self._pos = pos
@@ -512,7 +519,7 @@ class V2Transport:
                     return None
                 try:
                     with memoryview(buf)[pos : pos + need] as chunk:
-                        plain = cipher.decrypt_with_header(chunk, self._recv_aad)
+                        plain = self._cipher.decrypt_with_header(chunk, self._recv_aad)
                 except DecryptionError:
                     raise self._fail(f"packet decryption failure ({length} bytes)") from None
                 self._pos = pos + need
@@ -529,7 +536,7 @@ class V2Transport:
             if st is _Recv.GARB_GARBTERM:
                 window = min(avail, MAX_GARBAGE_LEN + _TERM_LEN)
                 start = pos + max(0, self._garb_scanned - (_TERM_LEN - 1))
-                term = cipher.recv_garbage_terminator
+                term = self._cipher.recv_garbage_terminator
                 i = buf.find(term, start, pos + window)
                 if i >= 0:
                     self._recv_aad = bytes(buf[pos:i])
@@ -552,7 +559,7 @@ class V2Transport:
                     return None
                 self._pos = pos + ELLSWIFT_SIZE
                 try:
-                    cipher.initialize(bytes(buf[pos : pos + ELLSWIFT_SIZE]), self._initiating)
+                    self._cipher.initialize(bytes(buf[pos : pos + ELLSWIFT_SIZE]), self._initiating)
                 except EllSwiftError as e:  # pragma: no cover - keys checked, any 64 bytes decode
                     raise self._fail(f"key exchange failed: {e}") from None
                 self._recv_state = _Recv.GARB_GARBTERM
