@@ -16,7 +16,10 @@ import pytest
 import python_socks
 from support import Recorder, free_port, pproxy_server, wait_until
 
-from peerkeeper.io.proxy import (
+from peerkeeper.io.proxy import _map_python_socks_error, connect_via_proxy
+from peerkeeper.io.sockman import ConnectError, SockMan
+from peerkeeper.net.netaddr import Network, Service
+from peerkeeper.net.netbase import (
     DEFAULT_TOR_SOCKS_PORT,
     PROXY_ERROR_KINDS,
     SOCKS5_RECV_TIMEOUT,
@@ -27,13 +30,9 @@ from peerkeeper.io.proxy import (
     ProxyError,
     ProxySettings,
     StreamIsolationGenerator,
-    _map_python_socks_error,
-    connect_via_proxy,
     parse_proxy,
     socks5_reply_error,
 )
-from peerkeeper.io.sockman import ConnectError, SockMan
-from peerkeeper.net.netaddr import Network, Service
 
 pytestmark = pytest.mark.timeout(30)
 

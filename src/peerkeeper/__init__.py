@@ -51,8 +51,8 @@ _EXPORTS: dict[str, str] = {
     "IdentityError": "peerkeeper.native.identity",
     "AddrManFormatError": "peerkeeper.bitcoin.addrman",
     "BanlistError": "peerkeeper.bitcoin.banman",
-    "ConnectError": "peerkeeper.io.proxy",
-    "ProxyError": "peerkeeper.io.proxy",
+    "ConnectError": "peerkeeper.net.netbase",
+    "ProxyError": "peerkeeper.net.netbase",
     "StoreError": "peerkeeper.io.store",
     "DatadirLockedError": "peerkeeper.io.store",
     "RequestFailed": "peerkeeper.shell.dispatch",
@@ -97,11 +97,11 @@ if TYPE_CHECKING:
     from peerkeeper.daemon.node import Node
     from peerkeeper.daemon.rpc import RpcError
     from peerkeeper.dispatch.dispatcher import Dispatcher
-    from peerkeeper.io.proxy import ConnectError, ProxyError
     from peerkeeper.io.store import DatadirLockedError, StoreError
     from peerkeeper.native.identity import Identity, IdentityError, PeerId
     from peerkeeper.net.connection_types import ConnectionType
     from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
+    from peerkeeper.net.netbase import ConnectError, ProxyError
     from peerkeeper.shell.dispatch import RequestFailed
     from peerkeeper.shell.nativenode import NativeConfig, NativeNode
     from peerkeeper.wire.codec import DecodeError

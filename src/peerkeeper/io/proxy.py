@@ -1,33 +1,22 @@
-"""SOCKS5 proxies: ``-proxy``, ``-onion``, ``-proxyrandomize`` and reachable networks.
+"""Connecting through a SOCKS5 proxy (IO): Core's ``ConnectThroughProxy`` / ``Socks5``.
 
-Bitcoin Core's proxy layer (src/netbase.cpp ``Proxy``, ``ProxyCredentials``,
-``SetProxy``/``GetProxy``/``SetNameProxy``, ``ConnectThroughProxy``, ``Socks5``;
-src/init.cpp ``AppInitMain`` handling of ``-proxy``, ``-onion``, ``-onlynet``,
-``-cjdnsreachable``, ``-i2psam``; src/net.cpp ``CConnman::ConnectNode``):
+The proxy settings themselves (:class:`~peerkeeper.net.netbase.Proxy`,
+:class:`~peerkeeper.net.netbase.ProxySettings`, ``parse_proxy``, stream isolation, the
+errors) are pure and live in :mod:`peerkeeper.net.netbase` (Core's src/netbase.h).
+:func:`connect_via_proxy` is the asyncio side: a TCP (or unix) connection to the proxy,
+then the SOCKS5 handshake by python-socks, returning a connected non-blocking socket;
+every failure is a :class:`~peerkeeper.net.netbase.ProxyError` with a ``kind``.
 
-* :class:`Proxy` — one SOCKS5 proxy (``host:port`` or ``unix:/path``) and whether it
-  gets per-connection random credentials (Tor stream isolation).
-* :func:`parse_proxy` — the text of ``-proxy`` / ``-onion`` to a :class:`Proxy`.
-* :class:`ProxySettings` — Core's ``proxyInfo[NET_MAX]`` and ``nameProxy`` as one
-  immutable value built from the options (:meth:`ProxySettings.from_options`), with
-  Core's reachable-network rules (:meth:`ProxySettings.reachable_networks`).
-* :class:`StreamIsolationGenerator` — Core's ``TorStreamIsolationCredentialsGenerator``
-  (``"<16 hex>-<counter>"`` as both user name and password), from an injected rng.
-* :func:`connect_via_proxy` — the asyncio shell: a TCP (or unix) connection to the
-  proxy, then the SOCKS5 handshake by python-socks, returning a connected
-  non-blocking socket; every failure is a :class:`ProxyError` with a ``kind``.
-
-Everything but :func:`connect_via_proxy` is pure. I2P is reached through the SAM
-protocol in Core (``-i2psam``, src/i2p.cpp), not SOCKS5; SAM is out of scope here,
-so :meth:`ProxySettings.for_network` never returns a proxy for I2P (an explicit
-SOCKS proxy for ``.b32.i2p`` names, such as i2pd's, can still be passed to
-:func:`connect_via_proxy`).
+I2P is reached through the SAM protocol in Core (``-i2psam``, src/i2p.cpp), not SOCKS5;
+SAM is out of scope here, so ``ProxySettings.for_network`` never returns a proxy for
+I2P (an explicit SOCKS proxy for ``.b32.i2p`` names, such as i2pd's, can still be passed
+to :func:`connect_via_proxy`).
 
 Known differences from Core's own SOCKS5 client (``Socks5``, src/netbase.cpp), all
 from using python-socks for the protocol: an IP-literal destination is sent with
 address type IPv4/IPv6 (Core sends every destination as a DOMAINNAME string; Tor
 accepts both), and the whole exchange is bounded by one ``timeout`` instead of
-Core's 5 s TCP connect plus 20 s per read (:data:`SOCKS5_RECV_TIMEOUT`).
+Core's 5 s TCP connect plus 20 s per read (``SOCKS5_RECV_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -46,45 +35,12 @@ from python_socks.async_.asyncio import Proxy as _PSProxy
 
 from peerkeeper.net.netbase import (
     _MAX_SOCKS5_FIELD,
-    ADDR_PREFIX_UNIX,
-    DEFAULT_PROXYRANDOMIZE,
-    DEFAULT_TOR_SOCKS_PORT,
-    MAX_UNIX_SOCKET_PATH,
-    PROXY_ERROR_KINDS,
-    PROXY_NETWORKS,
-    SOCKS5_RECV_TIMEOUT,
-    SOCKS5_REPLIES,
-    ConnectError,
     Proxy,
-    ProxyConfigError,
-    ProxyCredentials,
     ProxyError,
-    ProxySettings,
-    StreamIsolationGenerator,
-    parse_proxy,
     socks5_reply_error,
 )
 
-__all__ = [
-    "ADDR_PREFIX_UNIX",
-    "DEFAULT_PROXYRANDOMIZE",
-    "DEFAULT_TOR_SOCKS_PORT",
-    "MAX_UNIX_SOCKET_PATH",
-    "PROXY_NETWORKS",
-    "SOCKS5_RECV_TIMEOUT",
-    "SOCKS5_REPLIES",
-    "PROXY_ERROR_KINDS",
-    "ConnectError",
-    "Proxy",
-    "ProxyConfigError",
-    "ProxyCredentials",
-    "ProxyError",
-    "ProxySettings",
-    "StreamIsolationGenerator",
-    "connect_via_proxy",
-    "parse_proxy",
-    "socks5_reply_error",
-]
+__all__ = ["connect_via_proxy"]
 
 
 class _ProxySocketOpener:

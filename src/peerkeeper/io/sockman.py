@@ -52,8 +52,9 @@ import socket
 from collections.abc import Callable
 from typing import Protocol, cast
 
-from peerkeeper.io.proxy import ConnectError, Proxy, StreamIsolationGenerator, connect_via_proxy
+from peerkeeper.io.proxy import connect_via_proxy
 from peerkeeper.net.netaddr import AddrError, NetAddr, Service, split_host_port
+from peerkeeper.net.netbase import ConnectError, Proxy, StreamIsolationGenerator
 
 __all__ = [
     "DEFAULT_MAX_SEND_BUFFER",

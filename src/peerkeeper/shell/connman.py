@@ -37,10 +37,10 @@ from peerkeeper.bitcoin.outbound import OutboundPolicy
 from peerkeeper.bitcoin.uploadtarget import UploadTarget
 from peerkeeper.dispatch.dispatcher import PendingRequests
 from peerkeeper.io.dns import make_resolver, resolve_seed, resolve_service
-from peerkeeper.io.proxy import ProxyError
 from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Service, SubNet
+from peerkeeper.net.netbase import ProxyError
 from peerkeeper.wire.messages import AddrEntry, GetAddr, Message, Ping
 
 __all__ = ["ConnManOptions", "PeerConn", "ConnMan"]
