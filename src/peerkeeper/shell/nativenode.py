@@ -218,7 +218,7 @@ class NativeNode:
         # The maintenance worker's deadlines and housekeeping's, on the same timer.
         self._maint = MaintenanceSchedule(config.limits)
         self._housekeeping_at = float("inf")
-        self._saving = False
+        self._save_task: asyncio.Task[Any] | None = None
         self._last_swap = float("-inf")
         self._last_swap_proposal = float("-inf")
         self._last_save = 0.0
@@ -358,7 +358,8 @@ class NativeNode:
             self._timer.cancel()
             self._timer = None
         for task in list(self._tasks):
-            task.cancel()
+            if task is not self._save_task:  # a save under way ends before the last one
+                task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.sockman is not None:
@@ -861,10 +862,9 @@ class NativeNode:
         """The pool's timer (run by :meth:`_on_timer`): greylist countdowns and a save
         every ``SAVE_INTERVAL`` (in the background; one at a time)."""
         self._pool().gc_greylist(now)
-        if now - self._last_save >= SAVE_INTERVAL and not self._saving:
+        if now - self._last_save >= SAVE_INTERVAL and self._save_task is None:
             self._last_save = now  # a failing save is retried at the next interval
-            self._saving = True
-            self._spawn(self._background_save())
+            self._save_task = self._spawn(self._background_save())
         self._housekeeping_at = self._next_housekeeping(now)
 
     async def _background_save(self) -> None:
@@ -873,7 +873,7 @@ class NativeNode:
         except Exception as e:  # noqa: BLE001 - the timer must survive the store
             log.error("could not save the pool: %s", e)
         finally:
-            self._saving = False
+            self._save_task = None
 
     async def _wait_first(self, *aws: Any) -> None:
         """Until the first of ``aws`` is done (the others are cancelled)."""
