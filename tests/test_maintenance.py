@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -10,6 +11,7 @@ from support import ME, T0, connect, pid, pt
 from peerkeeper.native.maintenance import (
     Bounds,
     MaintenanceConfig,
+    MaintenanceSchedule,
     bounds,
     connections_to_drop,
     decide,
@@ -139,3 +141,35 @@ def test_a_due_trusted_point_does_not_bring_untrusted_dials_within_bounds() -> N
         connect(pool, n)
     step = decide(pool, cfg, T0, round_start=T0, seen=set())
     assert step.contact == (pt(1),)
+
+
+def test_schedule_idle_and_look_timers() -> None:
+    """Octez worker_loop's idle timer and ask_for_more_contacts' wait, in clock seconds."""
+    s = MaintenanceSchedule(MaintenanceConfig())  # Octez: idle 120 s, look 5 s
+    assert s.next_wakeup() == math.inf and not s.due(T0)
+    assert s.idle(T0) == T0 + 120.0 == s.next_wakeup()
+    assert not s.due(T0 + 119.99)
+    assert s.due(T0 + 120.0)
+    assert not s.due(T0 + 120.0)  # reported once
+    assert s.next_wakeup() == math.inf
+    assert s.look(T0) == T0 + 5.0 == s.next_wakeup()
+    s.busy()  # the worker runs: no timer of its own
+    assert s.next_wakeup() == math.inf and not s.due(T0 + 10.0)
+
+
+def test_schedule_wakes_at_the_first_instant_a_trusted_point_may_be_dialled() -> None:
+    cfg = MaintenanceConfig(min_connections=0, expected_connections=0, max_connections=4)
+    pool = make_pool(trusted_points=((pt(1), None),))
+    end = T0 + 60.0
+    pool.known_points[pt(1)].reconnection_end = end
+    s = MaintenanceSchedule(cfg)
+    at = s.retry(end)
+    s.look(T0)
+    assert s.next_wakeup() == T0 + 5.0
+    assert s.due(T0 + 5.0) and s.next_wakeup() == at
+    # Octez cannot_reconnect_yet: now <= end. At end nothing is due and nothing dialled;
+    # at the next instant both are.
+    assert at > end and not s.due(end)
+    assert decide(pool, cfg, end, round_start=end, seen=set()).contact == ()
+    assert s.due(at) and s.next_wakeup() == math.inf
+    assert decide(pool, cfg, at, round_start=at, seen=set()).contact == (pt(1),)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 from collections.abc import Callable, Iterator
@@ -37,7 +38,7 @@ from peerkeeper.native.messages import (
 )
 from peerkeeper.native.peer import NativePeer
 from peerkeeper.native.pool import PoolEvent
-from peerkeeper.native.poolstate import ReconnectionConfig
+from peerkeeper.native.poolstate import PointState
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -336,33 +337,129 @@ async def test_pool_saved_and_restored(tmp_path: Path) -> None:
 
 
 async def test_trusted_point_reconnected_with_backoff(tmp_path: Path) -> None:
+    """Maintenance redials a trusted point when its back-off ends, on the node's
+    simulated clock with Octez's delays (point_reconnection_config.ml: 1 s, x1.2 after
+    each failed dial; 60 s after a running connection) and ``cannot_reconnect_yet``
+    (p2p_point_state.ml: no dial while ``now <= end``)."""
     net = Net()
-    fast = ReconnectionConfig(initial_delay=0.05, disconnection_delay=0.3)
+    clock = SimClock()
     limits = MaintenanceConfig(min_connections=0, expected_connections=0, max_connections=4)
     async with native(
         net,
         tmp_path,
         1,
+        clock=clock,
         limits=limits,
         maintenance=True,
         trusted_points=((vpoint(2), identity(2).peer_id),),
-        reconnection=fast,
     ) as a:
         assert a.pool is not None
-        # Not there yet: dials fail and back off (1.2x each time), no busy loop.
-        await asyncio.sleep(0.5)
-        failed = sum(1 for _, d in net.dials if d == vpoint(2))
-        assert 2 <= failed <= 20
-        async with native(net, tmp_path, 2) as b:
-            await until(lambda: b.peer_id in a.pool.connected_peer_ids())  # type: ignore[union-attr]
-        await until(lambda: a.pool is not None and a.pool.active_connections() == 0)
-        info = a.pool.known_points[vpoint(2)]
-        assert info.reconnection_end is not None and info.trusted
-        async with native(net, tmp_path, 2) as b:
-            await until(lambda: b.peer_id in a.pool.connected_peer_ids())  # type: ignore[union-attr]
+        pool = a.pool
+        info = pool.known_points[vpoint(2)]
+
+        def dials() -> int:
+            return sum(1 for _, d in net.dials if d == vpoint(2))
+
+        def waiting(n: int) -> Callable[[], bool]:
+            """n dials made, the last one over, the worker's wakeup at the back-off end."""
+            return lambda: (
+                dials() == n
+                and info.state is PointState.DISCONNECTED
+                and info.reconnection_end is not None
+                and a._maint.next_wakeup() == math.nextafter(info.reconnection_end, math.inf)
+            )
+
+        async def advance_to(t: float) -> None:
+            clock.now = t
+            a.wake()
+            await asyncio.sleep(0.05)  # the timer, the worker and a refused dial run
+
+        # Not there yet: dialled at start, then at each back-off end, the delay growing
+        # 1.2x; never before the end (no busy loop).
+        t0 = clock.now
+        await until(waiting(1))
+        assert info.reconnection_end == t0 + 1.0
+        ends = [t0]
+        for n in range(2, 5):
+            end = info.reconnection_end
+            assert end is not None
+            await advance_to(end)
+            assert dials() == n - 1  # now == end: cannot reconnect yet
+            clock.now = math.nextafter(end, math.inf)
+            a.wake()
+            await until(waiting(n))
+            ends.append(clock.now)
+        gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+        assert gaps == pytest.approx([1.0, 1.2, 1.44])
+        assert info.reconnection_delay == pytest.approx(1.2**4)
+        # b comes up: dialled at the end of the back-off, not before.
+        async with native(net, tmp_path, 2, clock=clock) as b:
+            end = info.reconnection_end
+            assert end is not None
+            await advance_to(end)
+            assert b.peer_id not in pool.connected_peer_ids() and dials() == 4
+            clock.now = math.nextafter(end, math.inf)
+            a.wake()
+            await until(lambda: b.peer_id in pool.connected_peer_ids())
+        await until(waiting(5))
+        # A running connection ended: 60 s back-off, delay reset (Octez set_disconnected).
+        assert info.reconnection_end == clock.now + 60.0 and info.reconnection_delay == 1.0
+        assert info.trusted
+        async with native(net, tmp_path, 2, clock=clock) as b:
+            end = info.reconnection_end
+            await advance_to(end)
+            assert b.peer_id not in pool.connected_peer_ids() and dials() == 5
+            clock.now = math.nextafter(end, math.inf)
+            a.wake()
+            await until(lambda: b.peer_id in pool.connected_peer_ids())
         # Never greylisted, never collected.
-        assert not a.pool.greylist_addr(vpoint(2).addr, 0.0)
-        assert vpoint(2) in a.pool.known_points
+        assert not pool.greylist_addr(vpoint(2).addr, 0.0)
+        assert vpoint(2) in pool.known_points
+
+
+async def test_maintenance_waits_on_the_node_clock(tmp_path: Path) -> None:
+    """Octez ask_for_more_contacts waits time_between_looking_for_peers (5 s) when no
+    point can be contacted, and worker_loop idles maintenance_idle_time (120 s) between
+    passes within bounds (its swap proposal shows the pass): both in simulated time."""
+    net = Net()
+    clock = SimClock()
+    t0 = clock.now
+    # Too few connections and one known point that refuses: dialled, then nothing left.
+    limits = MaintenanceConfig(min_connections=1, expected_connections=1, max_connections=4)
+    async with native(
+        net, tmp_path, 1, clock=clock, limits=limits, maintenance=True, bootstrap=[vpoint(5)]
+    ) as a:
+
+        def dials() -> int:
+            return sum(1 for _, d in net.dials if d == vpoint(5))
+
+        await until(lambda: dials() == 1 and a._maint.next_wakeup() == t0 + 5.0)
+        clock.now = t0 + 4.99
+        a.wake()
+        await asyncio.sleep(0.05)
+        assert dials() == 1
+        clock.now = t0 + 5.0  # a new round: the point's miss is before it, back-off over
+        a.wake()
+        await until(lambda: dials() == 2 and a._maint.next_wakeup() == t0 + 10.0)
+    # Within bounds: idle 120 s, then a pass that proposes a swap (two peers to trade).
+    limits = MaintenanceConfig(min_connections=0, expected_connections=2, max_connections=4)
+    async with (
+        native(net, tmp_path, 11, clock=clock, limits=limits, maintenance=True) as a,
+        native(net, tmp_path, 12, clock=clock) as b,
+        native(net, tmp_path, 13, clock=clock) as c,
+    ):
+        t1 = clock.now
+        await until(lambda: a._maint.next_wakeup() == t1 + 120.0)
+        assert await a.connect(vpoint(12)) == b.peer_id
+        assert await a.connect(vpoint(13)) == c.peer_id
+        clock.now = t1 + 119.99
+        a.wake()
+        await asyncio.sleep(0.05)
+        assert a._last_swap_proposal == float("-inf")
+        clock.now = t1 + 120.0
+        a.wake()
+        await until(lambda: a._last_swap_proposal == t1 + 120.0)
+        await until(lambda: a._maint.next_wakeup() == t1 + 240.0)
 
 
 async def test_events_and_triggers(tmp_path: Path) -> None:
@@ -506,14 +603,16 @@ async def test_stop_closes_connections_still_in_handshake(tmp_path: Path) -> Non
 async def test_housekeeping_survives_a_failing_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Saves run on the node's clock (every HOUSEKEEPING_INTERVAL here: SAVE_INTERVAL
+    is 0); a failing store is logged and retried, and the timer keeps running."""
     import sqlite3
 
     import peerkeeper.shell.nativenode as nn
 
     monkeypatch.setattr(nn, "SAVE_INTERVAL", 0.0)
-    monkeypatch.setattr(nn, "HOUSEKEEPING_INTERVAL", 0.05)
     net = Net()
     clock = SimClock()
+    t0 = clock.now
     async with native(net, tmp_path, 1, clock=clock) as node:
 
         async def broken() -> None:
@@ -523,15 +622,31 @@ async def test_housekeeping_survives_a_failing_store(
         host, port = node.listening[0]
         reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.8.1", 0))
         await until(lambda: len(node._conns) == 1)
-        await asyncio.sleep(0.2)  # the pool timer runs (and fails to save) a few times
-        clock.now += 5.0  # Octez authentication_timeout, in simulated time
-        node._on_timer()
+
+        def failures() -> int:
+            return caplog.text.count("could not save the pool")
+
+        await asyncio.sleep(0.1)  # the clock stands still: no housekeeping, no save
+        assert failures() == 0
+
+        async def housekeeping_at(t: float) -> int:
+            before = failures()
+            clock.now = t
+            node.wake()
+            await until(lambda: failures() > before)
+            return failures()
+
+        # One failed save per housekeeping run.
+        got = [await housekeeping_at(t0 + n * nn.HOUSEKEEPING_INTERVAL) for n in (1, 2, 3)]
+        assert got == [1, 2, 3]
+        clock.now = t0 + 5.0  # Octez authentication_timeout, in simulated time
+        node.wake()
         async with asyncio.timeout(3):
             while await reader.read(65536):
                 pass  # closed by the handshake deadline although every save fails
         writer.close()
         assert all(not t.done() for t in node._tasks)
-    assert "could not save the pool" in caplog.text
+        assert node._timer is not None and node._housekeeping_at == clock.now + 1.0
     caplog.clear()  # the errors were expected
 
 

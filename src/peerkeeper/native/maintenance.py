@@ -28,10 +28,15 @@ connections between ``min`` and ``max`` around ``expected`` with hysteresis
   (whom to offer back, or ignore) and :func:`decide_swap_ack` (dial the offered point
   or not). Each is pure: the pool, ``now`` and an ``rng`` in, a decision out; the shell
   sends the messages, dials and drops.
+* :class:`MaintenanceSchedule`: when the worker next runs, in the node clock's seconds
+  (Octez ``worker_loop``'s idle timer, ``ask_for_more_contacts``' wait, and ours: the end
+  of a trusted point's back-off). The shell arms its one timer at ``next_wakeup()``.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import random
 from dataclasses import dataclass
 
@@ -43,6 +48,7 @@ from peerkeeper.net.netaddr import Service
 __all__ = [
     "Bounds",
     "MaintenanceConfig",
+    "MaintenanceSchedule",
     "MaintenanceStep",
     "SwapProposal",
     "bounds",
@@ -218,6 +224,74 @@ def decide(
     if n > b.max_threshold:
         return MaintenanceStep(drop=tuple(connections_to_drop(pool, n - b.max_target, now)))
     return MaintenanceStep(swap=not pool.config.private_mode)
+
+
+class MaintenanceSchedule:
+    """The maintenance worker's deadlines, in seconds of the node's clock (pure: every
+    method takes ``now``; the shell arms one timer at :meth:`next_wakeup` and calls
+    :meth:`due` when it fires).
+
+    Octez's worker (tezos/tezos-mirror ``src/lib_p2p/p2p_maintenance.ml``) waits on two
+    timers, each raced against triggers the shell awaits itself:
+
+    * ``worker_loop``: after a pass that left the count within bounds (and proposed a
+      swap), it idles until ``maintenance_idle_time`` has passed, ``maintain`` is
+      called, or too few / too many connections are signalled: :meth:`idle`.
+    * ``ask_for_more_contacts``: when no point could be contacted, it waits
+      ``time_between_looking_for_peers`` or (not in private mode) a new point or peer:
+      :meth:`look`.
+
+    Ours on top of Octez (trusted points are reconnected whatever the count, see
+    :func:`decide`): :meth:`retry` wakes the worker at the first instant a trusted
+    point's back-off is over. Octez ``P2p_point_state.Info.cannot_reconnect_yet`` holds
+    while ``now <= end`` (``src/lib_p2p/p2p_point_state.ml``), so that instant is the
+    float just after ``end``.
+    """
+
+    __slots__ = ("config", "_wait_until", "_retries")
+
+    def __init__(self, config: MaintenanceConfig) -> None:
+        self.config = config
+        self._wait_until = math.inf
+        self._retries: list[float] = []
+
+    def idle(self, now: float) -> float:
+        """The worker idles from ``now``; returns when its idle timer ends."""
+        self._wait_until = now + self.config.maintenance_idle_time
+        return self._wait_until
+
+    def look(self, now: float) -> float:
+        """The worker waits for new points from ``now``; returns when that wait ends."""
+        self._wait_until = now + self.config.time_between_looking_for_peers
+        return self._wait_until
+
+    def busy(self) -> None:
+        """The worker runs a pass: its own timer is off until the next :meth:`idle` or
+        :meth:`look` (retries stay)."""
+        self._wait_until = math.inf
+
+    def retry(self, reconnection_end: float) -> float:
+        """A trusted point is in back-off until ``reconnection_end``: wake the worker at
+        the first instant it may be dialled again; returns that instant."""
+        at = math.nextafter(reconnection_end, math.inf)
+        heapq.heappush(self._retries, at)
+        return at
+
+    def next_wakeup(self) -> float:
+        """When :meth:`due` next has something to report (``math.inf``: never)."""
+        return min(self._wait_until, self._retries[0] if self._retries else math.inf)
+
+    def due(self, now: float) -> bool:
+        """Whether the worker must be woken at ``now``: its wait's timer ran out or a
+        trusted point's back-off ended (each reported once)."""
+        woken = False
+        while self._retries and self._retries[0] <= now:
+            heapq.heappop(self._retries)
+            woken = True
+        if self._wait_until <= now:
+            self._wait_until = math.inf
+            woken = True
+        return woken
 
 
 # -- swaps (Octez p2p_maintenance.ml send_swap_request, p2p_protocol.ml on_swap_*) ------

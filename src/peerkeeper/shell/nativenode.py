@@ -18,6 +18,14 @@ at once; dials and handshakes have ``connection_timeout`` / ``authentication_tim
 authentication failures and undecodable messages greylist the address (and the peer id
 once known); a nack carries up to 50 known points (none in private mode), which the
 receiver registers (medium ``nack``) unless it is private.
+
+Time: every timer of the node runs on its one ``clock`` (as the Bitcoin driver,
+:mod:`peerkeeper.shell.connman`): the connections' timers (a heap over each
+:class:`NativePeer`'s ``next_wakeup``), housekeeping (greylist countdowns, saves) and the
+maintenance worker's waits and trusted back-offs
+(:class:`~peerkeeper.native.maintenance.MaintenanceSchedule`) share one asyncio timer
+armed at :meth:`NativeNode.next_wakeup`; :meth:`NativeNode.wake` re-arms it at once
+after the clock jumped. Only the socket-level dial timeout (SockMan's) is real time.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from peerkeeper.native.identity import (
 )
 from peerkeeper.native.maintenance import (
     MaintenanceConfig,
+    MaintenanceSchedule,
     bounds,
     decide,
     decide_swap_ack,
@@ -83,12 +92,12 @@ log = logging.getLogger("peerkeeper.native")
 
 #: Our default listening port for the native protocol (Octez uses 9732; we keep it).
 DEFAULT_NATIVE_PORT = 9732
-#: Seconds between saves of the pool to the store.
+#: Seconds (of the node's clock) between saves of the pool to the store.
 SAVE_INTERVAL = 900.0
 #: Seconds between two answers to one peer's ``bootstrap`` (more are ignored).
 BOOTSTRAP_INTERVAL = 5.0
-#: Shortest sleep (seconds) of the pool timer (greylist countdowns, saves), so a
-#: failing save or a zero interval never spins the loop.
+#: Shortest interval (seconds of the node's clock) between two housekeeping runs
+#: (greylist countdowns, saves), so a failing save or a zero interval never spins.
 HOUSEKEEPING_INTERVAL = 1.0
 
 
@@ -171,7 +180,9 @@ class NativeNode:
     ``on_envelope(peer_id, payload)`` (setting it takes envelopes from the dispatcher), :attr:`events`
     (:class:`~peerkeeper.shell.poolevents.PoolEventHub`: ``events.stream()``,
     ``await events.wait("new_connection")``), :meth:`maintain`, :meth:`propose_swap`,
-    :meth:`save_peers`, and the pool itself (:attr:`pool`).
+    :meth:`save_peers`, and the pool itself (:attr:`pool`). Every timer follows
+    ``clock``; after moving a simulated clock (or a jump of the real one), call
+    :meth:`wake` to run what is due.
     """
 
     def __init__(
@@ -204,6 +215,10 @@ class NativeNode:
         self._heap: list[tuple[float, int]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
+        # The maintenance worker's deadlines and housekeeping's, on the same timer.
+        self._maint = MaintenanceSchedule(config.limits)
+        self._housekeeping_at = float("inf")
+        self._save_task: asyncio.Task[Any] | None = None
         self._last_swap = float("-inf")
         self._last_swap_proposal = float("-inf")
         self._last_save = 0.0
@@ -271,7 +286,8 @@ class NativeNode:
         for host, port in cfg.binds:
             self.listening.append(await self.sockman.bind_and_listen(host, port))
         log.info("native node %s listening on %s", self.peer_id, self.listening)
-        self._spawn(self._pool_timer())
+        self._housekeeping_at = self._next_housekeeping(self.clock())
+        self._rearm()
         if cfg.maintenance:
             self._spawn(self._maintenance())
 
@@ -342,7 +358,8 @@ class NativeNode:
             self._timer.cancel()
             self._timer = None
         for task in list(self._tasks):
-            task.cancel()
+            if task is not self._save_task:  # a save under way ends before the last one
+                task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.sockman is not None:
@@ -366,6 +383,21 @@ class NativeNode:
     def maintain(self) -> None:
         """Wake the maintenance worker now (Octez ``P2p_maintenance.maintain``)."""
         self._wake.set()
+
+    def next_wakeup(self) -> float:
+        """When (seconds of the node's clock) the node's one timer is next due: the
+        earliest of the connections' timers, housekeeping and the maintenance worker's
+        deadlines (``inf``: none)."""
+        at = min(self._housekeeping_at, self._maint.next_wakeup())
+        if self._heap:
+            at = min(at, self._heap[0][0])
+        return at
+
+    def wake(self) -> None:
+        """Run the node's due timers now and re-arm (after the clock jumped, or a test
+        moved a simulated clock); like ConnMan's ``wake``."""
+        if self.pool is not None and not self._stopping:
+            self._arm(self.clock())
 
     def running(self) -> list[PeerInfo]:
         """Peers with a running connection."""
@@ -560,16 +592,27 @@ class NativeNode:
             self._arm(at)
 
     def _arm(self, at: float) -> None:
+        """Arm the one timer ``at`` (node clock): after ``at - clock()`` loop seconds."""
         if self._stopping:
             return
         if self._timer is not None:
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
+            self._timer = None
         self._timer_at = at
+        if at == float("inf"):
+            return
+        loop = asyncio.get_running_loop()
         self._timer = loop.call_at(loop.time() + max(0.0, at - self.clock()), self._on_timer)
 
+    def _rearm(self) -> None:
+        """Arm the timer at :meth:`next_wakeup` if that is earlier than it is armed."""
+        at = self.next_wakeup()
+        if at < self._timer_at:
+            self._arm(at)
+
     def _on_timer(self) -> None:
-        """Tick every connection whose wakeup is due, once each, then re-arm."""
+        """Tick every connection whose wakeup is due, once each; run housekeeping and
+        wake the maintenance worker when theirs are due; then re-arm."""
         self._timer = None
         self._timer_at = float("inf")
         now = self.clock()
@@ -590,8 +633,11 @@ class NativeNode:
                     break
                 self._apply(conn, action)
             self._flush(conn)
-        if heap and heap[0][0] < self._timer_at:
-            self._arm(heap[0][0])  # also when the loop fired before the clock got there
+        if now >= self._housekeeping_at:
+            self._housekeeping(now)
+        if self._maint.due(now):
+            self._wake.set()
+        self._rearm()  # also when the loop fired before the clock got there
 
     def _close_conn(self, handle: object, reason: str) -> None:
         """Close a connection (the pool's ``close``); its end is handled in ``_gone``."""
@@ -633,12 +679,13 @@ class NativeNode:
             self._wake.set()
 
     def _retry_trusted(self, point: Service) -> None:
-        """Wake maintenance when a trusted point's back-off ends, so it is redialled."""
+        """Wake maintenance when a trusted point's back-off ends (node clock), so it is
+        redialled (:meth:`MaintenanceSchedule.retry`)."""
         info = self._pool().known_points.get(point)
         if self._stopping or info is None or not info.trusted or info.reconnection_end is None:
             return
-        delay = max(0.0, info.reconnection_end - self.clock()) + 0.01
-        asyncio.get_running_loop().call_later(delay, self.maintain)
+        self._maint.retry(info.reconnection_end)
+        self._rearm()
 
     def _apply(self, conn: _Conn, action: NativeAction) -> None:
         pool = self._pool()
@@ -805,29 +852,82 @@ class NativeNode:
 
     # -- workers ------------------------------------------------------------------------
 
-    async def _pool_timer(self) -> None:
-        """The pool's one timer: greylist countdowns (:meth:`PeerPool.next_wakeup`) and
-        saves every ``SAVE_INTERVAL``; sleeps until the earlier, at least
-        ``HOUSEKEEPING_INTERVAL``. Connection timers are the heap's (:meth:`_on_timer`)."""
-        while True:
-            pool = self._pool()
-            at = min(pool.next_wakeup(), self._last_save + SAVE_INTERVAL)
-            await asyncio.sleep(max(HOUSEKEEPING_INTERVAL, at - self.clock()))
-            now = self.clock()
-            pool.gc_greylist(now)
-            if now - self._last_save >= SAVE_INTERVAL:
-                self._last_save = now  # a failing save is retried at the next interval
-                try:
-                    await self.save_peers()
-                except Exception as e:  # noqa: BLE001 - the timer must survive the store
-                    log.error("could not save the pool: %s", e)
+    def _next_housekeeping(self, now: float) -> float:
+        """The greylist's next countdown (:meth:`PeerPool.next_wakeup`) or the next save,
+        whichever is first, at least ``HOUSEKEEPING_INTERVAL`` after ``now``."""
+        at = min(self._pool().next_wakeup(), self._last_save + SAVE_INTERVAL)
+        return max(at, now + HOUSEKEEPING_INTERVAL)
+
+    def _housekeeping(self, now: float) -> None:
+        """The pool's timer (run by :meth:`_on_timer`): greylist countdowns and a save
+        every ``SAVE_INTERVAL`` (in the background; one at a time)."""
+        self._pool().gc_greylist(now)
+        if now - self._last_save >= SAVE_INTERVAL and self._save_task is None:
+            self._last_save = now  # a failing save is retried at the next interval
+            self._save_task = self._spawn(self._background_save())
+        self._housekeeping_at = self._next_housekeeping(now)
+
+    async def _background_save(self) -> None:
+        try:
+            await self.save_peers()
+        except Exception as e:  # noqa: BLE001 - the timer must survive the store
+            log.error("could not save the pool: %s", e)
+        finally:
+            self._save_task = None
+
+    async def _wait_first(self, *aws: Any) -> None:
+        """Until the first of ``aws`` is done (the others are cancelled)."""
+        waits = [asyncio.ensure_future(a) for a in aws]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _look_for_more_contacts(self) -> None:
+        """Octez ``ask_for_more_contacts``' wait (``src/lib_p2p/p2p_maintenance.ml``):
+        ``time_between_looking_for_peers`` of the node's clock or, unless private, a new
+        point or peer, whichever is first. Ours: a wake (:meth:`maintain`, a trusted
+        point's back-off ending) also ends it, and one that came while the worker was
+        dialling ends it at once."""
+        assert self.events is not None
+        if self._wake.is_set():
+            self._wake.clear()
+            return
+        self._maint.look(self.clock())
+        self._rearm()
+        waits: list[Any] = [self._wake.wait()]
+        if not self.config.pool.private_mode:
+            waits.append(self.events.wait_any(("new_point", "new_peer"), None))
+        try:
+            await self._wait_first(*waits)
+        finally:
+            self._maint.busy()
+            self._wake.clear()
+
+    async def _idle(self) -> None:
+        """Octez ``worker_loop``'s wait (``src/lib_p2p/p2p_maintenance.ml``): until
+        ``maintenance_idle_time`` of the node's clock has passed, :meth:`maintain` is
+        called, or too few / too many connections are signalled (ours: or a trusted
+        point's back-off ends)."""
+        assert self.events is not None
+        self._maint.idle(self.clock())
+        self._rearm()
+        try:
+            await self._wait_first(
+                self._wake.wait(),
+                self.events.wait_any(("too_few_connections", "too_many_connections"), None),
+            )
+        finally:
+            self._maint.busy()
 
     async def _maintenance(self) -> None:
-        """Octez's maintenance worker (:mod:`peerkeeper.native.maintenance`)."""
+        """Octez's maintenance worker (:mod:`peerkeeper.native.maintenance`); its waits
+        run on the node's clock (:class:`MaintenanceSchedule`)."""
         cfg = self.config.limits
         b = bounds(cfg.min_connections, cfg.expected_connections, cfg.max_connections)
-        assert self.events is not None
         while True:
+            self._wake.clear()  # whatever woke the worker is served by this pass
             round_start = self.clock()
             seen: set[Service] = set()
             while True:
@@ -855,27 +955,11 @@ class NativeNode:
                         for info in pool.running_peers():
                             if not info.private:
                                 self.send(info.peer_id, Bootstrap())
-                    await self.events.wait_any(
-                        ("new_point", "new_peer"), cfg.time_between_looking_for_peers
-                    )
+                    await self._look_for_more_contacts()
                     round_start = self.clock()
                     seen.clear()
                     continue
                 if step.swap and pool.active_connections() >= 2:
                     self.propose_swap()
                 break
-            self._wake.clear()
-            waits = [
-                asyncio.ensure_future(self._wake.wait()),
-                asyncio.ensure_future(
-                    self.events.wait_any(
-                        ("too_few_connections", "too_many_connections"),
-                        cfg.maintenance_idle_time,
-                    )
-                ),
-            ]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+            await self._idle()
