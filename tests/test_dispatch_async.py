@@ -50,6 +50,37 @@ async def test_request_reply_timeout_and_close(tmp_path: Path) -> None:
         assert len(da.dispatcher.pending) == 0
 
 
+async def test_request_timeout_follows_the_node_clock(tmp_path: Path) -> None:
+    """A request's timeout is the node's clock, not wall time: moving a simulated clock
+    past it and waking the node fails the request at once; before it, nothing."""
+
+    class SimClock:
+        def __init__(self) -> None:
+            self.now = 1_000_000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = SimClock()
+    net = VirtualNet()
+    async with native(net, tmp_path, 1, clock=clock) as a, native(net, tmp_path, 2) as b:
+        assert await a.connect(vpoint(2)) == b.peer_id
+        assert a.dispatch is not None and b.dispatch is not None
+        b.dispatcher.codecs.register(Text)
+        a.dispatcher.codecs.register(Text)
+        b.dispatcher.on("text", lambda inc: None)  # never answers
+        waiting = asyncio.ensure_future(a.dispatch.request(b.peer_id, Text("?"), timeout=30))
+        await asyncio.sleep(0.05)
+        clock.now += 29.9
+        a.wake()
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        clock.now += 0.2
+        a.wake()
+        with pytest.raises(RequestFailed, match="timeout"):
+            await asyncio.wait_for(waiting, 5)
+
+
 async def test_cancelling_the_caller_cancels_the_request(tmp_path: Path) -> None:
     async with pair(tmp_path) as (a, b, da, db):
         db.dispatcher.on("text", lambda inc: None)

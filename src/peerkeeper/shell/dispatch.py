@@ -138,6 +138,15 @@ class AsyncDispatcher:
         self._timer_at = None
         self._flush()
 
+    def wake(self) -> None:
+        """Run the dispatcher's due timers now and re-arm (after the clock jumped, or a
+        test moved a simulated clock): request timeouts follow the node's clock."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = None
+        self._flush()
+
     def close(self) -> None:
         """Stop the timer (pending requests stay until their peers close)."""
         if self._timer is not None:

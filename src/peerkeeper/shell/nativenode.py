@@ -398,6 +398,8 @@ class NativeNode:
         moved a simulated clock); like ConnMan's ``wake``."""
         if self.pool is not None and not self._stopping:
             self._arm(self.clock())
+            if self.dispatch is not None:
+                self.dispatch.wake()
 
     def running(self) -> list[PeerInfo]:
         """Peers with a running connection."""
