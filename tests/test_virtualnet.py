@@ -51,8 +51,24 @@ NOW = int(time.time())  # entries must not be "terrible" (from the future) for g
 
 @asynccontextmanager
 async def vnode(
-    net: VirtualNet, tmp: Path, index: int, dns_seeds: list[str] | None = None, **kw: object
+    net: VirtualNet,
+    tmp: Path,
+    index: int,
+    dns_seeds: list[str] | None = None,
+    *,
+    automatic: bool | None = None,
+    **kw: object,
 ) -> AsyncIterator[Node]:
+    """Node ``index`` on the virtual network, listening at :func:`virtual` ``(index)``.
+
+    Only ``automatic`` nodes (default: the subject, index 0) open automatic outbound
+    connections, on a 20 ms loop; the others listen only (``-connect=0``). A listener's
+    loop would pick from a table of addresses it cannot use (the subject's, at its real
+    port) 100 times a pass: a dozen such loops every 20 ms took most of the CPU the
+    subject's own dials and a test's shutdown need.
+    """
+    if automatic is None:
+        automatic = index == 0
     fields: dict[str, object] = {
         "chain": "regtest",
         "datadir": tmp / f"n{index}",
@@ -63,6 +79,8 @@ async def vnode(
         "dnsseed": False,
         "fixedseeds": False,
     }
+    if not automatic:
+        fields["connect"] = ["0"]
     fields.update(kw)
     node = Node(Config(**fields))  # type: ignore[arg-type]
     cm = node.connman
@@ -160,7 +178,13 @@ async def filled_subject(stack: AsyncExitStack, tmp: Path, others: int) -> Node:
     return subject
 
 
-async def test_feeler_connects_and_disconnects_right_after_version(tmp_path: Path) -> None:
+async def test_feeler_connects_and_disconnects_right_after_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Core's U(0, 1 s) sleep before a feeler is checked in simulated time
+    # (test_connman_core.py::test_feeler_waits_its_random_delay_and_leaves_after_version);
+    # here, on real sockets, the feeler is dialled as soon as its timer is due.
+    monkeypatch.setattr("peerkeeper.bitcoin.connman.FEELER_SLEEP_WINDOW", 0.0)
     async with AsyncExitStack() as stack:
         subject = await filled_subject(stack, tmp_path, 11)
         policy = subject.connman.policy
