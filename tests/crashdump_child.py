@@ -2,13 +2,19 @@
 
 ``python crashdump_child.py DATADIR`` adds 300 addresses per round to a
 deterministic AddrMan, dumps it incrementally to the SQLite store, and prints the
-round number after each commit. Its first line, ``open``, says the store is open: the
+round number after each commit. Its first line, ``open PID``, says the store is open: the
 parent kills only after it, so a kill never lands before anything could be committed. The parent SIGKILLs it at a random moment and
 recomputes the expected snapshots with :func:`book_after`.
+
+``python crashdump_child.py --fork-server`` imports once and then, for each data
+directory read from stdin, forks a writer as above (its lines go to the same stdout;
+the PID in ``open PID`` is the one to kill) and prints ``reaped`` once that writer has
+died: one interpreter start for all of a test's trials instead of one per trial.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from pathlib import Path
@@ -53,14 +59,17 @@ def book_after(rounds: int) -> AddrBookSnapshot:
     return snapshot_addrman(am)
 
 
-def main() -> None:
-    store = Store(Path(sys.argv[1]))
+def main(datadir: Path) -> None:
+    store = Store(datadir)
     store.open()
-    print("open", flush=True)
+    print("open", os.getpid(), flush=True)
+    parent = os.getppid()
     am = fresh()
     last = None
     n = 0
     while True:
+        if os.getppid() != parent:  # the server died: never write forever
+            os._exit(1)
         n += 1
         apply_round(am, n)
         snap = snapshot_addrman(am)
@@ -69,5 +78,22 @@ def main() -> None:
         print(n, flush=True)
 
 
+def serve() -> None:
+    """The fork server: one writer per data directory read from stdin, one at a time."""
+    for line in sys.stdin:
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                main(Path(line.strip()))
+            finally:
+                os._exit(1)
+        os.waitpid(pid, 0)
+        print("reaped", flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--fork-server":
+        serve()
+    else:
+        main(Path(sys.argv[1]))

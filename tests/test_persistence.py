@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -17,6 +18,7 @@ from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.daemon.cli import main as cli_main
 from peerkeeper.io.addrdb import read_peers_dat
 from peerkeeper.io.store import (
+    AddrBookSnapshot,
     Store,
     addrman_from_snapshot,
     load_addrbook,
@@ -124,56 +126,81 @@ def test_node_restart_keeps_the_address_book(tmp_path: Path) -> None:
 
 def test_sigkill_at_any_moment_loses_nothing_committed(tmp_path: Path) -> None:
     rng = random.Random(1234)
-    expected_cache: dict[int, dict[bytes, object]] = {}
+    # expected(k) is crashdump_child.book_after(k).rows, built round by round on one book.
+    book = crashdump_child.fresh()
+    expected_rows = [dict(snapshot_addrman(book).rows)]
 
     def expected(k: int) -> dict[bytes, object]:
-        if k not in expected_cache:
-            expected_cache[k] = dict(crashdump_child.book_after(k).rows)
-        return expected_cache[k]
+        while len(expected_rows) <= k:
+            crashdump_child.apply_round(book, len(expected_rows))
+            expected_rows.append(dict(snapshot_addrman(book).rows))
+        return expected_rows[k]
+
+    rebuilt: list[AddrBookSnapshot] = []  # loaded books already rebuilt into an AddrMan
 
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
     )
-    for trial in range(12):
-        datadir = tmp_path / f"t{trial}"
-        child = subprocess.Popen(
-            [sys.executable, str(HERE / "crashdump_child.py"), str(datadir)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert child.stdout is not None
-        # The store must be open before any kill: else a kill during Store.open() would
-        # test nothing about committed dumps.
-        assert child.stdout.readline() == "open\n", "the child died before opening its store"
-        # Wait for a random number of committed dumps (0-6), then a random extra delay, then kill.
-        want = rng.randrange(0, 7)
-        committed = 0
-        while committed < want:
-            line = child.stdout.readline()
-            assert line, "the child died on its own"
-            committed = int(line)
-        time.sleep(rng.random() * 0.05)
-        child.send_signal(signal.SIGKILL)
-        rest = child.stdout.read()
-        child.wait()
-        for line in rest.split():
-            committed = int(line)
-        store = Store(datadir)
-        store.open()
-        try:
-            loaded = store.call_sync(load_addrbook)
-        finally:
-            store.close()
-        assert store.moved_aside is None  # a killed writer never corrupts the database
-        rows = {} if loaded is None else loaded.rows
-        # Exactly one complete dump: the last one reported, or the one committed just before the kill.
-        assert rows in (expected(committed), expected(committed + 1)), (
-            f"trial {trial}: {len(rows)} rows"
-        )
-        if loaded is not None:
-            addrman_from_snapshot(loaded, random.Random(0))
+    # One fork server for all trials: each trial's writer is a fresh process, forked
+    # with the imports done (an interpreter start per trial cost most of the test).
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "crashdump_child.py"), "--fork-server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    writer = None
+    try:
+        for trial in range(12):
+            datadir = tmp_path / f"t{trial}"
+            server.stdin.write(f"{datadir}\n")
+            server.stdin.flush()
+            # The store must be open before any kill: else a kill during Store.open()
+            # would test nothing about committed dumps.
+            first = server.stdout.readline().split()
+            assert first[:1] == ["open"], "the writer died before opening its store"
+            writer = int(first[1])
+            # Wait for a random number of committed dumps (0-6), then a random extra
+            # delay, then kill.
+            want = rng.randrange(0, 7)
+            committed = 0
+            while committed < want:
+                line = server.stdout.readline()
+                assert line and line != "reaped\n", "the writer died on its own"
+                committed = int(line)
+            time.sleep(rng.random() * 0.05)
+            os.kill(writer, signal.SIGKILL)
+            while (line := server.stdout.readline()) != "reaped\n":
+                assert line, "the fork server died"
+                committed = int(line)
+            writer = None
+            store = Store(datadir)
+            store.open()
+            try:
+                loaded = store.call_sync(load_addrbook)
+            finally:
+                store.close()
+            assert store.moved_aside is None  # a killed writer never corrupts the database
+            rows = {} if loaded is None else loaded.rows
+            # Exactly one complete dump: the last one reported, or the one committed
+            # just before the kill.
+            assert rows in (expected(committed), expected(committed + 1)), (
+                f"trial {trial}: {len(rows)} rows"
+            )
+            if loaded is not None and loaded not in rebuilt:
+                addrman_from_snapshot(loaded, random.Random(0))
+                rebuilt.append(loaded)
+    finally:
+        if writer is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(writer, signal.SIGKILL)
+        server.stdin.close()
+        server.kill()
+        server.wait()
+        server.stdout.close()
 
 
 def test_cli_import_export_and_bad_files(
