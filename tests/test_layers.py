@@ -5,6 +5,7 @@ CI run; these tests make ``pytest`` alone enough."""
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +42,16 @@ def modules() -> dict[str, Path]:
     return out
 
 
-def runtime_imports(path: Path) -> list[tuple[int, str]]:
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """The syntax tree of one source file, parsed once for all the tests (never mutated)."""
+    return ast.parse(path.read_text())
+
+
+@functools.cache
+def runtime_imports(path: Path) -> tuple[tuple[int, str], ...]:
     """(line, module) of every import that runs (``if TYPE_CHECKING:`` blocks skipped)."""
-    tree = ast.parse(path.read_text())
+    tree = parsed(path)
     skip: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
@@ -57,7 +65,7 @@ def runtime_imports(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.lineno, node.module))
             found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
-    return found
+    return tuple(found)
 
 
 def test_facade_exposes_the_public_names_lazily() -> None:
@@ -98,7 +106,7 @@ def test_pure_folders_touch_no_io_clock_or_os_rng() -> None:
         for line, mod in runtime_imports(path):
             if mod.split(".")[0] in BANNED_MODULES or tuple(mod.split(".")) in BANNED_CALLS:
                 bad.append(f"{name}:{line} imports {mod}")
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.Call):
                 f = node.func
                 if isinstance(f, ast.Name) and f.id == "open":
