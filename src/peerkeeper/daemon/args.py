@@ -112,8 +112,9 @@ class ArgsManager:
         #: section ("" = default) -> name -> values, in file order.
         self.config: dict[str, dict[str, list[Value]]] = {}
         self.config_sections: list[tuple[str, str, int]] = []  # (section, file, line)
-        #: Warnings Core prints on stderr (nested includeconf).
+        #: Warnings Core logs (unknown config keys, nested includeconf).
         self.warnings: list[str] = []
+        self._ignore_invalid = False
         self._network: str | None = None
 
     # -- input ------------------------------------------------------------------------------
@@ -215,21 +216,27 @@ class ArgsManager:
                 )
             if name not in self.specs:
                 if ignore_invalid_keys:
+                    self.warnings.append(f"Ignoring unknown configuration value {key}")
                     continue
                 raise ArgsError(f"Invalid configuration value {key}")
             self.config.setdefault(section, {}).setdefault(name, []).append(
                 self._value(name, negated, value)
             )
 
-    def read_config_files(self, default_datadir: Path) -> Path | None:
+    def read_config_files(
+        self, default_datadir: Path, *, ignore_invalid_keys: bool = False
+    ) -> Path | None:
         """Core ``ReadConfigFiles``: ``-conf`` (default ``bitcoin.conf`` in the datadir,
         ``-noconf``: none), then its ``includeconf`` files (for the chain's section and
         the default one; an ``includeconf`` inside an included file is ignored with
         Core's warning, kept in :attr:`warnings`), then the datadir must exist. Returns
-        the file read, or None. Raises ``ArgsError`` as Core."""
+        the file read, or None. ``ignore_invalid_keys`` (bitcoind passes true) turns an
+        unknown key into a warning (``Ignoring unknown configuration value foo``). Raises
+        ``ArgsError`` as Core."""
         self.config = {}
         self.config_sections = []
         self.warnings = []
+        self._ignore_invalid = ignore_invalid_keys
         path = self._read_conf(self.datadir(default_datadir))
         if not self.datadir(default_datadir).is_dir():
             raise ArgsError(
@@ -252,7 +259,7 @@ class ArgsManager:
             if self.is_arg_set("conf"):
                 raise ArgsError(f'specified config file "{path}" could not be opened.') from None
             return None
-        self.read_config_text(text, str(path))
+        self.read_config_text(text, str(path), ignore_invalid_keys=self._ignore_invalid)
         if "includeconf" in self.command_line:  # -noincludeconf turns them off
             return path
         chain = self.chain()
@@ -268,7 +275,7 @@ class ArgsManager:
                 inc_text = inc.read_text(encoding="utf-8", errors="surrogateescape")
             except OSError:
                 raise ArgsError(f"Failed to include configuration file {name}") from None
-            self.read_config_text(inc_text, name)
+            self.read_config_text(inc_text, name, ignore_invalid_keys=self._ignore_invalid)
         nested = self._includes(chain, n_chain)[0] + self._includes("", n_default)[0]
         self.warnings += [
             "warning: -includeconf cannot be used from included files; "

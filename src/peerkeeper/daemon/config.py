@@ -169,9 +169,21 @@ class Config:
         for net in self.onlynet:
             if parse_network(net) is Network.UNROUTABLE:  # Core ParseNetwork (src/netbase.cpp)
                 raise ConfigError(f"Unknown network specified in -onlynet: '{net}'")
+        from peerkeeper.net.netaddr import AddrError, Service
+
+        for option, values in (("bind", self.bind), ("whitebind", self.whitebind)):
+            for value in values:
+                address = value.rpartition("@")[2] if option == "whitebind" else value
+                try:
+                    Service.parse(address, self.p2p_port)
+                except AddrError:
+                    # Core AppInitMain: ResolveErrMsg (src/init.cpp).
+                    raise ConfigError(f"Cannot resolve -{option} address: '{value}'") from None
 
 
-_LIST_KEYS = {
+#: Config fields that are lists (repeatable options), booleans, integers and paths:
+#: how a bitcoin.conf value or a bitcoind argument is read.
+LIST_KEYS = {
     "bind",
     "connect",
     "addnode",
@@ -184,7 +196,7 @@ _LIST_KEYS = {
     "externalip",
     "dnsserver",
 }
-_BOOL_KEYS = {
+BOOL_KEYS = {
     "listen",
     "server",
     "networkactive",
@@ -197,8 +209,8 @@ _BOOL_KEYS = {
     "proxyrandomize",
     "cjdnsreachable",
 }
-_PATH_KEYS = {"asmap", "fixedseedsfile"}
-_INT_KEYS = {
+PATH_KEYS = {"asmap", "fixedseedsfile"}
+INT_KEYS = {
     "inboundrelaypercent",
     "port",
     "maxconnections",
@@ -267,15 +279,15 @@ def read_conf_file(path: Path, chain: str | None = None) -> dict[str, object]:
         if key not in known:
             continue
         try:
-            if key in _LIST_KEYS:
+            if key in LIST_KEYS:
                 lst = values.setdefault(key, [])
                 assert isinstance(lst, list)
                 lst.append(value)
-            elif key in _BOOL_KEYS:
+            elif key in BOOL_KEYS:
                 values[key] = value not in ("0", "false", "")
-            elif key in _INT_KEYS:
+            elif key in INT_KEYS:
                 values[key] = int(value)
-            elif key in _PATH_KEYS:
+            elif key in PATH_KEYS:
                 values[key] = Path(value).expanduser()
             else:
                 values[key] = value

@@ -1,0 +1,202 @@
+"""``peerkeeperd``: the Bitcoin node with bitcoind's command line and bitcoin.conf.
+
+Anything that launches ``bitcoind`` (scripts, service files, Core's functional test
+framework) can launch ``peerkeeperd`` the same way: ``-name=value``, ``-name``,
+``-noname``, repeated options, ``-regtest``/``-chain=``, ``-datadir=``, ``-conf=``, and
+``<datadir>/bitcoin.conf`` with its ``[regtest]``-style sections and ``includeconf``,
+all by Core's rules (:mod:`peerkeeper.daemon.args`). The options peerkeeper implements
+keep Core's meaning (the same names as ``peerkeeper node --name``); options for what
+peerkeeper does not have (wallet, validation, mempool, indexes) are accepted and logged
+once as ignored; anything else is Core's error, on stderr with exit code 1, before
+anything is written to the datadir::
+
+    Error: Error parsing command line arguments: Invalid parameter -foo
+
+The cookie is ``<datadir>/<chain>/.cookie`` and the log ``<datadir>/<chain>/debug.log``
+(appended, a line at a time; also on stderr with ``-printtoconsole``), as Core's.
+Source: src/bitcoind.cpp ``AppInit``, src/common/init.cpp ``InitConfig``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TextIO
+
+from peerkeeper.daemon.args import ArgsError, ArgsManager, ArgSpec
+from peerkeeper.daemon.config import (
+    BOOL_KEYS,
+    INT_KEYS,
+    LIST_KEYS,
+    PATH_KEYS,
+    Config,
+    ConfigError,
+)
+
+__all__ = ["IGNORED_OPTIONS", "build_config", "main", "arg_specs"]
+
+#: Core's ``NETWORK_ONLY`` options (src/init.cpp): off mainnet, the config file's
+#: default section does not set them.
+NETWORK_ONLY = frozenset({"bind", "port", "rpcbind", "rpcport"})
+
+#: Options Core has for parts peerkeeper does not (wallet, validation, mempool, indexes,
+#: logging details it does not reproduce yet): accepted, logged once, no effect.
+IGNORED_OPTIONS: dict[str, str] = {
+    name: reason
+    for reason, names in {
+        "peerkeeper has no wallet": (
+            "disablewallet wallet walletdir keypool fallbackfee paytxfee mintxfee "
+            "maxtxfee discardfee txconfirmtarget walletrbf spendzeroconfchange "
+            "avoidpartialspends walletbroadcast walletnotify unsafesqlitesync"
+        ),
+        "peerkeeper does not validate blocks or keep a mempool": (
+            "par dbcache prune txindex blockfilterindex coinstatsindex reindex "
+            "reindex-chainstate assumevalid checkblocks checklevel checkmempool "
+            "blocksdir maxmempool mempoolexpiry persistmempool minrelaytxfee "
+            "datacarrier datacarriersize permitbaremultisig acceptnonstdtxn "
+            "blocksonly blocknotify blockmaxweight blockmintxfee "
+            "prevoutfetchthreads stopatheight stopafterblockimport"
+        ),
+        "not implemented by peerkeeper's RPC server": (
+            "rpcservertimeout rpcdoccheck rpcthreads rpcworkqueue rpcallowip rpcauth "
+            "rpcwhitelist rpcwhitelistdefault rest"
+        ),
+        "not implemented by peerkeeper's logging yet": (
+            "logtimemicros logthreadnames logsourcelocations loglevel logratelimit "
+            "debugexclude logips logtimestamps shrinkdebugfile debuglogfile"
+        ),
+        "not implemented by peerkeeper yet": (
+            "uacomment discover natpmp listenonion torcontrol torpassword i2psam "
+            "i2pacceptincoming mocktime bantime daemon daemonwait pid alertnotify "
+            "startupnotify shutdownnotify allowignoredconf settings"
+        ),
+    }.items()
+    for name in names.split()
+}
+
+#: Core options that select the chain, the files, or the console.
+_META = ("regtest", "testnet", "testnet4", "signet", "chain", "datadir", "conf", "includeconf")
+#: Config fields that are not Core options (or are read specially).
+_NOT_OPTIONS = frozenset({"chain", "datadir", "services"})
+
+log = logging.getLogger("peerkeeper.node")
+
+
+def arg_specs() -> list[ArgSpec]:
+    """Every option peerkeeperd accepts: Config's fields (Core's names), the chain and
+    file options, ``-printtoconsole``, and :data:`IGNORED_OPTIONS`."""
+    names = [f.name for f in fields(Config) if f.name not in _NOT_OPTIONS]
+    names += [*_META, "printtoconsole", *IGNORED_OPTIONS]
+    return [ArgSpec(n, network_only=n in NETWORK_ONLY) for n in dict.fromkeys(names)]
+
+
+def _parse(argv: list[str], default_datadir: Path) -> ArgsManager:
+    args = ArgsManager(arg_specs())
+    try:
+        args.parse_parameters(argv)
+    except ArgsError as e:
+        raise ConfigError(f"Error parsing command line arguments: {e}") from None
+    datadir = args.datadir(default_datadir)
+    if args.is_arg_set("datadir") and not datadir.is_dir():
+        raise ConfigError(
+            f'Specified data directory "{args.get_arg("datadir", "")}" does not exist.'
+        )
+    try:
+        args.read_config_files(default_datadir, ignore_invalid_keys=True)
+        chain = args.chain()
+    except ArgsError as e:
+        raise ConfigError(f"Error reading configuration file: {e}") from None
+    args.select_network(chain)
+    return args
+
+
+def build_config(argv: list[str], default_datadir: Path) -> tuple[Config, ArgsManager]:
+    """The :class:`~peerkeeper.daemon.config.Config` that bitcoind's ``argv`` and
+    bitcoin.conf describe, and the parsed arguments.
+
+    Raises :class:`~peerkeeper.daemon.config.ConfigError` with Core's message (the text
+    after ``Error: ``) for a bad option, file or value."""
+    args = _parse(argv, default_datadir)
+    chain = args.chain()
+    if chain not in ("main", "test", "testnet4", "signet", "regtest"):
+        raise ConfigError(f"Unknown chain {chain}.")
+    values: dict[str, Any] = {"chain": chain, "datadir": args.datadir(default_datadir)}
+    defaults = Config()
+    for f in fields(Config):
+        name = f.name
+        if name in _NOT_OPTIONS or not args.is_arg_set(name):
+            continue
+        if name in LIST_KEYS or name == "debug":
+            values[name] = args.get_args(name)
+        elif name in BOOL_KEYS:
+            values[name] = args.get_bool_arg(name, bool(getattr(defaults, name)))
+        elif name in INT_KEYS:
+            values[name] = args.get_int_arg(name, 0)
+        elif name in PATH_KEYS:
+            value = args.get_arg(name)
+            values[name] = Path(value).expanduser() if value else None
+        else:
+            values[name] = args.get_arg(name)
+    if "debug" in values:
+        # Core: -debug (or -debug=1) is every category; -debug=0 / -nodebug none.
+        cats = values["debug"]
+        values["debug"] = ["all"] if any(c in ("", "1", "all") for c in cats) else cats
+    config = Config(**values)
+    config.validate()
+    return config, args
+
+
+def _log_to(path: Path, console: TextIO | None) -> None:
+    from peerkeeper.daemon.cli import setup_logging
+
+    setup_logging([])  # Core's line format, the categories' levels
+    root = logging.getLogger("peerkeeper")
+    formatter = root.handlers[0].formatter
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")  # flushed per line
+    file_handler.setFormatter(formatter)
+    root.handlers[:] = [file_handler]
+    if console is not None:
+        stream = logging.StreamHandler(console)
+        stream.setFormatter(formatter)
+        root.addHandler(stream)
+
+
+def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) -> int:
+    """Run peerkeeperd with bitcoind's ``argv`` (without the program name); the exit
+    code: 0 after a clean stop, 1 on a configuration or start-up error (``Error: ...``
+    on stderr)."""
+    from peerkeeper.daemon.cli import _CATEGORIES, _run_daemon, _run_node
+
+    argv = sys.argv[1:] if argv is None else argv
+    default = default_datadir if default_datadir is not None else Path.home() / ".peerkeeper"
+    try:
+        config, args = build_config(argv, default)
+    except ConfigError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    config.datadir.mkdir(parents=True, exist_ok=True)
+    _log_to(
+        config.chain_datadir / "debug.log",
+        sys.stderr if args.get_bool_arg("printtoconsole", False) else None,
+    )
+    for category in _CATEGORIES:
+        if set(config.debug) & {category, "1", "all"}:
+            logging.getLogger(f"peerkeeper.{category}").setLevel(logging.DEBUG)
+    for warning in args.warnings:
+        log.warning("%s", warning)
+    ignored = sorted(n for n in IGNORED_OPTIONS if args.is_arg_set(n))
+    for name in ignored:
+        log.info("Ignoring -%s: %s", name, IGNORED_OPTIONS[name])
+    return _run_daemon(_run_node(config))
+
+
+def console_main() -> None:
+    """The ``peerkeeperd`` console script."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console_main()

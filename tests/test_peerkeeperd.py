@@ -1,0 +1,162 @@
+"""peerkeeperd: bitcoind's command line and bitcoin.conf, Core's errors, a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import free_port
+
+from peerkeeper.daemon.config import ConfigError
+from peerkeeper.daemon.peerkeeperd import IGNORED_OPTIONS, build_config, main
+from peerkeeper.daemon.rpc import read_cookie, rpc_call
+
+#: The bitcoin.conf Core's functional test framework writes (test_framework/util.py
+#: initialize_datadir), with its ports.
+FRAMEWORK_CONF = """regtest=1
+[regtest]
+port={port}
+rpcport={rpcport}
+rpcservertimeout=99000
+rpcdoccheck=1
+fallbackfee=0.0002
+server=1
+keypool=1
+discover=0
+dnsseed=0
+fixedseeds=0
+listenonion=0
+peertimeout=999999999
+printtoconsole=0
+natpmp=0
+shrinkdebugfile=0
+unsafesqlitesync=1
+connect=0
+bind=127.0.0.1
+"""
+#: The arguments the framework passes to every node (test_framework/test_node.py).
+FRAMEWORK_ARGS = [
+    "-logtimemicros",
+    "-debug",
+    "-debugexclude=leveldb",
+    "-debugexclude=rand",
+    "-uacomment=testnode0",
+    "-disablewallet",
+    "-logthreadnames",
+    "-logsourcelocations",
+    "-loglevel=trace",
+    "-nologratelimit",
+    "-v2transport=0",
+]
+
+
+def framework_datadir(tmp: Path, port: int = 19444, rpcport: int = 19443) -> Path:
+    data = tmp / "node0"
+    data.mkdir()
+    (data / "bitcoin.conf").write_text(FRAMEWORK_CONF.format(port=port, rpcport=rpcport))
+    return data
+
+
+def test_the_frameworks_arguments_and_conf_make_cores_settings(tmp_path: Path) -> None:
+    data = framework_datadir(tmp_path)
+    config, args = build_config([f"-datadir={data}", *FRAMEWORK_ARGS], tmp_path / "unused")
+    assert config.chain == "regtest" and config.datadir == data
+    assert config.port == 19444 and config.rpcport == 19443
+    assert config.connect == ["0"] and config.noconnect
+    assert config.bind == ["127.0.0.1"] and config.listening
+    assert config.dnsseed is False and config.fixedseeds is False
+    assert config.peertimeout == 999999999 and config.v2transport is False
+    assert config.debug == ["all"]  # bare -debug is every category, as Core
+    assert config.server is True
+    ignored = {n for n in IGNORED_OPTIONS if args.is_arg_set(n)}
+    assert {"disablewallet", "uacomment", "keypool", "unsafesqlitesync"} <= ignored
+    # The command line wins over the file; repeated list options add up.
+    config, _ = build_config(
+        [f"-datadir={data}", "-port=20000", "-connect=1.2.3.4", "-connect=5.6.7.8"], tmp_path
+    )
+    assert config.port == 20000
+    assert config.connect == ["1.2.3.4", "5.6.7.8", "0"]  # Core's GetArgs merge
+
+
+@pytest.mark.parametrize(
+    ("argv", "conf", "message"),
+    [
+        (["-foo"], None, "Error parsing command line arguments: Invalid parameter -foo"),
+        (["-regtest", "-testnet"], None, "Error reading configuration file: Invalid combination"),
+        (
+            [],
+            "regtest=1\n[regtest]\nnoconnect\n",
+            "Error reading configuration file: parse error on line 3: noconnect, if you intended to specify a negated option, use noconnect=1 instead",
+        ),
+        (
+            [],
+            "-port=1\n",
+            "Error reading configuration file: parse error on line 1: -port=1, options in configuration file must be specified without leading -",
+        ),
+        (["-regtest", "-bind=nonsense:x"], None, "Cannot resolve -bind address: 'nonsense:x'"),
+    ],
+)
+def test_bad_input_is_cores_error_and_writes_nothing(
+    tmp_path: Path, argv: list[str], conf: str | None, message: str
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    if conf is not None:
+        (data / "bitcoin.conf").write_text(conf)
+    before = sorted(p.name for p in data.iterdir())
+    with pytest.raises(ConfigError) as e:
+        build_config([f"-datadir={data}", *argv], tmp_path)
+    assert str(e.value).startswith(message)
+    assert sorted(p.name for p in data.iterdir()) == before
+
+
+def test_main_prints_error_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-foo"], default_datadir=tmp_path / "never") == 1
+    assert capsys.readouterr().err == (
+        "Error: Error parsing command line arguments: Invalid parameter -foo\n"
+    )
+    assert main([f"-datadir={tmp_path / 'missing'}"], default_datadir=tmp_path) == 1
+    assert 'Error: Specified data directory "' in capsys.readouterr().err
+    assert not (tmp_path / "never").exists() and not (tmp_path / "missing").exists()
+
+
+async def test_peerkeeperd_runs_as_bitcoind_would_be_run(tmp_path: Path) -> None:
+    """A real process with the framework's arguments and bitcoin.conf: the cookie at
+    <datadir>/regtest/.cookie, RPC answers, debug.log in the datadir, nothing on
+    stderr, ``stop`` ends it with exit code 0."""
+    port, rpcport = free_port(), free_port()
+    data = framework_datadir(tmp_path, port, rpcport)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "peerkeeper.daemon.peerkeeperd",
+            f"-datadir={data}",
+            *FRAMEWORK_ARGS,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        cookie = data / "regtest" / ".cookie"
+        async with asyncio.timeout(20):
+            while not cookie.exists():
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                await asyncio.sleep(0.05)
+        user, password = read_cookie(data / "regtest")
+        info = await rpc_call("127.0.0.1", rpcport, user, password, "getnetworkinfo", [])
+        assert info["networkactive"] is True and info["connections"] == 0
+        assert await rpc_call("127.0.0.1", rpcport, user, password, "stop", []) is not None
+        assert await asyncio.to_thread(proc.wait, 20) == 0
+        out, err = proc.communicate()
+        assert err == b""
+        log = (data / "regtest" / "debug.log").read_text()
+        assert f"listening on 127.0.0.1:{port}" in log
+        assert "Ignoring -disablewallet: peerkeeper has no wallet" in log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
