@@ -72,7 +72,8 @@ def test_the_frameworks_arguments_and_conf_make_cores_settings(tmp_path: Path) -
     assert config.debug == ["all"]  # bare -debug is every category, as Core
     assert config.server is True
     ignored = {n for n in IGNORED_OPTIONS if args.is_arg_set(n)}
-    assert {"disablewallet", "uacomment", "keypool", "unsafesqlitesync"} <= ignored
+    assert {"disablewallet", "keypool", "unsafesqlitesync", "logtimemicros"} <= ignored
+    assert config.uacomment == ["testnode0"]
     # The command line wins over the file; repeated list options add up.
     config, _ = build_config(
         [f"-datadir={data}", "-port=20000", "-connect=1.2.3.4", "-connect=5.6.7.8"], tmp_path
@@ -160,3 +161,41 @@ async def test_peerkeeperd_runs_as_bitcoind_would_be_run(tmp_path: Path) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_uacomment_is_in_the_user_agent_and_checked_as_core(tmp_path: Path) -> None:
+    config, _ = build_config(["-regtest", "-uacomment=testnode0", "-uacomment=b c"], tmp_path)
+    assert config.subversion("peerkeeper", "0.1.0") == "/peerkeeper:0.1.0(testnode0; b c)/"
+    with pytest.raises(
+        ConfigError, match=r"User Agent comment \(a<b\) contains unsafe characters\."
+    ):
+        build_config(["-regtest", "-uacomment=a<b"], tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"Total length of network version string \(\d+\) exceeds"
+    ):
+        build_config(["-regtest", f"-uacomment={'x' * 250}"], tmp_path)
+
+
+async def test_chainless_rpcs_answer_for_genesis(tmp_path: Path) -> None:
+    from peerkeeper import Config, Node
+    from peerkeeper.daemon.rpc import RpcError
+
+    node = Node(Config(chain="regtest", datadir=tmp_path, server=False, listen=False))
+    m = node.rpc_methods()
+    genesis = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
+    assert await m["getblockcount"]([]) == 0
+    assert await m["getbestblockhash"]([]) == genesis
+    assert await m["getblockhash"]([0]) == genesis
+    with pytest.raises(RpcError, match="Block height out of range"):
+        await m["getblockhash"]([1])
+    info = await m["getblockchaininfo"]([])
+    assert info["chain"] == "regtest" and info["blocks"] == 0 and info["bits"] == "207fffff"
+    assert info["chainwork"] == "0" * 63 + "2"  # Core's regtest genesis chainwork
+    assert info["difficulty"] == pytest.approx(4.656542373906925e-10)
+    assert (await m["getmempoolinfo"]([]))["loaded"] is True
+    assert await m["getrawmempool"]([]) == [] and await m["getrawmempool"]([True]) == {}
+    assert await m["syncwithvalidationinterfacequeue"]([]) is None
+    assert await m["echo"](["a", 1]) == ["a", 1]
+    # Core's mixed call: positional values in "args" beside named ones.
+    assert await m["getblockhash"]({"args": [0]}) == genesis
+    assert "generatetoaddress" not in m and "getwalletinfo" not in m  # Method not found

@@ -118,6 +118,7 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
 #: Repeatable ``node`` options with Core's names (src/init.cpp ``SetupServerArgs``).
 _LIST_OPTIONS = (
     ("seednode", "connect to this peer to fetch addresses, then disconnect (repeatable)"),
+    ("uacomment", "a comment in the user agent we announce (repeatable)"),
     ("onlynet", "make automatic outbound connections only to this network (repeatable)"),
     ("whitelist", "[PERMS@]ADDR[/MASK]: permissions for peers from there (repeatable)"),
     ("whitebind", "[PERMS@]ADDR:PORT: listen there, peers get these permissions (repeatable)"),

@@ -24,6 +24,13 @@ from peerkeeper.net.netaddr import Network, parse_network
 __all__ = ["Config", "ConfigError", "read_conf_file"]
 
 
+#: Core's MAX_SUBVERSION_LENGTH (src/net.h) and SAFE_CHARS_UA_COMMENT (src/util/strencodings.cpp).
+MAX_SUBVERSION_LENGTH = 256
+_SAFE_UA_COMMENT = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + " .,;-_/:?@()"
+)
+
+
 class ConfigError(ValueError):
     """A configuration value or file is invalid; the message names the option."""
 
@@ -75,6 +82,13 @@ class Config:
     #: peerkeeper's own (not Core's): DNS servers ("host[:port]") for DNS seeding
     #: instead of the system's resolver configuration.
     dnsserver: list[str] = field(default_factory=list)
+    #: ``-uacomment``: comments in our user agent, ``/peerkeeper:0.1.0(a; b)/``.
+    uacomment: list[str] = field(default_factory=list)
+
+    def subversion(self, name: str, version: str) -> str:
+        """Core ``FormatSubVersion`` (src/clientversion.cpp): ``/name:version(c1; c2)/``."""
+        comments = f"({'; '.join(self.uacomment)})" if self.uacomment else ""
+        return f"/{name}:{version}{comments}/"
 
     @property
     def chain_params(self) -> Chain:
@@ -169,6 +183,16 @@ class Config:
         for net in self.onlynet:
             if parse_network(net) is Network.UNROUTABLE:  # Core ParseNetwork (src/netbase.cpp)
                 raise ConfigError(f"Unknown network specified in -onlynet: '{net}'")
+        for comment in self.uacomment:
+            # Core AppInitMain: SAFE_CHARS_UA_COMMENT (src/util/strencodings.cpp).
+            if any(c not in _SAFE_UA_COMMENT for c in comment):
+                raise ConfigError(f"User Agent comment ({comment}) contains unsafe characters.")
+        length = len(self.subversion("peerkeeper", "0.1.0"))
+        if length > MAX_SUBVERSION_LENGTH:
+            raise ConfigError(
+                f"Total length of network version string ({length}) exceeds maximum length "
+                f"({MAX_SUBVERSION_LENGTH}). Reduce the number or size of uacomments."
+            )
         from peerkeeper.net.netaddr import AddrError, Service
 
         for option, values in (("bind", self.bind), ("whitebind", self.whitebind)):
@@ -195,6 +219,7 @@ LIST_KEYS = {
     "proxy",
     "externalip",
     "dnsserver",
+    "uacomment",
 }
 BOOL_KEYS = {
     "listen",

@@ -29,6 +29,7 @@ from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.bitcoin.peer import COIN, PeerConfig
 from peerkeeper.bitcoin.seeds import DNS_SEEDS
 from peerkeeper.bitcoin.uploadtarget import parse_upload_target
+from peerkeeper.daemon.chainless import chainless_rpc_methods
 from peerkeeper.daemon.config import Config, ConfigError
 from peerkeeper.daemon.rpc import (
     RPC_CLIENT_INVALID_IP_OR_SUBNET,
@@ -80,8 +81,15 @@ _NETWORK_BY_NAME = {n.rpc_name: n for n in _RPC_NETWORKS}
 
 
 def _param(params: list[Any] | dict[str, Any], index: int, name: str, default: Any = None) -> Any:
+    """Argument ``index`` / ``name`` of a call: positional, named, or both at once (Core's
+    ``transformNamedArguments``: positional values in ``"args"`` beside named ones)."""
     if isinstance(params, dict):
-        return params.get(name, default)
+        if name in params:
+            return params[name]
+        args = params.get("args")
+        if isinstance(args, list) and len(args) > index:
+            return args[index]
+        return default
     return params[index] if len(params) > index else default
 
 
@@ -101,6 +109,8 @@ class Node:
     ) -> None:
         config.validate()
         self.config = config
+        #: Our user agent (Core's strSubVersion): ``/peerkeeper:VERSION(uacomments)/``.
+        self.subversion = config.subversion("peerkeeper", __version__)
         #: The node's one time base (Core's mockable GetTime), given to everything it owns.
         self.clock = MockableClock(clock)
         self._next_dump = float("inf")
@@ -189,7 +199,7 @@ class Node:
                 v2transport=config.v2transport,
                 peer=PeerConfig(
                     services=self.local_services,
-                    user_agent=USER_AGENT,
+                    user_agent=self.subversion,
                     peer_connect_timeout=float(config.peertimeout),
                 ),
                 network_active=config.networkactive,
@@ -390,8 +400,9 @@ class Node:
     # -- RPC ----------------------------------------------------------------------------------
 
     def rpc_methods(self) -> dict[str, Any]:
-        """Method name -> async handler, Core's names."""
-        return {
+        """Method name -> async handler, Core's names; the chain and mempool methods of a
+        node without either answer for genesis only (:mod:`peerkeeper.daemon.chainless`)."""
+        return chainless_rpc_methods(self.config.chain) | {
             "getpeerinfo": self._getpeerinfo,
             "getaddednodeinfo": self._getaddednodeinfo,
             "getnetworkinfo": self._getnetworkinfo,
@@ -486,7 +497,7 @@ class Node:
         services = self.local_services
         return {
             "version": CLIENT_VERSION,
-            "subversion": USER_AGENT,
+            "subversion": self.subversion,
             "protocolversion": PROTOCOL_VERSION,
             "localservices": f"{services:016x}",
             "localservicesnames": services_names(services),

@@ -68,7 +68,7 @@ IGNORED_OPTIONS: dict[str, str] = {
             "debugexclude logips logtimestamps shrinkdebugfile debuglogfile"
         ),
         "not implemented by peerkeeper yet": (
-            "uacomment discover natpmp listenonion torcontrol torpassword i2psam "
+            "discover natpmp listenonion torcontrol torpassword i2psam "
             "i2pacceptincoming mocktime bantime daemon daemonwait pid alertnotify "
             "startupnotify shutdownnotify allowignoredconf settings"
         ),
