@@ -1263,6 +1263,7 @@ class ConnManCore:
             # By id, not by the peer object: a closure over the peer would make a cycle
             # (peer -> proto -> closure -> peer) that only the cyclic GC frees.
             local_address=partial(self._local_addr_for_id, peer_id) if self.listening else None,
+            peer_id=peer_id,
         )
         peer = PeerConn(
             id=peer_id,
@@ -1291,6 +1292,11 @@ class ConnManCore:
             self._local_nonces.add(nonce)
         self._index(peer, +1)
         self._schedule(peer)
+        # Core's CNode constructor (src/net.cpp), word for word.
+        if conn_type.is_inbound:
+            log.debug("Added connection peer=%d", peer.id)
+        else:
+            log.debug("Added connection to %s peer=%d", name, peer.id)
         return peer
 
     def _is_local_nonce(self, nonce: int) -> bool:
@@ -1505,7 +1511,8 @@ class ConnManCore:
                 peer.id,
                 e,
             )
-            self._apply(peer, peer.proto.on_decode_error(raw.command, e, now), now)
+            actions = peer.proto.on_decode_error(raw.command, e, now, size=len(raw.payload))
+            self._apply(peer, actions, now)
             return
         self._apply(peer, peer.proto.on_message(msg, now), now)
         if isinstance(msg, Pong | Addr | AddrV2):
@@ -1740,7 +1747,9 @@ class ConnManCore:
         peer.proto.disconnected = True
         if close:
             self._actions.append(Close(peer.conn_id, reason))
-        log.debug("disconnecting peer=%d (%s): %s", peer.id, peer.addr, reason)
+        # Core: the reason, then CNode::DisconnectMsg; FinalizeNode's line after it.
+        log.debug("%s, disconnecting peer=%d", reason, peer.id)
+        log.debug("Cleared nodestate for peer=%d", peer.id)
         if peer.conn_type is ConnectionType.MANUAL and not self.stopping:
             # Octez's point back-off: a connection that lasted BACKOFF_RESET_AFTER resets
             # it; one that failed, or ended sooner (even after a handshake), backs off.

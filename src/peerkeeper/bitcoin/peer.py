@@ -39,6 +39,7 @@ Behaviour follows Bitcoin Core ``src/net_processing.cpp`` (``ProcessMessage``,
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ from peerkeeper.wire.messages import (
     Version,
     WtxidRelay,
 )
+
+log = logging.getLogger("peerkeeper.net")
 
 __all__ = [
     "PING_INTERVAL",
@@ -326,7 +329,10 @@ class BitcoinPeer:
         permissions: int = 0,
         local_address: Callable[[], AddrEntry | None] | None = None,
         in_ibd: bool = False,
+        peer_id: int = -1,
     ) -> None:
+        #: The node id the owner gave this peer (Core's ``NodeId``), for log lines.
+        self.peer_id = peer_id
         self.conn_type = conn_type
         self.addr = addr
         self.local_nonce = local_nonce
@@ -471,7 +477,7 @@ class BitcoinPeer:
         if not self.successfully_connected:
             return "version handshake timeout"
         if self.ping.nonce_sent and now > self.ping.start + cfg.timeout_interval:
-            return f"ping timeout: {now - self.ping.start:.3f}s"
+            return f"ping timeout: {now - self.ping.start:f}s"  # Core's %f: 6 decimals
         return None
 
     def _maybe_send_ping(self, now: float) -> list[Action]:
@@ -497,8 +503,10 @@ class BitcoinPeer:
 
     # -- input ----------------------------------------------------------------------------
 
-    def on_decode_error(self, command: str, error: DecodeError, now: float) -> list[Action]:
-        """A message of ``command`` could not be decoded.
+    def on_decode_error(
+        self, command: str, error: DecodeError, now: float, *, size: int = 0
+    ) -> list[Action]:
+        """A message of ``command`` (``size`` payload bytes) could not be decoded.
 
         Core decides with the connection's state first, as ``ProcessMessage`` does
         before it deserializes: an undecodable ``version`` ends the connection (no
@@ -521,6 +529,8 @@ class BitcoinPeer:
         if command in ("addr", "addrv2") and not self._setup_address_relay():
             return []
         if command == "pong":
+            # Core's PONG handler: a payload shorter than the nonce cancels the ping.
+            self._log_pong("Short payload", 0, size)
             self.ping.nonce_sent = 0
             return []
         if isinstance(error, LimitExceeded):
@@ -535,7 +545,13 @@ class BitcoinPeer:
         if isinstance(msg, Version):
             return self._on_version(msg, now)
         if not self.version_received:
-            return []  # "non-version message before version handshake": ignored
+            # Core ProcessMessage (src/net_processing.cpp), word for word.
+            log.debug(
+                'non-version message before version handshake. Message "%s" from peer=%d',
+                msg.command,
+                self.peer_id,
+            )
+            return []
         if isinstance(msg, Verack):
             if self.successfully_connected:
                 return []  # redundant verack
@@ -558,7 +574,10 @@ class BitcoinPeer:
         if msg.command == "feature" and self.successfully_connected:
             return self._disconnect("feature received after verack")
         if not self.successfully_connected:
-            return []  # "Unsupported message prior to verack": ignored
+            log.debug(
+                'Unsupported message "%s" prior to verack from peer=%d', msg.command, self.peer_id
+            )
+            return []
         if isinstance(msg, Ping):
             if self.common_version > BIP0031_VERSION and msg.nonce is not None:
                 return [Send(Pong(msg.nonce))]
@@ -731,19 +750,36 @@ class BitcoinPeer:
             actions.append(self._addr_message(fresh))
         return actions
 
+    def _log_pong(self, problem: str, received: int, size: int) -> None:
+        """Core's PONG log line (src/net_processing.cpp), word for word."""
+        log.debug(
+            "pong peer=%d: %s, %x expected, %x received, %u bytes",
+            self.peer_id,
+            problem,
+            self.ping.nonce_sent,
+            received,
+            size,
+        )
+
     def _on_pong(self, msg: Pong, now: float) -> None:
         ping = self.ping
         if not ping.nonce_sent:
-            return  # "Unsolicited pong without ping"
+            self._log_pong("Unsolicited pong without ping", msg.nonce, 8)
+            return
         if msg.nonce == ping.nonce_sent:
             ping.nonce_sent = 0
             rtt = now - ping.start
             if rtt >= 0:
                 ping.last_time = rtt
                 ping.min_time = rtt if ping.min_time is None else min(ping.min_time, rtt)
+            else:
+                self._log_pong("Timing mishap", msg.nonce, 8)
         elif msg.nonce == 0:
-            ping.nonce_sent = 0  # "Nonce zero": cancel this ping
-        # else "Nonce mismatch": ignored, the ping stays outstanding
+            self._log_pong("Nonce zero", msg.nonce, 8)
+            ping.nonce_sent = 0  # cancel this ping
+        else:
+            # Nonce mismatches are normal when pings overlap: the ping stays outstanding.
+            self._log_pong("Nonce mismatch", msg.nonce, 8)
 
     def _on_getaddr(self, now: float) -> list[Action]:
         """Core's ``GETADDR`` handler: the reply replaces the queue and is flushed like

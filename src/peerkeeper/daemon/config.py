@@ -167,7 +167,7 @@ class Config:
         if self.maxsendbuffer <= 0 or self.maxreceivebuffer <= 0:
             raise ConfigError("-maxsendbuffer and -maxreceivebuffer must be positive")
         if self.peertimeout <= 0:
-            raise ConfigError("-peertimeout must be positive")
+            raise ConfigError("peertimeout must be a positive integer.")  # Core init.cpp
         if not 0 <= self.inboundrelaypercent <= 100:
             raise ConfigError("-inboundrelaypercent must be between 0 and 100")
         from peerkeeper.bitcoin.uploadtarget import parse_upload_target
