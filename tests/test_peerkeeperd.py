@@ -199,3 +199,16 @@ async def test_chainless_rpcs_answer_for_genesis(tmp_path: Path) -> None:
     # Core's mixed call: positional values in "args" beside named ones.
     assert await m["getblockhash"]({"args": [0]}) == genesis
     assert "generatetoaddress" not in m and "getwalletinfo" not in m  # Method not found
+
+
+def test_bantime_is_the_default_ban_duration(tmp_path: Path) -> None:
+    from peerkeeper import NetAddr, Node
+
+    config, _ = build_config(["-regtest", f"-datadir={tmp_path}", "-bantime=1234"], tmp_path)
+    node = Node(config)
+    now = node.clock()
+    node.banman.ban(NetAddr.parse("127.0.0.1"), now)  # no time given: -bantime
+    (banned,) = node.banman.list_banned(now)
+    assert banned["ban_duration"] == 1234
+    with pytest.raises(ConfigError, match="-bantime must not be negative"):
+        build_config(["-regtest", "-bantime=-1"], tmp_path)

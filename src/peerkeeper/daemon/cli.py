@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     node.add_argument("--timeout", type=int, help="TCP connect timeout in ms (default 5000)")
     node.add_argument(
+        "--bantime", type=int, help="seconds a ban lasts when none is given (default 86400)"
+    )
+    node.add_argument(
         "--networkactive", type=int, choices=(0, 1), help="enable P2P activity (default 1)"
     )
     node.add_argument(
@@ -268,6 +271,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "maxsendbuffer",
         "maxreceivebuffer",
         "peertimeout",
+        "bantime",
         "timeout",
         "debug",
         "asmap",

@@ -82,6 +82,8 @@ class Config:
     #: peerkeeper's own (not Core's): DNS servers ("host[:port]") for DNS seeding
     #: instead of the system's resolver configuration.
     dnsserver: list[str] = field(default_factory=list)
+    #: ``-bantime``: seconds a ban lasts when setban gives no time (Core's default 24 h).
+    bantime: int = 86400
     #: ``-uacomment``: comments in our user agent, ``/peerkeeper:0.1.0(a; b)/``.
     uacomment: list[str] = field(default_factory=list)
 
@@ -168,6 +170,8 @@ class Config:
             raise ConfigError("-maxsendbuffer and -maxreceivebuffer must be positive")
         if self.peertimeout <= 0:
             raise ConfigError("peertimeout must be a positive integer.")  # Core init.cpp
+        if self.bantime < 0:
+            raise ConfigError("-bantime must not be negative")
         if not 0 <= self.inboundrelaypercent <= 100:
             raise ConfigError("-inboundrelaypercent must be between 0 and 100")
         from peerkeeper.bitcoin.uploadtarget import parse_upload_target
@@ -236,6 +240,7 @@ BOOL_KEYS = {
 }
 PATH_KEYS = {"asmap", "fixedseedsfile"}
 INT_KEYS = {
+    "bantime",
     "inboundrelaypercent",
     "port",
     "maxconnections",

@@ -123,7 +123,7 @@ class Node:
         )
         self.asmap = load_asmap(config.asmap) if config.asmap is not None else None
         self.addrman = AddrMan(random.Random(self.rng.getrandbits(64)), asmap=self.asmap)
-        self.banman = BanMan(self.rng.getrandbits(32))
+        self.banman = BanMan(self.rng.getrandbits(32), default_ban_time=config.bantime)
         self.store = Store(config.chain_datadir)
         self._dump_task: asyncio.Task[None] | None = None
         self._dump_lock = asyncio.Lock()

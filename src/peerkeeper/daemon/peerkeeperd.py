@@ -69,7 +69,7 @@ IGNORED_OPTIONS: dict[str, str] = {
         ),
         "not implemented by peerkeeper yet": (
             "discover natpmp listenonion torcontrol torpassword i2psam "
-            "i2pacceptincoming mocktime bantime daemon daemonwait pid alertnotify "
+            "i2pacceptincoming mocktime daemon daemonwait pid alertnotify "
             "startupnotify shutdownnotify allowignoredconf settings"
         ),
     }.items()
