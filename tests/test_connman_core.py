@@ -558,3 +558,21 @@ def test_a_failing_loop_does_not_stop_the_others() -> None:
     peer = next(iter(a.peers.values()))
     net.run_until(net.now + 20 * 60 + 5)  # the peer's pings still go out and are answered
     assert peer.proto.ping.min_time is not None
+
+
+def test_addresses_on_unreachable_networks_are_not_stored() -> None:
+    """Core ProcessAddrs: "Do not store addresses outside our network"."""
+    from peerkeeper.bitcoin.actions import LearnedAddresses
+
+    net = MemNet()
+    b = net.add(0)
+    net.start(0)
+    assert b.accepted(1, svc(0), svc(5), net.now)
+    peer = next(iter(b.peers.values()))
+    onion = Service(
+        NetAddr.parse("pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion"), 8333
+    )
+    entries = [AddrEntry(int(net.now), SERVICES, onion), AddrEntry(int(net.now), SERVICES, svc(9))]
+    b._learned(peer, LearnedAddresses(entries=entries, relay=[]), net.now)
+    stored = {e.service for e in b.addrman.entries()}
+    assert svc(9) in stored and onion not in stored

@@ -1501,6 +1501,8 @@ class ConnManCore:
             )
             peer.proto.last_recv = now
             return
+        # Core ProcessMessages (src/net_processing.cpp), word for word.
+        log.debug("received: %s (%u bytes) peer=%d", raw.command, len(raw.payload), peer.id)
         try:
             msg = decode_message(raw.command, raw.payload)
         except DecodeError as e:
@@ -1595,7 +1597,8 @@ class ConnManCore:
     def _learned(self, peer: PeerConn, action: LearnedAddresses, now: float) -> None:
         """Store gossiped addresses and relay the fresh ones (Core ``ProcessAddrs``).
 
-        Banned and discouraged addresses are neither stored nor relayed; each fresh
+        Banned and discouraged addresses are neither stored nor relayed; addresses on a
+        network we cannot reach are relayed but not stored; each fresh
         one goes to the 1-2 peers :func:`~peerkeeper.bitcoin.addrrelay.relay_targets` picks
         among the other address-relay peers (Core ``RelayAddress``).
         """
@@ -1604,7 +1607,13 @@ class ConnManCore:
         def allowed(e: AddrEntry) -> bool:
             return banman is None or banman.outbound_allowed(e.service.addr, now)
 
-        entries = [e for e in action.entries if allowed(e)]
+        # Core ProcessAddrs: "Do not store addresses outside our network".
+        reachable_nets = self.options.reachable
+        entries = [
+            e
+            for e in action.entries
+            if allowed(e) and e.service.addr.get_network() in reachable_nets
+        ]
         if entries:
             self.addrman.add(entries, peer.addr, ADDR_TIME_PENALTY, now=now)
         for e in action.relay:
@@ -1669,7 +1678,10 @@ class ConnManCore:
 
     def _send(self, peer: PeerConn, msg: Message, now: float) -> None:
         """Frame one message; count its own frame size under its type (Core's per-msg maps)."""
-        size = peer.transport.send(msg.command, msg.encode())
+        payload = msg.encode()
+        # Core PushMessage (src/net.cpp), word for word.
+        log.debug("sending %s (%d bytes) peer=%d", msg.command, len(payload), peer.id)
+        size = peer.transport.send(msg.command, payload)
         key = msg.command if msg.command in _COUNTED_TYPES else NET_MESSAGE_TYPE_OTHER
         peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + size
         self._flush(peer, now)
