@@ -576,3 +576,16 @@ def test_addresses_on_unreachable_networks_are_not_stored() -> None:
     b._learned(peer, LearnedAddresses(entries=entries, relay=[]), net.now)
     stored = {e.service for e in b.addrman.entries()}
     assert svc(9) in stored and onion not in stored
+
+
+def test_inbound_on_an_onion_bind_is_a_tor_peer() -> None:
+    """Core m_inbound_onion: a connection accepted on a -bind=...=onion listener counts
+    as Tor inbound (getpeerinfo network, eviction's network protection)."""
+    net = MemNet()
+    b = net.add(0)
+    b.start(net.now, [("11.0.0.1", 18444)], onion_listening=[("127.0.0.1", 18445)])
+    assert b.accepted(1, Service.parse("127.0.0.1:18445", 0), svc(5), net.now)
+    assert b.accepted(2, svc(0), svc(6), net.now)
+    by_conn = {p.conn_id: p for p in b.peers.values()}
+    assert by_conn[1].net_class.rpc_name == "onion"
+    assert by_conn[2].net_class.rpc_name == "ipv4"

@@ -212,3 +212,32 @@ def test_bantime_is_the_default_ban_duration(tmp_path: Path) -> None:
     assert banned["ban_duration"] == 1234
     with pytest.raises(ConfigError, match="-bantime must not be negative"):
         build_config(["-regtest", "-bantime=-1"], tmp_path)
+
+
+def test_onion_binds_defaults_and_duplicate_bindings(tmp_path: Path) -> None:
+    """Core AppInitMain: -bind=...=onion (default port -port + 1), the default onion bind
+    127.0.0.1:port+1 when no -bind is given, and CheckBindingConflicts' error."""
+    from peerkeeper import Service
+
+    config, _ = build_config(["-regtest", "-port=9000", "-bind=127.0.0.1=onion"], tmp_path)
+    regular, onion, white, default = config.binds()
+    assert regular == [] and onion == [Service.parse("127.0.0.1:9001", 0)] and not default
+    config, _ = build_config(["-regtest", "-port=9000"], tmp_path)
+    assert config.binds()[1:] == ([Service.parse("127.0.0.1:9001", 0)], [], True)
+    config, _ = build_config(["-regtest", "-bind=127.0.0.1:9005"], tmp_path)
+    assert config.binds()[1] == []  # a -bind turns the default onion bind off
+    combos = [
+        "-bind=127.0.0.1:11012",
+        "-bind=127.0.0.1:11012=onion",
+        "-whitebind=noban@127.0.0.1:11012",
+    ]
+    for first in combos:
+        for second in combos:
+            with pytest.raises(ConfigError) as e:
+                build_config(["-regtest", first, second], tmp_path)
+            assert str(e.value) == (
+                "Duplicate binding configuration for address 127.0.0.1:11012. Please check "
+                "your -bind, -bind=...=onion and -whitebind settings."
+            )
+    with pytest.raises(ConfigError, match=r"Cannot resolve -bind address: '127.0.0.1=tor'"):
+        build_config(["-regtest", "-bind=127.0.0.1=tor"], tmp_path)

@@ -205,6 +205,11 @@ class ConnManOptions:
     connect: list[str] = field(default_factory=list)
     addnode: list[str] = field(default_factory=list)
     bind: list[tuple[str, int]] = field(default_factory=list)
+    #: ``-bind=ADDR:PORT=onion`` listeners: connections accepted there are Tor inbound
+    #: (Core ``onion_binds``); ``onion_binds_default``: they are Core's default
+    #: 127.0.0.1:port+1 (a failure to bind it is not fatal).
+    onion_binds: list[tuple[str, int]] = field(default_factory=list)
+    onion_binds_default: bool = False
     listen: bool = True
     max_connections: int = DEFAULT_MAX_PEER_CONNECTIONS
     max_send_buffer: int = 1_000_000
@@ -484,6 +489,7 @@ class ConnManCore:
         self.stopping = False
         self.started = False
         self.listening: list[tuple[str, int]] = []
+        self.onion_listening: set[tuple[str, int]] = set()
         self.network_active = options.network_active
         self.started_at = 0.0
         self._now = 0.0
@@ -528,11 +534,15 @@ class ConnManCore:
         now: float,
         listening: list[tuple[str, int]] | None = None,
         *,
+        onion_listening: list[tuple[str, int]] | None = None,
         steady: float | None = None,
     ) -> None:
-        """Begin at ``now`` with the driver's bound listeners ((host, port) pairs): local
-        addresses, the automatic policy (Core ``CConnman::Start``), the loops' first passes."""
+        """Begin at ``now`` with the driver's bound listeners ((host, port) pairs; the
+        ``onion_listening`` ones tag their inbound peers as Tor and are not advertised):
+        local addresses, the automatic policy (Core ``CConnman::Start``), the loops' first
+        passes."""
         self._at(now, steady)
+        self.onion_listening = set(onion_listening or [])
         steady = self._steady
         self.started = True
         self.started_at = now
@@ -1357,7 +1367,11 @@ class ConnManCore:
             permissions=permissions,
         )
         peer.prefer_evict = prefer_evict
-        log.debug("connection from %s accepted, peer=%d", remote, peer.id)
+        if (str(local.addr), local.port) in self.onion_listening:
+            # Core m_inbound_onion: ConnectedThroughNetwork() is NET_ONION (getpeerinfo
+            # "network", eviction's network protection).
+            peer.net_class = Network.TORV3
+        log.debug("connection from %s accepted", remote)
         return True
 
     def attempt_to_evict(

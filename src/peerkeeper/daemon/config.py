@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from peerkeeper.net.chains import Chain, get_chain
 from peerkeeper.net.netaddr import Network, parse_network
+
+if TYPE_CHECKING:
+    from peerkeeper.net.netaddr import Service
 
 __all__ = ["Config", "ConfigError", "read_conf_file"]
 
@@ -197,16 +201,53 @@ class Config:
                 f"Total length of network version string ({length}) exceeds maximum length "
                 f"({MAX_SUBVERSION_LENGTH}). Reduce the number or size of uacomments."
             )
+        self.binds()
+
+    def binds(self) -> tuple[list[Service], list[Service], list[Service], bool]:
+        """The listening addresses (Core ``AppInitMain``, src/init.cpp): ``-bind``
+        addresses (default port ``-port``), ``-bind=ADDR[:PORT]=onion`` addresses
+        (default port ``-port`` + 1: connections accepted there count as Tor inbound),
+        ``-whitebind`` addresses, and whether the onion list is Core's default
+        (127.0.0.1:port+1, added when no ``-bind`` of either kind is given).
+
+        Raises :class:`ConfigError` with Core's texts: ``Cannot resolve -bind address``,
+        ``Duplicate binding configuration for address ...`` (``CheckBindingConflicts``).
+        """
         from peerkeeper.net.netaddr import AddrError, Service
 
-        for option, values in (("bind", self.bind), ("whitebind", self.whitebind)):
-            for value in values:
-                address = value.rpartition("@")[2] if option == "whitebind" else value
-                try:
-                    Service.parse(address, self.p2p_port)
-                except AddrError:
-                    # Core AppInitMain: ResolveErrMsg (src/init.cpp).
-                    raise ConfigError(f"Cannot resolve -{option} address: '{value}'") from None
+        port = self.p2p_port
+        regular: list[Service] = []
+        onion: list[Service] = []
+        for value in self.bind:
+            address, eq, network_type = value.rpartition("=")
+            try:
+                if not eq:
+                    regular.append(Service.parse(value, port))
+                    continue
+                if network_type == "onion":
+                    onion.append(Service.parse(address, port + 1))
+                    continue
+            except AddrError:
+                pass
+            raise ConfigError(f"Cannot resolve -bind address: '{value}'")  # ResolveErrMsg
+        white: list[Service] = []
+        for value in self.whitebind:
+            try:
+                white.append(Service.parse(value.rpartition("@")[2], port))
+            except AddrError:
+                raise ConfigError(f"Cannot resolve -whitebind address: '{value}'") from None
+        default_onion = not regular and not onion
+        if default_onion:
+            onion = [Service.parse("127.0.0.1", port + 1)]
+        seen: set[Service] = set()
+        for svc in (*white, *regular, *onion):
+            if svc in seen:
+                raise ConfigError(
+                    f"Duplicate binding configuration for address {svc}. Please check your "
+                    "-bind, -bind=...=onion and -whitebind settings."
+                )
+            seen.add(svc)
+        return regular, onion, white, default_onion
 
 
 #: Config fields that are lists (repeatable options), booleans, integers and paths:

@@ -128,17 +128,13 @@ class Node:
         self._dump_task: asyncio.Task[None] | None = None
         self._dump_lock = asyncio.Lock()
         self._lock: DatadirLock | None = None
-        binds: list[tuple[str, int]] = []
-        for b in config.bind:
-            svc = Service.parse(b, config.p2p_port)
-            binds.append((str(svc.addr), svc.port))
-        for wb in config.whitebind:
-            # -whitebind listens too (Core ``CConnman::InitBinds``); the permissions
-            # are matched by the accepting address.
-            svc = Service.parse(wb.rpartition("@")[2], config.p2p_port)
-            binds.append((str(svc.addr), svc.port))
-        if not binds and config.port is not None:
-            binds = [("::", config.port), ("0.0.0.0", config.port)]
+        # Core CConnman::InitBinds: -whitebind, -bind, -bind=...=onion; on any address
+        # (0.0.0.0 and ::) when neither -bind nor -whitebind is given.
+        regular, onion, white, default_onion = config.binds()
+        binds = [(str(s.addr), s.port) for s in (*white, *regular)]
+        if not binds and not (onion and not default_onion):
+            binds = [("::", config.p2p_port), ("0.0.0.0", config.p2p_port)]
+        onion_binds = [(str(s.addr), s.port) for s in onion]
         try:
             proxies = ProxySettings.from_options(config.proxy, config.onion, config.proxyrandomize)
             reachable = proxies.reachable_networks(
@@ -191,6 +187,8 @@ class Node:
                 fixedseeds=config.fixedseeds,
                 fixed_seeds=fixed_seeds,
                 bind=binds,
+                onion_binds=onion_binds,
+                onion_binds_default=default_onion,
                 listen=config.listening,
                 max_connections=config.maxconnections,
                 max_send_buffer=config.maxsendbuffer * 1000,
@@ -439,7 +437,7 @@ class Node:
             info["addrlocal"] = str(their.addr_me)
         info.update(
             {
-                "network": peer.addr.addr.get_net_class().rpc_name,
+                "network": peer.net_class.rpc_name,
                 "services": f"{their.services:016x}",
                 "servicesnames": services_names(their.services),
                 "relaytxes": their.relay,
@@ -580,7 +578,7 @@ class Node:
 
     async def _getaddednodeinfo(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
         """Core ``getaddednodeinfo ( "node" )`` (src/rpc/net.cpp)."""
-        infos = self.connman.get_added_node_info()
+        infos = self.connman.core.get_added_node_info()
         node = _param(params, 0, "node")
         if node is not None:
             infos = [i for i in infos if i[0] == node][:1]

@@ -52,11 +52,11 @@ T = TypeVar("T")
 
 
 class _CoreView(Generic[T]):
-    """A read-only attribute of the driver that reads the core's attribute of that name."""
+    """A read-only attribute of the driver: the core's attribute of the same name."""
 
-    def __init__(self, name: str, doc: str) -> None:
+    def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
-        self.__doc__ = doc
+        self.__doc__ = f"The core's ``{name}`` (read-only; see ConnManCore)."
 
     def __get__(self, obj: ConnMan, owner: type | None = None) -> T:
         return cast(T, getattr(obj.core, self.name))
@@ -115,36 +115,20 @@ class ConnMan:
     def addrman(self, value: AddrMan) -> None:
         self.core.addrman = value
 
-    options: _CoreView[ConnManOptions] = _CoreView("options", "The core's options.")
-    peers: _CoreView[dict[int, PeerConn]] = _CoreView("peers", "Live peers by node id.")
-    policy: _CoreView[OutboundPolicy | None] = _CoreView(
-        "policy", "The automatic-outbound policy (None without automatic connections)."
-    )
-    pending: _CoreView[PendingRequests] = _CoreView(
-        "pending", "Requests waiting for a reply (the dispatch layer's table)."
-    )
-    rng: _CoreView[random.Random] = _CoreView("rng", "The core's random source.")
-    listening: _CoreView[list[tuple[str, int]]] = _CoreView(
-        "listening", "The bound listeners, (host, port)."
-    )
-    network_active: _CoreView[bool] = _CoreView("network_active", "Core ``fNetworkActive``.")
-    total_bytes_sent: _CoreView[int] = _CoreView(
-        "total_bytes_sent", "Bytes sent to every peer since start."
-    )
-    total_bytes_recv: _CoreView[int] = _CoreView(
-        "total_bytes_recv", "Bytes received from every peer since start."
-    )
-    upload_target: _CoreView[UploadTarget] = _CoreView(
-        "upload_target", "``-maxuploadtarget`` accounting."
-    )
-    local_addresses: _CoreView[dict[Service, int]] = _CoreView(
-        "local_addresses", "Our addresses and their scores (Core ``mapLocalHost``)."
-    )
-    anchors_at_stop: _CoreView[list[AddrEntry]] = _CoreView(
-        "anchors_at_stop", "The block-relay-only peers at :meth:`stop`, for anchors.dat."
-    )
-    inbound_count: _CoreView[int] = _CoreView("inbound_count", "Live inbound peers.")
-    feelers_done: _CoreView[int] = _CoreView("feelers_done", "Feeler connections that ended.")
+    options: _CoreView[ConnManOptions] = _CoreView()
+    peers: _CoreView[dict[int, PeerConn]] = _CoreView()
+    policy: _CoreView[OutboundPolicy | None] = _CoreView()
+    pending: _CoreView[PendingRequests] = _CoreView()
+    rng: _CoreView[random.Random] = _CoreView()
+    listening: _CoreView[list[tuple[str, int]]] = _CoreView()
+    network_active: _CoreView[bool] = _CoreView()
+    total_bytes_sent: _CoreView[int] = _CoreView()
+    total_bytes_recv: _CoreView[int] = _CoreView()
+    upload_target: _CoreView[UploadTarget] = _CoreView()
+    local_addresses: _CoreView[dict[Service, int]] = _CoreView()
+    anchors_at_stop: _CoreView[list[AddrEntry]] = _CoreView()
+    inbound_count: _CoreView[int] = _CoreView()
+    feelers_done: _CoreView[int] = _CoreView()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -155,11 +139,11 @@ class ConnMan:
         """
         opts = self.options
         listening: list[tuple[str, int]] = []
+        onion: list[tuple[str, int]] = []
         if opts.listen:
-            binds = opts.bind or [
-                ("::", opts.chain.default_port),
-                ("0.0.0.0", opts.chain.default_port),
-            ]
+            binds = list(opts.bind)
+            if not binds and (opts.onion_binds_default or not opts.onion_binds):
+                binds = [("::", opts.chain.default_port), ("0.0.0.0", opts.chain.default_port)]
             for host, port in binds:
                 try:
                     listening.append(await self.sockman.bind_and_listen(host, port))
@@ -167,10 +151,17 @@ class ConnMan:
                     if opts.bind:
                         raise
                     log.debug("bind %s:%d failed: %s", host, port, e)
-            if not listening:
+            for host, port in opts.onion_binds:
+                try:
+                    onion.append(await self.sockman.bind_and_listen(host, port))
+                except OSError as e:
+                    if not opts.onion_binds_default:
+                        raise
+                    log.debug("bind %s:%d=onion failed: %s", host, port, e)
+            if not listening and not onion:
                 raise OSError("could not bind any listening socket")
-            log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in listening))
-        self.core.start(self.clock(), listening, steady=self.steady())
+            log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in listening + onion))
+        self.core.start(self.clock(), listening, onion_listening=onion, steady=self.steady())
         self._pump()
 
     async def stop(self) -> None:
@@ -361,10 +352,6 @@ class ConnMan:
         :meth:`~peerkeeper.bitcoin.connman.ConnManCore.add_node`."""
         self.core.add_node(node, command, self.clock(), steady=self.steady())
         self._control()
-
-    def get_added_node_info(self) -> list[tuple[str, PeerConn | None]]:
-        """Each added node with the live peer it matches, or None."""
-        return self.core.get_added_node_info()
 
     def ping_all(self) -> None:
         """Queue a ping to every peer (the ``ping`` RPC)."""
