@@ -589,3 +589,32 @@ def test_inbound_on_an_onion_bind_is_a_tor_peer() -> None:
     by_conn = {p.conn_id: p for p in b.peers.values()}
     assert by_conn[1].net_class.rpc_name == "onion"
     assert by_conn[2].net_class.rpc_name == "ipv4"
+
+
+def test_addconnection_caps_and_addr_fetch_expiry_without_automatic_connections() -> None:
+    """Core CConnman::AddConnection: 8 full-relay / 2 block-relay-only at most, addr-fetch
+    and feelers unlimited, never inbound or manual; an addr-fetch peer leaves after 5
+    minutes even when no automatic connections run (Core checks it per peer)."""
+    net = MemNet()
+    a = net.add(0, connect=["0"], v2transport=False)
+    for k in range(1, 13):
+        net.add(k, v2transport=False)
+    net.start(*range(13))
+    assert a.policy is None
+    for k in range(1, 9):
+        assert a.add_connection(str(svc(k)), ConnectionType.OUTBOUND_FULL_RELAY, False, net.now)
+    net.pump()
+    assert len(peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)) == 8
+    assert not a.add_connection(str(svc(9)), ConnectionType.OUTBOUND_FULL_RELAY, False, net.now)
+    assert not a.add_connection(str(svc(9)), ConnectionType.INBOUND, False, net.now)
+    assert not a.add_connection(str(svc(9)), ConnectionType.MANUAL, False, net.now)
+    assert a.add_connection(str(svc(10)), ConnectionType.ADDR_FETCH, False, net.now)
+    net.pump()
+    net.run_while(lambda: handshaken(a) < 9, 10)
+    opened = net.now
+    assert a.automatic_pending == 0  # every dial ended and gave its grant back
+    net.run_until(opened + 295)
+    assert len(peers_of(a, ConnectionType.ADDR_FETCH)) == 1
+    net.run_until(opened + 301)
+    assert not peers_of(a, ConnectionType.ADDR_FETCH)
+    assert "addrfetch connection timeout" in {r for i, r in net.closes if i == 0}

@@ -3,7 +3,7 @@
 Core's test framework takes its node binary from ``BITCOIND``; ``../shared/core-functional``
 holds Core's ``test/functional`` tree and ``run.py``, which runs a test and prints ``PASS``
 or ``FAIL``. The tests below pass against peerkeeperd today and are kept passing; the
-rest of the issue's list (p2p_addrfetch, p2p_dns_seeds, p2p_add_connections,
+rest of the issue's list (p2p_dns_seeds, p2p_add_connections,
 p2p_disconnect_ban, p2p_getaddr_caching, p2p_addr_relay, p2p_seednode, feature_proxy) is
 still open. Skipped with the reason when the shared tree or the
 ``peerkeeperd`` command is absent.
@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 
 RUNNER = Path(__file__).resolve().parents[2] / "shared" / "core-functional" / "run.py"
-PASSING = ["p2p_ping", "p2p_timeouts", "rpc_setban", "p2p_addrv2_relay", "feature_bind_extra"]
+PASSING = [
+    "p2p_ping",
+    "p2p_timeouts",
+    "rpc_setban",
+    "p2p_addrv2_relay",
+    "feature_bind_extra",
+    "p2p_addrfetch",
+]
 
 pytestmark = [
     pytest.mark.skipif(not RUNNER.exists(), reason=f"Core's functional tests not at {RUNNER}"),

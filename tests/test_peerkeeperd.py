@@ -241,3 +241,23 @@ def test_onion_binds_defaults_and_duplicate_bindings(tmp_path: Path) -> None:
             )
     with pytest.raises(ConfigError, match=r"Cannot resolve -bind address: '127.0.0.1=tor'"):
         build_config(["-regtest", "-bind=127.0.0.1=tor"], tmp_path)
+
+
+async def test_addconnection_rpc_checks_as_core(tmp_path: Path) -> None:
+    from peerkeeper import Config, Node
+    from peerkeeper.daemon.rpc import RpcError
+
+    node = Node(Config(chain="regtest", datadir=tmp_path, server=False, listen=False))
+    add = node.rpc_methods()["addconnection"]
+    with pytest.raises(RpcError) as e:
+        await add(["127.0.0.1:1", "inbound", False])
+    assert e.value.code == -8
+    with pytest.raises(RpcError, match="requires -v2transport init flag") as e:
+        await Node(
+            Config(chain="regtest", datadir=tmp_path, server=False, listen=False, v2transport=False)
+        ).rpc_methods()["addconnection"](["127.0.0.1:1", "feeler", True])
+    main_node = Node(Config(chain="signet", datadir=tmp_path, server=False, listen=False))
+    with pytest.raises(
+        RpcError, match=r"addconnection is for regression testing \(-regtest mode\) only\."
+    ):
+        await main_node.rpc_methods()["addconnection"](["127.0.0.1:1", "feeler", False])

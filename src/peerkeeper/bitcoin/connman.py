@@ -89,6 +89,7 @@ from peerkeeper.bitcoin.outbound import (
     select_extra_outbound_to_evict,
 )
 from peerkeeper.bitcoin.peer import (
+    ADDR_FETCH_TIMEOUT,
     BitcoinPeer,
     PeerConfig,
     TimeOffsets,
@@ -147,9 +148,6 @@ __all__ = [
 
 log = logging.getLogger("peerkeeper.net")
 
-#: Seconds an addr-fetch peer may stay connected (src/net_processing.cpp ``SendMessages``:
-#: ``10 * AVG_ADDRESS_BROADCAST_INTERVAL``).
-ADDR_FETCH_TIMEOUT = 300.0
 #: Local address scores (src/net.h): interfaces, -bind, mapped, -externalip.
 LOCAL_IF, LOCAL_BIND, LOCAL_MAPPED, LOCAL_MANUAL = 1, 2, 3, 4
 #: Seconds between ``ThreadOpenConnections``' passes (src/net.cpp: 500 ms).
@@ -384,7 +382,7 @@ class _DialCtx:
     conn_type: ConnectionType
     count_failure: bool
     use_v2: bool | None
-    kind: str  # "manual", "automatic", "onetry", "v1retry"
+    kind: str  # "manual", "automatic", "onetry", "v1retry", "addconnection"
     service: Service | None = None
     #: Told the outcome: the new peer, or None (``open_connection``'s caller).
     on_done: Callable[[PeerConn | None], None] | None = None
@@ -744,16 +742,6 @@ class ConnManCore:
             now,
         )
 
-    def _expire_addr_fetch(self, now: float) -> None:
-        """Disconnect addr-fetch peers after 5 minutes (src/net_processing.cpp ``SendMessages``)."""
-        for peer in list(self.peers.values()):
-            if (
-                peer.conn_type is ConnectionType.ADDR_FETCH
-                and not peer.closed
-                and now - peer.connected_at > ADDR_FETCH_TIMEOUT
-            ):
-                self._drop(peer, "addrfetch connection timeout", close=True)
-
     def _evict_extra_outbound(self, now: float) -> None:
         """Core ``EvictExtraOutboundPeers``: drop the extra block-relay / full-relay peer."""
         peers = [
@@ -845,7 +833,6 @@ class ConnManCore:
         if policy is None or not self.network_active:
             return
         steady = self._steady
-        self._expire_addr_fetch(now)
         if steady >= self._next_extra_check:
             self._next_extra_check = steady + EXTRA_PEER_CHECK_INTERVAL
             self._evict_extra_outbound(now)
@@ -1031,8 +1018,40 @@ class ConnManCore:
             now,
         )
 
+    def add_connection(
+        self,
+        address: str,
+        conn_type: ConnectionType,
+        use_v2: bool,
+        now: float,
+        *,
+        steady: float | None = None,
+    ) -> bool:
+        """Core ``CConnman::AddConnection`` (the ``addconnection`` test RPC): open one
+        outbound connection of ``conn_type`` to ``address`` if that type has room (8
+        full-relay, 2 block-relay-only; addr-fetch and feelers unlimited) and a
+        ``semOutbound`` grant is free; False otherwise (also for inbound and manual)."""
+        self._at(now, steady)
+        limits = self.options.limits
+        if conn_type is ConnectionType.OUTBOUND_FULL_RELAY:
+            cap: int | None = limits.max_outbound_full_relay
+        elif conn_type is ConnectionType.BLOCK_RELAY:
+            cap = limits.max_outbound_block_relay
+        elif conn_type in (ConnectionType.ADDR_FETCH, ConnectionType.FEELER):
+            cap = None
+        else:
+            return False
+        if cap is not None and self._count(conn_type) >= cap:
+            return False
+        if self.automatic_outbound_count() >= min(
+            limits.max_automatic_outbound, limits.max_connections
+        ):
+            return False
+        self._open(address, _DialCtx(address, conn_type, False, use_v2, "addconnection"), now)
+        return True
+
     def _open(self, target: str | Service, ctx: _DialCtx, now: float) -> None:
-        if ctx.kind in ("automatic", "v1retry"):
+        if ctx.kind in ("automatic", "v1retry", "addconnection"):
             self.automatic_pending += 1  # Core's semOutbound grant, held until the dial ends
             if ctx.kind == "automatic":
                 self._auto_busy = True
@@ -1219,7 +1238,7 @@ class ConnManCore:
         """Release what the dial held: an automatic one its ``semOutbound`` grant (and the
         automatic loop, which waits for it as Core's does); a manual one its place, and a
         back-off step when it failed."""
-        if ctx.kind in ("automatic", "v1retry"):
+        if ctx.kind in ("automatic", "v1retry", "addconnection"):
             self.automatic_pending = max(0, self.automatic_pending - 1)
             if ctx.kind == "automatic":
                 # Core's loop goes on: after a fetch's dial, the 500 ms sleep, then a pick;

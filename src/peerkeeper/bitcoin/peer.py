@@ -87,7 +87,12 @@ from peerkeeper.wire.messages import (
 
 log = logging.getLogger("peerkeeper.net")
 
+#: Seconds an addr-fetch peer may stay connected (src/net_processing.cpp ``SendMessages``:
+#: ``10 * AVG_ADDRESS_BROADCAST_INTERVAL``).
+ADDR_FETCH_TIMEOUT = 300.0
+
 __all__ = [
+    "ADDR_FETCH_TIMEOUT",
     "PING_INTERVAL",
     "TIMEOUT_INTERVAL",
     "DEFAULT_PEER_CONNECT_TIMEOUT",
@@ -414,8 +419,8 @@ class BitcoinPeer:
         """The earliest time (seconds) at which :meth:`tick` may have something to do.
 
         Never earlier than the first inactivity check (``connected_at +
-        peer_connect_timeout``), since nothing can time out before it; ``inf`` once
-        the conversation is over.  With address relay, also the addr flush deadline
+        peer_connect_timeout``), since nothing can time out before it, except an
+        addr-fetch peer's 5-minute limit; ``inf`` once the conversation is over.  With address relay, also the addr flush deadline
         while the queue is non-empty and the next self-announcement (when
         ``local_address`` is set and not ``in_ibd``).  Re-read it after
         :meth:`push_address`.
@@ -424,8 +429,11 @@ class BitcoinPeer:
             return float("inf")
         cfg = self.config
         first_check = self.connected_at + cfg.peer_connect_timeout + 0.001
+        expiry = float("inf")
+        if self.conn_type is ConnectionType.ADDR_FETCH:
+            expiry = self.connected_at + ADDR_FETCH_TIMEOUT + 0.001
         if not self.successfully_connected:
-            return first_check
+            return min(first_check, expiry)
         if self.ping.queued:
             return 0.0
         idle = min(self.last_send, self.last_recv) + cfg.timeout_interval + 0.001
@@ -433,7 +441,7 @@ class BitcoinPeer:
         ping_due = self.ping.start + wait + 0.001
         if self.ping.nonce_sent:
             ping_due = max(ping_due, first_check)  # a ping timeout is an inactivity check
-        at = min(max(idle, first_check), ping_due)
+        at = min(max(idle, first_check), ping_due, expiry)
         if self.addr_relay_enabled:
             if self.addrs_to_send:
                 at = min(at, self.next_addr_send + 0.001)
@@ -449,6 +457,12 @@ class BitcoinPeer:
         """
         if self.disconnected:
             return []
+        if (
+            self.conn_type is ConnectionType.ADDR_FETCH
+            and now - self.connected_at > ADDR_FETCH_TIMEOUT
+        ):
+            # Core SendMessages (src/net_processing.cpp), before anything else.
+            return self._disconnect("addrfetch connection timeout")
         reason = self._inactivity(now)
         if reason is not None:
             return self._disconnect(reason)

@@ -34,6 +34,7 @@ from peerkeeper.daemon.config import Config, ConfigError
 from peerkeeper.daemon.rpc import (
     RPC_CLIENT_INVALID_IP_OR_SUBNET,
     RPC_CLIENT_NODE_ALREADY_ADDED,
+    RPC_CLIENT_NODE_CAPACITY_REACHED,
     RPC_CLIENT_NODE_NOT_ADDED,
     RPC_CLIENT_NODE_NOT_CONNECTED,
     RPC_INVALID_PARAMETER,
@@ -56,6 +57,7 @@ from peerkeeper.io.store import (
     snapshot_addrman,
     take_anchors,
 )
+from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.net.netbase import ProxySettings
 from peerkeeper.net.netpermissions import Permissions, to_strings
@@ -373,7 +375,8 @@ class Node:
         (the address dump, ConnMan's extra-outbound check)."""
         self._next_dump -= seconds
         self._scheduler_wake.set()
-        self.connman.mock_forward(seconds)
+        self.connman.core.mock_forward(seconds)
+        self.connman.wake()
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -408,6 +411,7 @@ class Node:
             "getnettotals": self._getnettotals,
             "getnodeaddresses": self._getnodeaddresses,
             "addnode": self._addnode,
+            "addconnection": self._addconnection,
             "disconnectnode": self._disconnectnode,
             "ping": self._ping,
             "setnetworkactive": self._setnetworkactive,
@@ -696,6 +700,44 @@ class Node:
             raise RpcError(
                 RPC_MISC_ERROR, f"{method} is for regression testing (-regtest mode) only"
             )
+
+    async def _addconnection(self, params: list[Any] | dict[str, Any]) -> dict[str, str]:
+        """Core ``addconnection`` (src/rpc/net.cpp, test-only, regtest): open one outbound
+        connection of the given type (``CConnman::AddConnection``)."""
+        if self.config.chain != "regtest":
+            raise RpcError(
+                RPC_MISC_ERROR, "addconnection is for regression testing (-regtest mode) only."
+            )
+        address = _param(params, 0, "address")
+        type_name = _param(params, 1, "connection_type")
+        use_v2 = _param(params, 2, "v2transport")
+        if not isinstance(address, str) or not isinstance(type_name, str):
+            raise RpcError(RPC_TYPE_ERROR, "address and connection_type must be strings")
+        if not isinstance(use_v2, bool):
+            raise RpcError(RPC_TYPE_ERROR, "v2transport must be a boolean")
+        types = {
+            "outbound-full-relay": ConnectionType.OUTBOUND_FULL_RELAY,
+            "block-relay-only": ConnectionType.BLOCK_RELAY,
+            "addr-fetch": ConnectionType.ADDR_FETCH,
+            "feeler": ConnectionType.FEELER,
+        }
+        conn_type = types.get(type_name.strip())
+        if conn_type is None:
+            raise RpcError(
+                RPC_INVALID_PARAMETER,
+                'addconnection "address" "connection_type" v2transport',
+            )
+        if use_v2 and not self.config.v2transport:
+            raise RpcError(
+                RPC_INVALID_PARAMETER,
+                "Error: Adding v2transport connections requires -v2transport init flag to be set.",
+            )
+        if not self.connman.add_connection(address, conn_type, use_v2):
+            raise RpcError(
+                RPC_CLIENT_NODE_CAPACITY_REACHED,
+                "Error: Already at capacity for specified connection type.",
+            )
+        return {"address": address, "connection_type": type_name.strip()}
 
     async def _setmocktime(self, params: list[Any] | dict[str, Any]) -> None:
         """Core ``setmocktime`` (src/rpc/node.cpp): every timer of the node follows the

@@ -240,11 +240,6 @@ class ConnMan:
             self._pump()  # re-arms the timer whatever happened
             self.sockman.flush()
 
-    def mock_forward(self, seconds: float) -> None:
-        """Core ``CScheduler::MockForward`` for the core's scheduled checks."""
-        self.core.mock_forward(seconds)
-        self.wake()
-
     def wake(self) -> None:
         """Run the core's timers now (after the clock jumped: ``setmocktime``)."""
         if not self._stopping:
@@ -352,6 +347,14 @@ class ConnMan:
         :meth:`~peerkeeper.bitcoin.connman.ConnManCore.add_node`."""
         self.core.add_node(node, command, self.clock(), steady=self.steady())
         self._control()
+
+    def add_connection(self, address: str, conn_type: ConnectionType, use_v2: bool) -> bool:
+        """The ``addconnection`` test RPC (Core ``CConnman::AddConnection``)."""
+        ok = self.core.add_connection(
+            address, conn_type, use_v2, self.clock(), steady=self.steady()
+        )
+        self._control()
+        return ok
 
     def ping_all(self) -> None:
         """Queue a ping to every peer (the ``ping`` RPC)."""
