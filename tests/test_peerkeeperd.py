@@ -198,7 +198,7 @@ async def test_chainless_rpcs_answer_for_genesis(tmp_path: Path) -> None:
     assert await m["echo"](["a", 1]) == ["a", 1]
     # Core's mixed call: positional values in "args" beside named ones.
     assert await m["getblockhash"]({"args": [0]}) == genesis
-    assert "generatetoaddress" not in m and "getwalletinfo" not in m  # Method not found
+    assert "getwalletinfo" not in m and "sendrawtransaction" not in m  # Method not found
 
 
 def test_bantime_is_the_default_ban_duration(tmp_path: Path) -> None:
@@ -261,3 +261,51 @@ async def test_addconnection_rpc_checks_as_core(tmp_path: Path) -> None:
         RpcError, match=r"addconnection is for regression testing \(-regtest mode\) only\."
     ):
         await main_node.rpc_methods()["addconnection"](["127.0.0.1:1", "feeler", False])
+
+
+async def test_header_chain_mine_submit_and_cores_block_files(tmp_path: Path) -> None:
+    """generatetoaddress mines a header-only block; getblock(…, 0) and submitblock hand it
+    to another node, whose tip follows; Core's block files in the datadir are read (the
+    functional framework's cached chain) and a node keeps its headers across restarts."""
+    from peerkeeper import Config, Node
+    from peerkeeper.bitcoin.headerchain import GENESIS_HEADERS, HeaderChain, HeaderError
+
+    a = Node(Config(chain="regtest", datadir=tmp_path / "a", server=False, listen=False))
+    b = Node(Config(chain="regtest", datadir=tmp_path / "b", server=False, listen=False))
+    for n in (a, b):
+        n.config.chain_datadir.mkdir(parents=True)
+    ma, mb = a.rpc_methods(), b.rpc_methods()
+    (block,) = await ma["generatetoaddress"]([1, "bcrt1qignored"])
+    assert await ma["getblockcount"]([]) == 1 and await ma["getbestblockhash"]([]) == block
+    info = await ma["getblockchaininfo"]([])
+    assert info["blocks"] == 1 and info["initialblockdownload"] is False  # a fresh tip
+    hexblock = await ma["getblock"]({"blockhash": block, "verbosity": 0})
+    assert await mb["submitblock"]([hexblock]) is None
+    assert await mb["getbestblockhash"]([]) == block
+    assert await mb["submitblock"]([hexblock]) == "duplicate"
+    header = await mb["getblockheader"]([block, False])
+    assert hexblock.startswith(header) and len(header) == 160
+    assert (await mb["getblockheader"]([block]))["previousblockhash"] == (
+        await mb["getblockhash"]([0])
+    )
+    # A restart keeps the chain (the headers are kept in the datadir).
+    a2 = Node(Config(chain="regtest", datadir=tmp_path / "a", server=False, listen=False))
+    a2._load_headers()
+    assert a2.headers is not None and a2.headers.tip == block
+    # The pure chain refuses what does not extend it.
+    chain = HeaderChain(GENESIS_HEADERS["regtest"])
+    raw = chain.mine(2_000_000_000)
+    with pytest.raises(HeaderError, match="prev-blk-not-found"):
+        HeaderChain(GENESIS_HEADERS["main"]).add(raw)
+    chain.add(raw)
+    with pytest.raises(HeaderError, match="duplicate"):
+        chain.add(raw)
+    cache = Path(__file__).resolve().parents[2] / "shared/core-functional/cache/node0/regtest"
+    if cache.exists():
+        from peerkeeper.io.addrdb import read_block_headers
+
+        headers = read_block_headers(cache, bytes.fromhex("fabfb5da"))
+        core = HeaderChain(headers[0])
+        for h in headers[1:]:
+            core.add(h)
+        assert core.height == 199  # Core's 199-block regtest cache, XOR-obfuscated files

@@ -1,28 +1,39 @@
-"""The chain and mempool RPCs of a node that has neither: honest answers for genesis only.
+"""The chain and mempool RPCs of a node that validates nothing: honest answers from headers.
 
 peerkeeper keeps peers; it validates no blocks and keeps no mempool. Tools that drive a
 ``bitcoind`` (Core's functional test framework waits on ``getblockcount`` and
-``getmempoolinfo``, then compares ``getbestblockhash`` and ``getrawmempool`` across nodes)
-still get Core's method names, arguments and fields, describing a chain that is only its
-genesis block and an empty, loaded mempool. Every other chain or wallet method is
-Core's "Method not found" (-32601) because it is simply not registered.
+``getmempoolinfo``, mines one block with ``generatetoaddress`` and hands it around with
+``getblock``/``submitblock``, then compares ``getbestblockhash``) still get Core's method
+names, arguments and fields, describing the node's chain of headers
+(:class:`~peerkeeper.bitcoin.headerchain.HeaderChain`: genesis, whatever Core block files
+are in the datadir, and the blocks mined or submitted here, header-only) and an empty,
+loaded mempool. Every other chain or wallet method is Core's "Method not found"
+(-32601) because it is simply not registered.
 
 Sources: src/rpc/blockchain.cpp (``getblockcount``, ``getbestblockhash``,
-``getblockhash``, ``getblockchaininfo``), src/rpc/mempool.cpp (``getmempoolinfo``,
-``getrawmempool``), src/rpc/node.cpp (``echo``, ``syncwithvalidationinterfacequeue``),
-genesis blocks from src/kernel/chainparams.cpp.
+``getblockhash``, ``getblockheader``, ``getblock``, ``getblockchaininfo``),
+src/rpc/mining.cpp (``generatetoaddress``, ``submitblock``), src/rpc/mempool.cpp
+(``getmempoolinfo``, ``getrawmempool``), src/rpc/node.cpp (``echo``,
+``syncwithvalidationinterfacequeue``), genesis blocks from src/kernel/chainparams.cpp.
 """
 
 from __future__ import annotations
 
+import binascii
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GENESIS", "Genesis", "chainless_rpc_methods"]
+from peerkeeper.bitcoin.headerchain import HeaderChain, HeaderError, compact_target
+from peerkeeper.daemon.rpc import RpcError
 
-#: Core's RPC_INVALID_PARAMETER (src/rpc/protocol.h).
+__all__ = ["GENESIS", "ChainRpc", "Genesis", "chainless_rpc_methods"]
+
+#: Core's RPC error codes (src/rpc/protocol.h).
 RPC_INVALID_PARAMETER = -8
+RPC_INVALID_ADDRESS_OR_KEY = -5
+RPC_DESERIALIZATION_ERROR = -22
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +65,6 @@ GENESIS: dict[str, Genesis] = {
 }
 
 
-def _target(bits: int) -> int:
-    """Core ``arith_uint256::SetCompact`` for a positive, non-overflowing compact value."""
-    size, word = bits >> 24, bits & 0x007FFFFF
-    return word >> 8 * (3 - size) if size <= 3 else word << 8 * (size - 3)
-
-
 def _difficulty(bits: int) -> float:
     """Core ``GetDifficulty``: the difficulty-1 target over this one, from the compact form."""
     shift = (bits >> 24) & 0xFF
@@ -73,57 +78,191 @@ def _difficulty(bits: int) -> float:
     return diff
 
 
+def _work(bits: int) -> int:
+    """Core ``GetBlockProof``: 2**256 / (target + 1)."""
+    return (1 << 256) // (compact_target(bits) + 1)
+
+
 Handler = Callable[[list[Any] | dict[str, Any]], Awaitable[Any]]
 
 
-def chainless_rpc_methods(chain: str) -> dict[str, Handler]:
-    """Method name -> async handler for ``chain``'s genesis-only chain and empty mempool.
+class ChainRpc:
+    """The chain, block and mempool RPC handlers for one node (see the module docstring).
 
-    Raises ``KeyError`` for a chain without a known genesis."""
-    genesis = GENESIS[chain]
+    ``ChainRpc(chain, headers, clock, on_new_header)``: with ``headers``, the block
+    methods answer from it (``on_new_header`` is told of each header mined or submitted,
+    to keep it); without (a chain whose genesis header is not carried), from genesis
+    alone. ``clock`` is the node's (mockable) time. Raises ``KeyError`` for an unknown
+    chain."""
 
-    def param(params: list[Any] | dict[str, Any], index: int, name: str) -> Any:
+    def __init__(
+        self,
+        chain: str,
+        headers: HeaderChain | None,
+        clock: Callable[[], float],
+        on_new_header: Callable[[bytes], None] = lambda raw: None,
+    ) -> None:
+        self.chain = chain
+        self.genesis = GENESIS[chain]
+        self.headers = headers
+        self.clock = clock
+        self.on_new_header = on_new_header
+
+    def param(
+        self, params: list[Any] | dict[str, Any], index: int, name: str, default: Any = None
+    ) -> Any:
         if isinstance(params, dict):
             if name in params:
                 return params[name]
             args = params.get("args", [])
-            return args[index] if isinstance(args, list) and len(args) > index else None
-        return params[index] if len(params) > index else None
+            return args[index] if isinstance(args, list) and len(args) > index else default
+        return params[index] if len(params) > index else default
 
-    async def getblockcount(params: list[Any] | dict[str, Any]) -> int:
-        return 0
+    def height(self) -> int:
+        return self.headers.height if self.headers is not None else 0
 
-    async def getbestblockhash(params: list[Any] | dict[str, Any]) -> str:
-        return genesis.hash
+    def tip(self) -> str:
+        return self.headers.tip if self.headers is not None else self.genesis.hash
 
-    async def getblockhash(params: list[Any] | dict[str, Any]) -> str:
-        from peerkeeper.daemon.rpc import RpcError
+    def bits_time(self, h: int) -> tuple[int, int]:
+        if self.headers is None:
+            return self.genesis.bits, self.genesis.time
+        return self.headers.bits_at(h), self.headers.time_at(h)
 
-        height = param(params, 0, "height")
-        if height != 0:
+    def chainwork(self, h: int) -> str:
+        total = sum(_work(self.bits_time(i)[0]) for i in range(h + 1))
+        return f"{total:064x}"
+
+    def lookup(self, params: list[Any] | dict[str, Any]) -> tuple[str, int, bytes | None]:
+        block = self.param(params, 0, "blockhash")
+        h = (
+            self.headers.height_of(block)
+            if self.headers is not None
+            else (0 if block == self.genesis.hash else None)
+        )
+        if not isinstance(block, str) or h is None:
+            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Block not found")
+        return block, h, self.headers.header(block) if self.headers is not None else None
+
+    def header_json(self, block: str, h: int, raw: bytes | None) -> dict[str, Any]:
+        bits, time = self.bits_time(h)
+        info: dict[str, Any] = {
+            "hash": block,
+            "confirmations": self.height() - h + 1,
+            "height": h,
+        }
+        if raw is not None:
+            version, _, merkle, _, _, nonce = struct.unpack("<I32s32sIII", raw)
+            info |= {
+                "version": version,
+                "versionHex": f"{version:08x}",
+                "merkleroot": merkle[::-1].hex(),
+                "nonce": nonce,
+            }
+        info |= {
+            "time": time,
+            "bits": f"{bits:08x}",
+            "target": f"{compact_target(bits):064x}",
+            "difficulty": _difficulty(bits),
+            "chainwork": self.chainwork(h),
+            "nTx": 0,
+        }
+        if h > 0 and self.headers is not None:
+            info["previousblockhash"] = self.headers.hash_at(h - 1)
+        following = self.headers.hash_at(h + 1) if self.headers is not None else None
+        if following is not None:
+            info["nextblockhash"] = following
+        return info
+
+    async def getblockcount(self, params: list[Any] | dict[str, Any]) -> int:
+        return self.height()
+
+    async def getbestblockhash(self, params: list[Any] | dict[str, Any]) -> str:
+        return self.tip()
+
+    async def getblockhash(self, params: list[Any] | dict[str, Any]) -> str:
+        h = self.param(params, 0, "height")
+        found = None
+        if isinstance(h, int) and not isinstance(h, bool):
+            found = self.genesis.hash if self.headers is None and h == 0 else None
+            if self.headers is not None:
+                found = self.headers.hash_at(h)
+        if found is None:
             raise RpcError(RPC_INVALID_PARAMETER, "Block height out of range")
-        return genesis.hash
+        return found
 
-    async def getblockchaininfo(params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+    async def getblockheader(self, params: list[Any] | dict[str, Any]) -> Any:
+        block, h, raw = self.lookup(params)
+        if not self.param(params, 1, "verbose", True):
+            if raw is None:
+                raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Block not found")
+            return raw.hex()
+        return self.header_json(block, h, raw)
+
+    async def getblock(self, params: list[Any] | dict[str, Any]) -> Any:
+        block, h, raw = self.lookup(params)
+        verbosity = self.param(params, 1, "verbosity", 1)
+        if verbosity is False or verbosity == 0:
+            if raw is None:
+                raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Block not found")
+            return (raw + b"\x00").hex()  # header-only: an empty transaction list
+        return self.header_json(block, h, raw) | {"tx": [], "size": 81, "weight": 324}
+
+    async def getblockchaininfo(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        h = self.height()
+        bits, time = self.bits_time(h)
+        times = sorted(self.bits_time(i)[1] for i in range(max(0, h - 10), h + 1))
         return {
-            "chain": chain,
-            "blocks": 0,
-            "headers": 0,
-            "bestblockhash": genesis.hash,
-            "bits": f"{genesis.bits:08x}",
-            "target": f"{_target(genesis.bits):064x}",
-            "difficulty": _difficulty(genesis.bits),
-            "time": genesis.time,
-            "mediantime": genesis.time,
+            "chain": self.chain,
+            "blocks": h,
+            "headers": h,
+            "bestblockhash": self.tip(),
+            "bits": f"{bits:08x}",
+            "target": f"{compact_target(bits):064x}",
+            "difficulty": _difficulty(bits),
+            "time": time,
+            "mediantime": times[len(times) // 2],
             "verificationprogress": 1,
-            "initialblockdownload": True,  # the tip (genesis) is far older than a day
-            "chainwork": f"{(1 << 256) // (_target(genesis.bits) + 1):064x}",
+            "initialblockdownload": time < self.clock() - 24 * 3600,  # Core's max tip age
+            "chainwork": self.chainwork(h),
             "size_on_disk": 0,
             "pruned": False,
             "warnings": [],
         }
 
-    async def getmempoolinfo(params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+    async def generatetoaddress(self, params: list[Any] | dict[str, Any]) -> list[str]:
+        nblocks = self.param(params, 0, "nblocks")
+        max_tries = self.param(params, 2, "maxtries", 1_000_000)
+        if self.headers is None or not isinstance(nblocks, int) or nblocks < 0:
+            raise RpcError(RPC_INVALID_PARAMETER, "cannot mine on this chain")
+        made = []
+        for _ in range(nblocks):
+            try:
+                raw = self.headers.mine(self.clock(), max_tries)
+            except HeaderError:
+                break
+            made.append(self.headers.add(raw))
+            self.on_new_header(raw)
+        return made
+
+    async def submitblock(self, params: list[Any] | dict[str, Any]) -> str | None:
+        text = self.param(params, 0, "hexdata")
+        try:
+            raw = binascii.unhexlify(text) if isinstance(text, str) else b""
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) < 80:
+            raise RpcError(RPC_DESERIALIZATION_ERROR, "Block decode failed")
+        if self.headers is None:
+            return "inconclusive"
+        try:
+            self.headers.add(raw)
+        except HeaderError as e:
+            return str(e)
+        self.on_new_header(raw[:80])
+        return None
+
+    async def getmempoolinfo(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
         return {
             "loaded": True,
             "size": 0,
@@ -138,25 +277,40 @@ def chainless_rpc_methods(chain: str) -> dict[str, Handler]:
             "fullrbf": True,
         }
 
-    async def getrawmempool(params: list[Any] | dict[str, Any]) -> Any:
-        verbose = param(params, 0, "verbose")
-        return {} if verbose else []
+    async def getrawmempool(self, params: list[Any] | dict[str, Any]) -> Any:
+        return {} if self.param(params, 0, "verbose") else []
 
-    async def syncwithvalidationinterfacequeue(params: list[Any] | dict[str, Any]) -> None:
+    async def syncwithvalidationinterfacequeue(self, params: list[Any] | dict[str, Any]) -> None:
         return None
 
-    async def echo(params: list[Any] | dict[str, Any]) -> Any:
+    async def echo(self, params: list[Any] | dict[str, Any]) -> Any:
         if isinstance(params, dict):
             return params.get("args", [])
         return params
 
-    return {
-        "getblockcount": getblockcount,
-        "getbestblockhash": getbestblockhash,
-        "getblockhash": getblockhash,
-        "getblockchaininfo": getblockchaininfo,
-        "getmempoolinfo": getmempoolinfo,
-        "getrawmempool": getrawmempool,
-        "syncwithvalidationinterfacequeue": syncwithvalidationinterfacequeue,
-        "echo": echo,
-    }
+    def methods(self) -> dict[str, Handler]:
+        """Method name -> bound async handler."""
+        return {
+            "getblockcount": self.getblockcount,
+            "getbestblockhash": self.getbestblockhash,
+            "getblockhash": self.getblockhash,
+            "getblockheader": self.getblockheader,
+            "getblock": self.getblock,
+            "getblockchaininfo": self.getblockchaininfo,
+            "generatetoaddress": self.generatetoaddress,
+            "submitblock": self.submitblock,
+            "getmempoolinfo": self.getmempoolinfo,
+            "getrawmempool": self.getrawmempool,
+            "syncwithvalidationinterfacequeue": self.syncwithvalidationinterfacequeue,
+            "echo": self.echo,
+        }
+
+
+def chainless_rpc_methods(
+    chain: str,
+    headers: HeaderChain | None,
+    clock: Callable[[], float],
+    on_new_header: Callable[[bytes], None] = lambda raw: None,
+) -> dict[str, Handler]:
+    """Method name -> async handler (:class:`ChainRpc`) for ``chain``."""
+    return ChainRpc(chain, headers, clock, on_new_header).methods()

@@ -25,6 +25,7 @@ from typing import Any
 from peerkeeper import __version__
 from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
 from peerkeeper.bitcoin.banman import BanlistError, BanMan
+from peerkeeper.bitcoin.headerchain import GENESIS_HEADERS, HeaderChain, HeaderError
 from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.bitcoin.peer import COIN, PeerConfig
 from peerkeeper.bitcoin.seeds import DNS_SEEDS
@@ -46,7 +47,7 @@ from peerkeeper.daemon.rpc import (
     delete_cookie,
     write_cookie,
 )
-from peerkeeper.io.addrdb import load_asmap, load_fixed_seeds
+from peerkeeper.io.addrdb import append_header, load_asmap, load_fixed_seeds, read_block_headers
 from peerkeeper.io.store import (
     DatadirLock,
     Store,
@@ -127,6 +128,10 @@ class Node:
         self.addrman = AddrMan(random.Random(self.rng.getrandbits(64)), asmap=self.asmap)
         self.banman = BanMan(self.rng.getrandbits(32), default_ban_time=config.bantime)
         self.store = Store(config.chain_datadir)
+        #: The chain of block headers the chain RPCs describe (genesis until start).
+        self.headers: HeaderChain | None = (
+            HeaderChain(GENESIS_HEADERS[config.chain]) if config.chain in GENESIS_HEADERS else None
+        )
         self._dump_task: asyncio.Task[None] | None = None
         self._dump_lock = asyncio.Lock()
         self._lock: DatadirLock | None = None
@@ -220,6 +225,27 @@ class Node:
         """This chain's data directory."""
         return self.config.chain_datadir
 
+    def _keep_header(self, raw: bytes) -> None:
+        append_header(self.config.chain_datadir, raw)
+
+    def _load_headers(self) -> None:
+        """The header chain: genesis, Core's block files in the datadir (a copied chain),
+        and the headers kept here; a header that does not extend the chain ends it."""
+        genesis = GENESIS_HEADERS.get(self.config.chain)
+        if genesis is None:
+            return
+        chain = HeaderChain(genesis)
+        magic = self.config.chain_params.magic
+        for raw in read_block_headers(self.config.chain_datadir, magic):
+            if raw == genesis:
+                continue  # Core's block files start with the genesis block
+            try:
+                chain.add(raw)
+            except HeaderError as e:
+                log.warning("block headers: stopped at height %d (%s)", chain.height + 1, e)
+                break
+        self.headers = chain
+
     async def start(self) -> None:
         """Lock the data directory, load the store, start ConnMan and the RPC server.
 
@@ -230,6 +256,7 @@ class Node:
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._lock = lock_datadir(self.datadir)
         await asyncio.to_thread(self.store.open)
+        await asyncio.to_thread(self._load_headers)
         await self.load()
         await self.connman.start()
         self._next_dump = asyncio.get_running_loop().time() + DUMP_INTERVAL
@@ -403,7 +430,9 @@ class Node:
     def rpc_methods(self) -> dict[str, Any]:
         """Method name -> async handler, Core's names; the chain and mempool methods of a
         node without either answer for genesis only (:mod:`peerkeeper.daemon.chainless`)."""
-        return chainless_rpc_methods(self.config.chain) | {
+        return chainless_rpc_methods(
+            self.config.chain, self.headers, self.clock, self._keep_header
+        ) | {
             "getpeerinfo": self._getpeerinfo,
             "getaddednodeinfo": self._getaddednodeinfo,
             "getnetworkinfo": self._getnetworkinfo,

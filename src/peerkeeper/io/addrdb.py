@@ -94,6 +94,8 @@ __all__ = [
     "load_asmap",
     "load_banlist",
     "load_fixed_seeds",
+    "read_block_headers",
+    "append_header",
     "load_identity",
     "load_or_create_identity",
     "read_banlist_json",
@@ -597,3 +599,51 @@ def load_fixed_seeds(path: str | os.PathLike[str], default_port: int = 0) -> lis
     """
     name = os.fspath(path)
     return parse_fixed_seeds(Path(name).read_bytes(), default_port, source=name)
+
+
+#: The file where peerkeeper keeps the headers it mined or was given (``submitblock``),
+#: 80 bytes each, after whatever ``blocks/`` holds.
+HEADERS_FILE = "peerkeeper-headers.dat"
+
+
+def read_block_headers(chain_datadir: Path, magic: bytes) -> list[bytes]:
+    """The 80-byte headers in order: first those of Bitcoin Core's block files in
+    ``<chain_datadir>/blocks`` (``blk*.dat``: records ``magic || size (u32 LE) || block``,
+    XOR-obfuscated with the 8-byte key in ``xor.dat``, src/node/blockstorage.cpp), then
+    those of :data:`HEADERS_FILE`. A record with another magic, or a truncated one, ends
+    that file (Core's own reader stops there too). Raises ``OSError`` for an unreadable
+    file."""
+    headers: list[bytes] = []
+    blocks = chain_datadir / "blocks"
+    if blocks.is_dir():
+        key_path = blocks / "xor.dat"
+        key = key_path.read_bytes()[:8] if key_path.exists() else bytes(8)
+        if len(key) < 8:
+            key = key.ljust(8, b"\0")
+        for blk in sorted(blocks.glob("blk[0-9][0-9][0-9][0-9][0-9].dat")):
+            raw = blk.read_bytes()
+            if any(key):
+                pad = (key * (len(raw) // 8 + 1))[: len(raw)]
+                mixed = int.from_bytes(raw, "little") ^ int.from_bytes(pad, "little")
+                raw = mixed.to_bytes(len(raw), "little")
+            pos = 0
+            while pos + 88 <= len(raw) and raw[pos : pos + 4] == magic:
+                size = int.from_bytes(raw[pos + 4 : pos + 8], "little")
+                if size < 80 or pos + 8 + size > len(raw):
+                    break
+                headers.append(raw[pos + 8 : pos + 88])
+                pos += 8 + size
+    extra = chain_datadir / HEADERS_FILE
+    if extra.exists():
+        data = extra.read_bytes()
+        headers += [data[i : i + 80] for i in range(0, len(data) - len(data) % 80, 80)]
+    return headers
+
+
+def append_header(chain_datadir: Path, header: bytes) -> None:
+    """Append one 80-byte header to :data:`HEADERS_FILE` (fsync'd: a header the node
+    reported as its tip is not lost by a crash)."""
+    with (chain_datadir / HEADERS_FILE).open("ab") as f:
+        f.write(header[:80])
+        f.flush()
+        os.fsync(f.fileno())
