@@ -822,7 +822,16 @@ class ConnManCore:
             self._add_addr_fetch = False
             seed = self._seednodes.pop()
             self.add_addr_fetch(seed)
-            log.info("Adding seednode (%s) to addrfetch", seed)
+            # Core ThreadOpenConnections (src/net.cpp), word for word.
+            if len(self.addrman) == 0:
+                log.info("Empty addrman, adding seednode (%s) to addrfetch", seed)
+            else:
+                log.info(
+                    "Couldn't connect to peers from addrman after %d seconds. "
+                    "Adding seednode (%s) to addrfetch",
+                    ADD_NEXT_SEEDNODE,
+                    seed,
+                )
         self._process_addr_fetch(now)
 
     def _pick_step(self, now: float) -> None:
@@ -1127,6 +1136,27 @@ class ConnManCore:
         )
         timeout = self.options.connect_timeout + (SOCKS5_RECV_TIMEOUT if proxy else 0.0)
         ctx.service = service
+        # Core OpenNetworkConnection / ConnectNode decide the transport before dialling:
+        # a target refused in v2 is redialled once in v1 (m_reconnections); v2 goes to
+        # manual peers and to addresses that advertise NODE_P2P_V2.
+        forced_v1 = ctx.target in self._force_v1
+        self._force_v1.discard(ctx.target)
+        use_v2 = ctx.use_v2
+        known = self.addrman.find(service) if isinstance(dest, Service) else None
+        if use_v2 is None:
+            use_v2 = self.options.v2transport and (
+                ctx.conn_type is ConnectionType.MANUAL
+                or (known is not None and bool(known.services & ServiceFlags.NODE_P2P_V2))
+            )
+        ctx.use_v2 = use_v2 and self.options.v2transport and not forced_v1
+        # Core ConnectNode (src/net.cpp), word for word.
+        log.debug(
+            "trying %s connection (%s) to %s, lastseen=%.1fhrs",
+            "v2" if ctx.use_v2 else "v1",
+            ctx.conn_type.value,
+            dest,
+            0.0 if known is None else (now - known.time) / 3600,
+        )
         self._next_req += 1
         self._dials[self._next_req] = ctx
         self._actions.append(
@@ -1200,17 +1230,8 @@ class ConnManCore:
             self._actions.append(Close(conn_id, "network disabled"))
             return None
         target = ctx.target
-        forced_v1 = target in self._force_v1
-        self._force_v1.discard(target)
-        use_v2 = ctx.use_v2
+        use_v2 = bool(ctx.use_v2)  # decided at the dial (_dial_service)
         conn_type = ctx.conn_type
-        if use_v2 is None:
-            use_v2 = self.options.v2transport
-            if use_v2 and conn_type is not ConnectionType.MANUAL:
-                # Core: v2 only to peers that advertise it (addr.nServices & NODE_P2P_V2).
-                known = self.addrman.find(service)
-                use_v2 = known is not None and bool(known.services & ServiceFlags.NODE_P2P_V2)
-        use_v2 = use_v2 and self.options.v2transport and not forced_v1
         peer = self._new_peer(
             conn_id,
             service,

@@ -799,10 +799,17 @@ class BitcoinPeer:
         """Core's ``GETADDR`` handler: the reply replaces the queue and is flushed like
         any addr message; the first flush after relay is set up happens at once."""
         if not self.conn_type.is_inbound:
-            return []  # Core ignores getaddr from outbound connections (anti-fingerprinting)
+            # Core ignores getaddr from outbound connections (anti-fingerprinting).
+            log.debug(
+                'Ignoring "getaddr" from %s connection. peer=%d',
+                self.conn_type.value,
+                self.peer_id,
+            )
+            return []
         self._setup_address_relay()
         if self.getaddr_recvd:
-            return []  # "Ignoring repeated getaddr"
+            log.debug('Ignoring repeated "getaddr". peer=%d', self.peer_id)
+            return []
         self.getaddr_recvd = True
         self.addrs_to_send.clear()
         for entry in self.addr_source.get_addr(MAX_ADDR_TO_SEND, MAX_PCT_ADDR_TO_SEND, now):
