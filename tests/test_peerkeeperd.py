@@ -86,7 +86,7 @@ def test_the_frameworks_arguments_and_conf_make_cores_settings(tmp_path: Path) -
     ("argv", "conf", "message"),
     [
         (["-foo"], None, "Error parsing command line arguments: Invalid parameter -foo"),
-        (["-regtest", "-testnet"], None, "Error reading configuration file: Invalid combination"),
+        (["-regtest", "-testnet"], None, "Invalid combination of -regtest, -signet, -testnet"),
         (
             [],
             "regtest=1\n[regtest]\nnoconnect\n",
@@ -309,3 +309,29 @@ async def test_header_chain_mine_submit_and_cores_block_files(tmp_path: Path) ->
         for h in headers[1:]:
             core.add(h)
         assert core.height == 199  # Core's 199-block regtest cache, XOR-obfuscated files
+
+
+def test_review_cases_follow_core(tmp_path: Path) -> None:
+    """Core's InitConfig/AppInitMain details: the default datadir need not exist,
+    -noconnect is -connect=0, -debug keeps what follows the last 0/none and refuses an
+    unknown category, -nodatadir and a bare -proxy are refused, CR is not a line end."""
+    config, _ = build_config(["-regtest"], tmp_path / "fresh")  # created later, as Core
+    assert config.datadir == tmp_path / "fresh"
+    config, _ = build_config(["-regtest", "-noconnect"], tmp_path)
+    assert config.noconnect and not config.use_addrman_outgoing and not config.listening
+    assert build_config(["-regtest", "-debug=net", "-debug=0"], tmp_path)[0].debug == []
+    assert build_config(["-regtest", "-debug=1", "-debug=none", "-debug=rpc"], tmp_path)[
+        0
+    ].debug == ["rpc"]
+    assert build_config(["-regtest", "-debug=mempool"], tmp_path)[0].debug == ["mempool"]
+    with pytest.raises(ConfigError, match=r"Unsupported logging category -debug=bogus\."):
+        build_config(["-regtest", "-debug=bogus"], tmp_path)
+    with pytest.raises(ConfigError, match="Negating of -datadir is meaningless"):
+        build_config(["-nodatadir"], tmp_path)
+    with pytest.raises(ConfigError, match="Can not set -proxy with no value"):
+        build_config(["-regtest", "-proxy"], tmp_path)
+    data = tmp_path / "cr"
+    data.mkdir()
+    (data / "bitcoin.conf").write_bytes(b"regtest=1\r[regtest]\rport=1\n")
+    config, args = build_config([f"-datadir={data}"], tmp_path)
+    assert config.port is None  # one line: regtest="1\r[regtest]\rport=1", as Core reads it

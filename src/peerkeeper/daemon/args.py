@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ArgSpec", "ArgsError", "ArgsManager", "interpret_bool"]
+__all__ = ["ArgSpec", "ArgsError", "ArgsManager", "ChainError", "interpret_bool"]
 
 #: The chain names ``-chain=`` accepts and their config sections (src/util/chaintype.cpp).
 CHAIN_TYPES = ("main", "test", "testnet4", "signet", "regtest")
@@ -42,6 +42,11 @@ Value = str | bool
 
 class ArgsError(ValueError):
     """An argument or config-file error; ``str()`` is Core's message (no ``Error:``)."""
+
+
+class ChainError(ArgsError):
+    """More than one chain chosen: Core throws this from ``GetChainTypeString`` and
+    prints it unwrapped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +243,7 @@ class ArgsManager:
         self.warnings = []
         self._ignore_invalid = ignore_invalid_keys
         path = self._read_conf(self.datadir(default_datadir))
-        if not self.datadir(default_datadir).is_dir():
+        if self.datadir_given() and not self.datadir(default_datadir).is_dir():
             raise ArgsError(
                 f'specified data directory "{self.get_arg("datadir", "")}" does not exist.'
             )
@@ -248,13 +253,13 @@ class ArgsManager:
         conf = self.get_arg("conf", "bitcoin.conf")
         if conf is None or self.is_arg_negated("conf") or conf == "":
             return None
-        path = Path(conf).expanduser()
+        path = Path(conf)
         if not path.is_absolute():
             path = datadir / path
         if path.is_dir():
             raise ArgsError(f'Config file "{path}" is a directory.')
         try:
-            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+            text = path.read_bytes().decode("utf-8", errors="surrogateescape")
         except OSError:
             if self.is_arg_set("conf"):
                 raise ArgsError(f'specified config file "{path}" could not be opened.') from None
@@ -266,14 +271,14 @@ class ArgsManager:
         names, n_chain = self._includes(chain)
         more, n_default = self._includes("")
         for name in names + more:
-            inc = Path(name).expanduser()
-            if not inc.is_absolute():
+            inc = Path(name)
+            if name and not inc.is_absolute():
                 inc = datadir / inc
-            if inc.is_dir():
+            if name and inc.is_dir():
                 raise ArgsError(f'Included config file "{inc}" is a directory.')
             try:
-                inc_text = inc.read_text(encoding="utf-8", errors="surrogateescape")
-            except OSError:
+                inc_text = inc.read_bytes().decode("utf-8", errors="surrogateescape")
+            except (OSError, ValueError):
                 raise ArgsError(f"Failed to include configuration file {name}") from None
             self.read_config_text(inc_text, name, ignore_invalid_keys=self._ignore_invalid)
         nested = self._includes(chain, n_chain)[0] + self._includes("", n_default)[0]
@@ -304,7 +309,7 @@ class ArgsManager:
         flags = {n: self._chain_flag(n) for n in ("regtest", "signet", "testnet", "testnet4")}
         chain_arg = self.get_arg("chain")
         if (chain_arg is not None) + sum(flags.values()) > 1:
-            raise ArgsError(
+            raise ChainError(
                 "Invalid combination of -regtest, -signet, -testnet, -testnet4 and -chain. "
                 "Can use at most one."
             )
@@ -325,9 +330,14 @@ class ArgsManager:
         self._network = chain
 
     def datadir(self, default: Path) -> Path:
-        """``-datadir`` (expanded), else ``default`` (the network-independent root)."""
+        """``-datadir`` as an absolute path (Core ``GetPathArg``: no ``~`` expansion; empty
+        means the default), else ``default`` (the network-independent root)."""
         value = self.get_arg("datadir")
-        return Path(value).expanduser() if value else default
+        return Path(value).absolute() if value else default
+
+    def datadir_given(self) -> bool:
+        """Core ``CheckDataDirOption``'s condition: a non-empty ``-datadir`` was given."""
+        return bool(self.get_arg("datadir"))
 
     # -- output -----------------------------------------------------------------------------
 
@@ -358,7 +368,7 @@ class ArgsManager:
 
     def _use_default_section(self, name: str) -> bool:
         spec = self.specs.get(name)
-        return self._network in (None, "main") or spec is None or not spec.network_only
+        return self._network == "main" or spec is None or not spec.network_only
 
     def setting(self, name: str) -> Value | None:
         """The effective value of ``name`` (a string, False if negated, None if unset)."""

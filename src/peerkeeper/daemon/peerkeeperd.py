@@ -25,7 +25,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TextIO
 
-from peerkeeper.daemon.args import ArgsError, ArgsManager, ArgSpec
+from peerkeeper.daemon.args import ArgsError, ArgsManager, ArgSpec, ChainError
 from peerkeeper.daemon.config import (
     BOOL_KEYS,
     INT_KEYS,
@@ -39,7 +39,46 @@ __all__ = ["IGNORED_OPTIONS", "build_config", "main", "arg_specs"]
 
 #: Core's ``NETWORK_ONLY`` options (src/init.cpp): off mainnet, the config file's
 #: default section does not set them.
-NETWORK_ONLY = frozenset({"bind", "port", "rpcbind", "rpcport"})
+NETWORK_ONLY = frozenset({"addnode", "bind", "connect", "port", "rpcbind", "rpcport"})
+#: Core's DISALLOW_NEGATION / DISALLOW_ELISION flags (src/init.cpp, src/init/common.cpp).
+_NO_NEGATION = frozenset({"datadir", "loglevel"})
+_NO_ELISION = frozenset({"proxy", "loglevel"})
+#: Core's logging categories (src/logging.cpp ``LogCategories``): accepted for -debug;
+#: peerkeeper's own categories are the ones it logs under.
+_CORE_CATEGORIES = frozenset(
+    [
+        "net",
+        "tor",
+        "mempool",
+        "http",
+        "bench",
+        "zmq",
+        "walletdb",
+        "rpc",
+        "estimatefee",
+        "addrman",
+        "selectcoins",
+        "reindex",
+        "cmpctblock",
+        "rand",
+        "prune",
+        "proxy",
+        "mempoolrej",
+        "coindb",
+        "qt",
+        "leveldb",
+        "validation",
+        "ipc",
+        "lock",
+        "blockstorage",
+        "txreconciliation",
+        "scan",
+        "txpackages",
+        "kernel",
+        "privatebroadcast",
+        "libevent",
+    ]
+)
 
 #: Options Core has for parts peerkeeper does not (wallet, validation, mempool, indexes,
 #: logging details it does not reproduce yet): accepted, logged once, no effect.
@@ -76,6 +115,8 @@ IGNORED_OPTIONS: dict[str, str] = {
     for name in names.split()
 }
 
+#: peerkeeper's own log categories (``-debug=native`` ...), beside Core's.
+_OWN_CATEGORIES = frozenset({"node", "native", "pool", "dispatch", "gossip"})
 #: Core options that select the chain, the files, or the console.
 _META = ("regtest", "testnet", "testnet4", "signet", "chain", "datadir", "conf", "includeconf")
 #: Config fields that are not Core options (or are read specially).
@@ -89,7 +130,15 @@ def arg_specs() -> list[ArgSpec]:
     file options, ``-printtoconsole``, and :data:`IGNORED_OPTIONS`."""
     names = [f.name for f in fields(Config) if f.name not in _NOT_OPTIONS]
     names += [*_META, "printtoconsole", *IGNORED_OPTIONS]
-    return [ArgSpec(n, network_only=n in NETWORK_ONLY) for n in dict.fromkeys(names)]
+    return [
+        ArgSpec(
+            n,
+            network_only=n in NETWORK_ONLY,
+            disallow_negation=n in _NO_NEGATION,
+            disallow_elision=n in _NO_ELISION,
+        )
+        for n in dict.fromkeys(names)
+    ]
 
 
 def _parse(argv: list[str], default_datadir: Path) -> ArgsManager:
@@ -99,17 +148,38 @@ def _parse(argv: list[str], default_datadir: Path) -> ArgsManager:
     except ArgsError as e:
         raise ConfigError(f"Error parsing command line arguments: {e}") from None
     datadir = args.datadir(default_datadir)
-    if args.is_arg_set("datadir") and not datadir.is_dir():
+    if args.datadir_given() and not datadir.is_dir():
         raise ConfigError(
             f'Specified data directory "{args.get_arg("datadir", "")}" does not exist.'
         )
     try:
         args.read_config_files(default_datadir, ignore_invalid_keys=True)
         chain = args.chain()
+    except ChainError as e:
+        raise ConfigError(str(e)) from None  # Core prints GetChainTypeString's error as is
     except ArgsError as e:
         raise ConfigError(f"Error reading configuration file: {e}") from None
     args.select_network(chain)
     return args
+
+
+def _debug_categories(values: list[str]) -> list[str]:
+    """Core ``SetLoggingCategories`` (src/init/common.cpp): what follows the last ``0`` or
+    ``none``; ``""``, ``1`` and ``all`` are every category; an unknown name is Core's
+    error. Raises :class:`ConfigError`."""
+    for i in range(len(values) - 1, -1, -1):
+        if values[i] in ("0", "none"):
+            values = values[i + 1 :]
+            break
+    out: list[str] = []
+    for cat in values:
+        if cat in ("", "1", "all"):
+            out.append("all")
+        elif cat in _CORE_CATEGORIES or cat in _OWN_CATEGORIES:
+            out.append(cat)
+        else:
+            raise ConfigError(f"Unsupported logging category -debug={cat}.")
+    return out
 
 
 def build_config(argv: list[str], default_datadir: Path) -> tuple[Config, ArgsManager]:
@@ -128,7 +198,9 @@ def build_config(argv: list[str], default_datadir: Path) -> tuple[Config, ArgsMa
         name = f.name
         if name in _NOT_OPTIONS or not args.is_arg_set(name):
             continue
-        if name in LIST_KEYS or name == "debug":
+        if name == "connect" and args.is_arg_negated(name):
+            values[name] = ["0"]  # Core: -noconnect is -connect=0 (IsArgNegated)
+        elif name in LIST_KEYS or name == "debug":
             values[name] = args.get_args(name)
         elif name in BOOL_KEYS:
             values[name] = args.get_bool_arg(name, bool(getattr(defaults, name)))
@@ -140,9 +212,7 @@ def build_config(argv: list[str], default_datadir: Path) -> tuple[Config, ArgsMa
         else:
             values[name] = args.get_arg(name)
     if "debug" in values:
-        # Core: -debug (or -debug=1) is every category; -debug=0 / -nodebug none.
-        cats = values["debug"]
-        values["debug"] = ["all"] if any(c in ("", "1", "all") for c in cats) else cats
+        values["debug"] = _debug_categories(values["debug"])
     config = Config(**values)
     config.validate()
     return config, args
