@@ -341,10 +341,9 @@ class ArgsManager:
 
     # -- output -----------------------------------------------------------------------------
 
-    def _setting(
-        self, section: str, name: str, *, ignore_default: bool, chain_type: bool = False
-    ) -> Value | None:
-        """Core ``GetSetting`` (no forced or read-write settings here)."""
+    def _sources(self, section: str, name: str) -> list[tuple[str, Sequence[Value]]]:
+        """Core ``MergeSettings``: the values of ``name`` by source, highest first: the
+        command line, the ``section`` of the config file, its default section."""
         sources: list[tuple[str, Sequence[Value]]] = []
         if name in self.command_line:
             sources.append(("cmd", self.command_line[name]))
@@ -352,6 +351,13 @@ class ArgsManager:
             sources.append(("net", self.config[section][name]))
         if name in self.config.get("", {}):
             sources.append(("default", self.config[""][name]))
+        return sources
+
+    def _setting(
+        self, section: str, name: str, *, ignore_default: bool, chain_type: bool = False
+    ) -> Value | None:
+        """Core ``GetSetting`` (no forced or read-write settings here)."""
+        sources = self._sources(section, name)
         for source, values in sources:
             span = _Span(values)
             if source == "default" and ignore_default and not span.last_negated():
@@ -389,13 +395,7 @@ class ArgsManager:
         """Core ``GetArgs``: every value of a list option, by Core's merge rules."""
         section = self._network or ""
         ignore_default = not self._use_default_section(name)
-        sources: list[tuple[str, Sequence[Value]]] = []
-        if name in self.command_line:
-            sources.append(("cmd", self.command_line[name]))
-        if section and name in self.config.get(section, {}):
-            sources.append(("net", self.config[section][name]))
-        if name in self.config.get("", {}):
-            sources.append(("default", self.config[""][name]))
+        sources = self._sources(section, name)
         result: list[Value] = []
         done = False
         prev_negated_empty = False
