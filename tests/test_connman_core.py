@@ -618,3 +618,19 @@ def test_addconnection_caps_and_addr_fetch_expiry_without_automatic_connections(
     net.run_until(opened + 301)
     assert not peers_of(a, ConnectionType.ADDR_FETCH)
     assert "addrfetch connection timeout" in {r for i, r in net.closes if i == 0}
+
+
+def test_getaddr_cache_is_per_network_key() -> None:
+    """Core's m_network_key: inbound peers share a getaddr answer only when they reach us
+    on the same local address and port through the same network (onion listeners apart)."""
+    net = MemNet()
+    b = net.add(0)
+    b.start(net.now, [("11.0.0.1", 18444)], onion_listening=[("127.0.0.1", 18445)])
+    local_a = Service.parse("11.0.0.1:18444", 0)
+    local_b = Service.parse("11.0.0.1:18446", 0)
+    onion = Service.parse("127.0.0.1:18445", 0)
+    for k, local in enumerate((local_a, local_a, local_b, onion), start=1):
+        assert b.accepted(k, local, svc(20 + k), net.now)
+    keys = {p.conn_id: p.proto.addr_source.key for p in b.peers.values()}  # type: ignore[attr-defined]
+    assert keys[1] == keys[2]  # same bind, same network: one cached answer
+    assert len({keys[1], keys[3], keys[4]}) == 3  # another port; an onion listener

@@ -4,7 +4,7 @@ Core's test framework takes its node binary from ``BITCOIND``; ``../shared/core-
 holds Core's ``test/functional`` tree and ``run.py``, which runs a test and prints ``PASS``
 or ``FAIL``. The tests below pass against peerkeeperd today and are kept passing; the
 rest of the issue's list (p2p_dns_seeds,
-p2p_disconnect_ban, p2p_getaddr_caching, p2p_seednode, feature_proxy) is
+p2p_disconnect_ban, feature_proxy) is
 still open. Skipped with the reason when the shared tree or the
 ``peerkeeperd`` command is absent.
 """
@@ -29,6 +29,8 @@ PASSING = [
     "p2p_addrfetch",
     "p2p_add_connections",
     "p2p_addr_relay",
+    "p2p_seednode",
+    "p2p_getaddr_caching",
 ]
 
 pytestmark = [

@@ -389,7 +389,8 @@ class _DialCtx:
 
 
 class _CachedAddrSource:
-    """getaddr replies for one peer, from a cache shared per (local address, network).
+    """getaddr replies for one peer, from a cache shared per network key (the peer's
+    network, our local address and, for inbound, our listening port).
 
     Core answers every inbound getaddr from a response cached per requestor network
     and local socket for 21-27 hours, so an attacker cannot scrape the table by
@@ -398,7 +399,7 @@ class _CachedAddrSource:
 
     __slots__ = ("core", "key", "bypass")
 
-    def __init__(self, core: ConnManCore, key: tuple[str, int], bypass: bool = False) -> None:
+    def __init__(self, core: ConnManCore, key: tuple[str, int, int], bypass: bool = False) -> None:
         self.core = core
         self.key = key
         self.bypass = bypass
@@ -465,7 +466,7 @@ class ConnManCore:
         self._local_nonces: set[int] = set()
         self.inbound_count = 0
         self._names: dict[str, int] = {}  # addr_name / address string -> live peers using it
-        self.addr_cache: dict[tuple[str, int], tuple[list[AddrEntry], float]] = {}
+        self.addr_cache: dict[tuple[str, int, int], tuple[list[AddrEntry], float]] = {}
         self._force_v1: set[str] = set()  # targets to redial once as v1 (Core's m_reconnections)
         # Core's GetDeterministicRandomizer key for keyed netgroups (src/net.cpp).
         self.netgroup_k0 = self.rng.getrandbits(64)
@@ -1285,8 +1286,11 @@ class ConnManCore:
         *,
         v2: bool = False,
         permissions: NetPermissionFlags = NetPermissionFlags.NONE,
+        inbound_onion: bool = False,
     ) -> PeerConn:
         magic = self.options.chain.magic
+        # Core ConnectedThroughNetwork: an inbound peer on an onion listener is Tor.
+        net_class = Network.TORV3 if inbound_onion else addr.addr.get_net_class()
         transport: Transport
         if v2:
             transport = V2Transport(
@@ -1305,7 +1309,13 @@ class ConnManCore:
             rng=self.rng,
             addr_source=_CachedAddrSource(
                 self,
-                (str(addr_bind.addr) if addr_bind else "", int(addr.addr.get_net_class())),
+                # Core's m_network_key (CreateNodeFromAcceptedSocket / ConnectNode): the
+                # peer's network, our address, and for inbound our listening port.
+                (
+                    str(addr_bind.addr) if addr_bind else "",
+                    addr_bind.port if addr_bind and conn_type.is_inbound else 0,
+                    int(net_class),
+                ),
                 bypass=has_flag(permissions, NetPermissionFlags.ADDR),
             ),
             is_local_nonce=self._is_local_nonce,
@@ -1326,7 +1336,7 @@ class ConnManCore:
             proto=proto,
             connected_at=now,
             permissions=permissions,
-            net_class=addr.addr.get_net_class(),
+            net_class=net_class,
             is_local=addr.addr.is_local(),
             noban=has_flag(permissions, NetPermissionFlags.NOBAN),
         )
@@ -1405,12 +1415,10 @@ class ConnManCore:
             now,
             v2=self.options.v2transport,
             permissions=permissions,
+            # Core m_inbound_onion: getpeerinfo "network", eviction, the getaddr cache.
+            inbound_onion=(str(local.addr), local.port) in self.onion_listening,
         )
         peer.prefer_evict = prefer_evict
-        if (str(local.addr), local.port) in self.onion_listening:
-            # Core m_inbound_onion: ConnectedThroughNetwork() is NET_ONION (getpeerinfo
-            # "network", eviction's network protection).
-            peer.net_class = Network.TORV3
         log.debug("connection from %s accepted", remote)
         return True
 
