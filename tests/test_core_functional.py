@@ -3,9 +3,8 @@
 Core's test framework takes its node binary from ``BITCOIND``; ``../shared/core-functional``
 holds Core's ``test/functional`` tree and ``run.py``, which runs a test and prints ``PASS``
 or ``FAIL``. The tests below pass against peerkeeperd today and are kept passing; the
-rest of the issue's list (p2p_dns_seeds,
-p2p_disconnect_ban, feature_proxy) is
-still open. Skipped with the reason when the shared tree or the
+rest of the issue's list (p2p_dns_seeds and feature_proxy) is still open.
+Skipped with the reason when the shared tree or the
 ``peerkeeperd`` command is absent.
 """
 
@@ -31,6 +30,7 @@ PASSING = [
     "p2p_addr_relay",
     "p2p_seednode",
     "p2p_getaddr_caching",
+    "p2p_disconnect_ban",
 ]
 
 pytestmark = [

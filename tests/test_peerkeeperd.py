@@ -335,3 +335,28 @@ def test_review_cases_follow_core(tmp_path: Path) -> None:
     (data / "bitcoin.conf").write_bytes(b"regtest=1\r[regtest]\rport=1\n")
     config, args = build_config([f"-datadir={data}"], tmp_path)
     assert config.port is None  # one line: regtest="1\r[regtest]\rport=1", as Core reads it
+
+
+async def test_banlist_json_beside_the_store_and_recreated_when_missing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Core's CBanDB file: banlist.json in the chain datadir after a ban; a start without
+    it logs Core's "Recreating the banlist database" and writes it again."""
+    import json
+    import logging
+
+    from support import running
+
+    async with running(tmp_path, "a") as node:
+        await node.rpc_methods()["setban"](["10.1.0.0/16", "add"])
+        path = node.config.chain_datadir / "banlist.json"
+        banned = json.loads(path.read_text())["banned_nets"]
+        assert [b["address"] for b in banned] == ["10.1.0.0/16"]
+    path.unlink()
+    with caplog.at_level(logging.INFO, logger="peerkeeper.node"):
+        async with running(tmp_path, "a") as node:
+            assert path.exists()
+            assert [b["address"] for b in await node.rpc_methods()["listbanned"]([])] == [
+                "10.1.0.0/16"
+            ]  # the store keeps the bans; the file is their copy
+    assert "Recreating the banlist database" in caplog.text

@@ -47,7 +47,13 @@ from peerkeeper.daemon.rpc import (
     delete_cookie,
     write_cookie,
 )
-from peerkeeper.io.addrdb import append_header, load_asmap, load_fixed_seeds, read_block_headers
+from peerkeeper.io.addrdb import (
+    append_header,
+    load_asmap,
+    load_fixed_seeds,
+    read_block_headers,
+    write_banlist_json,
+)
 from peerkeeper.io.store import (
     DatadirLock,
     Store,
@@ -75,6 +81,9 @@ USER_AGENT = f"/peerkeeper:{__version__}/"
 #: getnetworkinfo ``version``: major*10000 + minor*100 + patch, as Core's CLIENT_VERSION.
 CLIENT_VERSION = int("".join(f"{int(p):02d}" for p in __version__.split(".")))
 
+#: Core's ban file (src/addrdb.cpp ``CBanDB``: ``<chain datadir>/banlist.json``),
+#: written beside the store at every ban dump.
+BANLIST_FILE = "banlist.json"
 #: Seconds between dumps of the address book and bans (src/net.cpp ``DUMP_PEERS_INTERVAL``,
 #: src/banman.h ``DUMP_BANS_INTERVAL``).
 DUMP_INTERVAL = 15 * 60.0
@@ -347,6 +356,11 @@ class Node:
             self.banman.load_json(obj, self.clock(), source=str(self.store.path))
         except BanlistError as e:
             log.warning("ignoring stored bans: %s", e)
+        if not (self.config.chain_datadir / BANLIST_FILE).exists():
+            # Core BanMan's constructor when banlist.json cannot be read (src/banman.cpp).
+            log.info("Recreating the banlist database")
+            self.banman.mark_dirty()
+            await self.dump(addrbook=False)
 
     async def dump(self, *, addrbook: bool = True) -> None:
         """Write what changed since the last dump, in one transaction.
@@ -368,9 +382,15 @@ class Node:
             )
             if snap is None and rows is None:
                 return
-            write = asyncio.ensure_future(
-                self.store.call(lambda c: self.store.write_dump(c, snap, rows))
-            )
+
+            def work(c: Any) -> int:
+                n = self.store.write_dump(c, snap, rows)
+                if bans is not None:
+                    # Core's CBanDB file beside the store, for tools that read it.
+                    write_banlist_json(self.config.chain_datadir / BANLIST_FILE, bans)
+                return n
+
+            write = asyncio.ensure_future(self.store.call(work))
 
             def done(fut: asyncio.Future[int]) -> None:
                 if rows is not None and (fut.cancelled() or fut.exception() is not None):
