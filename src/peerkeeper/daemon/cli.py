@@ -64,9 +64,19 @@ from peerkeeper.io.store import (
 from peerkeeper.net.asmap import AsmapError
 from peerkeeper.net.chains import CHAINS
 
-__all__ = ["main", "build_parser", "config_from_args", "setup_logging"]
+__all__ = [
+    "LOG_CATEGORIES",
+    "main",
+    "build_parser",
+    "config_from_args",
+    "run_daemon",
+    "run_node",
+    "setup_logging",
+]
 
-_CATEGORIES = ("net", "rpc", "addrman", "node", "native", "pool", "dispatch", "gossip")
+#: The log categories peerkeeper writes under (``-debug=CATEGORY``; Core's names where
+#: Core has them).
+LOG_CATEGORIES = ("net", "rpc", "addrman", "node", "native", "pool", "dispatch", "gossip")
 
 
 class _CoreFormatter(logging.Formatter):
@@ -91,7 +101,7 @@ def setup_logging(debug: list[str]) -> None:
     root.setLevel(logging.INFO)
     root.propagate = False
     wanted = set(debug)
-    for category in _CATEGORIES:
+    for category in LOG_CATEGORIES:
         if wanted & {category, "1", "all"}:
             logging.getLogger(f"peerkeeper.{category}").setLevel(logging.DEBUG)
 
@@ -301,7 +311,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return config
 
 
-async def _run_node(config: Config) -> int:
+async def run_node(config: Config) -> int:
+    """Run the Bitcoin node until it is stopped (signal or ``stop`` RPC); the exit code:
+    0, or 1 when it cannot start (the reason is logged)."""
     from peerkeeper.daemon.node import Node
 
     try:
@@ -489,7 +501,7 @@ _FILE_COMMANDS: dict[str, Callable[[Config, Path], int]] = {
 }
 
 
-def _run_daemon(main: Coroutine[Any, Any, int]) -> int:
+def run_daemon(main: Coroutine[Any, Any, int]) -> int:
     """Run a node's main coroutine on uvloop when installed, else asyncio's loop."""
     try:
         import uvloop
@@ -503,7 +515,7 @@ def _main_native(args: argparse.Namespace) -> int:
     """``node`` / ``rpc`` with ``--protocol native`` (see :mod:`peerkeeper.daemon.nativecli`)."""
     if args.command == "node":
         setup_logging(args.debug or [])
-        return _run_daemon(run_native_node(args))
+        return run_daemon(run_native_node(args))
     if args.command != "rpc":
         print(f"error: {args.command} is for the bitcoin protocol", file=sys.stderr)
         return 1
@@ -538,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     if args.command == "node":
         setup_logging(config.debug)
-        return _run_daemon(_run_node(config))
+        return run_daemon(run_node(config))
     return asyncio.run(_run_rpc(args, config))
 
 

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) 
     """Run peerkeeperd with bitcoind's ``argv`` (without the program name); the exit
     code: 0 after a clean stop, 1 on a configuration or start-up error (``Error: ...``
     on stderr)."""
-    from peerkeeper.daemon.cli import _CATEGORIES, _run_daemon, _run_node
+    from peerkeeper.daemon.cli import LOG_CATEGORIES, run_daemon, run_node
 
     argv = sys.argv[1:] if argv is None else argv
     default = default_datadir if default_datadir is not None else Path.home() / ".peerkeeper"
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) 
         config.chain_datadir / "debug.log",
         sys.stderr if args.get_bool_arg("printtoconsole", False) else None,
     )
-    for category in _CATEGORIES:
+    for category in LOG_CATEGORIES:
         if set(config.debug) & {category, "1", "all"}:
             logging.getLogger(f"peerkeeper.{category}").setLevel(logging.DEBUG)
     for warning in args.warnings:
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) 
     ignored = sorted(n for n in IGNORED_OPTIONS if args.is_arg_set(n))
     for name in ignored:
         log.info("Ignoring -%s: %s", name, IGNORED_OPTIONS[name])
-    return _run_daemon(_run_node(config))
+    return run_daemon(run_node(config))
 
 
 def console_main() -> None:
