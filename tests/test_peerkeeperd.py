@@ -304,11 +304,12 @@ async def test_header_chain_mine_submit_and_cores_block_files(tmp_path: Path) ->
     if cache.exists():
         from peerkeeper.io.addrdb import read_block_headers
 
-        headers = read_block_headers(cache, bytes.fromhex("fabfb5da"))
+        headers = read_block_headers(cache, bytes.fromhex("fabfb5da"), core_blocks=True)
         core = HeaderChain(headers[0])
         for h in headers[1:]:
             core.add(h)
         assert core.height == 199  # Core's 199-block regtest cache, XOR-obfuscated files
+        assert read_block_headers(cache, bytes.fromhex("fabfb5da"), core_blocks=False) == []
 
 
 def test_review_cases_follow_core(tmp_path: Path) -> None:

@@ -25,8 +25,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from peerkeeper.bitcoin.headerchain import HeaderChain, HeaderError, compact_target
-from peerkeeper.daemon.rpc import RpcError
+from peerkeeper.bitcoin.headerchain import (
+    GENESIS_HEADERS,
+    HeaderChain,
+    HeaderError,
+    block_hash,
+    compact_target,
+)
+from peerkeeper.daemon.rpc import RpcError, rpc_param
 
 __all__ = ["GENESIS", "ChainRpc", "Genesis", "chainless_rpc_methods"]
 
@@ -45,23 +51,19 @@ class Genesis:
     bits: int
 
 
-#: src/kernel/chainparams.cpp ``CreateGenesisBlock`` and ``hashGenesisBlock`` per chain.
+def _genesis_of(header: bytes) -> Genesis:
+    time, bits = struct.unpack_from("<II", header, 68)
+    return Genesis(block_hash(header), time, bits)
+
+
+#: Each chain's genesis (src/kernel/chainparams.cpp): from its header where carried;
+#: testnet4's coinbase differs and only its hash, time and target are kept.
 GENESIS: dict[str, Genesis] = {
-    "main": Genesis(
-        "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f", 1231006505, 0x1D00FFFF
-    ),
-    "test": Genesis(
-        "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943", 1296688602, 0x1D00FFFF
-    ),
+    chain: _genesis_of(header) for chain, header in GENESIS_HEADERS.items()
+} | {
     "testnet4": Genesis(
         "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043", 1714777860, 0x1D00FFFF
-    ),
-    "signet": Genesis(
-        "00000008819873e925422c1ff0f99f7cc9bbb232af63a077a480a3633bee1ef6", 1598918400, 0x1E0377AE
-    ),
-    "regtest": Genesis(
-        "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206", 1296688602, 0x207FFFFF
-    ),
+    )
 }
 
 
@@ -108,16 +110,6 @@ class ChainRpc:
         self.clock = clock
         self.on_new_header = on_new_header
 
-    def param(
-        self, params: list[Any] | dict[str, Any], index: int, name: str, default: Any = None
-    ) -> Any:
-        if isinstance(params, dict):
-            if name in params:
-                return params[name]
-            args = params.get("args", [])
-            return args[index] if isinstance(args, list) and len(args) > index else default
-        return params[index] if len(params) > index else default
-
     def height(self) -> int:
         return self.headers.height if self.headers is not None else 0
 
@@ -134,7 +126,7 @@ class ChainRpc:
         return f"{total:064x}"
 
     def lookup(self, params: list[Any] | dict[str, Any]) -> tuple[str, int, bytes | None]:
-        block = self.param(params, 0, "blockhash")
+        block = rpc_param(params, 0, "blockhash")
         h = (
             self.headers.height_of(block)
             if self.headers is not None
@@ -181,7 +173,7 @@ class ChainRpc:
         return self.tip()
 
     async def getblockhash(self, params: list[Any] | dict[str, Any]) -> str:
-        h = self.param(params, 0, "height")
+        h = rpc_param(params, 0, "height")
         found = None
         if isinstance(h, int) and not isinstance(h, bool):
             found = self.genesis.hash if self.headers is None and h == 0 else None
@@ -193,7 +185,7 @@ class ChainRpc:
 
     async def getblockheader(self, params: list[Any] | dict[str, Any]) -> Any:
         block, h, raw = self.lookup(params)
-        if not self.param(params, 1, "verbose", True):
+        if not rpc_param(params, 1, "verbose", True):
             if raw is None:
                 raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Block not found")
             return raw.hex()
@@ -201,7 +193,7 @@ class ChainRpc:
 
     async def getblock(self, params: list[Any] | dict[str, Any]) -> Any:
         block, h, raw = self.lookup(params)
-        verbosity = self.param(params, 1, "verbosity", 1)
+        verbosity = rpc_param(params, 1, "verbosity", 1)
         if verbosity is False or verbosity == 0:
             if raw is None:
                 raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Block not found")
@@ -231,8 +223,8 @@ class ChainRpc:
         }
 
     async def generatetoaddress(self, params: list[Any] | dict[str, Any]) -> list[str]:
-        nblocks = self.param(params, 0, "nblocks")
-        max_tries = self.param(params, 2, "maxtries", 1_000_000)
+        nblocks = rpc_param(params, 0, "nblocks")
+        max_tries = rpc_param(params, 2, "maxtries", 1_000_000)
         if self.headers is None or not isinstance(nblocks, int) or nblocks < 0:
             raise RpcError(RPC_INVALID_PARAMETER, "cannot mine on this chain")
         made = []
@@ -246,7 +238,7 @@ class ChainRpc:
         return made
 
     async def submitblock(self, params: list[Any] | dict[str, Any]) -> str | None:
-        text = self.param(params, 0, "hexdata")
+        text = rpc_param(params, 0, "hexdata")
         try:
             raw = binascii.unhexlify(text) if isinstance(text, str) else b""
         except (binascii.Error, ValueError):
@@ -278,7 +270,7 @@ class ChainRpc:
         }
 
     async def getrawmempool(self, params: list[Any] | dict[str, Any]) -> Any:
-        return {} if self.param(params, 0, "verbose") else []
+        return {} if rpc_param(params, 0, "verbose") else []
 
     async def syncwithvalidationinterfacequeue(self, params: list[Any] | dict[str, Any]) -> None:
         return None

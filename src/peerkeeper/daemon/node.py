@@ -45,6 +45,7 @@ from peerkeeper.daemon.rpc import (
     RpcError,
     RpcServer,
     delete_cookie,
+    rpc_param,
     write_cookie,
 )
 from peerkeeper.io.addrdb import (
@@ -90,19 +91,6 @@ DUMP_INTERVAL = 15 * 60.0
 
 _RPC_NETWORKS = (Network.IPV4, Network.IPV6, Network.TORV3, Network.I2P, Network.CJDNS)
 _NETWORK_BY_NAME = {n.rpc_name: n for n in _RPC_NETWORKS}
-
-
-def _param(params: list[Any] | dict[str, Any], index: int, name: str, default: Any = None) -> Any:
-    """Argument ``index`` / ``name`` of a call: positional, named, or both at once (Core's
-    ``transformNamedArguments``: positional values in ``"args"`` beside named ones)."""
-    if isinstance(params, dict):
-        if name in params:
-            return params[name]
-        args = params.get("args")
-        if isinstance(args, list) and len(args) > index:
-            return args[index]
-        return default
-    return params[index] if len(params) > index else default
 
 
 class Node:
@@ -245,7 +233,10 @@ class Node:
             return
         chain = HeaderChain(genesis)
         magic = self.config.chain_params.magic
-        for raw in read_block_headers(self.config.chain_datadir, magic):
+        # Core's block files are read on regtest only: there a copied chain is a test
+        # fixture (the functional framework's cache); elsewhere it could be hundreds of GB.
+        regtest = self.config.chain == "regtest"
+        for raw in read_block_headers(self.config.chain_datadir, magic, core_blocks=regtest):
             if raw == genesis:
                 continue  # Core's block files start with the genesis block
             try:
@@ -591,8 +582,8 @@ class Node:
         }
 
     async def _getnodeaddresses(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
-        count = _param(params, 0, "count", 1)
-        network_name = _param(params, 1, "network")
+        count = rpc_param(params, 0, "count", 1)
+        network_name = rpc_param(params, 1, "network")
         if not isinstance(count, int) or count < 0:
             raise RpcError(RPC_INVALID_PARAMETER, "Address count out of range")
         network = None
@@ -613,8 +604,8 @@ class Node:
         ]
 
     async def _addnode(self, params: list[Any] | dict[str, Any]) -> None:
-        node = _param(params, 0, "node")
-        command = _param(params, 1, "command")
+        node = rpc_param(params, 0, "node")
+        command = rpc_param(params, 1, "command")
         if not isinstance(node, str) or command not in ("add", "remove", "onetry"):
             raise RpcError(
                 RPC_INVALID_PARAMS, 'addnode "node" "command" (command: add|remove|onetry)'
@@ -632,7 +623,7 @@ class Node:
     async def _getaddednodeinfo(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
         """Core ``getaddednodeinfo ( "node" )`` (src/rpc/net.cpp)."""
         infos = self.connman.core.get_added_node_info()
-        node = _param(params, 0, "node")
+        node = rpc_param(params, 0, "node")
         if node is not None:
             infos = [i for i in infos if i[0] == node][:1]
             if not infos:
@@ -654,8 +645,8 @@ class Node:
         ]
 
     async def _disconnectnode(self, params: list[Any] | dict[str, Any]) -> None:
-        address = _param(params, 0, "address")
-        nodeid = _param(params, 1, "nodeid")
+        address = rpc_param(params, 0, "address")
+        nodeid = rpc_param(params, 1, "nodeid")
         if address == "":
             address = None
         if (address is None) == (nodeid is None):
@@ -669,7 +660,7 @@ class Node:
         self.connman.ping_all()
 
     async def _setnetworkactive(self, params: list[Any] | dict[str, Any]) -> bool:
-        state = _param(params, 0, "state")
+        state = rpc_param(params, 0, "state")
         if not isinstance(state, bool):
             raise RpcError(RPC_INVALID_PARAMS, "state must be a boolean")
         self.connman.set_network_active(state)
@@ -677,10 +668,10 @@ class Node:
 
     async def _setban(self, params: list[Any] | dict[str, Any]) -> None:
         """Core ``setban`` (src/rpc/net.cpp): ban or unban an address or subnet."""
-        subnet_arg = _param(params, 0, "subnet")
-        command = _param(params, 1, "command")
-        bantime = _param(params, 2, "bantime", 0) or 0
-        absolute = bool(_param(params, 3, "absolute", False))
+        subnet_arg = rpc_param(params, 0, "subnet")
+        command = rpc_param(params, 1, "command")
+        bantime = rpc_param(params, 2, "bantime", 0) or 0
+        absolute = bool(rpc_param(params, 3, "absolute", False))
         if command not in ("add", "remove") or not isinstance(subnet_arg, str):
             raise RpcError(RPC_INVALID_PARAMS, 'setban "subnet" "add|remove" ( bantime absolute )')
         target: NetAddr | SubNet
@@ -717,9 +708,9 @@ class Node:
 
     async def _addpeeraddress(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
         """Core ``addpeeraddress`` (src/rpc/net.cpp): add with NETWORK|WITNESS, time now, source itself."""
-        address = _param(params, 0, "address")
-        port = _param(params, 1, "port")
-        tried = bool(_param(params, 2, "tried", False))
+        address = rpc_param(params, 0, "address")
+        port = rpc_param(params, 1, "port")
+        tried = bool(rpc_param(params, 2, "tried", False))
         if not isinstance(address, str) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise RpcError(RPC_INVALID_PARAMS, 'addpeeraddress "address" port ( tried )')
         try:
@@ -757,9 +748,9 @@ class Node:
             raise RpcError(
                 RPC_MISC_ERROR, "addconnection is for regression testing (-regtest mode) only."
             )
-        address = _param(params, 0, "address")
-        type_name = _param(params, 1, "connection_type")
-        use_v2 = _param(params, 2, "v2transport")
+        address = rpc_param(params, 0, "address")
+        type_name = rpc_param(params, 1, "connection_type")
+        use_v2 = rpc_param(params, 2, "v2transport")
         if not isinstance(address, str) or not isinstance(type_name, str):
             raise RpcError(RPC_TYPE_ERROR, "address and connection_type must be strings")
         if not isinstance(use_v2, bool):
@@ -792,7 +783,7 @@ class Node:
         """Core ``setmocktime`` (src/rpc/node.cpp): every timer of the node follows the
         given unix time from now on (0: the real clock again). Regtest only."""
         self._require_mockable("setmocktime")
-        t = _param(params, 0, "timestamp")
+        t = rpc_param(params, 0, "timestamp")
         if not isinstance(t, int) or isinstance(t, bool):
             raise RpcError(RPC_TYPE_ERROR, "Expected type number for timestamp")
         try:
@@ -805,7 +796,7 @@ class Node:
         """Core ``mockscheduler`` (src/rpc/node.cpp): run the scheduled tasks
         ``delta_time`` seconds (1..3600) earlier. Regtest only."""
         self._require_mockable("mockscheduler")
-        delta = _param(params, 0, "delta_time")
+        delta = rpc_param(params, 0, "delta_time")
         if not isinstance(delta, int) or isinstance(delta, bool):
             raise RpcError(RPC_TYPE_ERROR, "Expected type number for delta_time")
         if delta <= 0 or delta > 3600:

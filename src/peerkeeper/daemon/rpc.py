@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeAlias
 
 __all__ = [
+    "rpc_param",
     "COOKIE_USER",
     "RPC_CLIENT_INVALID_IP_OR_SUBNET",
     "RPC_CLIENT_NODE_CAPACITY_REACHED",
@@ -203,6 +204,22 @@ class RpcAuthError(RpcHttpError):
 
     def __init__(self, message: str) -> None:
         super().__init__(_HTTP_UNAUTHORIZED, message)
+
+
+def rpc_param(
+    params: list[Any] | dict[str, Any], index: int, name: str, default: Any = None
+) -> Any:
+    """Argument ``index`` / ``name`` of a call: positional, named, or both at once (Core's
+    ``transformNamedArguments``, src/rpc/server.cpp: positional values in ``"args"``
+    beside named ones); ``default`` when absent."""
+    if isinstance(params, dict):
+        if name in params:
+            return params[name]
+        args = params.get("args")
+        if isinstance(args, list) and len(args) > index:
+            return args[index]
+        return default
+    return params[index] if len(params) > index else default
 
 
 def write_cookie(datadir: Path) -> tuple[str, str]:

@@ -606,33 +606,39 @@ def load_fixed_seeds(path: str | os.PathLike[str], default_port: int = 0) -> lis
 HEADERS_FILE = "peerkeeper-headers.dat"
 
 
-def read_block_headers(chain_datadir: Path, magic: bytes) -> list[bytes]:
-    """The 80-byte headers in order: first those of Bitcoin Core's block files in
-    ``<chain_datadir>/blocks`` (``blk*.dat``: records ``magic || size (u32 LE) || block``,
-    XOR-obfuscated with the 8-byte key in ``xor.dat``, src/node/blockstorage.cpp), then
-    those of :data:`HEADERS_FILE`. A record with another magic, or a truncated one, ends
-    that file (Core's own reader stops there too). Raises ``OSError`` for an unreadable
+def _xor(data: bytes, key: bytes, offset: int) -> bytes:
+    """Undo Core's block-file obfuscation of ``data`` read at file ``offset``."""
+    if not any(key):
+        return data
+    pad = bytes(key[(offset + k) % 8] for k in range(len(data)))
+    return bytes(a ^ b for a, b in zip(data, pad, strict=True))
+
+
+def read_block_headers(chain_datadir: Path, magic: bytes, *, core_blocks: bool) -> list[bytes]:
+    """The 80-byte headers in order: with ``core_blocks``, first those of Bitcoin Core's
+    block files in ``<chain_datadir>/blocks`` (``blk*.dat``: records ``magic || size
+    (u32 LE) || block``, XOR-obfuscated with the 8-byte key in ``xor.dat``,
+    src/node/blockstorage.cpp; only each record's header is read), then those of
+    :data:`HEADERS_FILE`. A record with another magic, or a truncated one, ends that
+    file (Core's own reader stops there too). Raises ``OSError`` for an unreadable
     file."""
     headers: list[bytes] = []
     blocks = chain_datadir / "blocks"
-    if blocks.is_dir():
+    if core_blocks and blocks.is_dir():
         key_path = blocks / "xor.dat"
-        key = key_path.read_bytes()[:8] if key_path.exists() else bytes(8)
-        if len(key) < 8:
-            key = key.ljust(8, b"\0")
+        key = (key_path.read_bytes()[:8] if key_path.exists() else b"").ljust(8, b"\0")
         for blk in sorted(blocks.glob("blk[0-9][0-9][0-9][0-9][0-9].dat")):
-            raw = blk.read_bytes()
-            if any(key):
-                pad = (key * (len(raw) // 8 + 1))[: len(raw)]
-                mixed = int.from_bytes(raw, "little") ^ int.from_bytes(pad, "little")
-                raw = mixed.to_bytes(len(raw), "little")
-            pos = 0
-            while pos + 88 <= len(raw) and raw[pos : pos + 4] == magic:
-                size = int.from_bytes(raw[pos + 4 : pos + 8], "little")
-                if size < 80 or pos + 8 + size > len(raw):
-                    break
-                headers.append(raw[pos + 8 : pos + 88])
-                pos += 8 + size
+            size_of_file = blk.stat().st_size
+            with blk.open("rb") as f:
+                pos = 0
+                while pos + 88 <= size_of_file:
+                    f.seek(pos)
+                    head = _xor(f.read(88), key, pos)
+                    size = int.from_bytes(head[4:8], "little")
+                    if head[:4] != magic or size < 80 or pos + 8 + size > size_of_file:
+                        break
+                    headers.append(head[8:88])
+                    pos += 8 + size
     extra = chain_datadir / HEADERS_FILE
     if extra.exists():
         data = extra.read_bytes()
