@@ -846,3 +846,19 @@ def test_outbound_time_offsets_ignore_inbound_and_peers_without_version() -> Non
     assert len(samples) == 6
     assert samples.median() == 12  # sorted -20, -7, 5, 12, 30, 600
     assert outbound_time_offsets(peers[:4]).median() == 0  # four samples: Core says 0
+
+
+def test_due_addresses_follow_the_answer_to_each_message() -> None:
+    """Core runs SendMessages after each ProcessMessages: when a clock jump made the
+    addr timer due, the pong to the first ping is followed by the addr message, and
+    only then the pong to the second ping (p2p_addr_relay's send_addr_msg relies on it)."""
+    peer = relay_peer()
+    connect(peer)
+    peer.push_address(routable(1), T0)
+    assert peer.addrs_to_send
+    later = peer.next_addr_send + 600
+    peer.last_send = peer.last_recv = later
+    first = sent(peer.on_message(Ping(1), later))
+    second = sent(peer.on_message(Ping(2), later))
+    assert first == [Pong(1), Addr([routable(1)])]
+    assert second == [Pong(2)]

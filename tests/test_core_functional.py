@@ -11,6 +11,7 @@ Skipped with the reason when the shared tree or the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,5 +54,25 @@ def test_cores_functional_test_passes(test: str) -> None:
         text=True,
         timeout=280,
     )
-    assert f"PASS {test}" in out.stdout, out.stdout + out.stderr
+    assert f"PASS {test}" in out.stdout, out.stdout + out.stderr + failure_excerpt(out.stdout)
     assert "1 passed, 0 failed" in out.stdout
+
+
+def failure_excerpt(stdout: str, limit: int = 6000) -> str:
+    """The framework's traceback and the node's last debug.log lines, from the log
+    directory run.py names on a failure: CI keeps only this message."""
+    found = re.search(r"logs: (\S+)", stdout)
+    if found is None:
+        return ""
+    logs = Path(found.group(1))
+    parts: list[str] = []
+    framework = logs / "test_framework.log"
+    if framework.exists():
+        text = framework.read_text(errors="replace")
+        start = text.find("Traceback")
+        start = max(0, start - 3000) if start >= 0 else max(0, len(text) - limit)
+        parts.append("\n--- test_framework.log ---\n" + text[start : start + limit])
+    for debug in sorted(logs.glob("node*/regtest/debug.log")):
+        tail = debug.read_text(errors="replace")[-limit:]
+        parts.append(f"\n--- {debug.relative_to(logs)} (tail) ---\n{tail}")
+    return "".join(parts)

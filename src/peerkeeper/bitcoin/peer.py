@@ -552,7 +552,23 @@ class BitcoinPeer:
         return []
 
     def on_message(self, msg: Message, now: float) -> list[Action]:
-        """Process one decoded message; returns the actions it causes."""
+        """Process one decoded message; returns the actions it causes.
+
+        As Core's message handler (``ThreadMessageHandler``, src/net.cpp) runs
+        ``ProcessMessages`` for one message and then ``SendMessages`` for the same
+        peer, a due ping and due addresses follow the message's own answer: an
+        ``addr`` whose timer a ``setmocktime`` made due goes out before the pong of
+        the next ping, as Core's functional tests expect.
+        """
+        actions = self._process_message(msg, now)
+        if self.disconnected or not self.successfully_connected:
+            return actions
+        actions += self._maybe_send_ping(now)
+        if self.addr_relay_enabled:
+            actions += self._maybe_send_addr(now)
+        return actions
+
+    def _process_message(self, msg: Message, now: float) -> list[Action]:
         if self.disconnected:
             return []
         self.last_recv = now
@@ -570,10 +586,7 @@ class BitcoinPeer:
             if self.successfully_connected:
                 return []  # redundant verack
             self.successfully_connected = True
-            actions: list[Action] = [HandshakeComplete(), *self._maybe_send_ping(now)]
-            if self.addr_relay_enabled:
-                actions += self._maybe_send_addr(now)
-            return actions
+            return [HandshakeComplete()]
         if isinstance(msg, WtxidRelay):
             if self.successfully_connected:
                 return self._disconnect("wtxidrelay received after verack")
@@ -814,7 +827,7 @@ class BitcoinPeer:
         self.addrs_to_send.clear()
         for entry in self.addr_source.get_addr(MAX_ADDR_TO_SEND, MAX_PCT_ADDR_TO_SEND, now):
             self.push_address(entry, now)
-        return self._maybe_send_addr(now)
+        return []
 
     def _on_addr(self, msg: Addr | AddrV2, now: float) -> list[Action]:
         if not self._setup_address_relay():
@@ -866,6 +879,4 @@ class BitcoinPeer:
             actions.append(LearnedAddresses(tuple(ok), tuple(relay)))
         if self.conn_type is ConnectionType.ADDR_FETCH and len(entries) > 1:
             actions.extend(self._disconnect("addrfetch connection completed"))
-        else:
-            actions += self._maybe_send_addr(now)  # Core's SendMessages after the message
         return actions
