@@ -3,7 +3,7 @@
 Core's test framework takes its node binary from ``BITCOIND``; ``../shared/core-functional``
 holds Core's ``test/functional`` tree and ``run.py``, which runs a test and prints ``PASS``
 or ``FAIL``. The tests below pass against peerkeeperd today and are kept passing; the
-rest of the issue's list (p2p_dns_seeds and feature_proxy) is still open.
+rest of the issue's list (feature_proxy) is still open.
 Skipped with the reason when the shared tree or the
 ``peerkeeperd`` command is absent.
 """
@@ -32,6 +32,7 @@ PASSING = [
     "p2p_seednode",
     "p2p_getaddr_caching",
     "p2p_disconnect_ban",
+    "p2p_dns_seeds",
 ]
 
 pytestmark = [

@@ -98,6 +98,16 @@ def test_the_frameworks_arguments_and_conf_make_cores_settings(tmp_path: Path) -
             "Error reading configuration file: parse error on line 1: -port=1, options in configuration file must be specified without leading -",
         ),
         (["-regtest", "-bind=nonsense:x"], None, "Cannot resolve -bind address: 'nonsense:x'"),
+        (
+            ["-regtest", "-forcednsseed=1", "-dnsseed=0"],
+            None,
+            "Cannot set -forcednsseed to true when setting -dnsseed to false.",
+        ),
+        (  # -connect soft-sets -dnsseed=0 (Core's p2p_dns_seeds)
+            ["-regtest", "-forcednsseed=1", "-connect=fakenodeaddr.fakedomain.invalid."],
+            None,
+            "Cannot set -forcednsseed to true when setting -dnsseed to false.",
+        ),
     ],
 )
 def test_bad_input_is_cores_error_and_writes_nothing(

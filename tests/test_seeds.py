@@ -42,7 +42,7 @@ from peerkeeper.bitcoin.seeds import (
     seed_query_name,
 )
 from peerkeeper.io.addrdb import load_fixed_seeds
-from peerkeeper.io.dns import make_resolver, resolve_seed
+from peerkeeper.io.dns import is_invalid_name, make_resolver, resolve_seed, resolve_service
 from peerkeeper.net.chains import CHAINS
 from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.net.netbase import ProxySettings, parse_proxy
@@ -78,7 +78,7 @@ def test_core_constants() -> None:
 
 def test_dns_seeds_per_chain() -> None:
     assert set(DNS_SEEDS) == set(CHAINS)
-    assert DNS_SEEDS["regtest"] == ()
+    assert DNS_SEEDS["regtest"] == ("dummySeed.invalid.",)  # Core chainparams.cpp
     assert DNS_SEEDS["main"][0] == "dnsseed.bluematt.me."
     assert len(DNS_SEEDS["main"]) == 7
     for chain, names in DNS_SEEDS.items():
@@ -732,14 +732,15 @@ async def test_resolve_seed_timeout_is_bounded() -> None:
 
 def _seeding_core(seeds: list[str], **kw: object) -> ConnManCore:
     """A ConnManCore that seeds from DNS (no peers, no listening), at NOW."""
-    opts = ConnManOptions(
-        chain=CHAINS["regtest"],
-        listen=False,
-        dnsseed=True,
-        dns_seeds=seeds,
-        fixedseeds=False,
-        **kw,  # type: ignore[arg-type]
-    )
+    fields: dict[str, object] = {
+        "chain": CHAINS["regtest"],
+        "listen": False,
+        "dnsseed": True,
+        "dns_seeds": seeds,
+        "fixedseeds": False,
+    }
+    fields.update(kw)
+    opts = ConnManOptions(**fields)  # type: ignore[arg-type]
     return ConnManCore(
         opts,
         AddrMan(random.Random(1), deterministic=True),
@@ -814,3 +815,35 @@ async def test_dns_seeding_with_a_name_proxy_makes_no_query(zone: SeedZone, dns_
     assert asked == [] and zone.queries == []
     assert sorted(core._addr_fetches) == ["seed-a.example.", "seed-b.example."]
     assert len(core.addrman) == 0
+
+
+@pytest.mark.timeout(20)
+async def test_invalid_names_are_answered_locally(zone: SeedZone, dns_port: int) -> None:
+    """RFC 6761 section 6.4: ``.invalid`` names get an immediate negative answer; the
+    nameserver is never asked (regtest's ``dummySeed.invalid.`` stays on the machine)."""
+    resolver = make_resolver(["127.0.0.1"], dns_port)
+    for name in ("x9.dummySeed.invalid.", "x9.dummySeed.INVALID", "invalid"):
+        assert is_invalid_name(name)
+        assert await resolve_seed(resolver, name, timeout=2) == []
+    assert not is_invalid_name("x9.invalid.example.")
+    assert zone.queries == []
+    with pytest.raises(ValueError, match="RFC 6761"):
+        await resolve_service("fakenodeaddr.fakedomain.invalid.:8333", 18444)
+
+
+def test_dns_seeding_runs_with_connect_as_in_core() -> None:
+    """Core CConnman::Start runs ThreadDNSAddressSeed whenever -dnsseed is on, also with
+    -connect (p2p_dns_seeds: "running -connect and -dnsseed means DNS logic runs")."""
+    core = _seeding_core(["dummySeed.invalid."], connect=["fakenodeaddr.fakedomain.invalid."])
+    assert not core.options.open_automatic
+    core.start(NOW)
+    resolves = [a for a in core.poll_actions() if isinstance(a, Resolve)]
+    assert [r.name for r in resolves if r.seed] == ["x9.dummySeed.invalid."]
+
+
+def test_dns_seeding_off_logs_core_line(caplog: pytest.LogCaptureFixture) -> None:
+    core = _seeding_core(["dummySeed.invalid."], dnsseed=False)
+    with caplog.at_level(logging.INFO, logger="peerkeeper.net"):
+        core.start(NOW)
+    assert "DNS seeding disabled" in [r.getMessage() for r in caplog.records]
+    assert not [a for a in core.poll_actions() if isinstance(a, Resolve) and a.seed]

@@ -580,16 +580,18 @@ class ConnManCore:
             self._seed_node_timer = now
             self._next_extra_check = steady + EXTRA_PEER_CHECK_INTERVAL
             self._next_open = steady
-            if opts.dnsseed and opts.dns_seeds:
-                self._seed_schedule = DnsSeedSchedule(
-                    opts.dns_seeds,
-                    self.rng,
-                    forcednsseed=opts.forcednsseed,
-                    seednode_configured=bool(opts.seednode),
-                )
-                self._seed_wake = steady
-            elif not opts.dnsseed:
-                log.info("DNS seeding disabled")
+        # Core CConnman::Start: the DNS seed thread runs whenever -dnsseed is on, with
+        # -connect too (its seeds then only fill addrman or become addr-fetch targets).
+        if not opts.dnsseed:
+            log.info("DNS seeding disabled")
+        elif opts.dns_seeds:
+            self._seed_schedule = DnsSeedSchedule(
+                opts.dns_seeds,
+                self.rng,
+                forcednsseed=opts.forcednsseed,
+                seednode_configured=bool(opts.seednode),
+            )
+            self._seed_wake = steady
         self.tick(now, steady=steady)
 
     def stop(self, now: float, *, steady: float | None = None) -> None:

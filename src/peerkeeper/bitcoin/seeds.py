@@ -116,9 +116,9 @@ its ``dns_seeds``), Core ``vSeeds`` in src/kernel/chainparams.cpp, in Core's ord
 spelled as Core spells them, with the trailing dot: the dot is part of the query name ``x9.<seed>`` and so of the
 internal source address addrman hashes (:func:`dns_seed_source`).  Signet's seeds apply
 to the default signet only (Core sets none for a custom ``-signetchallenge``).  Regtest
-has none here; Core lists the unresolvable ``dummySeed.invalid.`` only so that its
-functional tests can exercise the addr-fetch fallback, and querying it would leave the
-machine."""
+has Core's unresolvable ``dummySeed.invalid.``, there so that Core's functional tests can
+exercise the seeding thread and its addr-fetch fallback; a ``.invalid`` name is answered
+"no such name" locally (:mod:`peerkeeper.io.dns`), so it never leaves the machine."""
 
 FIXED_SEEDS_FILES: dict[str, str | None] = {
     "main": "nodes_main.txt",

@@ -176,6 +176,9 @@ class Config:
             raise ConfigError("peertimeout must be a positive integer.")  # Core init.cpp
         if self.bantime < 0:
             raise ConfigError("-bantime must not be negative")
+        if self.forcednsseed and not self.dns_seeding:
+            # Core AppInitParameterInteraction (src/init.cpp); -connect soft-sets -dnsseed=0.
+            raise ConfigError("Cannot set -forcednsseed to true when setting -dnsseed to false.")
         if not 0 <= self.inboundrelaypercent <= 100:
             raise ConfigError("-inboundrelaypercent must be between 0 and 100")
         from peerkeeper.bitcoin.uploadtarget import parse_upload_target

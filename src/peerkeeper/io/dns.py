@@ -6,6 +6,12 @@ dnspython async resolver, :func:`resolve_seed` asks a seed's A and AAAA records 
 ``LookupHost``, src/netbase.cpp; failures are an empty list); :func:`resolve_service`
 turns ``host[:port]`` into a Service for a dial (Core ``Lookup``). Nothing here opens a
 connection to a resolved address.
+
+Names under the special-use domain ``invalid.`` (RFC 6761 section 6.4: "name resolution
+APIs and libraries SHOULD recognize 'invalid' names as special and SHOULD always return
+immediate negative responses") are answered locally, so regtest's DNS seed
+``dummySeed.invalid.`` and test names such as ``fakenodeaddr.fakedomain.invalid.`` never
+reach a nameserver.
 """
 
 from __future__ import annotations
@@ -27,9 +33,16 @@ from peerkeeper.bitcoin.seeds import (
 )
 from peerkeeper.net.netaddr import AddrError, NetAddr, Service
 
-__all__ = ["make_resolver", "resolve_seed", "resolve_service"]
+__all__ = ["is_invalid_name", "make_resolver", "resolve_seed", "resolve_service"]
 
 logger = logging.getLogger("peerkeeper.seeds")
+
+
+def is_invalid_name(name: str) -> bool:
+    """True for ``invalid`` and any name under it, any case, with or without the final
+    dot (RFC 6761 section 6.4): such a name has no address, and is not looked up."""
+    labels = name.rstrip(".").lower().rsplit(".", 1)
+    return labels[-1] == "invalid"
 
 
 def make_resolver(
@@ -101,6 +114,9 @@ async def resolve_seed(
         timeout: seconds, > 0.
         max_solutions: the most addresses returned (Core ``nMaxIPs`` = 32).
     """
+    if is_invalid_name(name):
+        logger.debug("DNS seed %s: a .invalid name has no address (RFC 6761)", name)
+        return []
     v4, v6 = await asyncio.gather(
         _query_type(resolver, name, "A", timeout),
         _query_type(resolver, name, "AAAA", timeout),
@@ -118,7 +134,8 @@ async def resolve_service(name: str, default_port: int) -> Service:
     """Turn ``"host[:port]"`` into a :class:`~peerkeeper.net.netaddr.Service`.
 
     Numeric forms parse directly; a host name is resolved with the event loop's
-    resolver (first result). Raises ``ValueError`` when nothing resolves.
+    resolver (first result); a ``.invalid`` name is refused without a lookup. Raises
+    ``ValueError`` when nothing resolves.
     """
     try:
         return Service.parse(name, default_port)
@@ -130,6 +147,8 @@ async def resolve_service(name: str, default_port: int) -> Service:
     else:
         port = int(port_s)
     host = host.strip("[]")
+    if is_invalid_name(host):
+        raise ValueError(f"cannot resolve {name!r}: a .invalid name has no address (RFC 6761)")
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -73,7 +73,10 @@ CHAINS: dict[str, Chain] = {
             38332,
             ("seed.signet.bitcoin.sprovoost.nl", "seed.signet.achownodes.xyz"),
         ),
-        Chain("regtest", bytes.fromhex("fabfb5da"), 18444, 18443, ()),
+        # Core lists one unresolvable seed on regtest so that its functional tests can
+        # drive ThreadDNSAddressSeed (p2p_dns_seeds); ".invalid" never leaves the machine
+        # (RFC 6761 section 6.4, see peerkeeper.io.dns).
+        Chain("regtest", bytes.fromhex("fabfb5da"), 18444, 18443, ("dummySeed.invalid",)),
     )
 }
 
