@@ -33,7 +33,8 @@ from peerkeeper.bitcoin.peer import PeerConfig
 from peerkeeper.bitcoin.seeds import ADD_NEXT_SEEDNODE
 from peerkeeper.net.chains import CHAINS
 from peerkeeper.net.connection_types import ConnectionType
-from peerkeeper.net.netaddr import NetAddr, Service
+from peerkeeper.net.netaddr import NetAddr, Network, Service
+from peerkeeper.net.netbase import Proxy, ProxySettings
 from peerkeeper.wire.messages import AddrEntry, Ping, ServiceFlags
 from peerkeeper.wire.v1 import V1Transport, frame_v1
 
@@ -634,3 +635,29 @@ def test_getaddr_cache_is_per_network_key() -> None:
     keys = {p.conn_id: p.proto.addr_source.key for p in b.peers.values()}  # type: ignore[attr-defined]
     assert keys[1] == keys[2]  # same bind, same network: one cached answer
     assert len({keys[1], keys[3], keys[4]}) == 3  # another port; an onion listener
+
+
+def test_cjdns_literals_flip_and_proxied_names_are_unroutable_peers() -> None:
+    """Core ConnectNode: with -cjdnsreachable an fc00::/8 literal is a CJDNS address
+    (MaybeFlipIPv6toCJDNS), so it goes to the CJDNS proxy; a name sent to a name proxy
+    gives a peer with Core's empty address, whose class is not_publicly_routable
+    (feature_proxy's network_test)."""
+    proxies = ProxySettings.from_options(["127.0.0.1:9050"], None, False)
+    net = MemNet()
+    core = net.add(
+        0,
+        proxies=proxies,
+        reachable=frozenset({Network.IPV4, Network.IPV6, Network.CJDNS}),
+        automatic_outbound=False,
+    )
+    core.start(net.now)
+    net.pump()
+    core.add_node("[fc00:1:2:3:4:5:6:7]:8888", "onetry", net.now)
+    core.add_node("node.noumenon:8333", "onetry", net.now)
+    dials = [a for a in core.poll_actions() if isinstance(a, Dial)]
+    assert [d.service.addr.network for d in dials] == [Network.CJDNS, Network.INTERNAL]
+    assert all(d.proxy == Proxy("127.0.0.1", 9050, False) for d in dials)
+    core.connected(dials[1].id, 7, svc(0), net.now)
+    (peer,) = [p for p in core.peers.values() if p.conn_id == 7]
+    assert peer.net_class.rpc_name == "not_publicly_routable"
+    assert peer.addr_name == "node.noumenon:8333"

@@ -2,8 +2,9 @@
 
 Core's test framework takes its node binary from ``BITCOIND``; ``../shared/core-functional``
 holds Core's ``test/functional`` tree and ``run.py``, which runs a test and prints ``PASS``
-or ``FAIL``. The tests below pass against peerkeeperd today and are kept passing; the
-rest of the issue's list (feature_proxy) is still open.
+or ``FAIL``. The tests below pass against peerkeeperd today and are kept passing: the
+issue's thirteen and the others that passed when the rest of Core's p2p/feature/rpc_net
+tests were tried.
 Skipped with the reason when the shared tree or the
 ``peerkeeperd`` command is absent.
 """
@@ -33,6 +34,7 @@ PASSING = [
     "p2p_getaddr_caching",
     "p2p_disconnect_ban",
     "p2p_dns_seeds",
+    "feature_proxy",
 ]
 
 pytestmark = [

@@ -103,6 +103,14 @@ def test_the_frameworks_arguments_and_conf_make_cores_settings(tmp_path: Path) -
             None,
             "Cannot set -forcednsseed to true when setting -dnsseed to false.",
         ),
+        (["-regtest", "-proxy=abc..abc:23456"], None, "Invalid -proxy address or hostname"),
+        (["-regtest", "-i2psam=def..def:23456"], None, "Invalid -i2psam address or hostname"),
+        (["-regtest", "-i2psam=192.0.0.1:def"], None, "Invalid port specified in -i2psam"),
+        (
+            ["-regtest", "-onlynet=onion", "-listenonion=0"],
+            None,
+            "Outbound connections restricted to Tor (-onlynet=onion) but the proxy",
+        ),
         (  # -connect soft-sets -dnsseed=0 (Core's p2p_dns_seeds)
             ["-regtest", "-forcednsseed=1", "-connect=fakenodeaddr.fakedomain.invalid."],
             None,

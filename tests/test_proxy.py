@@ -4,7 +4,6 @@ connections through pproxy and a tiny in-test SOCKS5 server, all on loopback."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import random
 import re
 import socket
@@ -13,10 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import python_socks
 from support import Recorder, free_port, pproxy_server, wait_until
 
-from peerkeeper.io.proxy import _map_python_socks_error, connect_via_proxy
+from peerkeeper.io.proxy import connect_via_proxy
 from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.netaddr import Network, Service
 from peerkeeper.net.netbase import (
@@ -293,34 +291,6 @@ def test_socks5_reply_table_has_core_strings_and_tor_codes() -> None:
     assert len(set(kinds)) == len(kinds) and set(kinds) <= PROXY_ERROR_KINDS
 
 
-def test_python_socks_errors_map_to_kinds() -> None:
-    p = Proxy("127.0.0.1", 9050)
-    refused = python_socks.ProxyConnectionError(errno.ECONNREFUSED, "no")
-    timeout = python_socks.ProxyTimeoutError("slow")
-    reply = python_socks.ProxyError("Host unreachable", error_code=4)
-    tor = python_socks.ProxyError("Invalid reply code: 0XF0")
-    junk = python_socks.ProxyError("Unexpected SOCKS version number: 72")
-    auth = python_socks.ProxyError("Username and password authentication failure")
-    got = {
-        name: _map_python_socks_error(e, "x:1", p)
-        for name, e in [
-            ("refused", refused),
-            ("timeout", timeout),
-            ("reply", reply),
-            ("tor", tor),
-            ("junk", junk),
-            ("auth", auth),
-        ]
-    }
-    assert (got["refused"].kind, got["refused"].proxy_failed) == ("refused", True)
-    assert got["timeout"].kind == "timeout"
-    assert (got["reply"].kind, got["reply"].reply_code) == ("host-unreachable", 4)
-    assert (got["tor"].kind, got["tor"].reply_code) == ("onion-descriptor-not-found", 0xF0)
-    assert got["junk"].kind == "protocol"
-    assert got["auth"].kind == "auth-failed"
-    assert all(isinstance(e, ConnectError) and e.kind in PROXY_ERROR_KINDS for e in got.values())
-
-
 # --- loopback helpers ----------------------------------------------------------------------------
 
 
@@ -551,7 +521,7 @@ async def test_no_randomize_offers_only_noauth_and_explicit_credentials_win() ->
         )
         assert fake.greetings == [b"\x00", b"\x00\x02"]
         assert fake.auths == [("alice", "pw")]
-        assert fake.requests == [(1, "127.0.0.1", 1), (1, "127.0.0.1", 2)]
+        assert fake.requests == [(3, "127.0.0.1", 1), (3, "127.0.0.1", 2)]  # Core: DOMAINNAME
     finally:
         await sm.stop()
         await fake.close()
@@ -580,7 +550,7 @@ async def test_onion_goes_to_proxy_unresolved(monkeypatch: pytest.MonkeyPatch) -
             (3, ONION, 8333),
             (3, I2P, 0),
             (3, "seed.example.org", 8333),
-            (4, "2001:db8::1", 8333),
+            (3, "2001:db8::1", 8333),  # Core sends IP literals as DOMAINNAME too
         ]
         assert not any(isinstance(h, str) and not h.startswith("127.") for h in looked_up)
         ends = sm.endpoints(conn)
@@ -598,7 +568,7 @@ async def test_dial_map_applies_only_to_direct_connections() -> None:
         with pytest.raises(ConnectError, match="dial map"):
             await sm.connect(virtual, 1.0)
         await sm.connect(virtual, 2.0, proxy=fake.proxy())
-        assert fake.requests == [(1, "11.0.0.1", 8333)]
+        assert fake.requests == [(3, "11.0.0.1", 8333)]
     finally:
         await sm.stop()
         await fake.close()
@@ -748,3 +718,18 @@ async def test_bad_destination_or_credentials_open_nothing(
         assert fake.connections == 0
     finally:
         await fake.close()
+
+
+def test_i2psam_is_kept_for_getnetworkinfo_but_dials_nothing() -> None:
+    """Core -i2psam: SetProxy(NET_I2P, Proxy{addr}) with port 7656 by default and
+    randomize off; peerkeeper does not speak SAM, so no dial uses it yet."""
+    s = ProxySettings.from_options(["127.0.0.1:9050"], None, True, i2psam="127.0.0.1")
+    assert s.i2p_sam == Proxy("127.0.0.1", 7656, False)
+    assert s.for_network(Network.I2P) is None
+    assert Network.I2P in s.reachable_networks([], i2p_sam=True)
+    for bad, message in [
+        ("def..def:23456", "Invalid -i2psam address or hostname: 'def..def:23456'"),
+        ("192.0.0.1:def", "Invalid port specified in -i2psam: '192.0.0.1:def'"),
+    ]:
+        with pytest.raises(ProxyConfigError, match=re.escape(message)):
+            ProxySettings.from_options([], None, True, i2psam=bad)

@@ -1081,7 +1081,12 @@ class ConnManCore:
             self._dial_service(Service(NetAddr.internal(host), port), f"{host}:{port}", ctx, now)
             return
         try:
-            service = Service.parse(target, self.options.chain.default_port)
+            # Core ConnectNode: Lookup, then MaybeFlipIPv6toCJDNS (src/net.cpp).
+            service = Service.parse(
+                target,
+                self.options.chain.default_port,
+                cjdns=Network.CJDNS in self.options.reachable,
+            )
         except AddrError:
             self._next_req += 1
             self._resolves[self._next_req] = ctx
@@ -1111,6 +1116,8 @@ class ConnManCore:
         if not self.network_active or self.stopping:
             self._dial_ended(ctx, False, now)
             return
+        if Network.CJDNS in self.options.reachable:
+            service = Service(service.addr.maybe_flip_to_cjdns(), service.port)
         try:
             self._dial_service(service, service, ctx, now)
         except Exception:
@@ -1293,6 +1300,10 @@ class ConnManCore:
         magic = self.options.chain.magic
         # Core ConnectedThroughNetwork: an inbound peer on an onion listener is Tor.
         net_class = Network.TORV3 if inbound_onion else addr.addr.get_net_class()
+        if net_class is Network.INTERNAL:
+            # A name dialled through a name proxy: Core's CNode holds an empty address
+            # (ConnectNode, src/net.cpp), whose class is NET_UNROUTABLE.
+            net_class = Network.UNROUTABLE
         transport: Transport
         if v2:
             transport = V2Transport(

@@ -145,6 +145,7 @@ _BOOL_OPTIONS = (
     ("whitelistforcerelay", "whitelisted peers without permissions get forcerelay (default 0)"),
     ("proxyrandomize", "random proxy credentials per connection (Tor stream isolation, default 1)"),
     ("cjdnsreachable", "fc00::/8 addresses are CJDNS and reachable (default 0)"),
+    ("listenonion", "allow -onlynet=onion without a proxy, as Core (default 1)"),
 )
 
 
@@ -225,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     node.add_argument("--onion", help="SOCKS5 proxy for .onion peers (host[:port]; 0 = none)")
     node.add_argument(
+        "--i2psam",
+        help="I2P SAM bridge host[:port] (default port 7656); makes I2P reachable as in "
+        "Core, but peerkeeper cannot dial I2P peers through SAM yet",
+    )
+    node.add_argument(
         "--maxuploadtarget",
         help="upload limit per 24 h (bytes with k/K/m/M/g/G/t/T; default unit M; 0 = none)",
     )
@@ -288,6 +294,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "fixedseedsfile",
         "inboundrelaypercent",
         "onion",
+        "i2psam",
         "maxuploadtarget",
         *(name for name, _ in _LIST_OPTIONS),
     ):

@@ -8,7 +8,7 @@ Options mirror Core's (src/init.cpp ``SetupServerArgs``): ``chain``, ``datadir``
 policy's ``seednode``, ``dnsseed``, ``forcednsseed``, ``fixedseeds``,
 ``fixedseedsfile``, ``onlynet``, ``inboundrelaypercent``, ``whitelist``,
 ``whitebind``, ``whitelistrelay``, ``whitelistforcerelay``, ``proxy``, ``onion``,
-``proxyrandomize``, ``cjdnsreachable``, ``maxuploadtarget``, ``externalip``; and
+``proxyrandomize``, ``cjdnsreachable``, ``i2psam``, ``listenonion``, ``maxuploadtarget``, ``externalip``; and
 peerkeeper's own ``dnsserver``. Defaults follow Core;
 ports default to the chain's (src/chainparamsbase.cpp, src/kernel/chainparams.cpp).
 """
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from peerkeeper.net.chains import Chain, get_chain
 from peerkeeper.net.netaddr import Network, parse_network
+from peerkeeper.net.netbase import ProxyConfigError, ProxySettings
 
 if TYPE_CHECKING:
     from peerkeeper.net.netaddr import Service
@@ -81,6 +82,12 @@ class Config:
     onion: str | None = None
     proxyrandomize: bool = True
     cjdnsreachable: bool = False
+    #: ``-i2psam``: the I2P SAM bridge host[:port]; shown by getnetworkinfo and makes
+    #: I2P reachable as in Core, but peerkeeper does not speak SAM yet.
+    i2psam: str | None = None
+    #: ``-listenonion`` (Core's default 1): only allows ``-onlynet=onion`` without a
+    #: proxy, as in Core; peerkeeper has no Tor control to create the onion service.
+    listenonion: bool = True
     maxuploadtarget: str = "0"
     externalip: list[str] = field(default_factory=list)
     #: peerkeeper's own (not Core's): DNS servers ("host[:port]") for DNS seeding
@@ -194,6 +201,7 @@ class Config:
         for net in self.onlynet:
             if parse_network(net) is Network.UNROUTABLE:  # Core ParseNetwork (src/netbase.cpp)
                 raise ConfigError(f"Unknown network specified in -onlynet: '{net}'")
+        self.proxy_settings()
         for comment in self.uacomment:
             # Core AppInitMain: SAFE_CHARS_UA_COMMENT (src/util/strencodings.cpp).
             if any(c not in _SAFE_UA_COMMENT for c in comment):
@@ -205,6 +213,28 @@ class Config:
                 f"({MAX_SUBVERSION_LENGTH}). Reduce the number or size of uacomments."
             )
         self.binds()
+
+    def proxy_settings(self) -> tuple[ProxySettings, set[Network]]:
+        """The proxies (``-proxy``, ``-onion``, ``-proxyrandomize``, ``-i2psam``) and the
+        reachable networks (``-onlynet``, ``-cjdnsreachable``, ``-listenonion``), as
+        Core's ``AppInitMain`` sets them (src/init.cpp).
+
+        Raises :class:`ConfigError` with Core's texts ("Invalid -proxy address or
+        hostname: '...'", "Outbound connections restricted to ...", ...).
+        """
+        try:
+            proxies = ProxySettings.from_options(
+                self.proxy, self.onion, self.proxyrandomize, i2psam=self.i2psam
+            )
+            reachable = proxies.reachable_networks(
+                self.onlynet,
+                cjdns_reachable=self.cjdnsreachable,
+                i2p_sam=proxies.i2p_sam is not None,
+                listen_onion=self.listenonion,
+            )
+        except ProxyConfigError as e:
+            raise ConfigError(str(e)) from None
+        return proxies, reachable
 
     def binds(self) -> tuple[list[Service], list[Service], list[Service], bool]:
         """The listening addresses (Core ``AppInitMain``, src/init.cpp): ``-bind``
@@ -281,6 +311,7 @@ BOOL_KEYS = {
     "whitelistforcerelay",
     "proxyrandomize",
     "cjdnsreachable",
+    "listenonion",
 }
 PATH_KEYS = {"asmap", "fixedseedsfile"}
 INT_KEYS = {

@@ -67,7 +67,6 @@ from peerkeeper.io.store import (
 )
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
-from peerkeeper.net.netbase import ProxySettings
 from peerkeeper.net.netpermissions import Permissions, to_strings
 from peerkeeper.shell.clock import MockableClock
 from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn
@@ -140,10 +139,7 @@ class Node:
             binds = [("::", config.p2p_port), ("0.0.0.0", config.p2p_port)]
         onion_binds = [(str(s.addr), s.port) for s in onion]
         try:
-            proxies = ProxySettings.from_options(config.proxy, config.onion, config.proxyrandomize)
-            reachable = proxies.reachable_networks(
-                config.onlynet, cjdns_reachable=config.cjdnsreachable
-            )
+            proxies, reachable = config.proxy_settings()
             fixed_seeds = (
                 load_fixed_seeds(config.fixedseedsfile, config.chain_params.default_port)
                 if config.fixedseedsfile is not None
@@ -561,7 +557,7 @@ class Node:
 
     def _network_info(self, net: Network) -> dict[str, Any]:
         """One ``getnetworkinfo`` ``networks`` entry (Core ``GetNetworksInfo``, src/rpc/net.cpp)."""
-        proxy = self.proxies.for_network(net)
+        proxy = self.proxies.i2p_sam if net is Network.I2P else self.proxies.for_network(net)
         reachable = net in self.reachable
         return {
             "name": net.rpc_name,

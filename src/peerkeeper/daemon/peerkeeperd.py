@@ -107,7 +107,7 @@ IGNORED_OPTIONS: dict[str, str] = {
             "debugexclude logips logtimestamps shrinkdebugfile debuglogfile"
         ),
         "not implemented by peerkeeper yet": (
-            "discover natpmp listenonion torcontrol torpassword i2psam "
+            "discover natpmp torcontrol torpassword "
             "i2pacceptincoming mocktime daemon daemonwait pid alertnotify "
             "startupnotify shutdownnotify allowignoredconf settings"
         ),

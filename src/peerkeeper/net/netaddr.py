@@ -433,7 +433,7 @@ class NetAddr:
             host = host[1:-1]
         addr = _lookup_intern(host)
         if cjdns:
-            addr = addr._maybe_flip_to_cjdns()
+            addr = addr.maybe_flip_to_cjdns()
         return addr
 
     @classmethod
@@ -893,8 +893,9 @@ class NetAddr:
             return R.PRIVATE  # either from Tor, or don't care about our address
         return R.DEFAULT
 
-    def _maybe_flip_to_cjdns(self) -> NetAddr:
-        """Core ``MaybeFlipIPv6toCJDNS`` (src/netbase.cpp), CJDNS assumed reachable."""
+    def maybe_flip_to_cjdns(self) -> NetAddr:
+        """Core ``MaybeFlipIPv6toCJDNS`` (src/netbase.cpp) for a caller that has CJDNS
+        reachable: an IPv6 address in fc00::/8 becomes a ``CJDNS`` one; others unchanged."""
         if self.network is Network.IPV6 and self.addr[0] == CJDNS_PREFIX:
             return NetAddr(Network.CJDNS, self.addr)
         return self
@@ -1049,7 +1050,7 @@ class Service:
         host, port, _ = split_host_port(s, default_port)
         addr = _lookup_intern(host)
         if cjdns:
-            addr = addr._maybe_flip_to_cjdns()
+            addr = addr.maybe_flip_to_cjdns()
         return cls(addr, port)
 
     def get_key(self) -> bytes:

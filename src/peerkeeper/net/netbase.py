@@ -31,6 +31,7 @@ _HAVE_AF_UNIX = sys.platform != "win32"
 
 __all__ = [
     "ADDR_PREFIX_UNIX",
+    "DEFAULT_I2P_SAM_PORT",
     "DEFAULT_PROXYRANDOMIZE",
     "DEFAULT_TOR_SOCKS_PORT",
     "MAX_UNIX_SOCKET_PATH",
@@ -52,6 +53,8 @@ __all__ = [
 #: Core ``DEFAULT_TOR_SOCKS_PORT`` (src/torcontrol.h): the port ``-proxy``/``-onion`` use
 #: when none is given.
 DEFAULT_TOR_SOCKS_PORT = 9050
+#: Core's default port for ``-i2psam`` (``Lookup(i2psam_arg, 7656, ...)``, src/init.cpp).
+DEFAULT_I2P_SAM_PORT = 7656
 #: Core ``DEFAULT_PROXYRANDOMIZE`` (src/init.cpp): ``-proxyrandomize`` is on by default.
 DEFAULT_PROXYRANDOMIZE = True
 #: Core ``g_socks5_recv_timeout`` (src/netbase.cpp): seconds Core waits for each SOCKS5
@@ -263,11 +266,18 @@ def _is_host_name(host: str) -> bool:
     return not labels[-1].isdigit()
 
 
-def parse_proxy(value: str, randomize_credentials: bool = True, *, option: str = "-proxy") -> Proxy:
+def parse_proxy(
+    value: str,
+    randomize_credentials: bool = True,
+    *,
+    option: str = "-proxy",
+    default_port: int = 0,
+) -> Proxy:
     """Parse a proxy address: ``"host[:port]"``, ``"[v6]:port"`` or ``"unix:/path"``.
 
-    The port defaults to :data:`DEFAULT_TOR_SOCKS_PORT` (9050), as in Core's
-    ``Lookup(proxy_str, DEFAULT_TOR_SOCKS_PORT, fNameLookup)`` (src/init.cpp). The
+    The port defaults to ``default_port``, else :data:`DEFAULT_TOR_SOCKS_PORT` (9050),
+    as in Core's ``Lookup(proxy_str, DEFAULT_TOR_SOCKS_PORT, fNameLookup)``
+    (src/init.cpp; ``-i2psam`` uses :data:`DEFAULT_I2P_SAM_PORT`). The
     checks are Core's ``CheckHostPortOptions`` (a present port must be 1..65535,
     src/init.cpp) and ``Proxy::IsValid`` (the address must be valid: not 0.0.0.0,
     ::, 255.255.255.255 or 2001:db8::/32). Host names are accepted and kept (Core
@@ -288,7 +298,7 @@ def parse_proxy(value: str, randomize_credentials: bool = True, *, option: str =
             raise ProxyConfigError(f"Invalid {option} address or hostname: '{value}'") from None
     if not value or "\0" in value:
         raise ProxyConfigError(f"Invalid {option} address or hostname: '{value}'")
-    host, port, valid = split_host_port(value, DEFAULT_TOR_SOCKS_PORT)
+    host, port, valid = split_host_port(value, default_port or DEFAULT_TOR_SOCKS_PORT)
     if not valid:
         raise ProxyConfigError(f"Invalid port specified in {option}: '{value}'")
     try:
@@ -321,6 +331,9 @@ class ProxySettings:
         name_proxy: the proxy for destinations given by host name (Core
             ``GetNameProxy``: names are then never resolved locally), or None.
         onion_disabled: ``-onion=0`` was given (Core ``-noonion``).
+        i2p_sam: the I2P SAM bridge (``-i2psam``), which Core keeps as the I2P entry of
+            its proxy table and ``getnetworkinfo`` shows; peerkeeper does not speak SAM
+            yet, so :meth:`for_network` still answers None for I2P.
 
     Build it with :meth:`from_options`; look proxies up with :meth:`for_network`.
     """
@@ -328,6 +341,7 @@ class ProxySettings:
     proxies: Mapping[Network, Proxy] = field(default_factory=dict)
     name_proxy: Proxy | None = None
     onion_disabled: bool = False
+    i2p_sam: Proxy | None = None
 
     @classmethod
     def from_options(
@@ -335,6 +349,7 @@ class ProxySettings:
         proxy: Sequence[str] = (),
         onion: str | None = None,
         proxyrandomize: bool = DEFAULT_PROXYRANDOMIZE,
+        i2psam: str | None = None,
     ) -> ProxySettings:
         """Build the settings from ``-proxy`` (each ``"addr"`` or ``"addr=net"``),
         ``-onion`` and ``-proxyrandomize``, as ``AppInitMain`` does (src/init.cpp).
@@ -347,7 +362,8 @@ class ProxySettings:
         case-insensitive. ``-onion=addr`` then sets or overrides the onion proxy;
         ``-onion=0`` removes it (and sets ``onion_disabled``); ``None`` or ``""``
         leaves it as ``-proxy`` set it. ``proxyrandomize`` becomes every proxy's
-        ``randomize_credentials``.
+        ``randomize_credentials``. ``i2psam`` (``"host[:port]"``, port 7656 by default)
+        is the SAM bridge (Core: "Invalid -i2psam address or hostname").
 
         Raises:
             ProxyConfigError: a value ending in ``=``, an unknown network (``i2p``
@@ -401,7 +417,11 @@ class ProxySettings:
             )
             if p is not None
         }
-        return cls(proxies=proxies, name_proxy=name, onion_disabled=onion_disabled)
+        sam = None
+        if i2psam:
+            # Core: SetProxy(NET_I2P, Proxy{addr}) with the default randomize=false.
+            sam = parse_proxy(i2psam, False, option="-i2psam", default_port=DEFAULT_I2P_SAM_PORT)
+        return cls(proxies=proxies, name_proxy=name, onion_disabled=onion_disabled, i2p_sam=sam)
 
     def for_network(self, net: Network) -> Proxy | None:
         """The proxy for addresses of network ``net``, or None (Core ``GetProxy``).
