@@ -66,7 +66,6 @@ def test_bool_args_negation_and_last_value_wins() -> None:
     [
         (["-baz"], "Invalid parameter -baz"),
         (["-regtest.foo=1"], "Invalid parameter -regtest.foo=1"),
-        (["word"], "Invalid command 'word'"),
         (["-nowallet"], "Negating of -wallet is meaningless and therefore forbidden"),
         (
             ["-rpcauth"],
@@ -229,3 +228,11 @@ def test_config_file_errors(tmp_path: Path) -> None:
     d = ArgsManager(SPECS)
     d.parse_parameters([f"-datadir={tmp_path}"])
     assert d.read_config_files(tmp_path) is None
+
+
+def test_a_bare_word_ends_the_options_and_is_kept() -> None:
+    """Core ParseParameters with bitcoind's ArgsManager (any command accepted): the first
+    word and the rest are commands, not options; bitcoind refuses them later."""
+    a = args("-foo=1", "word", "-baz")
+    assert a.commands == ["word", "-baz"]
+    assert a.get_arg("foo") == "1" and not a.is_arg_set("baz")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -73,7 +74,14 @@ def test_node_and_rpc_processes(tmp_path: Path) -> None:
         assert stop.stdout.strip() == "peerkeeper stopping"
         assert node.wait(timeout=20) == 0
         assert not cookie.exists()
-        assert node.stderr is not None and "[node]" in node.stderr.read()
+        # Core's debug.log: <datadir>/<chain>/debug.log, the same lines on the console;
+        # an info line has no category, a debug line of -debug=net says [net].
+        assert node.stderr is not None
+        console = node.stderr.read()
+        logged = (tmp_path / "regtest" / "debug.log").read_text()
+        started = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ peerkeeper \S+ started", re.M)
+        assert started.search(logged) and started.search(console)
+        assert re.search(r"Z \[net\] ", logged)
     finally:
         if node.poll() is None:
             node.kill()

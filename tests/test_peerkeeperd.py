@@ -11,7 +11,8 @@ import pytest
 from support import free_port
 
 from peerkeeper.daemon.config import ConfigError
-from peerkeeper.daemon.peerkeeperd import IGNORED_OPTIONS, build_config, main
+from peerkeeper.daemon.debuglog import TRACE
+from peerkeeper.daemon.peerkeeperd import IGNORED_OPTIONS, build_config, log_options, main
 from peerkeeper.daemon.rpc import read_cookie, rpc_call
 
 #: The bitcoin.conf Core's functional test framework writes (test_framework/util.py
@@ -72,7 +73,12 @@ def test_the_frameworks_arguments_and_conf_make_cores_settings(tmp_path: Path) -
     assert config.debug == ["all"]  # bare -debug is every category, as Core
     assert config.server is True
     ignored = {n for n in IGNORED_OPTIONS if args.is_arg_set(n)}
-    assert {"disablewallet", "keypool", "unsafesqlitesync", "logtimemicros"} <= ignored
+    assert {"disablewallet", "keypool", "unsafesqlitesync", "logratelimit"} <= ignored
+    # The framework's logging options are Core's and take effect (debuglog).
+    options, path, console = log_options(args, config)
+    assert options.time_micros and options.thread_names and options.source_locations
+    assert options.exclude == {"leveldb", "rand"} and options.level == TRACE
+    assert path == data / "regtest" / "debug.log" and console is False
     assert config.uacomment == ["testnode0"]
     # The command line wins over the file; repeated list options add up.
     config, _ = build_config(
@@ -379,3 +385,24 @@ async def test_banlist_json_beside_the_store_and_recreated_when_missing(
                 "10.1.0.0/16"
             ]  # the store keeps the bans; the file is their copy
     assert "Recreating the banlist database" in caplog.text
+
+
+def test_version_help_and_loose_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """src/bitcoind.cpp: -version and -h print and exit 0 before the datadir is looked at;
+    a loose word is an init error after the config files are read."""
+    missing = tmp_path / "missing"
+    assert main(["-version", f"-datadir={missing}"], default_datadir=missing) == 0
+    assert capsys.readouterr().out.startswith("peerkeeperd version v")
+    for flag in ("-h", "-help", "-?", "--help"):
+        assert main([flag], default_datadir=missing) == 0
+        out = capsys.readouterr().out
+        assert "Usage: peerkeeperd [options]" in out and "  -maxconnections\n" in out
+    assert not missing.exists()
+    data = tmp_path / "d"
+    data.mkdir()
+    assert main([f"-datadir={data}", "-regtest", "word"], default_datadir=tmp_path) == 1
+    assert capsys.readouterr().err == (
+        "Error: Command line contains unexpected token 'word', "
+        "see bitcoind -h for a list of options.\n"
+    )
+    assert list(data.iterdir()) == []

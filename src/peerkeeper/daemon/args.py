@@ -114,6 +114,8 @@ class ArgsManager:
     def __init__(self, specs: Iterable[ArgSpec]) -> None:
         self.specs = {s.name: s for s in specs}
         self.command_line: dict[str, list[Value]] = {}
+        #: The first bare word of the command line and the words after it.
+        self.commands: list[str] = []
         #: section ("" = default) -> name -> values, in file order.
         self.config: dict[str, dict[str, list[Value]]] = {}
         self.config_sections: list[tuple[str, str, int]] = []  # (section, file, line)
@@ -142,17 +144,21 @@ class ArgsManager:
         """Core ``ParseParameters`` over ``argv`` (without the program name).
 
         Raises ``ArgsError("Invalid parameter -foo")`` for an unknown option or one with
-        a section prefix, ``Invalid command 'x'`` for a bare word, and Core's
-        ``-includeconf cannot be used from commandline`` error.
+        a section prefix, and Core's ``-includeconf cannot be used from commandline``
+        error. A bare word ends the options, as for bitcoind (which accepts any command):
+        it and the words after it are kept in :attr:`commands`; bitcoind then refuses
+        them ("Command line contains unexpected token", src/bitcoind.cpp).
         """
         self.command_line = {}
-        for arg in argv:
+        self.commands = []
+        for i, arg in enumerate(argv):
             if arg == "-":
                 break
             key, sep, raw = arg.partition("=")
             value = raw if sep else None
             if not key.startswith("-"):
-                raise ArgsError(f"Invalid command '{arg}'")
+                self.commands = list(argv[i:])
+                break
             if len(key) > 1 and key[1] == "-":
                 key = key[1:]
             section, name, negated = _split_key(key[1:])

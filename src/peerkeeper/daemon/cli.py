@@ -25,13 +25,14 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from peerkeeper import __version__
 from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
 from peerkeeper.bitcoin.banman import BanlistError, BanMan
 from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.daemon.config import Config, ConfigError, read_conf_file
+from peerkeeper.daemon.debuglog import LogOptions, install, set_mocktime_source
 from peerkeeper.daemon.nativecli import (
     DEFAULT_NATIVE_RPC_PORT,
     add_native_options,
@@ -76,34 +77,35 @@ __all__ = [
 
 #: The log categories peerkeeper writes under (``-debug=CATEGORY``; Core's names where
 #: Core has them).
-LOG_CATEGORIES = ("net", "rpc", "addrman", "node", "native", "pool", "dispatch", "gossip")
+LOG_CATEGORIES = (
+    "net",
+    "rpc",
+    "addrman",
+    "node",
+    "native",
+    "pool",
+    "dispatch",
+    "gossip",
+    "seeds",
+    "store",
+)
 
 
-class _CoreFormatter(logging.Formatter):
-    """``2026-11-22T06:44:20Z [net] message``: Core's log line shape with the category."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
-        category = record.name.removeprefix("peerkeeper.").split(".", 1)[0]
-        level = "" if record.levelno == logging.INFO else f"[{record.levelname.lower()}] "
-        text = f"{ts} [{category}] {level}{record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
-        return text
-
-
-def setup_logging(debug: list[str]) -> None:
-    """Log INFO and up to stderr; categories in ``debug`` (or ``1``/``all``) log DEBUG too."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_CoreFormatter())
-    root = logging.getLogger("peerkeeper")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    wanted = set(debug)
-    for category in LOG_CATEGORIES:
-        if wanted & {category, "1", "all"}:
-            logging.getLogger(f"peerkeeper.{category}").setLevel(logging.DEBUG)
+def setup_logging(
+    debug: list[str],
+    *,
+    path: Path | None = None,
+    console: TextIO | None = sys.stderr,
+    options: LogOptions | None = None,
+) -> None:
+    """Core's debug.log lines (:mod:`peerkeeper.daemon.debuglog`) to ``path`` (appended;
+    None = no file) and ``console``; categories in ``debug`` (or ``1``/``all``) log at
+    ``options.level`` (debug by default), the others from info up."""
+    opts = options or LogOptions()
+    opts.categories = set(debug) | ({"all"} if "1" in debug else set())
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    install(opts, LOG_CATEGORIES, path=str(path) if path is not None else None, console=console)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -231,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
         "Core, but peerkeeper cannot dial I2P peers through SAM yet",
     )
     node.add_argument(
+        "--printtoconsole",
+        type=int,
+        choices=(0, 1),
+        help="log to stderr too (default 1); the log file is <datadir>/<chain>/debug.log",
+    )
+    node.add_argument(
+        "--debuglogfile",
+        help="log file, relative to <datadir>/<chain> (default debug.log; 0 = none)",
+    )
+    node.add_argument(
         "--maxuploadtarget",
         help="upload limit per 24 h (bytes with k/K/m/M/g/G/t/T; default unit M; 0 = none)",
     )
@@ -328,6 +340,7 @@ async def run_node(config: Config) -> int:
     except (AsmapError, ConfigError) as e:
         logging.getLogger("peerkeeper.node").error("cannot start: %s", e)
         return 1
+    set_mocktime_source(lambda: node.clock.mocktime)  # Core's "(mocktime: ...)" stamp
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
@@ -556,7 +569,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
     if args.command == "node":
-        setup_logging(config.debug)
+        # As bitcoind: <datadir>/<chain>/debug.log, and the console unless told not to.
+        log_file = None if args.debuglogfile == "0" else config.chain_datadir / "debug.log"
+        if args.debuglogfile not in (None, "0"):
+            log_file = config.chain_datadir / Path(args.debuglogfile).expanduser()
+        setup_logging(
+            config.debug,
+            path=log_file,
+            console=None if args.printtoconsole == 0 else sys.stderr,
+        )
         return run_daemon(run_node(config))
     return asyncio.run(_run_rpc(args, config))
 

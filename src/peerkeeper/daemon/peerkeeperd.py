@@ -19,11 +19,12 @@ Source: src/bitcoind.cpp ``AppInit``, src/common/init.cpp ``InitConfig``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from peerkeeper.daemon.args import ArgsError, ArgsManager, ArgSpec, ChainError
 from peerkeeper.daemon.config import (
@@ -34,6 +35,7 @@ from peerkeeper.daemon.config import (
     Config,
     ConfigError,
 )
+from peerkeeper.daemon.debuglog import LogOptions, LogSetupError
 
 __all__ = ["IGNORED_OPTIONS", "build_config", "main", "arg_specs"]
 
@@ -102,10 +104,7 @@ IGNORED_OPTIONS: dict[str, str] = {
             "rpcservertimeout rpcdoccheck rpcthreads rpcworkqueue rpcallowip rpcauth "
             "rpcwhitelist rpcwhitelistdefault rest"
         ),
-        "not implemented by peerkeeper's logging yet": (
-            "logtimemicros logthreadnames logsourcelocations loglevel logratelimit "
-            "debugexclude logips logtimestamps shrinkdebugfile debuglogfile"
-        ),
+        "not implemented by peerkeeper's logging": "logratelimit logips shrinkdebugfile",
         "not implemented by peerkeeper yet": (
             "discover natpmp torcontrol torpassword "
             "i2pacceptincoming mocktime daemon daemonwait pid alertnotify "
@@ -119,6 +118,21 @@ IGNORED_OPTIONS: dict[str, str] = {
 _OWN_CATEGORIES = frozenset({"node", "native", "pool", "dispatch", "gossip"})
 #: Core options that select the chain, the files, or the console.
 _META = ("regtest", "testnet", "testnet4", "signet", "chain", "datadir", "conf", "includeconf")
+#: Core's logging options (src/init/common.cpp ``AddLoggingArgs``), read by
+#: :func:`log_options`.
+_LOG_OPTIONS = (
+    "printtoconsole",
+    "debuglogfile",
+    "debugexclude",
+    "loglevel",
+    "loglevelalways",
+    "logtimestamps",
+    "logtimemicros",
+    "logthreadnames",
+    "logsourcelocations",
+)
+#: Core's ``HelpRequested`` spellings (src/common/args.cpp); ``-version`` beside them.
+_HELP = frozenset({"?", "h", "help", "help-debug"})
 #: Config fields that are not Core options (or are read specially).
 _NOT_OPTIONS = frozenset({"chain", "datadir", "services"})
 
@@ -129,7 +143,7 @@ def arg_specs() -> list[ArgSpec]:
     """Every option peerkeeperd accepts: Config's fields (Core's names), the chain and
     file options, ``-printtoconsole``, and :data:`IGNORED_OPTIONS`."""
     names = [f.name for f in fields(Config) if f.name not in _NOT_OPTIONS]
-    names += [*_META, "printtoconsole", *IGNORED_OPTIONS]
+    names += [*_META, *_LOG_OPTIONS, "version", *_HELP, *IGNORED_OPTIONS]
     return [
         ArgSpec(
             n,
@@ -160,6 +174,12 @@ def _parse(argv: list[str], default_datadir: Path) -> ArgsManager:
     except ArgsError as e:
         raise ConfigError(f"Error reading configuration file: {e}") from None
     args.select_network(chain)
+    if args.commands:
+        # src/bitcoind.cpp AppInit, after the config files were read.
+        raise ConfigError(
+            f"Command line contains unexpected token '{args.commands[0]}', "
+            "see bitcoind -h for a list of options."
+        )
     return args
 
 
@@ -218,49 +238,106 @@ def build_config(argv: list[str], default_datadir: Path) -> tuple[Config, ArgsMa
     return config, args
 
 
-def _log_to(path: Path, console: TextIO | None) -> None:
-    from peerkeeper.daemon.cli import setup_logging
+def log_options(args: ArgsManager, config: Config) -> tuple[LogOptions, Path | None, bool]:
+    """Core ``InitLogging`` / ``SetLoggingLevel`` / ``SetLoggingCategories``
+    (src/init/common.cpp): the line options, the log file (``-debuglogfile``, relative
+    to the chain's datadir; None for ``-nodebuglogfile``) and whether to print to the
+    console (``-printtoconsole``, default on as for bitcoind without ``-daemon``).
 
-    setup_logging([])  # Core's line format, the categories' levels
-    root = logging.getLogger("peerkeeper")
-    formatter = root.handlers[0].formatter
-    path.parent.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")  # flushed per line
-    file_handler.setFormatter(formatter)
-    root.handlers[:] = [file_handler]
-    if console is not None:
-        stream = logging.StreamHandler(console)
-        stream.setFormatter(formatter)
-        root.addHandler(stream)
+    Raises :class:`ConfigError` with Core's texts for ``-debugexclude`` and ``-loglevel``.
+    """
+    known = sorted(_CORE_CATEGORIES | _OWN_CATEGORIES)
+    exclude: set[str] = set()
+    for cat in args.get_args("debugexclude"):
+        if cat in ("", "1", "all"):
+            exclude.add("all")
+        elif cat in known:
+            exclude.add(cat)
+        else:
+            raise ConfigError(f"Unsupported logging category -debugexclude={cat}.")
+    try:
+        level, per_category = LogOptions.parse_levels(args.get_args("loglevel"), known)
+    except LogSetupError as e:
+        raise ConfigError(str(e)) from None
+    categories = set(config.debug) - exclude
+    if "all" in exclude:
+        categories = set()
+    options = LogOptions(
+        timestamps=args.get_bool_arg("logtimestamps", True),
+        time_micros=args.get_bool_arg("logtimemicros", False),
+        thread_names=args.get_bool_arg("logthreadnames", False),
+        source_locations=args.get_bool_arg("logsourcelocations", False),
+        always_print_category_level=args.get_bool_arg("loglevelalways", False),
+        categories=categories,
+        exclude=exclude,
+        level=level,
+        category_levels=per_category,
+    )
+    path: Path | None = None
+    if not args.is_arg_negated("debuglogfile"):
+        path = config.chain_datadir / Path(args.get_arg("debuglogfile", "") or "debug.log")
+    return (
+        options,
+        path,
+        args.get_bool_arg("printtoconsole", not args.get_bool_arg("daemon", False)),
+    )
 
 
 def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) -> int:
     """Run peerkeeperd with bitcoind's ``argv`` (without the program name); the exit
     code: 0 after a clean stop, 1 on a configuration or start-up error (``Error: ...``
     on stderr)."""
-    from peerkeeper.daemon.cli import LOG_CATEGORIES, run_daemon, run_node
+    from peerkeeper.daemon.cli import run_daemon, run_node, setup_logging
 
     argv = sys.argv[1:] if argv is None else argv
     default = default_datadir if default_datadir is not None else Path.home() / ".peerkeeper"
+    early = _help_or_version(argv)
+    if early is not None:
+        print(early, end="")
+        return 0
     try:
         config, args = build_config(argv, default)
+        options, log_path, to_console = log_options(args, config)
     except ConfigError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
     config.datadir.mkdir(parents=True, exist_ok=True)
-    _log_to(
-        config.chain_datadir / "debug.log",
-        sys.stderr if args.get_bool_arg("printtoconsole", False) else None,
+    # Core prints the log to stdout (LogPrintStr's fwrite to stdout), not stderr.
+    setup_logging(
+        sorted(options.categories),
+        path=log_path,
+        console=sys.stdout if to_console else None,
+        options=options,
     )
-    for category in LOG_CATEGORIES:
-        if set(config.debug) & {category, "1", "all"}:
-            logging.getLogger(f"peerkeeper.{category}").setLevel(logging.DEBUG)
     for warning in args.warnings:
         log.warning("%s", warning)
     ignored = sorted(n for n in IGNORED_OPTIONS if args.is_arg_set(n))
     for name in ignored:
         log.info("Ignoring -%s: %s", name, IGNORED_OPTIONS[name])
     return run_daemon(run_node(config))
+
+
+def _help_or_version(argv: list[str]) -> str | None:
+    """What ``-version`` or ``-h`` / ``-help`` / ``-?`` print before anything else
+    happens (Core ``ProcessInitCommands``, src/bitcoind.cpp), or None."""
+    args = ArgsManager(arg_specs())
+    with contextlib.suppress(ArgsError):
+        args.parse_parameters(argv)
+    wants_help = any(a.split("=", 1)[0].lstrip("-") in _HELP for a in argv if a.startswith("-"))
+    if not wants_help and not args.get_bool_arg("version", False):
+        return None
+    from peerkeeper import __version__
+
+    text = f"peerkeeperd version v{__version__} (a bitcoind-compatible peerkeeper node)\n"
+    if args.get_bool_arg("version", False):
+        return text + "MIT licence. Options, RPCs and debug.log lines follow Bitcoin Core's.\n"
+    names = sorted(spec.name for spec in arg_specs())
+    return (
+        text
+        + "\nUsage: peerkeeperd [options]\n\nOptions (Bitcoin Core's names; "
+        + "those for a wallet, validation or a mempool are accepted and ignored):\n"
+        + "".join(f"  -{name}\n" for name in names)
+    )
 
 
 def console_main() -> None:
