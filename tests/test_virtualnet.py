@@ -259,10 +259,10 @@ async def test_full_inbound_table_evicts_by_netgroup_never_protected_peers(
         evicted: list[int] = []
         orig_drop = cm.core._drop
 
-        def spy(peer, reason, *, close):  # type: ignore[no-untyped-def]
+        def spy(peer, reason, **kw):  # type: ignore[no-untyped-def]
             if reason == "evicted for an inbound slot":
                 evicted.append(peer.id)
-            return orig_drop(peer, reason, close=close)
+            return orig_drop(peer, reason, **kw)
 
         cm.core._drop = spy  # type: ignore[method-assign]
         for i in range(31, 41):

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from peerkeeper.bitcoin.bloom import RollingBloomFilter
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, SubNet
+from peerkeeper.wire import corelog
 
 __all__ = [
     "BANLIST_JSON_KEY",
@@ -337,7 +338,7 @@ def _sweep(bans: dict[SubNet, BanEntry], now: int) -> int:
     removed = [s for s, e in bans.items() if not s.is_valid() or now > e.ban_until]
     for s in removed:
         del bans[s]
-        log.debug("Removed banned node address/subnet: %s", s)
+        log.debug(corelog.REMOVED_BANNED, s)
     return len(removed)
 
 

@@ -94,6 +94,7 @@ from peerkeeper.bitcoin.peer import (
     PeerConfig,
     TimeOffsets,
     has_all_desirable_service_flags,
+    sanitize_string,
 )
 from peerkeeper.bitcoin.seeds import (
     ADD_NEXT_SEEDNODE,
@@ -114,6 +115,7 @@ from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.net.netbase import SOCKS5_RECV_TIMEOUT, Proxy, ProxySettings
 from peerkeeper.net.netpermissions import NetPermissionFlags, Permissions, has_flag
+from peerkeeper.wire import corelog
 from peerkeeper.wire.codec import DecodeError
 from peerkeeper.wire.messages import (
     ALL_NET_MESSAGE_TYPES,
@@ -571,9 +573,7 @@ class ConnManCore:
             # (StartExtraBlockRelayPeers); peerkeeper has no chain and counts as synced.
             self.policy.start_extra_block_relay_peers = opts.extra_block_relay
             if opts.anchors:
-                log.info(
-                    "%d block-relay-only anchors will be tried for connections.", len(opts.anchors)
-                )
+                log.info(corelog.ANCHORS_TRIED, len(opts.anchors))
             self._seednodes = list(opts.seednode)
             self.rng.shuffle(self._seednodes)
             self._add_addr_fetch = len(self.addrman) == 0 and bool(self._seednodes)
@@ -583,7 +583,7 @@ class ConnManCore:
         # Core CConnman::Start: the DNS seed thread runs whenever -dnsseed is on, with
         # -connect too (its seeds then only fill addrman or become addr-fetch targets).
         if not opts.dnsseed:
-            log.info("DNS seeding disabled")
+            log.info(corelog.DNS_SEEDING_DISABLED)
         elif opts.dns_seeds:
             self._seed_schedule = DnsSeedSchedule(
                 opts.dns_seeds,
@@ -602,7 +602,7 @@ class ConnManCore:
             self.anchors_at_stop = self.anchors_to_save(now)
         self.stopping = True
         for peer in list(self.peers.values()):
-            self._drop(peer, "shutdown", close=True)
+            self._drop(peer, corelog.STOPPING_NODE, close=True)
         waiting = [*self._dials.values(), *self._resolves.values()]
         self._dials.clear()
         self._resolves.clear()
@@ -794,7 +794,7 @@ class ConnManCore:
         entries = fixed_seed_entries(opts.fixed_seeds, empty, now, self.rng)
         self.addrman.add(entries, fixed_seeds_source(), now=now)
         self._fixed_seeds_added = True
-        log.info("Added %d fixed seeds from reachable networks.", len(entries))
+        log.info(corelog.FIXED_SEEDS_ADDED, len(entries))
 
     def _thread_open_connections(self, now: float) -> None:
         """Core ``ThreadOpenConnections`` (src/net.cpp), one step at a time: its loop is
@@ -827,11 +827,10 @@ class ConnManCore:
             self.add_addr_fetch(seed)
             # Core ThreadOpenConnections (src/net.cpp), word for word.
             if len(self.addrman) == 0:
-                log.info("Empty addrman, adding seednode (%s) to addrfetch", seed)
+                log.info(corelog.SEEDNODE_EMPTY_ADDRMAN, seed)
             else:
                 log.info(
-                    "Couldn't connect to peers from addrman after %d seconds. "
-                    "Adding seednode (%s) to addrfetch",
+                    corelog.SEEDNODE_AFTER,
                     ADD_NEXT_SEEDNODE,
                     seed,
                 )
@@ -879,7 +878,7 @@ class ConnManCore:
         self._next_open = self._steady  # the loop goes on when the feeler's dial ends
         if pick is None or not self.network_active:
             return
-        log.debug("Making feeler connection to %s", pick.entry.service)
+        log.debug(corelog.MAKING_FEELER, pick.entry.service)
         self.feelers_made += 1
         self._dial_pick(pick, now)
         if self._auto_busy:
@@ -1161,7 +1160,7 @@ class ConnManCore:
         ctx.use_v2 = use_v2 and self.options.v2transport and not forced_v1
         # Core ConnectNode (src/net.cpp), word for word.
         log.debug(
-            "trying %s connection (%s) to %s, lastseen=%.1fhrs",
+            corelog.TRYING_CONNECTION,
             "v2" if ctx.use_v2 else "v1",
             ctx.conn_type.value,
             dest,
@@ -1367,9 +1366,9 @@ class ConnManCore:
         self._schedule(peer)
         # Core's CNode constructor (src/net.cpp), word for word.
         if conn_type.is_inbound:
-            log.debug("Added connection peer=%d", peer.id)
+            log.debug(corelog.ADDED_CONNECTION, peer.id)
         else:
-            log.debug("Added connection to %s peer=%d", name, peer.id)
+            log.debug(corelog.ADDED_CONNECTION_TO, name, peer.id)
         return peer
 
     def _is_local_nonce(self, nonce: int) -> bool:
@@ -1397,7 +1396,7 @@ class ConnManCore:
         """
         self._at(now, steady)
         if not self.network_active or self.stopping:
-            log.debug("connection from %s dropped (not accepting new connections)", remote)
+            log.debug(corelog.DROPPED_NOT_ACCEPTING, remote)
             return False
         prefer_evict = False
         permissions = self.options.permissions.inbound(remote.addr, local)
@@ -1411,13 +1410,12 @@ class ConnManCore:
                 max_inbound=self.options.max_inbound,
             )
             if decision in ("refuse-banned", "refuse-discouraged"):
-                log.debug(
-                    "connection from %s dropped (%s)", remote, decision.removeprefix("refuse-")
-                )
+                banned = decision == "refuse-banned"
+                log.debug(corelog.DROPPED_BANNED if banned else corelog.DROPPED_DISCOURAGED, remote)
                 return False
             prefer_evict = decision == "accept-prefer-evict"
         if self.inbound_count >= self.options.max_inbound and not self.attempt_to_evict():
-            log.debug("connection from %s dropped (full)", remote)
+            log.debug(corelog.DROPPED_FULL)
             return False
         peer = self._new_peer(
             conn_id,
@@ -1473,8 +1471,12 @@ class ConnManCore:
         if victim is None:
             return False
         peer = self.peers[victim]
-        log.debug("selected peer=%d (%s) for eviction", peer.id, peer.addr)
-        self._drop(peer, "evicted for an inbound slot", close=True)
+        log.debug(
+            corelog.SELECTED_FOR_EVICTION,
+            peer.conn_type.value,
+            corelog.disconnect_msg(peer.id, peer.addr),
+        )
+        self._drop(peer, "evicted for an inbound slot", close=True, logged=True)
         return True
 
     def _check_tx_relay_capacity(self, peer: PeerConn) -> None:
@@ -1491,11 +1493,7 @@ class ConnManCore:
         if tx_inbound <= self.options.limits.max_inbound_full_relay:
             return
         if not self.attempt_to_evict(tx_relay_only=True, protect_peer=peer.id):
-            log.debug(
-                "failed to find a tx-relaying eviction candidate - connection dropped after "
-                "version message, peer=%d",
-                peer.id,
-            )
+            log.debug(corelog.TX_RELAY_EVICTION_FAILED, "version", peer.id)
             self._drop(peer, "no tx-relay slot", close=True)
 
     # -- bytes in -------------------------------------------------------------------------------
@@ -1577,7 +1575,7 @@ class ConnManCore:
             peer.proto.last_recv = now
             return
         # Core ProcessMessages (src/net_processing.cpp), word for word.
-        log.debug("received: %s (%u bytes) peer=%d", raw.command, len(raw.payload), peer.id)
+        log.debug(corelog.RECEIVED, sanitize_string(raw.command), len(raw.payload), peer.id)
         try:
             msg = decode_message(raw.command, raw.payload)
         except DecodeError as e:
@@ -1612,7 +1610,7 @@ class ConnManCore:
         """Core ``V2Transport::ShouldReconnectV1``: we sent our key, got nothing, and were cut off."""
         if peer.inbound or not peer.transport.should_reconnect_v1():
             return
-        log.debug("retrying with v1 transport protocol for peer=%d (%s)", peer.id, peer.addr_name)
+        log.debug(corelog.RETRY_V1, peer.id)
         if peer.conn_type is ConnectionType.MANUAL:
             self._force_v1.add(peer.addr_name)
             self.backoff.reset(peer.addr_name)
@@ -1659,14 +1657,15 @@ class ConnManCore:
                         self.backoff.reset(peer.addr_name)
             elif isinstance(action, HandshakeComplete):
                 self._local_nonces.discard(peer.proto.local_nonce)
-                if not peer.inbound:
-                    log.info(
-                        "New %s peer connected: version: %d, peer=%d, peeraddr=%s",
-                        peer.conn_type.value,
-                        peer.proto.their.version,
-                        peer.id,
-                        peer.addr,
-                    )
+                # Core: info for outbound, debug for inbound (an attacker's rate).
+                (log.debug if peer.inbound else log.info)(
+                    corelog.NEW_PEER_CONNECTED,
+                    peer.conn_type.value,
+                    peer.transport.transport_type,
+                    peer.proto.their.version,
+                    corelog.log_peer(peer.id, peer.addr),
+                    "",
+                )
         self._schedule(peer)
 
     def _learned(self, peer: PeerConn, action: LearnedAddresses, now: float) -> None:
@@ -1755,7 +1754,7 @@ class ConnManCore:
         """Frame one message; count its own frame size under its type (Core's per-msg maps)."""
         payload = msg.encode()
         # Core PushMessage (src/net.cpp), word for word.
-        log.debug("sending %s (%d bytes) peer=%d", msg.command, len(payload), peer.id)
+        log.debug(corelog.SENDING, msg.command, len(payload), peer.id)
         size = peer.transport.send(msg.command, payload)
         key = msg.command if msg.command in _COUNTED_TYPES else NET_MESSAGE_TYPE_OTHER
         peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + size
@@ -1795,18 +1794,19 @@ class ConnManCore:
         Manual peers are not punished; a local address is disconnected but not
         discouraged; anyone else is discouraged and disconnected.
         """
+        log.debug(corelog.MISBEHAVING, peer.id, f": {reason}" if reason else "")
         if has_flag(peer.permissions, NetPermissionFlags.NOBAN):
-            log.warning("Warning: not punishing noban peer %d! (%s)", peer.id, reason)
+            log.warning(corelog.NOT_PUNISHING_NOBAN, peer.id)
             return
         if peer.conn_type is ConnectionType.MANUAL:
-            log.warning("Warning: not punishing manually connected peer=%d (%s)", peer.id, reason)
+            log.warning(corelog.NOT_PUNISHING_MANUAL, peer.id)
             return
         if peer.addr.addr.is_local():
-            log.warning(
-                "Warning: disconnecting but not discouraging local peer=%d (%s)", peer.id, reason
-            )
+            onion = peer.inbound and peer.net_class is Network.TORV3
+            kind = "inbound onion" if onion else "local"
+            log.debug(corelog.NOT_DISCOURAGING_LOCAL, kind, peer.id)
         else:
-            log.info("Disconnecting and discouraging peer=%d (%s)", peer.id, reason)
+            log.debug(corelog.DISCOURAGING, peer.id)
             if self.banman is not None:
                 self.banman.discourage(peer.addr.addr)
         self._drop(peer, f"misbehaving: {reason}", close=True)
@@ -1814,7 +1814,7 @@ class ConnManCore:
             # Core: DisconnectNode(pnode.addr), every connection from that address.
             self.disconnect_matching(peer.addr.addr, self._now, steady=self._steady)
 
-    def _drop(self, peer: PeerConn, reason: str, *, close: bool) -> None:
+    def _drop(self, peer: PeerConn, reason: str, *, close: bool, logged: bool = False) -> None:
         if peer.closed:
             return
         now = self._now
@@ -1835,8 +1835,11 @@ class ConnManCore:
         if close:
             self._actions.append(Close(peer.conn_id, reason))
         # Core: the reason, then CNode::DisconnectMsg; FinalizeNode's line after it.
-        log.debug("%s, disconnecting peer=%d", reason, peer.id)
-        log.debug("Cleared nodestate for peer=%d", peer.id)
+        if not logged:
+            log.debug(
+                corelog.REASON_THEN_DISCONNECT, reason, corelog.disconnect_msg(peer.id, peer.addr)
+            )
+        log.debug(corelog.CLEARED_NODESTATE, peer.id)
         if peer.conn_type is ConnectionType.MANUAL and not self.stopping:
             # Octez's point back-off: a connection that lasted BACKOFF_RESET_AFTER resets
             # it; one that failed, or ended sooner (even after a handshake), backs off.
@@ -1899,7 +1902,8 @@ class ConnManCore:
         peer = self.find_peer(address, peer_id)
         if peer is None:
             return False
-        self._drop(peer, "disconnectnode", close=True)
+        by = corelog.DISCONNECT_BY_ID if peer_id is not None else corelog.DISCONNECT_BY_ADDRESS
+        self._drop(peer, by, close=True)
         return True
 
     def disconnect_matching(
@@ -1915,8 +1919,13 @@ class ConnManCore:
             for p in self.peers.values()
             if (target.match(p.addr.addr) if isinstance(target, SubNet) else p.addr.addr == target)
         ]
+        by = (
+            corelog.DISCONNECT_BY_SUBNET
+            if isinstance(target, SubNet)
+            else corelog.DISCONNECT_BY_ADDRESS
+        )
         for peer in victims:
-            self._drop(peer, "banned", close=True)
+            self._drop(peer, by, close=True)
         return len(victims)
 
     def add_node(self, node: str, command: str, now: float, *, steady: float | None = None) -> None:

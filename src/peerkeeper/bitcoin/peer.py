@@ -64,6 +64,7 @@ from peerkeeper.bitcoin.addrrelay import (
 from peerkeeper.bitcoin.bloom import RollingBloomFilter
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Network, Service
+from peerkeeper.wire import corelog
 from peerkeeper.wire.codec import DecodeError, LimitExceeded
 from peerkeeper.wire.messages import (
     MAX_ADDR_TO_SEND,
@@ -462,7 +463,7 @@ class BitcoinPeer:
             and now - self.connected_at > ADDR_FETCH_TIMEOUT
         ):
             # Core SendMessages (src/net_processing.cpp), before anything else.
-            return self._disconnect("addrfetch connection timeout")
+            return self._disconnect(corelog.ADDRFETCH_TIMEOUT)
         reason = self._inactivity(now)
         if reason is not None:
             return self._disconnect(reason)
@@ -483,15 +484,15 @@ class BitcoinPeer:
                 never += ", never received from peer"
             if not self.last_send:
                 never += ", never sent to peer"
-            return f"socket no message in first {int(cfg.peer_connect_timeout)} seconds{never}"
+            return corelog.SOCKET_NO_MESSAGE % (int(cfg.peer_connect_timeout), never)
         if now > self.last_send + cfg.timeout_interval:
-            return f"socket sending timeout: {int(now - self.last_send)}s"
+            return corelog.SOCKET_SEND_TIMEOUT % int(now - self.last_send)
         if now > self.last_recv + cfg.timeout_interval:
-            return f"socket receive timeout: {int(now - self.last_recv)}s"
+            return corelog.SOCKET_RECV_TIMEOUT % int(now - self.last_recv)
         if not self.successfully_connected:
-            return "version handshake timeout"
+            return corelog.VERSION_HANDSHAKE_TIMEOUT
         if self.ping.nonce_sent and now > self.ping.start + cfg.timeout_interval:
-            return f"ping timeout: {now - self.ping.start:f}s"  # Core's %f: 6 decimals
+            return corelog.PING_TIMEOUT % (now - self.ping.start)  # Core's %f: 6 decimals
         return None
 
     def _maybe_send_ping(self, now: float) -> list[Action]:
@@ -576,34 +577,29 @@ class BitcoinPeer:
             return self._on_version(msg, now)
         if not self.version_received:
             # Core ProcessMessage (src/net_processing.cpp), word for word.
-            log.debug(
-                'non-version message before version handshake. Message "%s" from peer=%d',
-                msg.command,
-                self.peer_id,
-            )
+            log.debug(corelog.NON_VERSION_FIRST, msg.command, self.peer_id)
             return []
         if isinstance(msg, Verack):
             if self.successfully_connected:
-                return []  # redundant verack
+                log.debug(corelog.REDUNDANT_VERACK, self.peer_id)
+                return []
             self.successfully_connected = True
             return [HandshakeComplete()]
         if isinstance(msg, WtxidRelay):
             if self.successfully_connected:
-                return self._disconnect("wtxidrelay received after verack")
+                return self._disconnect(corelog.WTXIDRELAY_AFTER_VERACK)
             if self.common_version >= WTXID_RELAY_VERSION:
                 self.wtxid_relay = True
             return []
         if isinstance(msg, SendAddrV2):
             if self.successfully_connected:
-                return self._disconnect("sendaddrv2 received after verack")
+                return self._disconnect(corelog.SENDADDRV2_AFTER_VERACK)
             self.wants_addrv2 = True
             return []
         if msg.command == "feature" and self.successfully_connected:
             return self._disconnect("feature received after verack")
         if not self.successfully_connected:
-            log.debug(
-                'Unsupported message "%s" prior to verack from peer=%d', msg.command, self.peer_id
-            )
+            log.debug(corelog.UNSUPPORTED_BEFORE_VERACK, msg.command, self.peer_id)
             return []
         if isinstance(msg, Ping):
             if self.common_version > BIP0031_VERSION and msg.nonce is not None:
@@ -644,7 +640,7 @@ class BitcoinPeer:
             ]
         if msg.version < MIN_PEER_PROTO_VERSION:
             rejected: list[Action] = [VersionReceived(msg.services, False)] if outbound else []
-            return rejected + self._disconnect(f"peer using obsolete version {msg.version}")
+            return rejected + self._disconnect(corelog.OBSOLETE_VERSION % msg.version)
         if (
             self.conn_type.is_inbound
             and self._is_local_nonce is not None
@@ -681,7 +677,7 @@ class BitcoinPeer:
         if outbound:
             actions.append(VersionReceived(msg.services, True))
         if self.conn_type is ConnectionType.FEELER:
-            actions.extend(self._disconnect("feeler connection completed"))
+            actions.extend(self._disconnect(corelog.FEELER_COMPLETED))
         return actions
 
     def _setup_address_relay(self) -> bool:
@@ -780,7 +776,7 @@ class BitcoinPeer:
     def _log_pong(self, problem: str, received: int, size: int) -> None:
         """Core's PONG log line (src/net_processing.cpp), word for word."""
         log.debug(
-            "pong peer=%d: %s, %x expected, %x received, %u bytes",
+            corelog.PONG,
             self.peer_id,
             problem,
             self.ping.nonce_sent,
@@ -813,15 +809,11 @@ class BitcoinPeer:
         any addr message; the first flush after relay is set up happens at once."""
         if not self.conn_type.is_inbound:
             # Core ignores getaddr from outbound connections (anti-fingerprinting).
-            log.debug(
-                'Ignoring "getaddr" from %s connection. peer=%d',
-                self.conn_type.value,
-                self.peer_id,
-            )
+            log.debug(corelog.IGNORING_GETADDR, self.conn_type.value, self.peer_id)
             return []
         self._setup_address_relay()
         if self.getaddr_recvd:
-            log.debug('Ignoring repeated "getaddr". peer=%d', self.peer_id)
+            log.debug(corelog.IGNORING_REPEATED_GETADDR, self.peer_id)
             return []
         self.getaddr_recvd = True
         self.addrs_to_send.clear()
@@ -878,5 +870,5 @@ class BitcoinPeer:
         if ok:
             actions.append(LearnedAddresses(tuple(ok), tuple(relay)))
         if self.conn_type is ConnectionType.ADDR_FETCH and len(entries) > 1:
-            actions.extend(self._disconnect("addrfetch connection completed"))
+            actions.extend(self._disconnect(corelog.ADDRFETCH_COMPLETED))
         return actions

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from peerkeeper.net.chains import CHAINS
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, split_host_port
+from peerkeeper.wire import corelog
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags
 
 __all__ = [
@@ -539,32 +540,26 @@ class DnsSeedSchedule:
         if phase is _Phase.START:
             if self._seednode:
                 self._seednode_start = now
-                msgs.append(
-                    "-seednode enabled. Trying the provided seeds for "
-                    f"{SEEDNODE_TIMEOUT} seconds before defaulting to the dnsseeds."
-                )
+                msgs.append(corelog.SEEDNODE_ENABLED % SEEDNODE_TIMEOUT)
                 self._phase = _Phase.SEEDNODE_WAIT
                 return self._wait(now + SEEDNODE_POLL_INTERVAL, msgs)
             return self._begin_dns(now, msgs, snap)
         if phase is _Phase.SEEDNODE_WAIT:
             if now > self._seednode_start + SEEDNODE_TIMEOUT:
-                msgs.append(
-                    "Couldn't connect to enough peers via seed nodes. "
-                    "Handing fetch logic to the DNS seeds."
-                )
+                msgs.append(corelog.SEEDNODE_GAVE_UP)
                 return self._begin_dns(now, msgs, snap)
             self._outbound = full_outbound_count
             if self._outbound >= SEED_OUTBOUND_CONNECTION_THRESHOLD:
-                msgs.append("P2P peers available. Finished fetching data from seed nodes.")
+                msgs.append(corelog.SEEDNODE_FINISHED)
                 return self._begin_dns(now, msgs, snap)
             return self._wait(now + SEEDNODE_POLL_INTERVAL, msgs)
         if phase is _Phase.BATCH_WAIT:
             if full_outbound_count >= SEED_OUTBOUND_CONNECTION_THRESHOLD:
                 if self.found > 0:
-                    msgs.append(f"{self.found} addresses found from DNS seeds")
-                    msgs.append("P2P peers available. Finished DNS seeding.")
+                    msgs.append(corelog.DNS_ADDRESSES_FOUND % self.found)
+                    msgs.append(corelog.DNS_FINISHED)
                 else:
-                    msgs.append("P2P peers available. Skipped DNS seeding.")
+                    msgs.append(corelog.DNS_SKIPPED)
                 return self._done(msgs)
             if self._to_wait > 0:
                 return self._batch_slice(now, msgs)
@@ -607,7 +602,7 @@ class DnsSeedSchedule:
         if self._forced or addrman_size == 0:
             self._right_now = len(self.seeds)
         if self._outbound >= SEED_OUTBOUND_CONNECTION_THRESHOLD and not self._right_now:
-            msgs.append("Skipping DNS seeds. Enough peers have been found")
+            msgs.append(corelog.DNS_SKIPPING)
             return self._done(msgs)
         self._wait_time = (
             DNSSEEDS_DELAY_MANY_PEERS
@@ -618,12 +613,12 @@ class DnsSeedSchedule:
 
     def _next_seed(self, now: float, msgs: list[str], snap: tuple[int, int, bool]) -> SeedStep:
         if self._index >= len(self.seeds):
-            msgs.append(f"{self.found} addresses found from DNS seeds")
+            msgs.append(corelog.DNS_ADDRESSES_FOUND % self.found)
             return self._done(msgs)
         if self._right_now == 0:
             self._right_now += DNSSEEDS_TO_QUERY_AT_ONCE
             if snap[0] > 0:
-                msgs.append(f"Waiting {self._wait_time} seconds before querying DNS seeds.")
+                msgs.append(corelog.DNS_WAITING % self._wait_time)
                 self._to_wait = self._wait_time
                 return self._batch_slice(now, msgs)
         return self._check_network(now, msgs, snap[2])
@@ -636,13 +631,13 @@ class DnsSeedSchedule:
 
     def _check_network(self, now: float, msgs: list[str], network_active: bool) -> SeedStep:
         if not network_active:
-            msgs.append("Waiting for network to be reactivated before querying DNS seeds.")
+            msgs.append(corelog.DNS_WAITING_FOR_NETWORK)
             self._phase = _Phase.NETWORK_WAIT
             return self._wait(now + 1, msgs)
         return self._query(msgs)
 
     def _query(self, msgs: list[str]) -> QuerySeed:
         seed = self.seeds[self._index]
-        msgs.append(f"Loading addresses from DNS seed {seed}")
+        msgs.append(corelog.DNS_LOADING % seed)
         self._phase = _Phase.QUERYING
         return QuerySeed(seed, seed_query_name(seed, self._flags), tuple(msgs))

@@ -70,6 +70,7 @@ from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.net.netpermissions import Permissions, to_strings
 from peerkeeper.shell.clock import MockableClock
 from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn
+from peerkeeper.wire import corelog
 from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
 
 __all__ = ["Node", "USER_AGENT", "CLIENT_VERSION"]
@@ -345,7 +346,7 @@ class Node:
             log.warning("ignoring stored bans: %s", e)
         if not (self.config.chain_datadir / BANLIST_FILE).exists():
             # Core BanMan's constructor when banlist.json cannot be read (src/banman.cpp).
-            log.info("Recreating the banlist database")
+            log.info(corelog.RECREATING_BANLIST)
             self.banman.mark_dirty()
             await self.dump(addrbook=False)
 

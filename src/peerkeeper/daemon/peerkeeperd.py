@@ -36,6 +36,7 @@ from peerkeeper.daemon.config import (
     ConfigError,
 )
 from peerkeeper.daemon.debuglog import LogOptions, LogSetupError
+from peerkeeper.wire.corelog import set_log_ips
 
 __all__ = ["IGNORED_OPTIONS", "build_config", "main", "arg_specs"]
 
@@ -104,7 +105,7 @@ IGNORED_OPTIONS: dict[str, str] = {
             "rpcservertimeout rpcdoccheck rpcthreads rpcworkqueue rpcallowip rpcauth "
             "rpcwhitelist rpcwhitelistdefault rest"
         ),
-        "not implemented by peerkeeper's logging": "logratelimit logips shrinkdebugfile",
+        "not implemented by peerkeeper's logging": "logratelimit shrinkdebugfile",
         "not implemented by peerkeeper yet": (
             "discover natpmp torcontrol torpassword "
             "i2pacceptincoming mocktime daemon daemonwait pid alertnotify "
@@ -130,6 +131,7 @@ _LOG_OPTIONS = (
     "logtimemicros",
     "logthreadnames",
     "logsourcelocations",
+    "logips",
 )
 #: Core's ``HelpRequested`` spellings (src/common/args.cpp); ``-version`` beside them.
 _HELP = frozenset({"?", "h", "help", "help-debug"})
@@ -309,6 +311,7 @@ def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) 
         console=sys.stdout if to_console else None,
         options=options,
     )
+    set_log_ips(args.get_bool_arg("logips", False))  # Core fLogIPs
     for warning in args.warnings:
         log.warning("%s", warning)
     ignored = sorted(n for n in IGNORED_OPTIONS if args.is_arg_set(n))

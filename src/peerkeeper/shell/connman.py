@@ -1,11 +1,10 @@
 """ConnMan on asyncio: the driver of :class:`~peerkeeper.bitcoin.connman.ConnManCore`.
 
 Every decision of Bitcoin Core's ``CConnman`` (src/net.cpp) lives in the sans-IO core;
-this class only binds and listens, resolves names, dials through
-:class:`~peerkeeper.io.sockman.SockMan`, keeps the futures of :meth:`ConnMan.request_pong`
-and :meth:`ConnMan.request_addr`, and runs one loop: feed SockMan's events and ``now``
-(from the node's one clock) in, carry the core's actions out, and arm one timer at the
-core's ``next_wakeup``. No rule lives here.
+this class only binds and listens, resolves names, dials through SockMan, keeps the
+futures of :meth:`ConnMan.request_pong` and :meth:`ConnMan.request_addr`, and runs one
+loop: feed SockMan's events and ``now`` (from the node's one clock) in, carry the core's
+actions out, and arm one timer at the core's ``next_wakeup``. No rule lives here.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Service, SubNet
 from peerkeeper.net.netbase import ProxyError
+from peerkeeper.wire import corelog
 from peerkeeper.wire.messages import AddrEntry, GetAddr, Message, Ping
 
 __all__ = ["ConnManOptions", "PeerConn", "ConnMan"]
@@ -308,7 +308,7 @@ class ConnMan:
 
     def on_eof(self, conn_id: int) -> None:
         """The peer closed (a v2 attempt it refused is retried once as v1 by the core)."""
-        self.core.closed(conn_id, "socket closed", self.clock(), steady=self.steady())
+        self.core.closed(conn_id, corelog.SOCKET_CLOSED, self.clock(), steady=self.steady())
         self._pump()
 
     def on_error(self, conn_id: int, exc: Exception) -> None:

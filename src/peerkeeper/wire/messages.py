@@ -34,6 +34,7 @@ from peerkeeper.net.netaddr import (
     trusted_netaddr,
     trusted_service,
 )
+from peerkeeper.wire import corelog
 from peerkeeper.wire.codec import (
     DecodeError,
     LimitExceeded,
@@ -450,7 +451,7 @@ class SendCmpct(Message):
 
 def _check_count(command: str, n: int, limit: int) -> None:
     if n > limit:
-        raise LimitExceeded(f"{command} message size = {n}")
+        raise LimitExceeded(corelog.MESSAGE_SIZE % (command, n))
 
 
 @dataclass(slots=True)

@@ -1,0 +1,145 @@
+"""Bitcoin Core's log lines for network events, word for word: the compatibility table.
+
+Core's functional tests (``assert_debug_log``) and the tools that read Core's debug.log
+match these texts, so peerkeeper writes them exactly as Core does. Every template here
+is printf-style as in Core (``%s``, ``%d``, ``%u``, ``%x``, ``%f``, ``%.1f``) and names the
+Core source it was copied from (Core b88bffe). It lives in the wire layer so that every
+layer above (the codecs' limits, the peer and connection cores, the daemon) can use it. The modules that log these events take
+their text from here, never spell it themselves; the level in each comment is Core's
+(``LogDebug(BCLog::NET, ...)`` is a ``debug`` line of category ``net``).
+
+Where a line names a peer, Core writes ``peer=N`` and, with ``-logips``, ``, peeraddr=A``
+(``CNode::LogPeer``): :func:`log_peer` and :func:`disconnect_msg` do the same, after
+:func:`set_log_ips`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["disconnect_msg", "log_peer", "set_log_ips"]
+
+_LOG_IPS = [False]
+
+
+def set_log_ips(on: bool) -> None:
+    """``-logips`` (Core ``fLogIPs``, default off): peer lines also carry the address."""
+    _LOG_IPS[0] = on
+
+
+def log_peer(peer_id: int, addr: object) -> str:
+    """Core ``CNode::LogPeer`` (src/net.cpp): ``peer=N`` [``, peeraddr=ADDR:PORT``]."""
+    return f"peer={peer_id}, peeraddr={addr}" if _LOG_IPS[0] else f"peer={peer_id}"
+
+
+def disconnect_msg(peer_id: int, addr: object) -> str:
+    """Core ``CNode::DisconnectMsg`` (src/net.cpp): ``disconnecting peer=N``..."""
+    return f"disconnecting {log_peer(peer_id, addr)}"
+
+
+# --- src/net.cpp ------------------------------------------------------------------------
+
+#: debug, ConnectNode.
+TRYING_CONNECTION = "trying %s connection (%s) to %s, lastseen=%.1fhrs"
+#: info, ConnectNode.
+ALREADY_CONNECTED = "Failed to open new connection to %s, already connected"
+#: debug, CNode::CNode (outbound, then inbound).
+ADDED_CONNECTION_TO = "Added connection to %s peer=%d"
+ADDED_CONNECTION = "Added connection peer=%d"
+#: debug, CreateNodeFromAcceptedSocket.
+DROPPED_NOT_ACCEPTING = "connection from %s dropped: not accepting new connections"
+DROPPED_BANNED = "connection from %s dropped (banned)"
+DROPPED_DISCOURAGED = "connection from %s dropped (discouraged)"
+DROPPED_FULL = "failed to find an eviction candidate - connection dropped (full)"
+#: debug, AttemptToEvictConnection: the connection type, then DisconnectMsg.
+SELECTED_FOR_EVICTION = "selected %s connection for eviction, %s"
+#: debug, DisconnectNodes: a v2 attempt the peer hung up on is retried as v1.
+RETRY_V1 = "retrying with v1 transport protocol for peer=%d"
+#: debug, InactivityCheck: the reasons, each followed by ", " and DisconnectMsg.
+SOCKET_NO_MESSAGE = "socket no message in first %d seconds%s"
+SOCKET_SEND_TIMEOUT = "socket sending timeout: %ds"
+SOCKET_RECV_TIMEOUT = "socket receive timeout: %ds"
+V2_HANDSHAKE_TIMEOUT = "V2 handshake timeout"
+VERSION_HANDSHAKE_TIMEOUT = "version handshake timeout"
+#: debug, SocketHandlerConnected / DisconnectNodes / StopNodes: reasons likewise.
+SOCKET_CLOSED = "socket closed"
+NETWORK_NOT_ACTIVE = "Network not active"
+STOPPING_NODE = "Stopping node"
+#: debug, DisconnectNode(address / subnet / id): reasons likewise.
+DISCONNECT_BY_ADDRESS = "disconnect by address match"
+DISCONNECT_BY_SUBNET = "disconnect by subnet match"
+DISCONNECT_BY_ID = "disconnect by id"
+#: debug, a reason and CNode::DisconnectMsg (every disconnection above).
+REASON_THEN_DISCONNECT = "%s, %s"
+#: debug, PushMessage.
+SENDING = "sending %s (%d bytes) peer=%d"
+#: debug, ThreadOpenConnections.
+MAKING_FEELER = "Making feeler connection to %s"
+#: info, ThreadOpenConnections.
+SEEDNODE_EMPTY_ADDRMAN = "Empty addrman, adding seednode (%s) to addrfetch"
+SEEDNODE_AFTER = (
+    "Couldn't connect to peers from addrman after %d seconds. Adding seednode (%s) to addrfetch"
+)
+FIXED_SEEDS_ADDED = "Added %d fixed seeds from reachable networks."
+#: info, ThreadDNSAddressSeed.
+SEEDNODE_ENABLED = (
+    "-seednode enabled. Trying the provided seeds for %d seconds before defaulting to the dnsseeds."
+)
+SEEDNODE_GAVE_UP = (
+    "Couldn't connect to enough peers via seed nodes. Handing fetch logic to the DNS seeds."
+)
+SEEDNODE_FINISHED = "P2P peers available. Finished fetching data from seed nodes."
+DNS_ADDRESSES_FOUND = "%d addresses found from DNS seeds"
+DNS_FINISHED = "P2P peers available. Finished DNS seeding."
+DNS_SKIPPED = "P2P peers available. Skipped DNS seeding."
+DNS_SKIPPING = "Skipping DNS seeds. Enough peers have been found"
+DNS_WAITING = "Waiting %d seconds before querying DNS seeds."
+DNS_WAITING_FOR_NETWORK = "Waiting for network to be reactivated before querying DNS seeds."
+DNS_LOADING = "Loading addresses from DNS seed %s"
+#: info, CConnman::Start.
+ANCHORS_TRIED = "%d block-relay-only anchors will be tried for connections."
+DNS_SEEDING_DISABLED = "DNS seeding disabled"
+
+# --- src/net_processing.cpp -------------------------------------------------------------
+
+#: debug, ProcessMessages (the message type sanitized, as Core's SanitizeString).
+RECEIVED = "received: %s (%u bytes) peer=%d"
+#: debug, ProcessMessage.
+NON_VERSION_FIRST = 'non-version message before version handshake. Message "%s" from peer=%d'
+UNSUPPORTED_BEFORE_VERACK = 'Unsupported message "%s" prior to verack from peer=%d'
+REDUNDANT_VERACK = "ignoring redundant verack message from peer=%d"
+#: info for outbound, debug for inbound: type, transport, version, LogPeer, mapped AS.
+NEW_PEER_CONNECTED = "New %s peer connected: transport: %s, version: %d, %s%s"
+#: debug, GETADDR.
+IGNORING_GETADDR = 'Ignoring "getaddr" from %s connection. peer=%d'
+IGNORING_REPEATED_GETADDR = 'Ignoring repeated "getaddr". peer=%d'
+#: debug, PONG.
+PONG = "pong peer=%d: %s, %x expected, %x received, %u bytes"
+#: debug, Misbehaving: ``": " + message`` when there is one.
+MISBEHAVING = "Misbehaving: peer=%d%s"
+#: MaybeDiscourageAndDisconnect: two warnings, then two debug lines.
+NOT_PUNISHING_NOBAN = "Not punishing noban peer %d!"
+NOT_PUNISHING_MANUAL = "Not punishing manually connected peer %d!"
+NOT_DISCOURAGING_LOCAL = "Warning: disconnecting but not discouraging %s peer %d!"
+DISCOURAGING = "Disconnecting and discouraging peer %d!"
+#: debug, FinalizeNode.
+CLEARED_NODESTATE = "Cleared nodestate for peer=%d"
+#: debug, CheckForLimitedTxRelay... (the message type that completed the version).
+TX_RELAY_EVICTION_FAILED = (
+    "failed to find a tx-relaying eviction candidate - connection dropped after %s message, peer=%d"
+)
+#: debug, MaybeSendPing / ProcessMessage / SendMessages: reasons before DisconnectMsg.
+PING_TIMEOUT = "ping timeout: %fs"
+FEELER_COMPLETED = "feeler connection completed"
+ADDRFETCH_COMPLETED = "addrfetch connection completed"
+ADDRFETCH_TIMEOUT = "addrfetch connection timeout"
+WTXIDRELAY_AFTER_VERACK = "wtxidrelay received after verack"
+SENDADDRV2_AFTER_VERACK = "sendaddrv2 received after verack"
+OBSOLETE_VERSION = "peer using obsolete version %d"
+#: the Misbehaving message of an addr/addrv2/inv/getdata/headers over its limit.
+MESSAGE_SIZE = "%s message size = %u"
+
+# --- src/banman.cpp ---------------------------------------------------------------------
+
+#: debug, SweepBanned.
+REMOVED_BANNED = "Removed banned node address/subnet: %s"
+#: info, LoadBanlist: banlist.json was missing or unreadable.
+RECREATING_BANLIST = "Recreating the banlist database"
