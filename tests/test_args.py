@@ -236,3 +236,9 @@ def test_a_bare_word_ends_the_options_and_is_kept() -> None:
     a = args("-foo=1", "word", "-baz")
     assert a.commands == ["word", "-baz"]
     assert a.get_arg("foo") == "1" and not a.is_arg_set("baz")
+
+
+def test_a_double_negative_is_true_with_cores_warning() -> None:
+    a = args("-nofoo=0")
+    assert a.get_bool_arg("foo", False) is True
+    assert a.warnings == ["Parsed potentially confusing double-negative -foo=0"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -862,3 +863,12 @@ def test_due_addresses_follow_the_answer_to_each_message() -> None:
     second = sent(peer.on_message(Ping(2), later))
     assert first == [Pong(1), Addr([routable(1)])]
     assert second == [Pong(2)]
+
+
+def test_a_second_version_is_ignored_with_cores_line(caplog: pytest.LogCaptureFixture) -> None:
+    peer = make_peer()
+    handshake(peer)
+    with caplog.at_level(logging.DEBUG, logger="peerkeeper.net"):
+        assert peer.on_message(their_version(), T0 + 1) == []
+    assert "redundant version message from peer=-1" in [r.getMessage() for r in caplog.records]
+    assert not peer.disconnected

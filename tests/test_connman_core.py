@@ -9,6 +9,7 @@ so back-offs of minutes take no wall-clock time.
 from __future__ import annotations
 
 import gc
+import logging
 import random
 import weakref
 from collections.abc import Callable
@@ -661,3 +662,26 @@ def test_cjdns_literals_flip_and_proxied_names_are_unroutable_peers() -> None:
     (peer,) = [p for p in core.peers.values() if p.conn_id == 7]
     assert peer.net_class.rpc_name == "not_publicly_routable"
     assert peer.addr_name == "node.noumenon:8333"
+
+
+def test_a_stalled_v2_handshake_is_cores_v2_handshake_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Core InactivityCheck: any bytes count as received (ReceiveMsgBytes), so a peer that
+    answers our BIP324 key with a few bytes and then stalls is not "socket no message"
+    but "V2 handshake timeout" (the transport is still detecting); Core's
+    "start sending v2 handshake" line comes first (p2p_v2_misbehaving, p2p_v2_transport)."""
+    net = MemNet()
+    a = net.add(0, v2transport=True, automatic_outbound=False)
+    a.start(net.now)
+    a.open_connection(str(svc(9)), ConnectionType.MANUAL, net.now, use_v2=True)
+    (dial,) = [x for x in a.poll_actions() if isinstance(x, Dial)]
+    with caplog.at_level(logging.DEBUG, logger="peerkeeper.net"):
+        a.connected(dial.id, 5, svc(0), net.now)
+        a.received(5, b"\x01" * 10, net.now + 1)  # too few bytes for a key
+        a.tick(net.now + 61)
+    closes = [x for x in a.poll_actions() if isinstance(x, Close)]
+    assert [c.reason for c in closes] == ["V2 handshake timeout"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert "start sending v2 handshake to peer=0" in lines
+    assert "V2 handshake timeout, disconnecting peer=" in " ".join(lines)

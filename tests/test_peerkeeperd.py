@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,9 @@ from pathlib import Path
 import pytest
 from support import free_port
 
+from peerkeeper.daemon.cli import LOG_CATEGORIES
 from peerkeeper.daemon.config import ConfigError
-from peerkeeper.daemon.debuglog import TRACE
+from peerkeeper.daemon.debuglog import TRACE, set_mocktime_source
 from peerkeeper.daemon.peerkeeperd import IGNORED_OPTIONS, build_config, log_options, main
 from peerkeeper.daemon.rpc import read_cookie, rpc_call
 
@@ -179,8 +182,11 @@ async def test_peerkeeperd_runs_as_bitcoind_would_be_run(tmp_path: Path) -> None
         out, err = proc.communicate()
         assert err == b""
         log = (data / "regtest" / "debug.log").read_text()
-        assert f"listening on 127.0.0.1:{port}" in log
+        assert f"Bound to 127.0.0.1:{port}" in log  # Core BindListenPort
         assert "Ignoring -disablewallet: peerkeeper has no wallet" in log
+        # Core's umask(077) without -sysperms: the chain directory and files are private.
+        assert (data / "regtest").stat().st_mode & 0o777 == 0o700
+        assert (data / "regtest" / "debug.log").stat().st_mode & 0o777 == 0o600
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -194,6 +200,9 @@ def test_uacomment_is_in_the_user_agent_and_checked_as_core(tmp_path: Path) -> N
         ConfigError, match=r"User Agent comment \(a<b\) contains unsafe characters\."
     ):
         build_config(["-regtest", "-uacomment=a<b"], tmp_path)
+    for unsafe in ("/", ":", "(x)"):  # Core's SAFE_CHARS_UA_COMMENT (feature_uacomment)
+        with pytest.raises(ConfigError, match="contains unsafe characters"):
+            build_config(["-regtest", f"-uacomment={unsafe}"], tmp_path)
     with pytest.raises(
         ConfigError, match=r"Total length of network version string \(\d+\) exceeds"
     ):
@@ -223,6 +232,12 @@ async def test_chainless_rpcs_answer_for_genesis(tmp_path: Path) -> None:
     # Core's mixed call: positional values in "args" beside named ones.
     assert await m["getblockhash"]({"args": [0]}) == genesis
     assert "getwalletinfo" not in m and "sendrawtransaction" not in m  # Method not found
+    listing = await m["help"]([])
+    assert "\ngetpeerinfo\n" in listing and "\nhelp\n" in listing
+    assert await m["help"](["nosuch"]) == "help: unknown command: nosuch"  # Core's words
+    rpcinfo = await m["getrpcinfo"]([])
+    assert rpcinfo["active_commands"][0]["method"] == "getrpcinfo"
+    assert rpcinfo["logpath"] == str(tmp_path / "regtest" / "debug.log")
 
 
 def test_bantime_is_the_default_ban_duration(tmp_path: Path) -> None:
@@ -306,6 +321,8 @@ async def test_header_chain_mine_submit_and_cores_block_files(tmp_path: Path) ->
     hexblock = await ma["getblock"]({"blockhash": block, "verbosity": 0})
     assert await mb["submitblock"]([hexblock]) is None
     assert await mb["getbestblockhash"]([]) == block
+    # Core PushNodeVersion: nStartingHeight is the best height (p2p_leak).
+    assert b.connman.core.options.peer.start_height == 1
     assert await mb["submitblock"]([hexblock]) == "duplicate"
     header = await mb["getblockheader"]([block, False])
     assert hexblock.startswith(header) and len(header) == 160
@@ -406,3 +423,39 @@ def test_version_help_and_loose_words(tmp_path: Path, capsys: pytest.CaptureFixt
         "see bitcoind -h for a list of options.\n"
     )
     assert list(data.iterdir()) == []
+
+
+def test_a_bind_that_fails_is_cores_init_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Core BindListenPort + InitError: an explicit -bind that cannot be bound stops the
+    start with "Error: Unable to bind to ..." on stderr and exit code 1."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    data = tmp_path / "d"
+    data.mkdir()
+    try:
+        code = main(
+            [f"-datadir={data}", "-regtest", f"-bind=127.0.0.1:{port}", "-printtoconsole=0",
+             "-sysperms", f"-rpcport={free_port()}", "-dnsseed=0", "-connect=0"],
+            default_datadir=tmp_path,
+        )  # fmt: skip
+    finally:
+        busy.close()
+        root = logging.getLogger("peerkeeper")  # main() set up the daemon's log file
+        for handler in root.handlers:
+            handler.close()
+        root.handlers.clear()
+        root.propagate = True  # as before: pytest's log capture sees peerkeeper again
+        root.setLevel(logging.NOTSET)
+        for category in LOG_CATEGORIES:
+            logging.getLogger(f"peerkeeper.{category}").setLevel(logging.NOTSET)
+        set_mocktime_source(None)
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"Error: Unable to bind to 127.0.0.1:{port} on this computer. "
+        "peerkeeper is probably already running.\n"
+    )
+    assert "[error] Unable to bind to" in (data / "regtest" / "debug.log").read_text()

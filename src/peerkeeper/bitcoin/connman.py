@@ -1510,6 +1510,8 @@ class ConnManCore:
         n = len(data)
         peer.bytes_recv += n
         self.total_bytes_recv += n
+        if n:
+            peer.proto.last_recv = now  # Core ReceiveMsgBytes: any bytes, whole or not
         peer.transport.receive_data(data)
         self._process(peer, now)
         if not peer.closed:
@@ -1635,10 +1637,10 @@ class ConnManCore:
             elif isinstance(action, Disconnect):
                 reason = action.reason
                 if (
-                    reason == "version handshake timeout"
+                    reason == corelog.VERSION_HANDSHAKE_TIMEOUT
                     and peer.transport.transport_type == "detecting"
                 ):
-                    reason = "V2 handshake timeout"  # Core's InactivityCheck wording
+                    reason = corelog.V2_HANDSHAKE_TIMEOUT  # Core's InactivityCheck wording
                 self._drop(peer, reason, close=True)
             elif isinstance(action, Misbehaving):
                 self._misbehaving(peer, action.reason)
@@ -1762,6 +1764,8 @@ class ConnManCore:
 
     def _emit(self, peer: PeerConn, data: bytes, now: float) -> None:
         n = len(data)
+        if not peer.bytes_sent and n and isinstance(peer.transport, V2Transport):
+            log.debug(corelog.START_V2_HANDSHAKE, peer.id)  # Core V2Transport::MarkBytesSent
         self._actions.append(Send(peer.conn_id, data))
         peer.send_size += n
         peer.bytes_sent += n

@@ -574,6 +574,9 @@ class BitcoinPeer:
             return []
         self.last_recv = now
         if isinstance(msg, Version):
+            if self.version_received:
+                log.debug(corelog.REDUNDANT_VERSION, self.peer_id)
+                return []
             return self._on_version(msg, now)
         if not self.version_received:
             # Core ProcessMessage (src/net_processing.cpp), word for word.
@@ -744,6 +747,8 @@ class BitcoinPeer:
                 self.addr_known.reset(self.rng.getrandbits(32))
             local = self._local_address()
             if local is not None:
+                # Core GetLocalAddrForPeer (src/net.cpp).
+                log.debug(corelog.ADVERTISING_ADDRESS, local.service, self.peer_id)
                 ours = AddrEntry(int(now), self.config.services, local.service)
                 if not first:
                     self.push_address(ours, now)  # later ones travel with the queue

@@ -132,8 +132,13 @@ class ArgsManager:
         if negated:
             if spec.disallow_negation:
                 raise ArgsError(f"Negating of -{name} is meaningless and therefore forbidden")
-            # A double negative (-nofoo=0) is true, as Core (with a warning).
-            return value is not None and not interpret_bool(value)
+            # A double negative (-nofoo=0) is true, as Core (with its warning).
+            if value is not None and not interpret_bool(value):
+                self.warnings.append(
+                    f"Parsed potentially confusing double-negative -{name}={value}"
+                )
+                return True
+            return False
         if value is None and spec.disallow_elision:
             raise ArgsError(
                 f"Can not set -{name} with no value. Please specify value with -{name}=value."

@@ -330,16 +330,23 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return config
 
 
-async def run_node(config: Config) -> int:
+async def run_node(config: Config, *, init_error: Callable[[str], None] | None = None) -> int:
     """Run the Bitcoin node until it is stopped (signal or ``stop`` RPC); the exit code:
-    0, or 1 when it cannot start (the reason is logged)."""
+    0, or 1 when it cannot start: the reason is logged as an error and handed to
+    ``init_error`` (peerkeeperd prints it as Core's ``InitError`` does: ``Error: ...``
+    on stderr)."""
     from peerkeeper.daemon.node import Node
+
+    def fail(e: Exception) -> int:
+        logging.getLogger("peerkeeper.node").error("%s", e)
+        if init_error is not None:
+            init_error(str(e))
+        return 1
 
     try:
         node = Node(config)
     except (AsmapError, ConfigError) as e:
-        logging.getLogger("peerkeeper.node").error("cannot start: %s", e)
-        return 1
+        return fail(e)
     set_mocktime_source(lambda: node.clock.mocktime)  # Core's "(mocktime: ...)" stamp
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -348,9 +355,8 @@ async def run_node(config: Config) -> int:
     try:
         await node.start()
     except (OSError, StoreError) as e:
-        logging.getLogger("peerkeeper.node").error("cannot start: %s", e)
         await node.stop()
-        return 1
+        return fail(e)
     logging.getLogger("peerkeeper.node").info(
         "peerkeeper %s started (chain %s, datadir %s)", __version__, config.chain, node.datadir
     )

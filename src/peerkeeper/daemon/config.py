@@ -31,8 +31,10 @@ __all__ = ["Config", "ConfigError", "read_conf_file"]
 
 #: Core's MAX_SUBVERSION_LENGTH (src/net.h) and SAFE_CHARS_UA_COMMENT (src/util/strencodings.cpp).
 MAX_SUBVERSION_LENGTH = 256
+#: Core ``SAFE_CHARS_UA_COMMENT`` (src/util/strencodings.cpp): no "/", ":" or brackets,
+#: which would break the ``/name:version(comments)/`` user agent apart.
 _SAFE_UA_COMMENT = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + " .,;-_/:?@()"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + " .,;-_?@"
 )
 
 

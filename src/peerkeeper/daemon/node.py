@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -221,6 +222,14 @@ class Node:
 
     def _keep_header(self, raw: bytes) -> None:
         append_header(self.config.chain_datadir, raw)
+        self._announce_height()
+
+    def _announce_height(self) -> None:
+        """Our version message's start height is the header chain's height (Core
+        ``m_best_height``, sent as ``nStartingHeight`` by PushNodeVersion)."""
+        if self.headers is not None:
+            opts = self.connman.core.options
+            opts.peer = dataclasses.replace(opts.peer, start_height=self.headers.height)
 
     def _load_headers(self) -> None:
         """The header chain: genesis, Core's block files in the datadir (a copied chain),
@@ -254,6 +263,7 @@ class Node:
         self._lock = lock_datadir(self.datadir)
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self._load_headers)
+        self._announce_height()
         await self.load()
         await self.connman.start()
         self._next_dump = asyncio.get_running_loop().time() + DUMP_INTERVAL
@@ -462,6 +472,26 @@ class Node:
             "addpeeraddress": self._addpeeraddress,
             "listbanned": self._listbanned,
             "clearbanned": self._clearbanned,
+            "help": self._help,
+            "getrpcinfo": self._getrpcinfo,
+        }
+
+    async def _help(self, params: list[Any] | dict[str, Any]) -> str:
+        """Core ``help [command]``: the method names, one per line; for a command, its
+        name (the arguments and results are Core's; see Core's RPC documentation)."""
+        command = rpc_param(params, 0, "command")
+        methods = sorted(self.rpc_methods())
+        if command is None:
+            return "== peerkeeper (Bitcoin Core's names) ==\n" + "\n".join(methods)
+        if command not in methods:
+            return f"help: unknown command: {command}"
+        return f"{command}\n\nAs Bitcoin Core's {command}: the same arguments and result."
+
+    async def _getrpcinfo(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        """Core ``getrpcinfo`` (src/rpc/server.cpp): this call, and the log file."""
+        return {
+            "active_commands": [{"method": "getrpcinfo", "duration": 0}],
+            "logpath": str(self.config.chain_datadir / "debug.log"),
         }
 
     def peer_info(self, peer: PeerConn) -> dict[str, Any]:

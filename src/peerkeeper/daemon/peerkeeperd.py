@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -106,6 +107,13 @@ IGNORED_OPTIONS: dict[str, str] = {
             "rpcwhitelist rpcwhitelistdefault rest"
         ),
         "not implemented by peerkeeper's logging": "logratelimit shrinkdebugfile",
+        "peerkeeper relays no transactions (no BIP37 filters, no BIP330)": (
+            "peerbloomfilters txreconciliation"
+        ),
+        "peerkeeper's addrman consistency check runs in its test suite, not at run time": (
+            "checkaddrman"
+        ),
+        "peerkeeper does not capture messages to files": "capturemessages",
         "not implemented by peerkeeper yet": (
             "discover natpmp torcontrol torpassword "
             "i2pacceptincoming mocktime daemon daemonwait pid alertnotify "
@@ -118,7 +126,17 @@ IGNORED_OPTIONS: dict[str, str] = {
 #: peerkeeper's own log categories (``-debug=native`` ...), beside Core's.
 _OWN_CATEGORIES = frozenset({"node", "native", "pool", "dispatch", "gossip"})
 #: Core options that select the chain, the files, or the console.
-_META = ("regtest", "testnet", "testnet4", "signet", "chain", "datadir", "conf", "includeconf")
+_META = (
+    "regtest",
+    "testnet",
+    "testnet4",
+    "signet",
+    "chain",
+    "datadir",
+    "conf",
+    "includeconf",
+    "sysperms",
+)
 #: Core's logging options (src/init/common.cpp ``AddLoggingArgs``), read by
 #: :func:`log_options`.
 _LOG_OPTIONS = (
@@ -303,6 +321,8 @@ def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) 
     except ConfigError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
+    if not args.get_bool_arg("sysperms", False):
+        os.umask(0o077)  # Core AppInitBasicSetup: files 0600, directories 0700
     config.datadir.mkdir(parents=True, exist_ok=True)
     # Core prints the log to stdout (LogPrintStr's fwrite to stdout), not stderr.
     setup_logging(
@@ -317,7 +337,9 @@ def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) 
     ignored = sorted(n for n in IGNORED_OPTIONS if args.is_arg_set(n))
     for name in ignored:
         log.info("Ignoring -%s: %s", name, IGNORED_OPTIONS[name])
-    return run_daemon(run_node(config))
+    return run_daemon(
+        run_node(config, init_error=lambda msg: print(f"Error: {msg}", file=sys.stderr))
+    )
 
 
 def _help_or_version(argv: list[str]) -> str | None:

@@ -144,23 +144,19 @@ class ConnMan:
             binds = list(opts.bind)
             if not binds and (opts.onion_binds_default or not opts.onion_binds):
                 binds = [("::", opts.chain.default_port), ("0.0.0.0", opts.chain.default_port)]
-            for host, port in binds:
-                try:
-                    listening.append(await self.sockman.bind_and_listen(host, port))
+            for (host, port), into, explicit in [
+                *((b, listening, bool(opts.bind)) for b in binds),
+                *((b, onion, not opts.onion_binds_default) for b in opts.onion_binds),
+            ]:
+                try:  # Core BindListenPort; an explicit -bind that fails is an init error
+                    into.append(await self.sockman.bind_and_listen(host, port))
+                    log.info(corelog.BOUND_TO, corelog.host_port(*into[-1]))
                 except OSError as e:
-                    if opts.bind:
-                        raise
-                    log.debug("bind %s:%d failed: %s", host, port, e)
-            for host, port in opts.onion_binds:
-                try:
-                    onion.append(await self.sockman.bind_and_listen(host, port))
-                except OSError as e:
-                    if not opts.onion_binds_default:
-                        raise
-                    log.debug("bind %s:%d=onion failed: %s", host, port, e)
+                    if explicit:
+                        raise OSError(corelog.unable_to_bind(host, port, e)) from None
+                    log.debug(corelog.unable_to_bind(host, port, e))
             if not listening and not onion:
-                raise OSError("could not bind any listening socket")
-            log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in listening + onion))
+                raise OSError(corelog.FAILED_TO_LISTEN)
         self.core.start(self.clock(), listening, onion_listening=onion, steady=self.steady())
         self._pump()
 

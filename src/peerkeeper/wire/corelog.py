@@ -15,7 +15,9 @@ Where a line names a peer, Core writes ``peer=N`` and, with ``-logips``, ``, pee
 
 from __future__ import annotations
 
-__all__ = ["disconnect_msg", "log_peer", "set_log_ips"]
+import errno
+
+__all__ = ["disconnect_msg", "host_port", "log_peer", "set_log_ips", "unable_to_bind"]
 
 _LOG_IPS = [False]
 
@@ -28,6 +30,20 @@ def set_log_ips(on: bool) -> None:
 def log_peer(peer_id: int, addr: object) -> str:
     """Core ``CNode::LogPeer`` (src/net.cpp): ``peer=N`` [``, peeraddr=ADDR:PORT``]."""
     return f"peer={peer_id}, peeraddr={addr}" if _LOG_IPS[0] else f"peer={peer_id}"
+
+
+def host_port(host: str, port: int) -> str:
+    """Core ``ToStringAddrPort``: ``1.2.3.4:8333``, ``[::1]:8333``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def unable_to_bind(host: str, port: int, error: OSError, client: str = "peerkeeper") -> str:
+    """Core ``BindListenPort``'s error text for ``error`` (an ``OSError`` from bind)."""
+    where = host_port(host, port)
+    if error.errno == errno.EADDRINUSE:
+        return UNABLE_TO_BIND_IN_USE % (where, client)
+    reason = f"{error.strerror} ({error.errno})" if error.strerror else str(error)
+    return UNABLE_TO_BIND % (where, reason)
 
 
 def disconnect_msg(peer_id: int, addr: object) -> str:
@@ -94,6 +110,15 @@ DNS_SKIPPING = "Skipping DNS seeds. Enough peers have been found"
 DNS_WAITING = "Waiting %d seconds before querying DNS seeds."
 DNS_WAITING_FOR_NETWORK = "Waiting for network to be reactivated before querying DNS seeds."
 DNS_LOADING = "Loading addresses from DNS seed %s"
+#: info, BindListenPort; the errors are init errors for an explicit -bind.
+BOUND_TO = "Bound to %s"
+UNABLE_TO_BIND_IN_USE = "Unable to bind to %s on this computer. %s is probably already running."
+UNABLE_TO_BIND = "Unable to bind to %s on this computer (bind returned error %s)"
+FAILED_TO_LISTEN = "Failed to listen on any port. Use -listen=0 if you want this."
+#: debug, ConnectNode / V2Transport: the v2 handshake starts (our key goes out).
+START_V2_HANDSHAKE = "start sending v2 handshake to peer=%d"
+#: debug, GetLocalAddrForPeer / AdvertiseLocal.
+ADVERTISING_ADDRESS = "Advertising address %s to peer=%d"
 #: info, CConnman::Start.
 ANCHORS_TRIED = "%d block-relay-only anchors will be tried for connections."
 DNS_SEEDING_DISABLED = "DNS seeding disabled"
@@ -106,6 +131,7 @@ RECEIVED = "received: %s (%u bytes) peer=%d"
 NON_VERSION_FIRST = 'non-version message before version handshake. Message "%s" from peer=%d'
 UNSUPPORTED_BEFORE_VERACK = 'Unsupported message "%s" prior to verack from peer=%d'
 REDUNDANT_VERACK = "ignoring redundant verack message from peer=%d"
+REDUNDANT_VERSION = "redundant version message from peer=%d"
 #: info for outbound, debug for inbound: type, transport, version, LogPeer, mapped AS.
 NEW_PEER_CONNECTED = "New %s peer connected: transport: %s, version: %d, %s%s"
 #: debug, GETADDR.
