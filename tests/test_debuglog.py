@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from peerkeeper.daemon.debuglog import (
     LogOptions,
     LogSetupError,
     escape_message,
+    install,
+    logging_rpc,
     set_mocktime_source,
 )
 from peerkeeper.daemon.peerkeeperd import main
@@ -113,3 +116,34 @@ def test_bad_logging_options_are_init_errors_that_write_nothing(
     assert main([f"-datadir={data}", "-regtest", arg], default_datadir=tmp_path) == 1
     assert capsys.readouterr().err.startswith(message)
     assert list(data.iterdir()) == []
+
+
+@pytest.fixture
+def installed() -> Iterator[None]:
+    """install() takes over the "peerkeeper" loggers; give them back afterwards."""
+    yield
+    root = logging.getLogger("peerkeeper")
+    for handler in root.handlers:
+        handler.close()
+    root.handlers.clear()
+    root.propagate = True
+    root.setLevel(logging.NOTSET)
+    for name in ("net", "rpc", "addrman"):
+        logging.getLogger(f"peerkeeper.{name}").setLevel(logging.NOTSET)
+
+
+def test_the_logging_rpc_turns_categories_on_and_off(installed: None) -> None:
+    """Core's ``logging`` RPC: include, then exclude (which wins); ``all``; unknown names
+    are refused; the loggers' levels follow at once."""
+    install(LogOptions(categories={"net"}), ["net", "rpc", "addrman"])
+    state = logging_rpc()
+    assert state["net"] and not state["rpc"] and "leveldb" in state and "node" in state
+    state = logging_rpc(["rpc"], ["net"])
+    assert state["rpc"] and not state["net"]
+    assert logging.getLogger("peerkeeper.net").level == logging.INFO
+    assert logging.getLogger("peerkeeper.rpc").level == logging.DEBUG
+    state = logging_rpc(["all"], ["addrman"])
+    assert state["net"] and state["leveldb"] and not state["addrman"]
+    assert not any(logging_rpc([], ["all"]).values())
+    with pytest.raises(LogSetupError, match="unknown logging category abc"):
+        logging_rpc(["abc"])

@@ -113,6 +113,10 @@ def test_the_frameworks_arguments_and_conf_make_cores_settings(tmp_path: Path) -
             "Cannot set -forcednsseed to true when setting -dnsseed to false.",
         ),
         (["-regtest", "-proxy=abc..abc:23456"], None, "Invalid -proxy address or hostname"),
+        (["-regtest", "-port=65536"], None, "Invalid port specified in -port: '65536'"),
+        (["-regtest", "-rpcport=0"], None, "Invalid port specified in -rpcport: '0'"),
+        (["-regtest", "-test=foo"], None, 'Unrecognised option "foo" provided in -test=<option>.'),
+        (["-test=addrman"], None, "-test=<option> can only be used with regtest"),
         (["-regtest", "-i2psam=def..def:23456"], None, "Invalid -i2psam address or hostname"),
         (["-regtest", "-i2psam=192.0.0.1:def"], None, "Invalid port specified in -i2psam"),
         (
@@ -459,3 +463,27 @@ def test_a_bind_that_fails_is_cores_init_error(
         "peerkeeper is probably already running.\n"
     )
     assert "[error] Unable to bind to" in (data / "regtest" / "debug.log").read_text()
+
+
+def test_a_log_file_that_cannot_be_opened_is_cores_init_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Core InitLogging: -debuglogfile in a directory that does not exist is an error
+    (feature_logging); nothing makes the directory."""
+    data = tmp_path / "d"
+    data.mkdir()
+    argv = [f"-datadir={data}", "-regtest", "-debuglogfile=foo/foo.log", "-sysperms"]
+    assert main(argv, default_datadir=tmp_path) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: Could not open debug log file ") and err.endswith("foo.log\n")
+    assert not (data / "regtest" / "foo").exists()
+
+
+def test_command_line_warnings_survive_the_config_files(tmp_path: Path) -> None:
+    """Core logs the double-negative warning of a command-line option after reading the
+    config files (feature_config_args' test_log_buffer)."""
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "bitcoin.conf").write_text("regtest=1\n")
+    _, args = build_config([f"-datadir={data}", "-nolisten=0"], tmp_path)
+    assert args.warnings == ["Parsed potentially confusing double-negative -listen=0"]

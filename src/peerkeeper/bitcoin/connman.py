@@ -52,6 +52,7 @@ unprocessed bytes pass ``-maxreceivebuffer``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import logging
 import math
@@ -94,7 +95,6 @@ from peerkeeper.bitcoin.peer import (
     PeerConfig,
     TimeOffsets,
     has_all_desirable_service_flags,
-    sanitize_string,
 )
 from peerkeeper.bitcoin.seeds import (
     ADD_NEXT_SEEDNODE,
@@ -117,6 +117,7 @@ from peerkeeper.net.netbase import SOCKS5_RECV_TIMEOUT, Proxy, ProxySettings
 from peerkeeper.net.netpermissions import NetPermissionFlags, Permissions, has_flag
 from peerkeeper.wire import corelog
 from peerkeeper.wire.codec import DecodeError
+from peerkeeper.wire.corelog import sanitize_string
 from peerkeeper.wire.messages import (
     ALL_NET_MESSAGE_TYPES,
     NET_MESSAGE_TYPE_OTHER,
@@ -1567,13 +1568,20 @@ class ConnManCore:
             key = raw.command
         peer.recv_per_msg[key] = peer.recv_per_msg.get(key, 0) + raw.wire_size
         if raw.rejected is not None:
-            log.debug(
-                "dropped message (%s, %s, %d bytes) from peer=%d",
-                raw.rejected,
-                raw.command,
-                raw.wire_size,
-                peer.id,
-            )
+            # Core V1Transport::GetReceivedMessage: logged and dropped, the peer stays.
+            command, size = sanitize_string(raw.command), len(raw.payload)
+            if raw.checksum:
+                expected = hashlib.sha256(hashlib.sha256(raw.payload).digest()).digest()[:4]
+                log.debug(
+                    corelog.WRONG_CHECKSUM,
+                    command,
+                    size,
+                    expected.hex(),
+                    raw.checksum.hex(),
+                    peer.id,
+                )
+            else:
+                log.debug(corelog.INVALID_MESSAGE_TYPE, command, size, peer.id)
             peer.proto.last_recv = now
             return
         # Core ProcessMessages (src/net_processing.cpp), word for word.

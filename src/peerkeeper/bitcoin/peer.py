@@ -66,6 +66,7 @@ from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire import corelog
 from peerkeeper.wire.codec import DecodeError, LimitExceeded
+from peerkeeper.wire.corelog import sanitize_string
 from peerkeeper.wire.messages import (
     MAX_ADDR_TO_SEND,
     MIN_PEER_PROTO_VERSION,
@@ -211,6 +212,16 @@ def outbound_time_offsets(peers: Iterable[BitcoinPeer]) -> TimeOffsets:
     return TimeOffsets([offset for _, _, offset in samples])
 
 
+def desirable_service_flags(services: int, *, near_tip: bool = True) -> int:
+    """Core ``GetDesirableServiceFlags`` (src/net_processing.cpp): NETWORK_LIMITED|WITNESS
+    for a peer that offers NETWORK_LIMITED while our tip is less than a day old
+    (``near_tip``; a node without a chain counts as near the tip), else
+    NETWORK|WITNESS."""
+    if near_tip and services & ServiceFlags.NODE_NETWORK_LIMITED:
+        return _DESIRABLE_LIMITED
+    return _DESIRABLE
+
+
 def has_all_desirable_service_flags(services: int) -> bool:
     """True if ``services`` has NETWORK|WITNESS or NETWORK_LIMITED|WITNESS.
 
@@ -223,16 +234,6 @@ def has_all_desirable_service_flags(services: int) -> bool:
     ) == _DESIRABLE_LIMITED
 
 
-_SAFE_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;-_/:?@()"
-)
-
-
-def sanitize_string(s: str) -> str:
-    """Keep only Core's ``SAFE_CHARS_DEFAULT`` (src/util/strencodings.cpp ``SanitizeString``)."""
-    return "".join(c for c in s if c in _SAFE_CHARS)
-
-
 def may_have_useful_address_db(services: int) -> bool:
     """Core's ``MayHaveUsefulAddressDB``: NODE_NETWORK or NODE_NETWORK_LIMITED (src/protocol.h)."""
     return bool(services & (ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_NETWORK_LIMITED))
@@ -243,7 +244,7 @@ class PeerConfig:
     """What we announce in version, and timeouts (seconds).
 
     ``services`` (our ServiceFlags), ``user_agent`` (BIP14, e.g. ``/peerkeeper:0.1.0/``),
-    ``start_height`` (int), ``relay`` (the version relay flag: do we want tx
+    ``start_height`` (int), ``tip_time`` (see below), ``relay`` (the version relay flag: do we want tx
     announcements), ``protocol_version``, ``peer_connect_timeout`` (Core's
     ``-peertimeout``), ``ping_interval``, ``timeout_interval``.
     """
@@ -251,6 +252,9 @@ class PeerConfig:
     services: int = 0
     user_agent: str = "/peerkeeper:0.1.0/"
     start_height: int = 0
+    #: Our tip's block time (unix seconds), for Core's "limited peers only near the
+    #: tip" rule; None: no chain of our own, always near the tip.
+    tip_time: float | None = None
     relay: bool = False
     protocol_version: int = PROTOCOL_VERSION
     peer_connect_timeout: float = DEFAULT_PEER_CONNECT_TIMEOUT
@@ -634,12 +638,14 @@ class BitcoinPeer:
             return []  # "redundant version message"
         their = self.their
         outbound = not self.conn_type.is_inbound
-        if self.conn_type.expects_services and not has_all_desirable_service_flags(msg.services):
+        # Core ApproximateBestBlockDepth() < NODE_NETWORK_LIMITED_ALLOW_CONN_BLOCKS (144).
+        tip = self.config.tip_time
+        near_tip = tip is None or (now - tip) / 600 < 144
+        wanted = desirable_service_flags(msg.services, near_tip=near_tip)
+        if self.conn_type.expects_services and msg.services & wanted != wanted:
             return [
                 VersionReceived(msg.services, False),
-                *self._disconnect(
-                    f"peer does not offer the expected services ({msg.services:08x} offered)"
-                ),
+                *self._disconnect(corelog.MISSING_SERVICES % (msg.services, wanted)),
             ]
         if msg.version < MIN_PEER_PROTO_VERSION:
             rejected: list[Action] = [VersionReceived(msg.services, False)] if outbound else []

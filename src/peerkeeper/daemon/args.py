@@ -121,6 +121,7 @@ class ArgsManager:
         self.config_sections: list[tuple[str, str, int]] = []  # (section, file, line)
         #: Warnings Core logs (unknown config keys, nested includeconf).
         self.warnings: list[str] = []
+        self._arg_warnings: list[str] = []
         self._ignore_invalid = False
         self._network: str | None = None
 
@@ -156,6 +157,7 @@ class ArgsManager:
         """
         self.command_line = {}
         self.commands = []
+        self.warnings = []
         for i, arg in enumerate(argv):
             if arg == "-":
                 break
@@ -170,6 +172,7 @@ class ArgsManager:
             if name not in self.specs or section:
                 raise ArgsError(f"Invalid parameter {arg}")
             self.command_line.setdefault(name, []).append(self._value(name, negated, value))
+        self._arg_warnings = list(self.warnings)
         includes = self.command_line.get("includeconf")
         if includes is not None:
             live = _Span(includes).live()
@@ -251,7 +254,7 @@ class ArgsManager:
         ``ArgsError`` as Core."""
         self.config = {}
         self.config_sections = []
-        self.warnings = []
+        self.warnings = list(self._arg_warnings)  # the command line's stay
         self._ignore_invalid = ignore_invalid_keys
         path = self._read_conf(self.datadir(default_datadir))
         if self.datadir_given() and not self.datadir(default_datadir).is_dir():

@@ -97,13 +97,15 @@ def setup_logging(
     path: Path | None = None,
     console: TextIO | None = sys.stderr,
     options: LogOptions | None = None,
+    make_dirs: bool = True,
 ) -> None:
     """Core's debug.log lines (:mod:`peerkeeper.daemon.debuglog`) to ``path`` (appended;
-    None = no file) and ``console``; categories in ``debug`` (or ``1``/``all``) log at
+    None = no file; its directory is made unless ``make_dirs`` is false, and an
+    ``OSError`` is raised when it cannot be opened) and ``console``; categories in ``debug`` (or ``1``/``all``) log at
     ``options.level`` (debug by default), the others from info up."""
     opts = options or LogOptions()
     opts.categories = set(debug) | ({"all"} if "1" in debug else set())
-    if path is not None:
+    if path is not None and make_dirs:
         path.parent.mkdir(parents=True, exist_ok=True)
     install(opts, LOG_CATEGORIES, path=str(path) if path is not None else None, console=console)
 

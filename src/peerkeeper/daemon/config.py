@@ -90,6 +90,9 @@ class Config:
     #: ``-listenonion`` (Core's default 1): only allows ``-onlynet=onion`` without a
     #: proxy, as in Core; peerkeeper has no Tor control to create the onion service.
     listenonion: bool = True
+    #: ``-test=OPTION`` (regtest only): ``addrman`` makes the address table's key
+    #: Core's deterministic test key (src/init.cpp ``TEST_OPTIONS_DOC``).
+    test: list[str] = field(default_factory=list)
     maxuploadtarget: str = "0"
     externalip: list[str] = field(default_factory=list)
     #: peerkeeper's own (not Core's): DNS servers ("host[:port]") for DNS seeding
@@ -204,6 +207,11 @@ class Config:
             if parse_network(net) is Network.UNROUTABLE:  # Core ParseNetwork (src/netbase.cpp)
                 raise ConfigError(f"Unknown network specified in -onlynet: '{net}'")
         self.proxy_settings()
+        if self.test and self.chain != "regtest":
+            raise ConfigError("-test=<option> can only be used with regtest")  # Core init.cpp
+        for option in self.test:
+            if option not in ("addrman", "bip94", "reindex_after_failure_noninteractive_yes"):
+                raise ConfigError(f'Unrecognised option "{option}" provided in -test=<option>.')
         for comment in self.uacomment:
             # Core AppInitMain: SAFE_CHARS_UA_COMMENT (src/util/strencodings.cpp).
             if any(c not in _SAFE_UA_COMMENT for c in comment):
@@ -300,6 +308,7 @@ LIST_KEYS = {
     "externalip",
     "dnsserver",
     "uacomment",
+    "test",
 }
 BOOL_KEYS = {
     "listen",

@@ -33,14 +33,57 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 __all__ = [
+    "CORE_CATEGORIES",
+    "OWN_CATEGORIES",
     "TRACE",
     "CoreLogFormatter",
     "LogOptions",
     "LogSetupError",
     "escape_message",
     "install",
+    "logging_rpc",
     "set_mocktime_source",
 ]
+
+#: Core's logging categories (src/logging.cpp ``LogCategories``): accepted for -debug;
+#: peerkeeper's own categories are the ones it logs under.
+CORE_CATEGORIES = frozenset(
+    [
+        "net",
+        "tor",
+        "mempool",
+        "http",
+        "bench",
+        "zmq",
+        "walletdb",
+        "rpc",
+        "estimatefee",
+        "addrman",
+        "selectcoins",
+        "reindex",
+        "cmpctblock",
+        "rand",
+        "prune",
+        "proxy",
+        "mempoolrej",
+        "coindb",
+        "qt",
+        "leveldb",
+        "validation",
+        "ipc",
+        "lock",
+        "blockstorage",
+        "txreconciliation",
+        "scan",
+        "txpackages",
+        "kernel",
+        "privatebroadcast",
+        "libevent",
+    ]
+)
+
+#: peerkeeper's own log categories (``-debug=native`` ...), beside Core's.
+OWN_CATEGORIES = frozenset({"node", "native", "pool", "dispatch", "gossip"})
 
 #: Core's ``BCLog::Level::Trace``, below ``logging.DEBUG``.
 TRACE = 5
@@ -196,6 +239,39 @@ class CoreLogFormatter(logging.Formatter):
         return f"[{category}] "
 
 
+_INSTALLED: list[tuple[LogOptions, tuple[str, ...]]] = []
+
+
+def logging_rpc(include: Iterable[str] = (), exclude: Iterable[str] = ()) -> dict[str, bool]:
+    """Core's ``logging`` RPC (src/rpc/node.cpp): turn debug categories on (``include``)
+    and off (``exclude``, which wins) at run time; ``all`` / ``1`` is every category.
+    Returns every category (Core's and peerkeeper's) and whether it logs debug lines.
+
+    Raises :class:`LogSetupError` ("unknown logging category X") for an unknown name.
+    """
+    known = CORE_CATEGORIES | OWN_CATEGORIES
+    if not _INSTALLED:
+        _INSTALLED.append((LogOptions(), ()))
+    options, loggers = _INSTALLED[0]
+    for names, on in ((include, True), (exclude, False)):
+        for name in names:
+            if name in ("all", "1"):
+                chosen = set(known)
+            elif name in known:
+                chosen = {name}
+            else:
+                raise LogSetupError(f"unknown logging category {name}")
+            if on:
+                options.categories |= chosen
+                options.exclude -= chosen
+            else:
+                options.categories -= chosen | ({"all"} if name in ("all", "1") else set())
+                options.exclude |= chosen
+    for category in loggers:
+        logging.getLogger(f"peerkeeper.{category}").setLevel(options.level_for(category))
+    return {c: options.level_for(c) < logging.INFO for c in sorted(known)}
+
+
 def install(
     options: LogOptions,
     categories: Iterable[str],
@@ -219,5 +295,6 @@ def install(
     root.handlers[:] = handlers or [logging.NullHandler()]
     root.setLevel(logging.INFO)
     root.propagate = False
+    _INSTALLED[:] = [(options, tuple(categories))]
     for category in categories:
         logging.getLogger(f"peerkeeper.{category}").setLevel(options.level_for(category))

@@ -33,6 +33,7 @@ from peerkeeper.bitcoin.seeds import DNS_SEEDS
 from peerkeeper.bitcoin.uploadtarget import parse_upload_target
 from peerkeeper.daemon.chainless import chainless_rpc_methods
 from peerkeeper.daemon.config import Config, ConfigError
+from peerkeeper.daemon.debuglog import LogSetupError, logging_rpc
 from peerkeeper.daemon.rpc import (
     RPC_CLIENT_INVALID_IP_OR_SUBNET,
     RPC_CLIENT_NODE_ALREADY_ADDED,
@@ -123,7 +124,11 @@ class Node:
             int(ServiceFlags.NODE_P2P_V2) if config.v2transport else 0
         )
         self.asmap = load_asmap(config.asmap) if config.asmap is not None else None
-        self.addrman = AddrMan(random.Random(self.rng.getrandbits(64)), asmap=self.asmap)
+        self.addrman = AddrMan(
+            random.Random(self.rng.getrandbits(64)),
+            asmap=self.asmap,
+            deterministic="addrman" in config.test,  # Core -test=addrman
+        )
         self.banman = BanMan(self.rng.getrandbits(32), default_ban_time=config.bantime)
         self.store = Store(config.chain_datadir)
         #: The chain of block headers the chain RPCs describe (genesis until start).
@@ -226,10 +231,19 @@ class Node:
 
     def _announce_height(self) -> None:
         """Our version message's start height is the header chain's height (Core
-        ``m_best_height``, sent as ``nStartingHeight`` by PushNodeVersion)."""
+        ``m_best_height``, sent as ``nStartingHeight`` by PushNodeVersion). On regtest,
+        where the header chain is the node's own, its tip time also decides whether
+        pruned (NETWORK_LIMITED) outbound peers are wanted (Core
+        ``GetDesirableServiceFlags``); elsewhere peerkeeper follows no chain and counts
+        as near the tip."""
         if self.headers is not None:
             opts = self.connman.core.options
-            opts.peer = dataclasses.replace(opts.peer, start_height=self.headers.height)
+            tip_time = None
+            if self.config.chain == "regtest":
+                tip_time = float(self.headers.time_at(self.headers.height))
+            opts.peer = dataclasses.replace(
+                opts.peer, start_height=self.headers.height, tip_time=tip_time
+            )
 
     def _load_headers(self) -> None:
         """The header chain: genesis, Core's block files in the datadir (a copied chain),
@@ -473,6 +487,7 @@ class Node:
             "listbanned": self._listbanned,
             "clearbanned": self._clearbanned,
             "help": self._help,
+            "logging": self._logging,
             "getrpcinfo": self._getrpcinfo,
         }
 
@@ -486,6 +501,17 @@ class Node:
         if command not in methods:
             return f"help: unknown command: {command}"
         return f"{command}\n\nAs Bitcoin Core's {command}: the same arguments and result."
+
+    async def _logging(self, params: list[Any] | dict[str, Any]) -> dict[str, bool]:
+        """Core ``logging ( ["include",...] ["exclude",...] )``: debug categories on/off."""
+        include = rpc_param(params, 0, "include") or []
+        exclude = rpc_param(params, 1, "exclude") or []
+        if not isinstance(include, list) or not isinstance(exclude, list):
+            raise RpcError(RPC_TYPE_ERROR, "Expected type array")
+        try:
+            return logging_rpc([str(c) for c in include], [str(c) for c in exclude])
+        except LogSetupError as e:
+            raise RpcError(RPC_INVALID_PARAMETER, str(e)) from None
 
     async def _getrpcinfo(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
         """Core ``getrpcinfo`` (src/rpc/server.cpp): this call, and the log file."""

@@ -36,7 +36,12 @@ from peerkeeper.daemon.config import (
     Config,
     ConfigError,
 )
-from peerkeeper.daemon.debuglog import LogOptions, LogSetupError
+from peerkeeper.daemon.debuglog import (
+    CORE_CATEGORIES,
+    OWN_CATEGORIES,
+    LogOptions,
+    LogSetupError,
+)
 from peerkeeper.wire.corelog import set_log_ips
 
 __all__ = ["IGNORED_OPTIONS", "build_config", "main", "arg_specs"]
@@ -47,43 +52,6 @@ NETWORK_ONLY = frozenset({"addnode", "bind", "connect", "port", "rpcbind", "rpcp
 #: Core's DISALLOW_NEGATION / DISALLOW_ELISION flags (src/init.cpp, src/init/common.cpp).
 _NO_NEGATION = frozenset({"datadir", "loglevel"})
 _NO_ELISION = frozenset({"proxy", "loglevel"})
-#: Core's logging categories (src/logging.cpp ``LogCategories``): accepted for -debug;
-#: peerkeeper's own categories are the ones it logs under.
-_CORE_CATEGORIES = frozenset(
-    [
-        "net",
-        "tor",
-        "mempool",
-        "http",
-        "bench",
-        "zmq",
-        "walletdb",
-        "rpc",
-        "estimatefee",
-        "addrman",
-        "selectcoins",
-        "reindex",
-        "cmpctblock",
-        "rand",
-        "prune",
-        "proxy",
-        "mempoolrej",
-        "coindb",
-        "qt",
-        "leveldb",
-        "validation",
-        "ipc",
-        "lock",
-        "blockstorage",
-        "txreconciliation",
-        "scan",
-        "txpackages",
-        "kernel",
-        "privatebroadcast",
-        "libevent",
-    ]
-)
-
 #: Options Core has for parts peerkeeper does not (wallet, validation, mempool, indexes,
 #: logging details it does not reproduce yet): accepted, logged once, no effect.
 IGNORED_OPTIONS: dict[str, str] = {
@@ -123,8 +91,6 @@ IGNORED_OPTIONS: dict[str, str] = {
     for name in names.split()
 }
 
-#: peerkeeper's own log categories (``-debug=native`` ...), beside Core's.
-_OWN_CATEGORIES = frozenset({"node", "native", "pool", "dispatch", "gossip"})
 #: Core options that select the chain, the files, or the console.
 _META = (
     "regtest",
@@ -215,7 +181,7 @@ def _debug_categories(values: list[str]) -> list[str]:
     for cat in values:
         if cat in ("", "1", "all"):
             out.append("all")
-        elif cat in _CORE_CATEGORIES or cat in _OWN_CATEGORIES:
+        elif cat in CORE_CATEGORIES or cat in OWN_CATEGORIES:
             out.append(cat)
         else:
             raise ConfigError(f"Unsupported logging category -debug={cat}.")
@@ -232,6 +198,10 @@ def build_config(argv: list[str], default_datadir: Path) -> tuple[Config, ArgsMa
     chain = args.chain()
     if chain not in ("main", "test", "testnet4", "signet", "regtest"):
         raise ConfigError(f"Unknown chain {chain}.")
+    for name in ("port", "rpcport"):  # Core CheckHostPortOptions (src/init.cpp)
+        raw = args.get_arg(name)
+        if raw is not None and not (raw.isdigit() and 0 < int(raw) <= 0xFFFF):
+            raise ConfigError(f"Invalid port specified in -{name}: '{raw}'")
     values: dict[str, Any] = {"chain": chain, "datadir": args.datadir(default_datadir)}
     defaults = Config()
     for f in fields(Config):
@@ -266,7 +236,7 @@ def log_options(args: ArgsManager, config: Config) -> tuple[LogOptions, Path | N
 
     Raises :class:`ConfigError` with Core's texts for ``-debugexclude`` and ``-loglevel``.
     """
-    known = sorted(_CORE_CATEGORIES | _OWN_CATEGORIES)
+    known = sorted(CORE_CATEGORIES | OWN_CATEGORIES)
     exclude: set[str] = set()
     for cat in args.get_args("debugexclude"):
         if cat in ("", "1", "all"):
@@ -323,16 +293,23 @@ def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) 
         return 1
     if not args.get_bool_arg("sysperms", False):
         os.umask(0o077)  # Core AppInitBasicSetup: files 0600, directories 0700
-    config.datadir.mkdir(parents=True, exist_ok=True)
+    config.chain_datadir.mkdir(parents=True, exist_ok=True)
     # Core prints the log to stdout (LogPrintStr's fwrite to stdout), not stderr.
-    setup_logging(
-        sorted(options.categories),
-        path=log_path,
-        console=sys.stdout if to_console else None,
-        options=options,
-    )
+    try:
+        setup_logging(
+            sorted(options.categories),
+            path=log_path,
+            console=sys.stdout if to_console else None,
+            options=options,
+            make_dirs=False,  # Core: -debuglogfile=missing/dir/x.log is an init error
+        )
+    except OSError:
+        print(f"Error: Could not open debug log file {log_path}", file=sys.stderr)  # Core
+        return 1
     set_log_ips(args.get_bool_arg("logips", False))  # Core fLogIPs
     for warning in args.warnings:
+        if warning.startswith("warning: -includeconf"):
+            print(warning, file=sys.stderr)  # Core ReadConfigFiles writes this to stderr
         log.warning("%s", warning)
     ignored = sorted(n for n in IGNORED_OPTIONS if args.is_arg_set(n))
     for name in ignored:

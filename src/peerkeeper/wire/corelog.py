@@ -17,7 +17,15 @@ from __future__ import annotations
 
 import errno
 
-__all__ = ["disconnect_msg", "host_port", "log_peer", "set_log_ips", "unable_to_bind"]
+__all__ = [
+    "disconnect_msg",
+    "host_port",
+    "log_peer",
+    "message_type",
+    "sanitize_string",
+    "set_log_ips",
+    "unable_to_bind",
+]
 
 _LOG_IPS = [False]
 
@@ -30,6 +38,23 @@ def set_log_ips(on: bool) -> None:
 def log_peer(peer_id: int, addr: object) -> str:
     """Core ``CNode::LogPeer`` (src/net.cpp): ``peer=N`` [``, peeraddr=ADDR:PORT``]."""
     return f"peer={peer_id}, peeraddr={addr}" if _LOG_IPS[0] else f"peer={peer_id}"
+
+
+_SAFE_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;-_/:?@()"
+)
+
+
+def sanitize_string(s: str) -> str:
+    """Keep only Core's ``SAFE_CHARS_DEFAULT`` (src/util/strencodings.cpp ``SanitizeString``):
+    what Core does to a peer's user agent and message types before it logs them."""
+    return "".join(c for c in s if c in _SAFE_CHARS)
+
+
+def message_type(raw: bytes) -> str:
+    """Core ``CMessageHeader::GetMessageType`` then ``SanitizeString``: the 12-byte field
+    up to its first NUL, unsafe characters removed."""
+    return sanitize_string(raw.split(b"\0", 1)[0].decode("latin-1"))
 
 
 def host_port(host: str, port: int) -> str:
@@ -123,6 +148,10 @@ ADVERTISING_ADDRESS = "Advertising address %s to peer=%d"
 ANCHORS_TRIED = "%d block-relay-only anchors will be tried for connections."
 DNS_SEEDING_DISABLED = "DNS seeding disabled"
 
+#: debug, V1Transport::GetReceivedMessage: the message is dropped, the peer stays.
+WRONG_CHECKSUM = "Header error: Wrong checksum (%s, %u bytes), expected %s was %s, peer=%d"
+INVALID_MESSAGE_TYPE = "Header error: Invalid message type (%s, %u bytes), peer=%d"
+
 # --- src/net_processing.cpp -------------------------------------------------------------
 
 #: debug, ProcessMessages (the message type sanitized, as Core's SanitizeString).
@@ -160,6 +189,7 @@ ADDRFETCH_TIMEOUT = "addrfetch connection timeout"
 WTXIDRELAY_AFTER_VERACK = "wtxidrelay received after verack"
 SENDADDRV2_AFTER_VERACK = "sendaddrv2 received after verack"
 OBSOLETE_VERSION = "peer using obsolete version %d"
+MISSING_SERVICES = "peer does not offer the expected services (%08x offered, %08x expected)"
 #: the Misbehaving message of an addr/addrv2/inv/getdata/headers over its limit.
 MESSAGE_SIZE = "%s message size = %u"
 

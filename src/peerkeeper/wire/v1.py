@@ -26,6 +26,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from peerkeeper.wire import corelog
 from peerkeeper.wire.messages import ALL_NET_MESSAGE_TYPES, MAX_PROTOCOL_MESSAGE_LENGTH, Message
 
 __all__ = [
@@ -62,13 +63,15 @@ class RawMessage:
     and ``rejected``: ``None`` for a good message, else why it was dropped
     (``"checksum"`` or ``"command"``). Rejected messages are returned so the
     caller can count their bytes (Core counts them under ``*other*``) but must not
-    be processed.
+    be processed. ``checksum`` is the header's checksum field when it was wrong (for
+    Core's "Header error: Wrong checksum" line), else ``b""``.
     """
 
     command: str
     payload: bytes
     wire_size: int
     rejected: str | None = None
+    checksum: bytes = b""
 
 
 def is_valid_command(raw: bytes) -> bool:
@@ -186,7 +189,7 @@ class V1Transport:
                 self._broken = f"Header error: Wrong MessageStart {magic.hex()} received"
                 raise TransportError(self._broken)
             if length > self.max_message:
-                name = command_raw.rstrip(b"\x00").decode("ascii", "replace")
+                name = corelog.message_type(command_raw)
                 self._broken = f"Header error: Size too large ({name}, {length} bytes)"
                 raise TransportError(self._broken)
             pos += HEADER_SIZE
@@ -224,7 +227,8 @@ class V1Transport:
                 self.checksum_errors += 1
             else:
                 self.invalid_commands += 1
-        return RawMessage(command, payload, length + HEADER_SIZE, rejected)
+        wrong = chk if rejected == "checksum" else b""
+        return RawMessage(command, payload, length + HEADER_SIZE, rejected, wrong)
 
     #: What getpeerinfo reports (``transport_protocol_type``); v1 never detects.
     transport_type = "v1"
