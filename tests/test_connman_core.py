@@ -685,3 +685,23 @@ def test_a_stalled_v2_handshake_is_cores_v2_handshake_timeout(
     lines = [r.getMessage() for r in caplog.records]
     assert "start sending v2 handshake to peer=0" in lines
     assert "V2 handshake timeout, disconnecting peer=" in " ".join(lines)
+
+
+def test_addconnection_reports_when_its_dial_ends() -> None:
+    """Core's AddConnection connects before the RPC answers: the core tells the caller
+    the outcome (the peer, or None) so that the RPC can wait for it (p2p_handshake's
+    getpeerinfo right after addconnection)."""
+    net = MemNet()
+    a = net.add(0, automatic_outbound=False)
+    net.add(1)
+    net.start(0, 1)
+    outcomes: list[object] = []
+    kinds = (ConnectionType.OUTBOUND_FULL_RELAY, False, net.now)
+    assert a.add_connection(str(svc(1)), *kinds, on_done=outcomes.append)
+    assert outcomes == []  # the dial is out
+    net.pump()
+    assert len(outcomes) == 1 and outcomes[0] is not None
+    net.down.add(svc(2))
+    assert a.add_connection(str(svc(2)), *kinds, on_done=outcomes.append)
+    net.pump()
+    assert outcomes[1] is None

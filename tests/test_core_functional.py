@@ -35,6 +35,18 @@ PASSING = [
     "p2p_disconnect_ban",
     "p2p_dns_seeds",
     "feature_proxy",
+    # Beyond the thirteen: the others of Core's p2p_*, feature_* and rpc_net
+    # tests that pass against peerkeeperd.
+    "feature_dirsymlinks",
+    "feature_discover",
+    "feature_framework_startup_failures",
+    "feature_help",
+    "feature_includeconf",
+    "feature_logging",
+    "feature_port",
+    "feature_uacomment",
+    "p2p_handshake",
+    "p2p_v2_misbehaving",
 ]
 
 pytestmark = [

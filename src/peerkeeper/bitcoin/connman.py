@@ -1038,11 +1038,13 @@ class ConnManCore:
         now: float,
         *,
         steady: float | None = None,
+        on_done: Callable[[PeerConn | None], None] | None = None,
     ) -> bool:
         """Core ``CConnman::AddConnection`` (the ``addconnection`` test RPC): open one
         outbound connection of ``conn_type`` to ``address`` if that type has room (8
         full-relay, 2 block-relay-only; addr-fetch and feelers unlimited) and a
-        ``semOutbound`` grant is free; False otherwise (also for inbound and manual)."""
+        ``semOutbound`` grant is free; False otherwise (also for inbound and manual).
+        ``on_done`` is called with the peer, or None, when the dial ends."""
         self._at(now, steady)
         limits = self.options.limits
         if conn_type is ConnectionType.OUTBOUND_FULL_RELAY:
@@ -1059,7 +1061,8 @@ class ConnManCore:
             limits.max_automatic_outbound, limits.max_connections
         ):
             return False
-        self._open(address, _DialCtx(address, conn_type, False, use_v2, "addconnection"), now)
+        ctx = _DialCtx(address, conn_type, False, use_v2, "addconnection", None, on_done)
+        self._open(address, ctx, now)
         return True
 
     def _open(self, target: str | Service, ctx: _DialCtx, now: float) -> None:

@@ -655,7 +655,7 @@ class BitcoinPeer:
             and self._is_local_nonce is not None
             and self._is_local_nonce(msg.nonce)
         ):
-            return self._disconnect(f"connected to self at {self.addr}, disconnecting")
+            return self._disconnect(corelog.CONNECTED_TO_SELF % self.addr)
         actions: list[Action] = []
         if self.conn_type.is_inbound:
             actions.append(self._push_version(now))

@@ -825,7 +825,7 @@ class Node:
                 RPC_INVALID_PARAMETER,
                 "Error: Adding v2transport connections requires -v2transport init flag to be set.",
             )
-        if not self.connman.add_connection(address, conn_type, use_v2):
+        if not await self.connman.add_connection(address, conn_type, use_v2):
             raise RpcError(
                 RPC_CLIENT_NODE_CAPACITY_REACHED,
                 "Error: Already at capacity for specified connection type.",

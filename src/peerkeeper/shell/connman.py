@@ -344,12 +344,15 @@ class ConnMan:
         self.core.add_node(node, command, self.clock(), steady=self.steady())
         self._control()
 
-    def add_connection(self, address: str, conn_type: ConnectionType, use_v2: bool) -> bool:
-        """The ``addconnection`` test RPC (Core ``CConnman::AddConnection``)."""
-        ok = self.core.add_connection(
-            address, conn_type, use_v2, self.clock(), steady=self.steady()
-        )
+    async def add_connection(self, address: str, conn_type: ConnectionType, use_v2: bool) -> bool:
+        """The ``addconnection`` test RPC (Core ``CConnman::AddConnection``): False if no
+        room; else True once the dial ended (Core connects before it answers)."""
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        args = (address, conn_type, use_v2, self.clock())
+        ok = self.core.add_connection(*args, steady=self.steady(), on_done=_resolver(fut))
         self._control()
+        if ok:
+            await fut
         return ok
 
     def ping_all(self) -> None:
@@ -373,18 +376,13 @@ class ConnMan:
         """Dial ``target`` once as ``conn_type`` and wait for the outcome: the new peer,
         or None when refused or failed (logged, never raised)."""
         fut: asyncio.Future[PeerConn | None] = asyncio.get_running_loop().create_future()
-
-        def done(peer: PeerConn | None) -> None:
-            if not fut.done():
-                fut.set_result(peer)
-
         self.core.open_connection(
             target,
             conn_type,
             self.clock(),
             count_failure=count_failure,
             use_v2=use_v2,
-            on_done=done,
+            on_done=_resolver(fut),
             steady=self.steady(),
         )
         self._control()
@@ -444,3 +442,8 @@ class ConnMan:
         connection, and only on connections it received."""
         msg = await self._request(peer_id, GetAddr(), ("addr",), timeout)
         return list(msg.entries)
+
+
+def _resolver(fut: asyncio.Future[Any]) -> Callable[[Any], None]:
+    """A dial's ``on_done`` callback that settles ``fut`` once."""
+    return lambda result: None if fut.done() else fut.set_result(result)

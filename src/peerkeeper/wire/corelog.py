@@ -37,7 +37,7 @@ def set_log_ips(on: bool) -> None:
 
 def log_peer(peer_id: int, addr: object) -> str:
     """Core ``CNode::LogPeer`` (src/net.cpp): ``peer=N`` [``, peeraddr=ADDR:PORT``]."""
-    return f"peer={peer_id}, peeraddr={addr}" if _LOG_IPS[0] else f"peer={peer_id}"
+    return LOG_PEER_WITH_ADDR % (peer_id, addr) if _LOG_IPS[0] else LOG_PEER % peer_id
 
 
 _SAFE_CHARS = frozenset(
@@ -77,6 +77,10 @@ def disconnect_msg(peer_id: int, addr: object) -> str:
 
 
 # --- src/net.cpp ------------------------------------------------------------------------
+
+#: CNode::LogPeer, without and with -logips.
+LOG_PEER = "peer=%d"
+LOG_PEER_WITH_ADDR = "peer=%d, peeraddr=%s"
 
 #: debug, ConnectNode.
 TRYING_CONNECTION = "trying %s connection (%s) to %s, lastseen=%.1fhrs"
@@ -189,6 +193,8 @@ ADDRFETCH_TIMEOUT = "addrfetch connection timeout"
 WTXIDRELAY_AFTER_VERACK = "wtxidrelay received after verack"
 SENDADDRV2_AFTER_VERACK = "sendaddrv2 received after verack"
 OBSOLETE_VERSION = "peer using obsolete version %d"
+#: info, VERSION: our own nonce came back (an inbound connection from ourselves).
+CONNECTED_TO_SELF = "connected to self at %s, disconnecting"
 MISSING_SERVICES = "peer does not offer the expected services (%08x offered, %08x expected)"
 #: the Misbehaving message of an addr/addrv2/inv/getdata/headers over its limit.
 MESSAGE_SIZE = "%s message size = %u"
