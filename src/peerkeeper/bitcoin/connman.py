@@ -1592,12 +1592,13 @@ class ConnManCore:
         try:
             msg = decode_message(raw.command, raw.payload)
         except DecodeError as e:
-            log.debug(
-                "malformed %s (%d bytes) from peer=%d: %s",
-                raw.command,
+            # Core ProcessMessages' catch (src/net.cpp): an error line, the peer stays.
+            log.error(
+                corelog.PROCESS_MESSAGE_EXCEPTION,
+                sanitize_string(raw.command),
                 len(raw.payload),
-                peer.id,
                 e,
+                type(e).__name__,
             )
             actions = peer.proto.on_decode_error(raw.command, e, now, size=len(raw.payload))
             self._apply(peer, actions, now)

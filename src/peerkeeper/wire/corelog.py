@@ -114,6 +114,9 @@ DISCONNECT_BY_SUBNET = "disconnect by subnet match"
 DISCONNECT_BY_ID = "disconnect by id"
 #: debug, a reason and CNode::DisconnectMsg (every disconnection above).
 REASON_THEN_DISCONNECT = "%s, %s"
+#: error, ThreadMessageHandler's catch around ProcessMessages: a message that does not
+#: deserialize (the exception's text and type name are peerkeeper's own).
+PROCESS_MESSAGE_EXCEPTION = "ProcessMessages(%s, %u bytes): Exception '%s' (%s) caught"
 #: debug, PushMessage.
 SENDING = "sending %s (%d bytes) peer=%d"
 #: debug, ThreadOpenConnections.
