@@ -15,7 +15,7 @@ import pytest
 import peerkeeper
 
 SRC = Path(peerkeeper.__file__).resolve().parent
-PURE = ("net", "wire", "native", "dispatch", "bitcoin")
+PURE = ("net", "wire", "native", "dispatch", "bitcoin", "sim")
 #: The folders each folder may import from (besides itself): a DAG, bottom-up.
 ALLOWED: dict[str, set[str]] = {
     "net": set(),
@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "native": {"net", "wire"},
     "dispatch": {"net", "wire", "native"},
     "bitcoin": {"net", "wire", "dispatch"},
+    "sim": {"net", "wire", "native", "dispatch", "bitcoin"},
     "io": {"net", "wire", "native", "dispatch", "bitcoin"},
     "shell": {"net", "wire", "native", "dispatch", "bitcoin", "io"},
     "daemon": {"net", "wire", "native", "dispatch", "bitcoin", "io", "shell"},

@@ -1,0 +1,9 @@
+"""peerkeeper.sim: whole networks of peerkeeper's real sans-IO cores in simulated time.
+
+:class:`~peerkeeper.sim.network.Simulation` builds and runs the network; scenarios are
+plain functions over it.
+"""
+
+from peerkeeper.sim.network import SimConfig, SimError, SimNode, Simulation, virtual_address
+
+__all__ = ["SimConfig", "SimError", "SimNode", "Simulation", "virtual_address"]
