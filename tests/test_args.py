@@ -242,3 +242,18 @@ def test_a_double_negative_is_true_with_cores_warning() -> None:
     a = args("-nofoo=0")
     assert a.get_bool_arg("foo", False) is True
     assert a.warnings == ["Parsed potentially confusing double-negative -foo=0"]
+
+
+def test_log_args_is_cores_listing_with_secrets_hidden() -> None:
+    """Core ArgsManager::LogArgs: the config file's values by section, then the command
+    line's, as JSON; SENSITIVE options as ****."""
+    a = ArgsManager([ArgSpec(n) for n in ("addnode", "rpcpassword", "server", "regtest", "foo")])
+    a.parse_parameters(["-addnode=some.node", "-rpcpassword=secret", "-nofoo"])
+    a.read_config_text("regtest=1\n[regtest]\nserver=1\n", "bitcoin.conf")
+    assert a.log_args(frozenset({"rpcpassword"})) == [
+        'Config file arg: regtest="1"',
+        'Config file arg: [regtest] server="1"',
+        'Command-line arg: addnode="some.node"',
+        "Command-line arg: foo=false",
+        "Command-line arg: rpcpassword=****",
+    ]

@@ -705,3 +705,14 @@ def test_addconnection_reports_when_its_dial_ends() -> None:
     assert a.add_connection(str(svc(2)), *kinds, on_done=outcomes.append)
     net.pump()
     assert outcomes[1] is None
+
+
+def test_set_network_active_is_logged_as_core(caplog: pytest.LogCaptureFixture) -> None:
+    """Core logs "SetNetworkActive: true|false" from CConnman's constructor and on every
+    call (feature_config_args' -networkactive checks)."""
+    net = MemNet()
+    with caplog.at_level(logging.INFO, logger="peerkeeper.net"):
+        core = net.add(0, network_active=False)
+        core.set_network_active(True, net.now)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SetNet")]
+    assert lines == ["SetNetworkActive: false", "SetNetworkActive: true"]

@@ -487,3 +487,9 @@ def test_command_line_warnings_survive_the_config_files(tmp_path: Path) -> None:
     (data / "bitcoin.conf").write_text("regtest=1\n")
     _, args = build_config([f"-datadir={data}", "-nolisten=0"], tmp_path)
     assert args.warnings == ["Parsed potentially confusing double-negative -listen=0"]
+
+
+def test_empty_addnode_values_are_dropped_with_cores_warning(tmp_path: Path) -> None:
+    config, args = build_config(["-regtest", "-addnode= ", "-addnode=some.node"], tmp_path)
+    assert config.addnode == ["some.node"]
+    assert "Ignoring empty -addnode value" in args.warnings

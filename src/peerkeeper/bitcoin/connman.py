@@ -493,6 +493,7 @@ class ConnManCore:
         self.listening: list[tuple[str, int]] = []
         self.onion_listening: set[tuple[str, int]] = set()
         self.network_active = options.network_active
+        log.info(corelog.SET_NETWORK_ACTIVE, str(self.network_active).lower())  # Core's ctor
         self.started_at = 0.0
         self._now = 0.0
         self._steady = 0.0
@@ -1240,7 +1241,7 @@ class ConnManCore:
         # Core ConnectNode: a made connection is an attempt too (counted for automatic types).
         self.addrman.attempt(service, ctx.count_failure, now=now)
         if self.stopping or not self.network_active:
-            self._actions.append(Close(conn_id, "network disabled"))
+            self._actions.append(Close(conn_id, corelog.NETWORK_NOT_ACTIVE))
             return None
         target = ctx.target
         use_v2 = bool(ctx.use_v2)  # decided at the dial (_dial_service)
@@ -1997,9 +1998,10 @@ class ConnManCore:
     def set_network_active(self, active: bool, now: float, *, steady: float | None = None) -> None:
         """Turn all P2P activity on or off; off disconnects every peer (Core ``SetNetworkActive``)."""
         self._at(now, steady)
+        log.info(corelog.SET_NETWORK_ACTIVE, str(active).lower())
         self.network_active = active
         if not active:
             for peer in list(self.peers.values()):
-                self._drop(peer, "network disabled", close=True)
+                self._drop(peer, corelog.NETWORK_NOT_ACTIVE, close=True)
         else:
             self._next_added = min(self._next_added, self._steady)

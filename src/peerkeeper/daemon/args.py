@@ -28,6 +28,7 @@ message (bitcoind prints ``Error: <message>`` and exits 1).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,6 +355,26 @@ class ArgsManager:
         return bool(self.get_arg("datadir"))
 
     # -- output -----------------------------------------------------------------------------
+
+    def log_args(self, sensitive: frozenset[str] = frozenset()) -> list[str]:
+        """Core ``ArgsManager::LogArgs`` (src/common/args.cpp): one line per value, the
+        config file's by section then name (``Config file arg: [regtest] server="1"``;
+        no ``[section]`` for the top one), then the command line's by name
+        (``Command-line arg: addnode="some.node"``). Values are written as JSON (a
+        negation is ``false``); the options in ``sensitive`` show ``****``."""
+        lines: list[str] = []
+
+        def add(prefix: str, section: str, options: dict[str, list[Value]]) -> None:
+            where = f"[{section}] " if section else ""
+            for name in sorted(options):
+                for value in options[name]:
+                    text = "****" if name in sensitive else json.dumps(value)
+                    lines.append(f"{prefix} {where}{name}={text}")
+
+        for section in sorted(self.config):
+            add("Config file arg:", section, self.config[section])
+        add("Command-line arg:", "", self.command_line)
+        return lines
 
     def _sources(self, section: str, name: str) -> list[tuple[str, Sequence[Value]]]:
         """Core ``MergeSettings``: the values of ``name`` by source, highest first: the

@@ -42,6 +42,7 @@ from peerkeeper.daemon.debuglog import (
     LogOptions,
     LogSetupError,
 )
+from peerkeeper.wire import corelog
 from peerkeeper.wire.corelog import set_log_ips
 
 __all__ = ["IGNORED_OPTIONS", "build_config", "main", "arg_specs"]
@@ -117,6 +118,8 @@ _LOG_OPTIONS = (
     "logsourcelocations",
     "logips",
 )
+#: Options Core flags SENSITIVE (src/init.cpp): logged as ``****``.
+SENSITIVE_OPTIONS = frozenset({"rpcauth", "rpcpassword", "rpcuser", "torpassword"})
 #: Core's ``HelpRequested`` spellings (src/common/args.cpp); ``-version`` beside them.
 _HELP = frozenset({"?", "h", "help", "help-debug"})
 #: Config fields that are not Core options (or are read specially).
@@ -223,6 +226,11 @@ def build_config(argv: list[str], default_datadir: Path) -> tuple[Config, ArgsMa
             values[name] = args.get_arg(name)
     if "debug" in values:
         values["debug"] = _debug_categories(values["debug"])
+    if "addnode" in values:
+        kept = [v for v in values["addnode"] if v.strip()]
+        if len(kept) != len(values["addnode"]):
+            args.warnings.append(corelog.EMPTY_ADDNODE)  # Core AppInitMain
+        values["addnode"] = kept
     config = Config(**values)
     config.validate()
     return config, args
@@ -311,6 +319,8 @@ def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) 
         if warning.startswith("warning: -includeconf"):
             print(warning, file=sys.stderr)  # Core ReadConfigFiles writes this to stderr
         log.warning("%s", warning)
+    for line in args.log_args(SENSITIVE_OPTIONS):  # Core ArgsManager::LogArgs
+        log.info("%s", line)
     ignored = sorted(n for n in IGNORED_OPTIONS if args.is_arg_set(n))
     for name in ignored:
         log.info("Ignoring -%s: %s", name, IGNORED_OPTIONS[name])

@@ -151,6 +151,8 @@ FAILED_TO_LISTEN = "Failed to listen on any port. Use -listen=0 if you want this
 START_V2_HANDSHAKE = "start sending v2 handshake to peer=%d"
 #: debug, GetLocalAddrForPeer / AdvertiseLocal.
 ADVERTISING_ADDRESS = "Advertising address %s to peer=%d"
+#: info, CConnman::SetNetworkActive (also from CConnman's constructor).
+SET_NETWORK_ACTIVE = "SetNetworkActive: %s"
 #: info, CConnman::Start.
 ANCHORS_TRIED = "%d block-relay-only anchors will be tried for connections."
 DNS_SEEDING_DISABLED = "DNS seeding disabled"
@@ -201,6 +203,11 @@ CONNECTED_TO_SELF = "connected to self at %s, disconnecting"
 MISSING_SERVICES = "peer does not offer the expected services (%08x offered, %08x expected)"
 #: the Misbehaving message of an addr/addrv2/inv/getdata/headers over its limit.
 MESSAGE_SIZE = "%s message size = %u"
+
+# --- src/init.cpp ----------------------------------------------------------------------
+
+#: warning, AppInitMain: a whitespace-only -addnode value is dropped.
+EMPTY_ADDNODE = "Ignoring empty -addnode value"
 
 # --- src/banman.cpp ---------------------------------------------------------------------
 
