@@ -1484,6 +1484,17 @@ class ConnManCore:
         self._drop(peer, "evicted for an inbound slot", close=True, logged=True)
         return True
 
+    def _log_rejected(self, peer: PeerConn, raw: RawMessage) -> None:
+        """Core's "Header error" line for a framed message v1 refused (src/net.cpp)."""
+        command, size = sanitize_string(raw.command), len(raw.payload)
+        if raw.checksum:
+            expected = hashlib.sha256(hashlib.sha256(raw.payload).digest()).digest()[:4]
+            log.debug(
+                corelog.WRONG_CHECKSUM, command, size, expected.hex(), raw.checksum.hex(), peer.id
+            )
+        else:
+            log.debug(corelog.INVALID_MESSAGE_TYPE, command, size, peer.id)
+
     def _check_tx_relay_capacity(self, peer: PeerConn) -> None:
         """Core ``MaybeDisconnectForTxRelayCapacity`` / ``EvictTxPeerIfFull`` (src/net.cpp,
         src/net_processing.cpp), after an inbound peer's version asked for transactions.
@@ -1573,19 +1584,9 @@ class ConnManCore:
         peer.recv_per_msg[key] = peer.recv_per_msg.get(key, 0) + raw.wire_size
         if raw.rejected is not None:
             # Core V1Transport::GetReceivedMessage: logged and dropped, the peer stays.
-            command, size = sanitize_string(raw.command), len(raw.payload)
-            if raw.checksum:
-                expected = hashlib.sha256(hashlib.sha256(raw.payload).digest()).digest()[:4]
-                log.debug(
-                    corelog.WRONG_CHECKSUM,
-                    command,
-                    size,
-                    expected.hex(),
-                    raw.checksum.hex(),
-                    peer.id,
-                )
-            else:
-                log.debug(corelog.INVALID_MESSAGE_TYPE, command, size, peer.id)
+            # Only hashed again when the line is written: a flood costs nothing extra.
+            if log.isEnabledFor(logging.DEBUG):
+                self._log_rejected(peer, raw)
             peer.proto.last_recv = now
             return
         # Core ProcessMessages (src/net_processing.cpp), word for word.

@@ -101,10 +101,11 @@ def setup_logging(
 ) -> None:
     """Core's debug.log lines (:mod:`peerkeeper.daemon.debuglog`) to ``path`` (appended;
     None = no file; its directory is made unless ``make_dirs`` is false, and an
-    ``OSError`` is raised when it cannot be opened) and ``console``; categories in ``debug`` (or ``1``/``all``) log at
-    ``options.level`` (debug by default), the others from info up."""
-    opts = options or LogOptions()
-    opts.categories = set(debug) | ({"all"} if "1" in debug else set())
+    ``OSError`` is raised when it cannot be opened) and ``console``. Categories in
+    ``debug`` (or ``1``/``all``) log debug lines, the others from info up; ``options``,
+    when given, carries its own categories and levels (peerkeeperd's -debug, -loglevel,
+    -debugexclude) and ``debug`` is not read."""
+    opts = options or LogOptions(categories=set(debug) | ({"all"} if "1" in debug else set()))
     if path is not None and make_dirs:
         path.parent.mkdir(parents=True, exist_ok=True)
     install(opts, LOG_CATEGORIES, path=str(path) if path is not None else None, console=console)

@@ -89,6 +89,14 @@ OWN_CATEGORIES = frozenset({"node", "native", "pool", "dispatch", "gossip"})
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
+#: Core's level names (``LogLevelToStr``), highest first: a record gets the first whose
+#: floor it reaches, else ``trace``.
+_LEVEL_NAMES = (
+    (logging.ERROR, "error"),
+    (logging.WARNING, "warning"),
+    (logging.INFO, "info"),
+    (logging.DEBUG, "debug"),
+)
 #: ``-loglevel`` values a user may choose (Core ``LogLevelsList``).
 _USER_LEVELS = {"info": logging.INFO, "debug": logging.DEBUG, "trace": TRACE}
 
@@ -215,17 +223,7 @@ class CoreLogFormatter(logging.Formatter):
     def _prefix(self, record: logging.LogRecord) -> str:
         """Core ``GetLogPrefix``: a category shows on debug and trace lines only."""
         level = record.levelno
-        name = (
-            "error"
-            if level >= logging.ERROR
-            else "warning"
-            if level >= logging.WARNING
-            else "info"
-            if level >= logging.INFO
-            else "debug"
-            if level >= logging.DEBUG
-            else "trace"
-        )
+        name = next((n for floor, n in _LEVEL_NAMES if level >= floor), "trace")
         always = self.options.always_print_category_level
         category = ""
         if level < logging.INFO:

@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None, *, default_datadir: Path | None = None) 
     # Core prints the log to stdout (LogPrintStr's fwrite to stdout), not stderr.
     try:
         setup_logging(
-            sorted(options.categories),
+            [],
             path=log_path,
             console=sys.stdout if to_console else None,
             options=options,

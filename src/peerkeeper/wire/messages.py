@@ -735,7 +735,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 
 
 #: Every message type Core knows, in Core's order (src/protocol.h ``ALL_NET_MESSAGE_TYPES``,
-#: Core master with BIP434, the reference tree of /work/shared/reference). Core's per-message
+#: Core master with BIP434, the reference tree in ../shared/reference). Core's per-message
 #: byte counters (src/net.cpp ``mapRecvBytesPerMsgType``, ``mapSendBytesPerMsgType``) have
 #: one key for each of these plus :data:`NET_MESSAGE_TYPE_OTHER`; v1 framing
 #: pre-decodes their command fields; every BIP324 short id names one of them. It is wider
