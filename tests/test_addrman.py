@@ -525,6 +525,35 @@ def test_addrman_tried_collisions() -> None:
     assert am.good(a37, now=NOW)
 
 
+def test_test_before_evict_and_collision_resolution_switched_off() -> None:
+    """The simulation switches (Core has none): without test-before-evict a colliding
+    good() evicts the tried occupant at once; without resolution collisions stay."""
+    source = ip("252.2.2.2")
+    for before_evict in (True, False):
+        am = det()
+        am.test_before_evict = before_evict
+        for i in range(1, 36):
+            a = svc(f"250.1.1.{i}")
+            am.add([AddrEntry(TIME_INIT, 0, a)], source, now=NOW)
+            am.good(a, now=NOW)
+        a36 = svc("250.1.1.36")
+        am.add([AddrEntry(TIME_INIT, 0, a36)], source, now=NOW)
+        assert am.good(a36, now=NOW) is not before_evict
+        assert am.has_tried_collisions is before_evict
+        assert am.check() == 0
+    am = det()
+    am.resolve_tried_collisions = False
+    for i in range(1, 37):
+        a = svc(f"250.1.1.{i}")
+        am.add([AddrEntry(TIME_INIT, 0, a)], source, now=NOW)
+        am.good(a, now=NOW)
+    am.resolve_collisions(NOW + 100_000)
+    assert am.has_tried_collisions
+    am.resolve_tried_collisions = True
+    am.resolve_collisions(NOW + 100_000)
+    assert not am.has_tried_collisions
+
+
 def test_addrman_getaddr() -> None:
     am = det()
     assert am.get_addr(0, 0, NOW) == []

@@ -747,6 +747,18 @@ def test_addr_permission_bypasses_the_token_bucket() -> None:
     assert len(learned(other.on_message(Addr(flood), T0 + 10)).entries) == 1
 
 
+def test_addr_rate_limit_switched_off_for_simulation_studies() -> None:
+    """PeerConfig.addr_rate_limit=False (a simulation switch; Core has none) takes every
+    address of a flood, as the addr permission does."""
+    flood = [routable(i) for i in range(500)]
+    peer = relay_peer()
+    peer.config = PeerConfig(services=OUR_SERVICES, addr_rate_limit=False)
+    connect(peer)
+    peer.addr_token_bucket = 0.0
+    assert len(learned(peer.on_message(Addr(flood), T0 + 10)).entries) == 500
+    assert peer.addr_rate_limited == 0
+
+
 def test_tx_inv_from_block_relay_only_or_feeler_disconnects() -> None:
     """Core RejectIncomingTxs: a block-relay-only peer announcing a transaction is cut off;
     a block announcement is fine, and full-relay peers may announce transactions."""

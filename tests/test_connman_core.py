@@ -363,6 +363,44 @@ def test_extra_block_relay_peer_comes_on_its_timer_and_the_youngest_goes() -> No
     assert len(peers_of(a, ConnectionType.BLOCK_RELAY)) >= 2
 
 
+def test_a_loop_with_nothing_to_do_sleeps_until_a_timer_or_a_change() -> None:
+    """Core's ThreadOpenConnections wakes every 500 ms; a pass that finds every slot
+    taken and no timer due is skipped until the next timer, and a peer leaving brings
+    the loop back at the next 500 ms step (the pass then dials)."""
+    net = MemNet()
+    a = net.add(0, v2transport=False, fixedseeds=False)
+    for k in range(1, 16):
+        net.add(k, v2transport=False)
+    fill_table(a, range(1, 16), T0)
+    net.start(*range(16))
+    net.run_while(lambda: len(peers_of(a, ConnectionType.BLOCK_RELAY)) < 2, 60)
+    net.run_while(lambda: len(peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)) < 8, 60)
+    assert a.policy is not None
+    timers = a.policy.timers
+    timers.next_feeler = timers.next_extra_network_peer = net.now + 10_000
+    a.policy.start_extra_block_relay_peers = False
+    passes: list[float] = []
+    pick = a._pick_step
+
+    def counting(now: float) -> None:
+        passes.append(now)
+        pick(now)
+
+    a._pick_step = counting  # type: ignore[method-assign]
+    start = net.now
+    net.run_until(start + 600)
+    # Polling would be 1,200 passes; the loop wakes for the 45 s extra-peer check only.
+    assert 1 <= len(passes) <= 600 / 45 + 2
+    victim = peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)[0]
+    dials = len(net.dials)
+    a.disconnect_node(net.now, peer_id=victim.id)  # type: ignore[attr-defined]
+    net.pump()
+    assert a.next_wakeup() <= net.now + 0.5
+    net.run_until(net.now + 1)
+    assert len(net.dials) > dials  # the freed slot was refilled at once
+    assert len(peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)) == 8
+
+
 # -- flow control, memory ---------------------------------------------------------------------
 
 

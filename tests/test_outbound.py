@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.bitcoin.outbound import (
@@ -28,6 +30,7 @@ from peerkeeper.bitcoin.outbound import (
     choose_connection_type,
     count_failures,
     count_outbound,
+    has_candidate,
     maybe_pick_preferred_network,
     rand_exp_duration,
     select_extra_outbound_to_evict,
@@ -330,6 +333,95 @@ def test_select_unreachable_addnode_connected_banned() -> None:
     # our own address ends the pick at once
     assert _select(am, FULL_DECISION, is_local=lambda s: True) is None
     assert _select(am, FULL_DECISION) is not None
+
+
+def _candidate(am: AddrMan, decision: OutboundDecision, **kw: object) -> bool:
+    kw.setdefault("reachable", ALL_NETS)
+    return has_candidate(decision, am, kw.pop("counts", OutboundCounts()), **kw)  # type: ignore[arg-type]
+
+
+def test_has_candidate_applies_the_filters_that_always_hold() -> None:
+    am = fresh_addrman()
+    am.add([entry("1.2.3.4")], NetAddr.parse("9.9.9.9"), now=NOW)
+    used = OutboundCounts(ipv46_netgroups={NetAddr.parse("1.2.200.1").netgroup()})
+    assert _candidate(am, FULL_DECISION)
+    assert not _candidate(am, FULL_DECISION, counts=used)
+    assert _candidate(am, FEELER_DECISION, counts=used)  # feelers ignore netgroups
+    assert not _candidate(am, FULL_DECISION, reachable={Network.IPV6})
+    assert not _candidate(am, FULL_DECISION, already_connected=lambda s: True)
+    assert not _candidate(am, FULL_DECISION, added_node=lambda s: True)
+    assert not _candidate(am, FULL_DECISION, outbound_allowed=lambda a: False)
+    assert not _candidate(am, FULL_DECISION, dial_ready=lambda s: False)
+    assert not _candidate(am, FULL_DECISION, is_local=lambda s: True)
+    # What only delays an entry does not make it no candidate: tried a minute ago,
+    # a bad port (Core accepts those after 30 / 50 draws).
+    am.attempt(svc("1.2.3.4"), True, now=NOW - 60)
+    assert _candidate(am, FULL_DECISION)
+    am.good(svc("1.2.3.4"), now=NOW)
+    assert not _candidate(am, FEELER_DECISION)  # feelers draw from the new table only
+    assert not _candidate(fresh_addrman(), FULL_DECISION)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 6), st.integers(1, 3), st.booleans()), max_size=12),
+    st.sets(st.integers(1, 6), max_size=6),
+    st.sets(st.integers(1, 6), max_size=6),
+    st.booleans(),
+)
+def test_no_candidate_means_the_draws_find_nothing(
+    rows: list[tuple[int, int, bool]], used: set[int], connected: set[int], feeler: bool
+) -> None:
+    """has_candidate False => select_outbound_address returns None (so skipping the
+    draws is safe); True => some entry passes every filter that always holds."""
+    am = fresh_addrman()
+    for group, host, tried in rows:
+        e = entry(f"{group}.{group}.0.{host}")
+        am.add([e], NetAddr.parse("9.9.9.9"), now=NOW)
+        if tried:
+            am.good(e.service, now=NOW)
+    counts = OutboundCounts(
+        ipv46_netgroups={NetAddr.parse(f"{g}.{g}.9.9").netgroup() for g in used}
+    )
+    decision = FEELER_DECISION if feeler else FULL_DECISION
+
+    def connected_fn(s: Service) -> bool:
+        return s.addr.addr[0] in connected
+
+    if am.has_tried_collisions and feeler:
+        return  # a feeler with collisions is not has_candidate's case
+    if not _candidate(am, decision, counts=counts, already_connected=connected_fn):
+        assert _select(am, decision, counts, already_connected=connected_fn) is None
+
+
+def test_feelers_and_netgroup_diversity_switched_off() -> None:
+    """Simulation switches (Core has none): no feeler when feelers are off; without
+    netgroup diversity an address in a used netgroup is picked."""
+    timers = OutboundTimers(
+        next_feeler=NOW - 1, next_extra_block_relay=NOW + 1e6, next_extra_network_peer=NOW + 1e6
+    )
+    full = OutboundCounts(full_relay=8, block_relay=2)
+    limits = OutboundLimits(125)
+    rng = random.Random(1)
+    assert (
+        choose_connection_type(full, limits, timers, NOW, rng, anchors_pending=False, feelers=False)
+        is None
+    )
+    assert choose_connection_type(full, limits, timers, NOW, rng, anchors_pending=False) == (
+        FEELER_DECISION
+    )
+    am = fresh_addrman()
+    am.add([entry("1.2.3.4")], NetAddr.parse("9.9.9.9"), now=NOW)
+    group = NetAddr.parse("1.2.200.1")
+    peers = [(ConnectionType.OUTBOUND_FULL_RELAY, svc("1.2.200.1"))]
+    for diversity, expected in ((True, None), (False, svc("1.2.3.4"))):
+        policy = OutboundPolicy(
+            limits, am, random.Random(2), NOW, reachable=ALL_NETS, netgroup_diversity=diversity
+        )
+        pick = policy.next_connection(peers, NOW)
+        assert (None if pick is None else pick.entry.service) == expected
+        assert policy.no_candidate is (expected is None)
+    assert group.netgroup() == svc("1.2.3.4").addr.netgroup()
 
 
 def test_select_preferred_network_only() -> None:

@@ -9,7 +9,7 @@ from peerkeeper.sim import SimConfig, SimError, Simulation, virtual_address
 
 
 def run(seed: int, seconds: float = 60.0) -> Simulation:
-    sim = Simulation(SimConfig(nodes=8, seed=seed, seeds=2))
+    sim = Simulation(SimConfig(nodes=8, seed=seed, seed_answers=3))
     sim.run_until(seconds)
     return sim
 
@@ -21,7 +21,7 @@ def test_the_same_seed_gives_the_same_trace() -> None:
     # The cores really ran: nodes found the seeds and connected to them.
     full = [n.outbound(ConnectionType.OUTBOUND_FULL_RELAY) for n in a.nodes]
     assert sum(full) > 0
-    assert all(n.core.addrman for n in a.nodes[2:])  # the DNS seeds' answers were stored
+    assert all(n.core.addrman for n in a.nodes)  # the DNS seeds' answers were stored
 
 
 def test_virtual_addresses_spread_over_netgroups() -> None:
@@ -38,7 +38,7 @@ def test_virtual_addresses_spread_over_netgroups() -> None:
         ({"nodes": 1}, "nodes must be at least 2"),
         ({"nodes": 10, "netgroups": 11}, "netgroups must be in 1..nodes"),
         ({"nodes": 10, "netgroups": 0}, "netgroups must be in 1..nodes"),
-        ({"nodes": 10, "seeds": 0}, "seeds must be in 1..nodes"),
+        ({"nodes": 10, "seed_answers": 0}, "seed_answers must be at least 1"),
         ({"nodes": 10, "latency": (0.2, 0.1)}, "latency"),
         ({"nodes": 10, "jitter": -1.0}, "latency"),
         ({"nodes": 10, "max_connections": 5}, "max_connections"),
@@ -49,3 +49,49 @@ def test_parameters_out_of_range_fail_before_anything_runs(
 ) -> None:
     with pytest.raises(SimError, match=message):
         SimConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_restart_keeps_the_address_book_and_comes_back_to_its_anchors() -> None:
+    sim = Simulation(SimConfig(nodes=30, seed=3))
+    sim.run_until(300)
+    node = sim.nodes[0]
+    before = node.core.addrman.serialize()
+    block = set(node.outbound_peers(ConnectionType.BLOCK_RELAY))
+    assert len(block) >= 2
+    sim.restart(0)
+    assert node.generation == 1 and node.up
+    assert node.core.addrman.serialize() == before  # peers.dat's bytes round trip
+    assert {e.service for e in node.core.options.anchors} == block
+    sim.run_until(360)
+    # Core connects to the anchors first, as block-relay-only peers.
+    assert block <= set(node.outbound_peers(ConnectionType.BLOCK_RELAY))
+    assert node.outbound(ConnectionType.OUTBOUND_FULL_RELAY) == 8
+    # No peer still holds a link to the old run's connections.
+    assert all(
+        link[0] != 0 or link[1] in node.links for n in sim.nodes for link in n.links.values()
+    )
+
+
+def test_restart_without_anchors_and_a_stopped_node_refuses() -> None:
+    sim = Simulation(SimConfig(nodes=12, seed=4))
+    sim.run_until(120)
+    sim.stop(1)
+    assert not sim.nodes[1].up and not sim.nodes[1].links
+    sim.run_until(240)
+    assert all(
+        sim.nodes[1].service not in n.outbound_peers(ConnectionType.OUTBOUND_FULL_RELAY)
+        for n in sim.nodes
+    )
+    sim.start(1, anchors=False)
+    assert sim.nodes[1].core.options.anchors == []
+    sim.run_until(300)
+    assert sim.nodes[1].outbound(ConnectionType.OUTBOUND_FULL_RELAY) > 0
+
+
+def test_calls_run_in_time_order_with_the_network() -> None:
+    sim = Simulation(SimConfig(nodes=4, seed=1))
+    seen: list[tuple[str, float]] = []
+    sim.call_at(5.0, lambda: seen.append(("b", sim.now)))
+    sim.call_at(1.0, lambda: seen.append(("a", sim.now)))
+    sim.run_until(10)
+    assert seen == [("a", 1.0), ("b", 5.0)]

@@ -48,7 +48,7 @@ import enum
 import hashlib
 import random
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -483,6 +483,11 @@ class AddrMan:
             raise ValueError("addrman key must be 32 bytes")
         self.netgroupman = NetGroupManager(asmap or b"")
         self._using_asmap = self.netgroupman.using_asmap()
+        #: Core's test-before-evict (``Good_`` with ``test_before_evict=true``) and its
+        #: collision resolution. Switches for simulation studies only (the eclipse
+        #: scenario of :mod:`peerkeeper.sim`); Core has none, and both stay on elsewhere.
+        self.test_before_evict = True
+        self.resolve_tried_collisions = True
         self._set_key(bytes(key))
         self._reset()
 
@@ -505,6 +510,9 @@ class AddrMan:
         self._random: list[AddrInfo] = []
         self._n_tried = 0
         self._n_new = 0
+        #: Bumped whenever an entry is created, deleted, moves table or changes services:
+        #: a caller that found no usable entry need not look again until it changes.
+        self.version = getattr(self, "version", 0) + 1
         self._vv_new: list[AddrInfo | None] = [None] * _NEW_SLOTS
         self._vv_tried: list[AddrInfo | None] = [None] * _TRIED_SLOTS
         self._new_fill = _BucketFill(ADDRMAN_NEW_BUCKET_COUNT)
@@ -618,6 +626,7 @@ class AddrMan:
     def _set_services(self, info: AddrInfo, services: int) -> None:
         if services == info.services:
             return
+        self.version += 1
         if info._id in self._map_info and self._map_info[info._id] is info:
             d_new, d_tried = (0, 1) if info.in_tried else (1, 0)
             self._count(info, -d_new, -d_tried)
@@ -662,6 +671,7 @@ class AddrMan:
         self._map_addr[service] = nid
         info.random_pos = len(self._random)
         self._random.append(info)
+        self.version += 1
         self._n_new += 1
         self._count(info, 1, 0)
         return info
@@ -681,6 +691,7 @@ class AddrMan:
     def _delete(self, info: AddrInfo) -> None:
         """Core ``AddrManImpl::Delete``: remove an entry that is in no table."""
         assert not info.in_tried and info.ref_count == 0
+        self.version += 1
         self._swap_random(info.random_pos, len(self._random) - 1)
         self._count(info, -1, 0)
         self._random.pop()
@@ -709,6 +720,7 @@ class AddrMan:
     def _make_tried(self, info: AddrInfo) -> None:
         """Core ``AddrManImpl::MakeTried``: move from every new slot to the tried table,
         first moving the tried occupant (if any) back to the new table."""
+        self.version += 1
         vv_new = self._vv_new
         for slot in info._slots:
             vv_new[slot] = None
@@ -950,7 +962,7 @@ class AddrMan:
         its tried slot is taken, in which case it is recorded as a collision (at most
         ``ADDRMAN_SET_TRIED_COLLISION_SIZE``) for :meth:`resolve_collisions`.  Returns True
         iff it moved to tried."""
-        return self._good(service, True, int(now))
+        return self._good(service, self.test_before_evict, int(now))
 
     def attempt(self, service: Service, count_failure: bool, now: float) -> None:
         """Core ``AddrMan::Attempt``: we try to connect to ``service`` now.  With
@@ -988,6 +1000,8 @@ class AddrMan:
         old entry if it succeeded within ``ADDRMAN_REPLACEMENT``; replace it if it was
         tried (and not successful) in that window more than 60 s ago; or replace it anyway
         if the new entry's success is older than ``ADDRMAN_TEST_WINDOW``."""
+        if not self.resolve_tried_collisions:
+            return
         t = int(now)
         for id_new in sorted(self._tried_collisions):
             erase = False
@@ -1180,6 +1194,16 @@ class AddrMan:
 
     def __len__(self) -> int:
         return len(self._random)
+
+    def infos(self) -> Sequence[AddrInfo]:
+        """Every entry (Core's ``vRandom``), live objects for reading only: a caller that
+        must know whether *any* entry passes its filters scans this instead of drawing."""
+        return self._random
+
+    @property
+    def has_tried_collisions(self) -> bool:
+        """True while test-before-evict collisions wait for :meth:`resolve_collisions`."""
+        return bool(self._tried_collisions)
 
     def find(self, service: Service) -> AddrInfo | None:
         """The entry for ``service`` (a copy of Core's ``AddrInfo``), or None."""

@@ -34,6 +34,10 @@ class Backoff:
         """True if ``key`` may be tried at ``now``."""
         return now >= self._next.get(key, 0.0)
 
+    def next_ready(self, now: float) -> float:
+        """The earliest wait still running at ``now`` ends (seconds; ``inf`` when none)."""
+        return min((t for t in self._next.values() if t > now), default=float("inf"))
+
     def failed(self, key: str, now: float) -> float:
         """Record a failure of ``key``; returns the time of the next allowed attempt."""
         delay = self._delay.get(key)

@@ -99,6 +99,9 @@ class BanlistError(ValueError):
     """
 
 
+_INF = float("inf")
+
+
 @dataclass(frozen=True, slots=True)
 class BanEntry:
     """Core ``CBanEntry`` (src/net_types.h): when a ban was made and until when it holds.
@@ -471,6 +474,8 @@ class BanMan:
         # Per network: (subnet, network address as int, mask as int) for IsBanned(addr).
         self._index: dict[Network, list[tuple[SubNet, int, int]]] | None = None
         self.dirty = False
+        #: Bumped on every change of the ban list (a cache of "who may be dialled" is stale).
+        self.changes = 0
         self.default_ban_time = int(default_ban_time)
         self._discouraged = RollingBloomFilter(
             DISCOURAGED_FILTER_ELEMENTS, DISCOURAGED_FILTER_FP_RATE, tweak
@@ -494,7 +499,14 @@ class BanMan:
 
     def _changed(self) -> None:
         self.dirty = True
+        self.changes += 1
         self._index = None
+
+    def next_expiry(self, now: float) -> float:
+        """The earliest ``ban_until`` still ahead of ``now`` (unix seconds; ``inf`` when
+        none): until then no ban lifts by itself."""
+        t = int(now)
+        return min((e.ban_until for e in self._banned.values() if e.ban_until > t), default=_INF)
 
     def ban(
         self,
@@ -694,6 +706,7 @@ class BanMan:
         bans = _bans_from_settings(obj, source=source, cjdns=cjdns)
         self._banned = bans
         self._index = None
+        self.changes += 1
         self.dirty = False
         self.sweep_banned(now)
 

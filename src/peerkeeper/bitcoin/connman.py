@@ -199,7 +199,10 @@ class ConnManOptions:
     ``accept_map`` (the driver's); ``open_connections_interval`` (seconds between the
     automatic loop's passes, Core's 500 ms); ``extra_block_relay`` (Core's periodic
     extra block-relay-only peer, which Core starts once out of initial block download:
-    peerkeeper, with no chain, starts it at once).
+    peerkeeper, with no chain, starts it at once). ``feelers`` and ``netgroup_diversity``
+    exist for simulation studies only (:mod:`peerkeeper.sim`'s eclipse scenario switches
+    each countermeasure off to show what it buys); Core has no such switches, and
+    peerkeeperd always leaves them on.
     """
 
     chain: Chain
@@ -240,6 +243,8 @@ class ConnManOptions:
     fixed_seeds: list[Service] = field(default_factory=list)
     open_connections_interval: float = OPEN_CONNECTIONS_INTERVAL
     extra_block_relay: bool = True
+    feelers: bool = True
+    netgroup_diversity: bool = True
 
     @property
     def limits(self) -> OutboundLimits:
@@ -518,6 +523,11 @@ class ConnManCore:
         self._add_addr_fetch = False
         self._seed_node_timer = 0.0
         self._next_extra_check = _INF
+        self._peers_version = 0  # bumped when a peer is added or removed
+        # A pass that found nothing to do: (deadline on ``now``, by lack of candidates).
+        self._idle_pending: tuple[float, bool] | None = None
+        # Passes skipped until the deadline: (state key, first skipped step, candidates).
+        self._idle: tuple[tuple[object, ...], float, bool] | None = None
         # ThreadOpenAddedConnections state.
         self._next_added = _INF
         # ThreadDNSAddressSeed state.
@@ -570,6 +580,8 @@ class ConnManCore:
                 added_node=self._is_added_node,
                 outbound_allowed=self._outbound_allowed,
                 dial_ready=lambda svc: self.backoff.ready(str(svc), self._steady),
+                feelers=opts.feelers,
+                netgroup_diversity=opts.netgroup_diversity,
             )
             # Core starts extra block-relay-only peers once out of IBD
             # (StartExtraBlockRelayPeers); peerkeeper has no chain and counts as synced.
@@ -623,6 +635,7 @@ class ConnManCore:
         so a driver that sleeps ``next_wakeup() - now`` wakes in time for both."""
         if self.stopping:
             return _INF
+        self._check_idle()
         at = min(self._next_open, self._next_added, self._seed_wake, self._feeler_at)
         at -= self._steady - self._now
         if self._heap:
@@ -637,6 +650,7 @@ class ConnManCore:
         self._at(now, steady)
         if self.stopping:
             return
+        self._check_idle()
         steady = self._steady
         for due, run, recover in (
             (True, self._tick_peers, None),
@@ -811,15 +825,79 @@ class ConnManCore:
                 self._open_fetch = False
                 self._fetch_step(now)
                 # The sleep follows the fetch (after its dial ends, if it dialled).
-                self._next_open = (
-                    _INF
-                    if self._auto_busy
-                    else self._steady + self.options.open_connections_interval
-                )
+                if self._auto_busy:
+                    self._next_open = _INF
+                else:
+                    self._next_open = self._steady + self.options.open_connections_interval
+                    self._enter_idle(now)
             else:
                 self._open_fetch = True
                 self._pick_step(now)
                 self._next_open = _INF if self._auto_busy else self._steady
+
+    # -- skipping passes that cannot act -------------------------------------------------------
+    #
+    # Core's loop wakes every 500 ms. A pass that finds no slot or timer wanting a peer, or
+    # no AddrMan entry that could pass its filters, finds the same until the state it read
+    # changes or a timer comes due: those passes are skipped (one wakeup at the deadline,
+    # on the loop's 500 ms grid), and any change of that state brings the next pass back
+    # to the grid point after it. Skipped passes would have had no effect.
+
+    def _idle_key(self, candidates: bool) -> tuple[object, ...]:
+        policy = self.policy
+        assert policy is not None
+        key: tuple[object, ...] = (
+            self._peers_version,
+            self.automatic_pending,
+            policy.try_new_outbound_peer,
+            policy.start_extra_block_relay_peers,
+            len(policy.anchors),
+            self.network_active,
+            len(self._addr_fetches),
+            self._add_addr_fetch,
+            self._next_extra_check,
+            self._steady - self._now,
+            tuple(self.addrman.size(n) != 0 for n in policy.reachable_sorted),
+        )
+        if candidates:
+            banman = self.banman
+            key += (self.addrman.version, 0 if banman is None else banman.changes)
+        return key
+
+    def _enter_idle(self, now: float) -> None:
+        pending, self._idle_pending = self._idle_pending, None
+        if pending is None or self._seednodes or self._open_fetch:
+            return
+        if not self._fixed_seeds_added and self.options.fixedseeds:
+            return  # the fixed-seed fallback is due by time alone
+        deadline, candidates = pending
+        offset = self._steady - now
+        at = min(deadline + offset, self._next_extra_check)
+        if candidates:
+            if self.addrman.has_tried_collisions:
+                return
+            at = min(at, self.backoff.next_ready(self._steady))
+            if self.banman is not None:
+                at = min(at, self.banman.next_expiry(now) + offset)
+        grid = self._next_open
+        interval = self.options.open_connections_interval
+        if at > grid:
+            self._next_open = grid + math.ceil((at - grid) / interval) * interval
+        self._idle = (self._idle_key(candidates), grid, candidates)
+
+    def _check_idle(self) -> None:
+        idle = self._idle
+        if idle is None or self.policy is None:
+            return
+        key, grid, candidates = idle
+        if key == self._idle_key(candidates):
+            return
+        self._idle = None
+        if self._auto_busy or self._steady >= self._next_open:
+            return
+        interval = self.options.open_connections_interval
+        steps = max(0, math.ceil((self._steady - grid) / interval))
+        self._next_open = min(self._next_open, grid + steps * interval)
 
     def _fetch_step(self, now: float) -> None:
         """The loop's head: the next ``-seednode`` when due, then Core ``ProcessAddrFetch``."""
@@ -843,7 +921,12 @@ class ConnManCore:
         fixed-seed fallback, the seednode timer, then one pick of
         :class:`~peerkeeper.bitcoin.outbound.OutboundPolicy` if a grant is free."""
         policy = self.policy
-        if policy is None or not self.network_active:
+        self._idle = None
+        self._idle_pending = None
+        if policy is None:
+            return
+        if not self.network_active:
+            self._idle_pending = (_INF, False)
             return
         steady = self._steady
         if steady >= self._next_extra_check:
@@ -859,11 +942,16 @@ class ConnManCore:
             self._seed_node_timer = now
             self._add_addr_fetch = True
         if not policy.grant_available(self.automatic_outbound_count()):
+            self._idle_pending = (policy.idle_deadline(now), False)
             return
         pick = policy.next_connection(
             ((p.conn_type, p.addr) for p in self.peers.values() if not p.closed), now
         )
         if pick is None:
+            if policy.last_decision is None:
+                self._idle_pending = (policy.idle_deadline(now), False)
+            elif policy.no_candidate:
+                self._idle_pending = (policy.idle_deadline(now), True)
             return
         if pick.decision.feeler:
             # Core sleeps U(0, FEELER_SLEEP_WINDOW) before a feeler, blocking the loop.
@@ -971,6 +1059,7 @@ class ConnManCore:
         return name in self._names
 
     def _index(self, peer: PeerConn, delta: int) -> None:
+        self._peers_version += 1
         for name in {peer.addr_name, str(peer.addr)}:
             n = self._names.get(name, 0) + delta
             if n > 0:
@@ -984,6 +1073,9 @@ class ConnManCore:
         ``-addnode`` connections open or opening (Core's ``semAddnode``)."""
         self._next_added = self._steady + ADDED_CONNECTIONS_INTERVAL
         if not self.network_active:
+            return
+        if not self.added_nodes and not self.options.connect:
+            self._next_added = _INF  # nothing to dial; add_node wakes the loop again
             return
         pending_manual = len(self.pending_manual)
         if not self.options.connect:

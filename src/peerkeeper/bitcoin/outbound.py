@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.bitcoin.addrrelay import rand_exp_duration
@@ -46,6 +46,7 @@ __all__ = [
     "EXTRA_NETWORK_PEER_INTERVAL",
     "FEELER_SLEEP_WINDOW",
     "MAX_SELECT_TRIES",
+    "has_candidate",
     "MINIMUM_CONNECT_TIME",
     "EXTRA_PEER_CHECK_INTERVAL",
     "rand_exp_duration",
@@ -271,6 +272,7 @@ def choose_connection_type(
     try_new_outbound_peer: bool = False,
     start_extra_block_relay_peers: bool = False,
     pick_preferred_network: Callable[[], Network | None] = lambda: None,
+    feelers: bool = True,
 ) -> OutboundDecision | None:
     """The next connection type in Core's priority order, or None (src/net.cpp
     ``ThreadOpenConnections``).
@@ -285,7 +287,8 @@ def choose_connection_type(
        and ``pick_preferred_network`` names a network: full-relay on it, timer
        redrawn at exp(5 min).
 
-    ``timers`` is updated in place as Core updates its locals.
+    ``timers`` is updated in place as Core updates its locals. ``feelers=False`` (a
+    simulation switch; Core has none) leaves step 6 out.
     """
     if anchors_pending and counts.block_relay < limits.max_outbound_block_relay:
         return OutboundDecision(ConnectionType.BLOCK_RELAY, anchor=True)
@@ -300,7 +303,7 @@ def choose_connection_type(
             EXTRA_BLOCK_RELAY_ONLY_PEER_INTERVAL, rng
         )
         return OutboundDecision(ConnectionType.BLOCK_RELAY)
-    if now > timers.next_feeler:
+    if feelers and now > timers.next_feeler:
         timers.next_feeler = now + rand_exp_duration(FEELER_INTERVAL, rng)
         return OutboundDecision(ConnectionType.FEELER, feeler=True)
     if (
@@ -429,6 +432,51 @@ def select_outbound_address(
         return entry
 
 
+def has_candidate(
+    decision: OutboundDecision,
+    addrman: AddrMan,
+    counts: OutboundCounts,
+    *,
+    reachable: set[Network],
+    is_local: Callable[[Service], bool] = lambda s: False,
+    already_connected: Callable[[Service], bool] = lambda s: False,
+    added_node: Callable[[Service], bool] = lambda s: False,
+    outbound_allowed: Callable[[NetAddr], bool] = lambda a: True,
+    dial_ready: Callable[[Service], bool] = lambda s: True,
+    desirable: Callable[[int], bool] = has_all_desirable_service_flags,
+) -> bool:
+    """Whether any AddrMan entry could pass :func:`select_outbound_address`'s filters
+    for ``decision`` (not an anchor): the ones that hold however often it draws.
+
+    The filters that only delay an entry (tried in the last 10 minutes, a bad port)
+    are left out, so False means the draws cannot return an address and need not be
+    made: draws have no side effects, so skipping them changes nothing but the random
+    stream. A feeler with tried collisions waiting is not for this function (its draw
+    marks entries good).
+    """
+    used = counts.ipv46_netgroups
+    nets = {decision.preferred_net} if decision.preferred_net is not None else reachable
+    feeler = decision.feeler
+    for info in addrman.infos():
+        if feeler and info.in_tried:
+            continue
+        svc = info.service
+        addr = svc.addr
+        if addr.get_network() not in nets:
+            continue
+        if not feeler and addr.network not in _PRIVACY_NETS and addr.netgroup() in used:
+            continue
+        if not addr.is_valid() or is_local(svc):
+            continue
+        if not (may_have_useful_address_db(info.services) if feeler else desirable(info.services)):
+            continue
+        if added_node(svc) or already_connected(svc):
+            continue
+        if outbound_allowed(addr) and dial_ready(svc):
+            return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class ExtraPeer:
     """An outbound peer as ``EvictExtraOutboundPeers`` sees it (src/net_processing.cpp).
@@ -542,12 +590,20 @@ class OutboundPolicy:
         added_node: Callable[[Service], bool] = lambda s: False,
         outbound_allowed: Callable[[NetAddr], bool] = lambda a: True,
         dial_ready: Callable[[Service], bool] = lambda s: True,
+        feelers: bool = True,
+        netgroup_diversity: bool = True,
     ) -> None:
         self.limits = limits
+        #: Switches for simulation studies (Core has none): feeler connections, and one
+        #: outbound peer per netgroup.
+        self.feelers = feelers
+        self.netgroup_diversity = netgroup_diversity
         self.dial_ready = dial_ready
         self.addrman = addrman
         self.rng = rng
         self.reachable = set(reachable)
+        #: ``reachable`` in a fixed order (for state keys).
+        self.reachable_sorted = tuple(sorted(self.reachable))
         self.anchors: list[AddrEntry] = list(anchors)[:MAX_BLOCK_RELAY_ONLY_ANCHORS]
         self.timers = OutboundTimers.start(now, rng)
         self.local_services = local_services
@@ -558,6 +614,24 @@ class OutboundPolicy:
         self.start_extra_block_relay_peers = False
         #: Core ``m_try_another_outbound_peer``: set on a stale tip (``SetTryNewOutboundPeer``).
         self.try_new_outbound_peer = False
+        #: What the last :meth:`next_connection` decided (None: no slot or timer wanted one).
+        self.last_decision: OutboundDecision | None = None
+        #: True when the last :meth:`next_connection` found no entry that could pass.
+        self.no_candidate = False
+
+    def idle_deadline(self, now: float) -> float:
+        """When :func:`choose_connection_type` could next want a connection with the
+        peers unchanged (seconds since the epoch): the feeler timer, the extra
+        block-relay timer when those peers are on, the extra network-peer timer if it
+        is still ahead (once passed, only a change of peers or of AddrMan's networks
+        can make it pick)."""
+        t = self.timers
+        at = t.next_feeler if self.feelers else float("inf")
+        if self.start_extra_block_relay_peers:
+            at = min(at, t.next_extra_block_relay)
+        if t.next_extra_network_peer >= now:
+            at = min(at, t.next_extra_network_peer)
+        return at
 
     def grant_available(self, automatic_outbound: int) -> bool:
         """Core's ``semOutbound``: a new automatic connection (full, block, feeler,
@@ -590,19 +664,44 @@ class OutboundPolicy:
             pick_preferred_network=lambda: maybe_pick_preferred_network(
                 self.reachable, counts.network_counts, self.addrman.size, self.rng
             ),
+            feelers=self.feelers,
         )
+        self.last_decision = decision
+        self.no_candidate = False
         if decision is None:
             return None
+        # Without netgroup diversity (a simulation switch) no netgroup counts as used.
+        used = counts if self.netgroup_diversity else replace(counts, ipv46_netgroups=set())
         self.addrman.resolve_collisions(now)
+
+        def already_connected(s: Service) -> bool:
+            return s in connected or s.addr in connected_addrs
+
+        # Draws have no side effects, so when no entry can pass they are skipped (a
+        # feeler with collisions waiting is the exception: its draw marks entries good).
+        skip_check = decision.anchor or (decision.feeler and self.addrman.has_tried_collisions)
+        if not skip_check and not has_candidate(
+            decision,
+            self.addrman,
+            used,
+            reachable=self.reachable,
+            is_local=self.is_local,
+            already_connected=already_connected,
+            added_node=self.added_node,
+            outbound_allowed=self.outbound_allowed,
+            dial_ready=self.dial_ready,
+        ):
+            self.no_candidate = True
+            return None
         entry = select_outbound_address(
             decision,
             self.addrman,
-            counts,
+            used,
             now,
             reachable=self.reachable,
             anchors=self.anchors,
             is_local=self.is_local,
-            already_connected=lambda s: s in connected or s.addr in connected_addrs,
+            already_connected=already_connected,
             added_node=self.added_node,
             outbound_allowed=self.outbound_allowed,
             dial_ready=self.dial_ready,

@@ -260,6 +260,9 @@ class PeerConfig:
     peer_connect_timeout: float = DEFAULT_PEER_CONNECT_TIMEOUT
     ping_interval: float = PING_INTERVAL
     timeout_interval: float = TIMEOUT_INTERVAL
+    #: Core's addr token bucket (0.1 address/s). Off only in simulation studies
+    #: (:mod:`peerkeeper.sim`'s eclipse scenario); Core has no such switch.
+    addr_rate_limit: bool = True
 
 
 class AddrSource(Protocol):
@@ -844,7 +847,7 @@ class BitcoinPeer:
                 MAX_ADDR_PROCESSING_TOKEN_BUCKET,
             )
         self.addr_token_timestamp = now
-        rate_limited = not self.permissions & PERMISSION_ADDR
+        rate_limited = self.config.addr_rate_limit and not self.permissions & PERMISSION_ADDR
         known = self.addr_known
         assert known is not None  # created by _setup_address_relay
         # Core ProcessAddrs relays only small unsolicited messages of fresh, routable

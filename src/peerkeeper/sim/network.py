@@ -1,17 +1,23 @@
-"""A discrete-event network of real ConnManCores in simulated time (issue 14, first part).
+"""A discrete-event network of real ConnManCores in simulated time (issue 14).
 
 Every node is peerkeeper's own :class:`~peerkeeper.bitcoin.connman.ConnManCore` with its
 :class:`~peerkeeper.bitcoin.addrman.AddrMan` and :class:`~peerkeeper.bitcoin.banman.BanMan`:
 no rule is re-implemented here. The simulation only carries the cores' actions out:
 
 * one event heap ordered by (time, sequence): the cores' wakeups, dial outcomes, byte
-  deliveries and closes;
+  deliveries, closes and the scenario's own calls (:meth:`Simulation.call_at`);
 * a link carries bytes one way with the pair's latency (a base per pair, drawn once,
   plus jitter per delivery) and keeps TCP's order: a later send never arrives earlier;
 * a dial reaches its target after one latency and is accepted or refused by the target's
   own core (inbound slots, bans); an unknown or stopped target refuses;
-* DNS seeds answer with the seed nodes' addresses;
-* each node has a routable virtual address: ``netgroups`` /16s hold the nodes in turn.
+* a DNS seed answers as a crawler-fed seeder does (bitcoin-seeder): ``seed_answers``
+  addresses drawn at random among the running nodes;
+* each node has a routable virtual address: ``netgroups`` /16s hold the nodes in turn;
+  a node may answer on more addresses (:meth:`Simulation.add_node` ``aliases``: an
+  attacker's), and dials out from them in turn;
+* a node stops and starts again as a real restart does (:meth:`Simulation.restart`): its
+  connections close, its address book goes through peers.dat's bytes (Core's
+  serialization) and its block-relay-only peers come back as anchors.
 
 Deterministic: everything random comes from ``random.Random`` instances derived from
 ``seed``, and every event is folded into a SHA-256 (:attr:`Simulation.trace_sha256`), so
@@ -24,7 +30,7 @@ import hashlib
 import heapq
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.bitcoin.banman import BanMan
@@ -50,16 +56,22 @@ __all__ = ["SimConfig", "SimError", "SimNode", "Simulation", "virtual_address"]
 SIM_SERVICES = int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS)
 #: First octets of the virtual /16s: public unicast space, none of Core's special ranges.
 _FIRST_OCTETS = [o for o in range(11, 224) if o not in (100, 127, 169, 172, 192, 198, 203)]
+#: How many /16 groups the virtual address space holds.
+MAX_GROUPS = 256 * len(_FIRST_OCTETS)
 
 
 class SimError(ValueError):
     """A simulation parameter out of range; raised before anything runs."""
 
 
-def virtual_address(index: int, netgroups: int, port: int) -> Service:
-    """Node ``index``'s address: ``netgroups`` /16 groups take the nodes in turn, and a
-    node's host part is its rank within its group (``A.B.x.y``)."""
-    group, rank = index % netgroups, index // netgroups
+def virtual_address(index: int, netgroups: int, port: int, *, first_group: int = 0) -> Service:
+    """Address number ``index`` of a population spread over ``netgroups`` /16 groups
+    (groups ``first_group`` .. ``first_group + netgroups - 1``): the groups take the
+    addresses in turn, and an address's host part is its rank within its group
+    (``A.B.x.y``). Raises :class:`SimError` past the virtual space."""
+    group, rank = first_group + index % netgroups, index // netgroups
+    if group >= MAX_GROUPS or rank >= 254 * 256:
+        raise SimError("too many addresses or netgroups for the virtual address space")
     first, second = _FIRST_OCTETS[group // 256], group % 256
     return Service(NetAddr.parse(f"{first}.{second}.{rank // 254}.{rank % 254 + 1}"), port)
 
@@ -69,14 +81,17 @@ class SimConfig:
     """The network to build.
 
     Args:
-        nodes: how many nodes (>= 2).
+        nodes: how many honest nodes (>= 2).
         seed: the random seed; the same seed gives the same run.
         netgroups: how many /16 groups the nodes are spread over (1 .. nodes; default
-            one per node, at most 50,000).
-        seeds: how many of the nodes are DNS seeds' answers (the first ``seeds`` nodes).
+            one per node).
+        seed_answers: how many addresses a DNS seed query returns (drawn among the
+            running nodes, as a crawler-fed seeder answers; >= 1).
         latency: base one-way latency range, seconds (each pair draws one value).
         jitter: extra delay per delivery, uniform in [0, jitter) seconds.
         max_connections: each node's ``-maxconnections``.
+        epoch: the unix time the run starts at (the cores' clocks read ``epoch + t``;
+            addresses' timestamps need a realistic one).
 
     Raises :class:`SimError` for a value out of range.
     """
@@ -84,10 +99,11 @@ class SimConfig:
     nodes: int
     seed: int = 0
     netgroups: int | None = None
-    seeds: int = 5
+    seed_answers: int = 25
     latency: tuple[float, float] = (0.01, 0.15)
     jitter: float = 0.005
     max_connections: int = 125
+    epoch: float = 1_700_000_000.0
 
     def __post_init__(self) -> None:
         if self.nodes < 2:
@@ -95,10 +111,10 @@ class SimConfig:
         groups = self.groups
         if not 1 <= groups <= self.nodes:
             raise SimError(f"netgroups must be in 1..nodes ({self.nodes}), not {groups}")
-        if groups > 256 * len(_FIRST_OCTETS) or self.nodes // groups >= 254 * 256:
+        if groups > MAX_GROUPS or self.nodes // groups >= 254 * 256:
             raise SimError("too many nodes or netgroups for the virtual address space")
-        if not 1 <= self.seeds <= self.nodes:
-            raise SimError(f"seeds must be in 1..nodes ({self.nodes}), not {self.seeds}")
+        if self.seed_answers < 1:
+            raise SimError(f"seed_answers must be at least 1, not {self.seed_answers}")
         low, high = self.latency
         if not 0 <= low <= high or self.jitter < 0:
             raise SimError(f"latency {self.latency} and jitter {self.jitter} must be >= 0")
@@ -112,22 +128,37 @@ class SimConfig:
 
 @dataclass
 class SimNode:
-    """One simulated node: its address, its core, and whether it is running."""
+    """One simulated node: its address(es), its options, its core, whether it runs.
+
+    ``aliases``: more addresses it answers on and dials from (an attacker's);
+    ``generation`` counts restarts (events of an older generation are dropped);
+    ``tags``: free-form labels for scenarios ("victim", "attacker")."""
 
     index: int
     service: Service
+    options: ConnManOptions
     core: ConnManCore
     up: bool = True
+    aliases: list[Service] = field(default_factory=list)
+    generation: int = 0
+    tags: set[str] = field(default_factory=set)
     #: conn_id -> (peer node index, the peer's conn_id)
     links: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: dial id -> (the address this node dials from, the address it dials)
+    dials: dict[int, tuple[Service, Service]] = field(default_factory=dict)
+    next_alias: int = 0
 
     def outbound(self, conn_type: ConnectionType) -> int:
         """Live, handshaken outbound peers of ``conn_type``."""
-        return sum(
-            1
+        return len(self.outbound_peers(conn_type))
+
+    def outbound_peers(self, *conn_types: ConnectionType) -> list[Service]:
+        """Addresses of the live, handshaken outbound peers of ``conn_types``."""
+        return [
+            p.addr
             for p in self.core.peers.values()
-            if p.conn_type is conn_type and p.proto.successfully_connected and not p.closed
-        )
+            if p.conn_type in conn_types and p.proto.successfully_connected and not p.closed
+        ]
 
 
 class Simulation:
@@ -138,11 +169,22 @@ class Simulation:
     ``events`` (how many were processed), :attr:`trace_sha256`.
     """
 
-    def __init__(self, config: SimConfig, *, chain: Chain | None = None) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        *,
+        chain: Chain | None = None,
+        options: Callable[[int, ConnManOptions], ConnManOptions] | None = None,
+    ) -> None:
+        """``options(index, defaults)`` may change a node's ConnManOptions (a victim's
+        countermeasures, say)."""
         self.config = config
         self.chain = chain or CHAINS["regtest"]
         self.rng = random.Random(config.seed)
-        self.now = 0.0
+        #: The cores' clock (unix seconds, ``epoch`` at the start); :attr:`now` is the
+        #: simulated time since the start.
+        self.epoch = config.epoch
+        self.clock = config.epoch
         self.events = 0
         self._heap: list[tuple[float, int, str, tuple[int, ...], bytes]] = []
         self._seq = 0
@@ -152,39 +194,127 @@ class Simulation:
         self._next_conn = 1
         self._wake_at: dict[int, float] = {}
         self._answers: dict[tuple[int, int], list[NetAddr]] = {}
+        self._calls: dict[int, Callable[[], None]] = {}
         self.nodes: list[SimNode] = []
-        port = self.chain.default_port
         self._by_service: dict[Service, int] = {}
+        self._honest = config.nodes
+        port = self.chain.default_port
         for i in range(config.nodes):
-            svc = virtual_address(i, config.groups, port)
-            node = SimNode(i, svc, self._make_core(i))
-            self.nodes.append(node)
-            self._by_service[svc] = i
-        self.seed_services = [n.service for n in self.nodes[: config.seeds]]
+            opts = self.default_options()
+            if options is not None:
+                opts = options(i, opts)
+            self._add(virtual_address(i, config.groups, port), opts, [])
         for node in self.nodes:
-            node.core.start(self.now, [(str(node.service.addr), port)], steady=self.now)
-            self._drain(node)
+            self._start(node)
 
-    def _make_core(self, i: int) -> ConnManCore:
-        cfg = self.config
-        opts = ConnManOptions(
+    # -- building -------------------------------------------------------------------------
+
+    def default_options(self) -> ConnManOptions:
+        """An honest node's ConnManOptions: listening, DNS-seeded, v1, Core's limits."""
+        return ConnManOptions(
             chain=self.chain,
             listen=True,
-            max_connections=cfg.max_connections,
+            max_connections=self.config.max_connections,
             peer=PeerConfig(services=SIM_SERVICES),
             v2transport=False,
             dnsseed=True,
             dns_seeds=["seed.sim."],
             fixedseeds=False,
         )
+
+    def add_node(
+        self,
+        service: Service,
+        options: ConnManOptions,
+        *,
+        aliases: list[Service] | None = None,
+        tags: set[str] | None = None,
+    ) -> SimNode:
+        """Add and start a node at ``service`` (and ``aliases``); raises :class:`SimError`
+        if an address is taken."""
+        node = self._add(service, options, aliases or [])
+        node.tags |= tags or set()
+        self._start(node)
+        return node
+
+    def _add(self, service: Service, options: ConnManOptions, aliases: list[Service]) -> SimNode:
+        index = len(self.nodes)
+        for svc in (service, *aliases):
+            if svc in self._by_service:
+                raise SimError(f"address {svc} is taken")
+        node = SimNode(index, service, options, self._make_core(options), aliases=list(aliases))
+        self.nodes.append(node)
+        for svc in (service, *aliases):
+            self._by_service[svc] = index
+        return node
+
+    def _make_core(self, options: ConnManOptions, addrman: AddrMan | None = None) -> ConnManCore:
         base = self.rng.getrandbits(64)
         return ConnManCore(
-            opts,
-            AddrMan(random.Random(base)),
+            options,
+            addrman if addrman is not None else AddrMan(random.Random(base)),
             rng=random.Random(base + 1),
             transport_rng=random.Random(base + 2).randbytes,
             banman=BanMan(base & 0xFFFFFFFF),
         )
+
+    def _start(self, node: SimNode) -> None:
+        node.core.start(
+            self.clock,
+            [(str(node.service.addr), node.service.port)],
+            steady=self.clock,
+        )
+        self._drain(node)
+
+    @property
+    def now(self) -> float:
+        """Simulated seconds since the start."""
+        return self.clock - self.epoch
+
+    @property
+    def honest(self) -> list[SimNode]:
+        """The ``config.nodes`` nodes built from the config (not those added later)."""
+        return self.nodes[: self._honest]
+
+    # -- restarts -------------------------------------------------------------------------
+
+    def stop(self, index: int) -> None:
+        """Stop node ``index`` as a clean shutdown does: its connections close, its
+        block-relay-only peers are kept as anchors for :meth:`start`."""
+        node = self.nodes[index]
+        if not node.up:
+            return
+        node.core.stop(self.clock, steady=self.clock)
+        self._drain(node)
+        node.up = False
+        node.generation += 1
+        node.dials.clear()
+        self._wake_at.pop(index, None)
+        self._record("stop", (index,), 0)
+
+    def start(self, index: int, *, anchors: bool = True) -> None:
+        """Start a stopped node again: its address book goes through peers.dat's bytes
+        (AddrMan serialization), ``anchors`` (Core's anchors.dat) are its block-relay-only
+        peers at the stop (or none)."""
+        node = self.nodes[index]
+        if node.up:
+            return
+        old = node.core
+        addrman = AddrMan.deserialize(
+            old.addrman.serialize(), random.Random(self.rng.getrandbits(64))
+        )
+        addrman.test_before_evict = old.addrman.test_before_evict
+        addrman.resolve_tried_collisions = old.addrman.resolve_tried_collisions
+        opts = replace(node.options, anchors=list(old.anchors_at_stop) if anchors else [])
+        node.core = self._make_core(opts, addrman)
+        node.up = True
+        self._record("start", (index,), 0)
+        self._start(node)
+
+    def restart(self, index: int, *, anchors: bool = True) -> None:
+        """:meth:`stop`, then :meth:`start` at once."""
+        self.stop(index)
+        self.start(index, anchors=anchors)
 
     # -- the trace ------------------------------------------------------------------------
 
@@ -194,13 +324,19 @@ class Simulation:
         return self._trace.hexdigest()
 
     def _record(self, kind: str, args: tuple[int, ...], size: int) -> None:
-        self._trace.update(f"{self.now:.6f} {kind} {args} {size}\n".encode())
+        self._trace.update(f"{self.clock - self.epoch:.6f} {kind} {args} {size}\n".encode())
 
     # -- scheduling ---------------------------------------------------------------------
 
     def _push(self, at: float, kind: str, args: tuple[int, ...], data: bytes = b"") -> None:
         self._seq += 1
         heapq.heappush(self._heap, (at, self._seq, kind, args, data))
+
+    def call_at(self, at: float, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` at simulated time ``at`` (seconds; not before now), in order with
+        the network's events; afterwards every node's new actions are carried out."""
+        self._calls[self._seq + 1] = fn
+        self._push(max(self.epoch + at, self.clock), "call", (0, self._seq + 1))
 
     def latency(self, a: int, b: int) -> float:
         """The one-way base latency between nodes ``a`` and ``b`` (seconds), drawn once."""
@@ -215,7 +351,9 @@ class Simulation:
         return self.latency(a, b) + self.rng.random() * self.config.jitter
 
     def _schedule_wakeup(self, node: SimNode) -> None:
-        at = max(node.core.next_wakeup(), self.now)
+        if not node.up:
+            return
+        at = max(node.core.next_wakeup(), self.clock)
         if at == float("inf") or self._wake_at.get(node.index) == at:
             return
         self._wake_at[node.index] = at
@@ -223,8 +361,11 @@ class Simulation:
 
     # -- carrying the cores' actions out -------------------------------------------------
 
+    def drain(self, node: SimNode) -> None:
+        """Carry out what ``node``'s core decided (after a scenario called into it)."""
+        self._drain(node)
+
     def _drain(self, node: SimNode) -> None:
-        """Execute every action ``node``'s core decided, then re-arm its wakeup."""
         core = node.core
         while True:
             actions = core.poll_actions()
@@ -235,32 +376,43 @@ class Simulation:
         self._schedule_wakeup(node)
 
     def _execute(self, node: SimNode, action: object) -> None:
-        i = node.index
+        i, gen = node.index, node.generation
         if isinstance(action, Dial):
             target = self._by_service.get(action.service)
+            source = node.service
+            if node.aliases:
+                source = node.aliases[node.next_alias % len(node.aliases)]
+                node.next_alias += 1
+            node.dials[action.id] = (source, action.service)
             if target is None or target == i:
-                self._push(self.now, "refused", (i, action.id))
+                self._push(self.clock, "refused", (i, gen, action.id))
             else:
-                self._push(self.now + self._delay(i, target), "syn", (i, action.id, target))
+                self._push(self.clock + self._delay(i, target), "syn", (i, gen, action.id, target))
         elif isinstance(action, Send):
             link = node.links.get(action.conn_id)
             if link is not None:
                 j, their_conn = link
-                at = max(self.now + self._delay(i, j), self._arrive.get((j, their_conn), 0.0))
+                at = max(self.clock + self._delay(i, j), self._arrive.get((j, their_conn), 0.0))
                 self._arrive[(j, their_conn)] = at
                 self._push(at, "data", (j, their_conn), action.data)
         elif isinstance(action, Close):
             link = node.links.pop(action.conn_id, None)
             if link is not None:
                 j, their_conn = link
-                at = max(self.now + self._delay(i, j), self._arrive.get((j, their_conn), 0.0))
+                at = max(self.clock + self._delay(i, j), self._arrive.get((j, their_conn), 0.0))
+                self._arrive.pop((j, their_conn), None)
                 self._push(at, "fin", (j, their_conn))
         elif isinstance(action, Resolve):
-            answer = [s.addr for s in self.seed_services] if action.seed else []
-            self._push(self.now, "resolved", (i, action.id, int(action.seed)), b"")
+            answer = self._seed_answer(i) if action.seed else []
+            self._push(self.clock, "resolved", (i, gen, action.id, int(action.seed)))
             self._answers[(i, action.id)] = answer
         elif isinstance(action, PauseRead | ResumeRead):
             pass  # links have no buffers to fill; the core still pauses its own processing
+
+    def _seed_answer(self, asking: int) -> list[NetAddr]:
+        up = [n for n in self.honest if n.up and n.index != asking]
+        k = min(self.config.seed_answers, len(up))
+        return [n.service.addr for n in self.rng.sample(up, k)]
 
     # -- events ---------------------------------------------------------------------------
 
@@ -268,20 +420,27 @@ class Simulation:
         self, end: float, *, on_event: Callable[[Simulation], None] | None = None
     ) -> None:
         """Process events until simulated time ``end`` (seconds); ``on_event`` is called
-        after each one (for time series)."""
+        after each one."""
         heap = self._heap
-        while heap and heap[0][0] <= end:
+        end_clock = self.epoch + end
+        while heap and heap[0][0] <= end_clock:
             at, _, kind, args, data = heapq.heappop(heap)
-            self.now = at
+            self.clock = at
             self.events += 1
             self._record(kind, args, len(data))
-            self._handle(kind, args, data)
+            if kind == "call":
+                self._calls.pop(args[1])()
+                for node in self.nodes:
+                    if node.up:
+                        self._drain(node)
+            else:
+                self._handle(kind, args, data)
             if on_event is not None:
                 on_event(self)
-        self.now = max(self.now, end)
+        self.clock = max(self.clock, end_clock)
 
     def _handle(self, kind: str, args: tuple[int, ...], data: bytes) -> None:
-        now = self.now
+        now = self.clock
         node = self.nodes[args[0]]
         core = node.core
         if kind == "tick":
@@ -290,44 +449,62 @@ class Simulation:
             del self._wake_at[node.index]
             if node.up:
                 core.tick(now, steady=now)
-        elif kind == "refused":
-            core.dial_failed(args[1], "connection refused", now, steady=now)
-        elif kind == "syn":
-            dial_id, target = args[1], args[2]
-            other = self.nodes[target]
-            conn_a, conn_b = self._next_conn, self._next_conn + 1
-            self._next_conn += 2
-            if not other.up or not other.core.accepted(
-                conn_b, other.service, node.service, now, steady=now
-            ):
-                self._push(now + self._delay(node.index, target), "refused", (node.index, dial_id))
-                self._drain(other)
+        elif kind in ("refused", "syn", "synack", "resolved"):
+            if args[1] != node.generation or not node.up:
+                self._stale(kind, args)
                 return
-            other.links[conn_b] = (node.index, conn_a)
-            self._drain(other)
-            self._push(
-                now + self._delay(node.index, target),
-                "synack",
-                (node.index, dial_id, conn_a, target, conn_b),
-            )
-            return
-        elif kind == "synack":
-            dial_id, conn_a, target, conn_b = args[1], args[2], args[3], args[4]
-            if conn_b not in self.nodes[target].links:
-                core.dial_failed(dial_id, "connection reset", now, steady=now)  # closed meanwhile
+            if kind == "refused":
+                node.dials.pop(args[2], None)
+                core.dial_failed(args[2], "connection refused", now, steady=now)
+            elif kind == "syn":
+                self._syn(node, args[2], args[3])
+                return
+            elif kind == "synack":
+                self._synack(node, args[2], args[3], args[4], args[5])
             else:
-                node.links[conn_a] = (target, conn_b)
-                core.connected(dial_id, conn_a, node.service, now, steady=now)
+                answer = self._answers.pop((node.index, args[2]), [])
+                if args[3]:
+                    core.seed_resolved(args[2], answer, now, steady=now)
+                else:
+                    core.resolved(args[2], None, "no such name", now, steady=now)
         elif kind == "data":
             if args[1] in node.links:
                 core.received(args[1], data, now, steady=now)
-        elif kind == "fin":
-            if node.links.pop(args[1], None) is not None:
-                core.closed(args[1], "socket closed", now, steady=now)
-        elif kind == "resolved":
-            answer = self._answers.pop((node.index, args[1]), [])
-            if args[2]:
-                core.seed_resolved(args[1], answer, now, steady=now)
-            else:
-                core.resolved(args[1], None, "no such name in the simulation", now, steady=now)
+        elif kind == "fin" and node.links.pop(args[1], None) is not None:
+            core.closed(args[1], "socket closed", now, steady=now)
         self._drain(node)
+
+    def _stale(self, kind: str, args: tuple[int, ...]) -> None:
+        """An event for a dial of a node's earlier run: a connection the other side
+        accepted is closed again; everything else is forgotten."""
+        self._answers.pop((args[0], args[2]), None)
+        if kind == "synack":
+            target, conn_b = args[4], args[5]
+            other = self.nodes[target]
+            if other.links.pop(conn_b, None) is not None:
+                other.core.closed(conn_b, "socket closed", self.clock, steady=self.clock)
+                self._drain(other)
+
+    def _syn(self, node: SimNode, dial_id: int, target: int) -> None:
+        now = self.clock
+        other = self.nodes[target]
+        local, dialled = node.dials[dial_id]
+        conn_a, conn_b = self._next_conn, self._next_conn + 1
+        self._next_conn += 2
+        back = now + self._delay(node.index, target)
+        if not other.up or not other.core.accepted(conn_b, dialled, local, now, steady=now):
+            self._push(back, "refused", (node.index, node.generation, dial_id))
+            self._drain(other)
+            return
+        other.links[conn_b] = (node.index, conn_a)
+        self._drain(other)
+        self._push(back, "synack", (node.index, node.generation, dial_id, conn_a, target, conn_b))
+
+    def _synack(self, node: SimNode, dial_id: int, conn_a: int, target: int, conn_b: int) -> None:
+        now = self.clock
+        local = node.dials.pop(dial_id, (node.service, node.service))[0]
+        if conn_b not in self.nodes[target].links:
+            node.core.dial_failed(dial_id, "connection reset", now, steady=now)
+        else:
+            node.links[conn_a] = (target, conn_b)
+            node.core.connected(dial_id, conn_a, local, now, steady=now)
