@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "sim": {"net", "wire", "native", "dispatch", "bitcoin"},
     "io": {"net", "wire", "native", "dispatch", "bitcoin"},
     "shell": {"net", "wire", "native", "dispatch", "bitcoin", "io"},
-    "daemon": {"net", "wire", "native", "dispatch", "bitcoin", "io", "shell"},
+    "daemon": {"net", "wire", "native", "dispatch", "bitcoin", "io", "shell", "sim"},
 }
 BANNED_MODULES = {"asyncio", "socket", "selectors", "sqlite3", "threading", "subprocess"}
 BANNED_MODULES |= {"secrets", "pathlib"}

@@ -39,6 +39,7 @@ from peerkeeper.daemon.nativecli import (
     native_datadir,
     run_native_node,
 )
+from peerkeeper.daemon.simcli import add_sim_parser, run_sim
 from peerkeeper.io.addrdb import (
     PeersDatError,
     load_banlist,
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--seconds", type=float, default=30.0, help="give up after this long (default 30)"
     )
+
+    add_sim_parser(sub)
 
     rpc = sub.add_parser("rpc", help="call a JSON-RPC method (like bitcoin-cli)")
     _add_common(rpc)
@@ -556,6 +559,8 @@ def _main_native(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``peerkeeper`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "sim":
+        return run_sim(args, sys.argv[1:] if argv is None else argv)
     if args.command == "gossip-demo":
         from peerkeeper.daemon.gossipdemo import run_gossip_demo
 
