@@ -95,3 +95,35 @@ def test_calls_run_in_time_order_with_the_network() -> None:
     sim.call_at(1.0, lambda: seen.append(("a", sim.now)))
     sim.run_until(10)
     assert seen == [("a", 1.0), ("b", 5.0)]
+
+
+def test_churn_nodes_leave_and_come_back_with_their_address_book() -> None:
+    from peerkeeper.sim import Churn
+
+    churn = Churn(stay_1h=0.2, downtime=300.0)
+    assert churn.mean_lifetime == pytest.approx(3600 / 1.6094, rel=1e-3)
+    sim = Simulation(SimConfig(nodes=10, seed=5, churn=churn))
+    sim.run_until(3600)
+    assert sim.churned >= 8  # ~10 nodes x 1 h / 0.62 h mean lifetime
+    came_back = [n for n in sim.nodes if n.generation > 0 and n.up]
+    assert came_back
+    # A node that came back found peers again from its own address book.
+    assert all(n.outbound(ConnectionType.OUTBOUND_FULL_RELAY) > 0 for n in came_back)
+    again = Simulation(SimConfig(nodes=10, seed=5, churn=churn))
+    again.run_until(3600)
+    assert again.trace_sha256 == sim.trace_sha256
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"stay_1h": 1.0}, "stay_1h must be in"),
+        ({"stay_1h": 0.0}, "stay_1h must be in"),
+        ({"downtime": 0.0}, "downtime must be > 0"),
+    ],
+)
+def test_churn_parameters_out_of_range(kwargs: dict[str, float], message: str) -> None:
+    from peerkeeper.sim import Churn
+
+    with pytest.raises(SimError, match=message):
+        Churn(**kwargs)

@@ -36,7 +36,7 @@ from peerkeeper.sim.eclipse import (
     run_eclipse,
     wilson_interval,
 )
-from peerkeeper.sim.network import SimError
+from peerkeeper.sim.network import Churn, SimError
 
 __all__ = ["add_sim_parser", "run_sim", "sweep_task"]
 
@@ -55,6 +55,13 @@ def add_sim_parser(sub: Any) -> None:
     p.add_argument("--nodes", type=int, help="honest nodes (converge: 100, eclipse: 100)")
     p.add_argument("--hours", type=float, help="converge: simulated hours (default 1)")
     p.add_argument("--netgroups", type=int, help="converge: /16 groups of the honest nodes")
+    p.add_argument(
+        "--churn",
+        type=float,
+        metavar="P",
+        help="converge: nodes leave and return; P = share staying >= 1 h (KIT: 0.9)",
+    )
+    p.add_argument("--downtime", type=float, default=1800.0, help="churn: mean seconds away")
     p.add_argument("--attacker-addresses", type=int, help="eclipse: default 16384")
     p.add_argument("--attacker-groups", type=int, help="eclipse: default 64")
     p.add_argument("--attacker-nodes", type=int, help="eclipse: default 32")
@@ -113,7 +120,10 @@ def _eclipse_config(args: argparse.Namespace) -> EclipseConfig:
 def _converge_config(args: argparse.Namespace) -> ConvergeConfig:
     nodes = args.nodes if args.nodes is not None else (30 if args.quick else 100)
     hours = args.hours if args.hours is not None else (0.25 if args.quick else 1.0)
-    return ConvergeConfig(nodes=nodes, hours=hours, seed=args.seed, netgroups=args.netgroups)
+    churn = None if args.churn is None else Churn(args.churn, args.downtime)
+    return ConvergeConfig(
+        nodes=nodes, hours=hours, seed=args.seed, netgroups=args.netgroups, churn=churn
+    )
 
 
 def parse_sweep(specs: Sequence[str]) -> dict[str, list[float]]:

@@ -4,6 +4,13 @@
 plain functions over it.
 """
 
-from peerkeeper.sim.network import SimConfig, SimError, SimNode, Simulation, virtual_address
+from peerkeeper.sim.network import (
+    Churn,
+    SimConfig,
+    SimError,
+    SimNode,
+    Simulation,
+    virtual_address,
+)
 
-__all__ = ["SimConfig", "SimError", "SimNode", "Simulation", "virtual_address"]
+__all__ = ["Churn", "SimConfig", "SimError", "SimNode", "Simulation", "virtual_address"]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from peerkeeper.net.connection_types import ConnectionType
-from peerkeeper.sim.network import SimConfig, SimError, SimNode, Simulation
+from peerkeeper.sim.network import Churn, SimConfig, SimError, SimNode, Simulation
 
 __all__ = ["ConvergeConfig", "ConvergeResult", "run_converge", "CONVERGE_ROW_FIELDS"]
 
@@ -39,14 +39,15 @@ CONVERGE_ROW_FIELDS = [
 @dataclass(frozen=True)
 class ConvergeConfig:
     """``nodes`` honest nodes for ``hours`` of simulated time (> 0), a row every
-    ``sample_interval`` seconds (> 0); ``netgroups`` as :class:`SimConfig`. Raises
-    :class:`SimError` for values out of range."""
+    ``sample_interval`` seconds (> 0); ``netgroups`` and ``churn`` as :class:`SimConfig`.
+    Raises :class:`SimError` for values out of range."""
 
     nodes: int = 100
     hours: float = 1.0
     seed: int = 0
     netgroups: int | None = None
     sample_interval: float = 60.0
+    churn: Churn | None = None
 
     def __post_init__(self) -> None:
         if not self.hours > 0:
@@ -56,7 +57,9 @@ class ConvergeConfig:
         self.sim_config()  # checks nodes and netgroups
 
     def sim_config(self) -> SimConfig:
-        return SimConfig(nodes=self.nodes, seed=self.seed, netgroups=self.netgroups)
+        return SimConfig(
+            nodes=self.nodes, seed=self.seed, netgroups=self.netgroups, churn=self.churn
+        )
 
 
 @dataclass
@@ -76,13 +79,13 @@ def run_converge(
 ) -> ConvergeResult:
     """Run ``cfg`` (see the module docstring); ``progress(simulated_seconds, events)`` is
     called at every sample. ``report["converged_after"]`` is the first sample time (s) at
-    which every node had 8 full-relay + 2 block-relay-only peers, or None."""
+    which every running node had 8 full-relay + 2 block-relay-only peers, or None."""
     sim = Simulation(cfg.sim_config())
     rows: list[dict[str, object]] = []
     converged_after: list[float] = []
 
     def sample() -> None:
-        nodes = sim.nodes
+        nodes = [n for n in sim.nodes if n.up]
         full = [n.outbound(FULL) for n in nodes]
         block = [n.outbound(BLOCK) for n in nodes]
         inbound = [
@@ -113,7 +116,7 @@ def run_converge(
     sim.call_at(0.0, sample)
     end = cfg.hours * 3600
     sim.run_until(end)
-    nodes = sim.nodes
+    nodes = [n for n in sim.nodes if n.up]
     diversity = []
     for n in nodes:
         out = n.outbound_peers(FULL, BLOCK)
@@ -130,6 +133,8 @@ def run_converge(
         "simulated_seconds": end,
         "converged_after": converged_after[0] if converged_after else None,
         "converged_nodes": sum(1 for n in nodes if _converged(n)),
+        "running_nodes": len(nodes),
+        "departures": sim.churned,
         "inbound_degree": {str(k): v for k, v in sorted(inbound.items())},
         "outbound_degree": {str(k): v for k, v in sorted(outbound.items())},
         "outbound_netgroup_diversity": statistics.fmean(diversity) if diversity else 0.0,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -50,7 +51,7 @@ from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Service
 from peerkeeper.wire.messages import ServiceFlags
 
-__all__ = ["SimConfig", "SimError", "SimNode", "Simulation", "virtual_address"]
+__all__ = ["Churn", "SimConfig", "SimError", "SimNode", "Simulation", "virtual_address"]
 
 #: What simulated nodes announce: a full node (Core's NODE_NETWORK | NODE_WITNESS).
 SIM_SERVICES = int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS)
@@ -77,6 +78,32 @@ def virtual_address(index: int, netgroups: int, port: int, *, first_group: int =
 
 
 @dataclass(frozen=True)
+class Churn:
+    """Nodes leave and come back (a restart keeps the address book and anchors).
+
+    Lifetimes are exponential with the mean that makes ``P(lifetime >= 1 h) = stay_1h``
+    (default 0.9: KIT DSN's monitoring of the Bitcoin network found over 90 % of
+    reachable peers staying an hour or more); downtimes are exponential with mean
+    ``downtime`` seconds. Raises :class:`SimError` for ``stay_1h`` outside (0, 1) or a
+    ``downtime`` not > 0.
+    """
+
+    stay_1h: float = 0.9
+    downtime: float = 1800.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.stay_1h < 1:
+            raise SimError(f"churn stay_1h must be in (0, 1), not {self.stay_1h}")
+        if not self.downtime > 0:
+            raise SimError(f"churn downtime must be > 0, not {self.downtime}")
+
+    @property
+    def mean_lifetime(self) -> float:
+        """Seconds: ``3600 / -ln(stay_1h)`` (about 9.5 h for 0.9)."""
+        return 3600.0 / -math.log(self.stay_1h)
+
+
+@dataclass(frozen=True)
 class SimConfig:
     """The network to build.
 
@@ -92,6 +119,7 @@ class SimConfig:
         max_connections: each node's ``-maxconnections``.
         epoch: the unix time the run starts at (the cores' clocks read ``epoch + t``;
             addresses' timestamps need a realistic one).
+        churn: honest nodes leave and come back (:class:`Churn`), or None.
 
     Raises :class:`SimError` for a value out of range.
     """
@@ -104,6 +132,7 @@ class SimConfig:
     jitter: float = 0.005
     max_connections: int = 125
     epoch: float = 1_700_000_000.0
+    churn: Churn | None = None
 
     def __post_init__(self) -> None:
         if self.nodes < 2:
@@ -206,6 +235,10 @@ class Simulation:
             self._add(virtual_address(i, config.groups, port), opts, [])
         for node in self.nodes:
             self._start(node)
+        self.churned = 0  # how many times a node left
+        if config.churn is not None:
+            for node in self.honest:
+                self._schedule_leave(node.index, config.churn)
 
     # -- building -------------------------------------------------------------------------
 
@@ -310,6 +343,21 @@ class Simulation:
         node.up = True
         self._record("start", (index,), 0)
         self._start(node)
+
+    def _schedule_leave(self, index: int, churn: Churn) -> None:
+        def leave() -> None:
+            if "victim" in self.nodes[index].tags:
+                return  # a scenario's subject leaves only when the scenario says so
+            self.stop(index)
+            self.churned += 1
+            back = self.rng.expovariate(1 / churn.downtime)
+            self.call_at(self.now + back, come_back)
+
+        def come_back() -> None:
+            self.start(index)
+            self._schedule_leave(index, churn)
+
+        self.call_at(self.now + self.rng.expovariate(1 / churn.mean_lifetime), leave)
 
     def restart(self, index: int, *, anchors: bool = True) -> None:
         """:meth:`stop`, then :meth:`start` at once."""
