@@ -274,3 +274,28 @@ def test_sweep_on_a_dask_local_cluster(tmp_path: Path) -> None:
     rep = json.loads((out / "sweep.json").read_text())
     assert rep["runs"] == 2 and not rep["failed_runs"]
     assert sorted(p["attacker_addresses"] for p in rep["points"]) == [4, 8]
+
+
+def test_inbound_flood_eviction_drops_mostly_the_flood(tmp_path: Path) -> None:
+    from peerkeeper.sim.flood import FloodConfig, run_inbound_flood
+
+    cfg = FloodConfig.quick(seed=1, duration=360.0)
+    res = run_inbound_flood(cfg)
+    rep = res.report
+    assert rep == run_inbound_flood(cfg).report  # deterministic
+    # The flood fills the inbound slots, and eviction keeps honest peers anyway.
+    assert max(r["inbound"] for r in res.rows) == rep["victim_inbound_slots"] == 29
+    assert rep["flood_opened"] > rep["victim_inbound_slots"]  # type: ignore[operator]
+    assert rep["honest_arrived"] > 0 and rep["honest_kept"] > 0  # type: ignore[operator]
+    # Core's eviction picks from the netgroup with the most connections: the flood's.
+    assert rep["honest_inbound_at_end"] >= rep["honest_kept"]  # type: ignore[operator]
+    assert rep["flood_inbound_at_end"] < rep["victim_inbound_slots"]  # type: ignore[operator]
+    out = tmp_path / "flood"
+    args = ["sim", "inbound-flood", "--quick", "--flood-minutes", "3", "--out", str(out)]
+    assert main(args) == 0
+    assert json.loads((out / "report.json").read_text())["scenario"] == "inbound-flood"
+    assert (out / "inbound-flood.png").exists()
+    with pytest.raises(SimError, match="flood_addresses must be at least flooders"):
+        FloodConfig(flooders=10, flood_addresses=5)
+    with pytest.raises(SimError, match="flood_per_minute must be > 0"):
+        FloodConfig(flood_per_minute=0)

@@ -1,6 +1,7 @@
 """``peerkeeper sim SCENARIO``: run a simulation scenario and write what it found.
 
-Scenarios (:mod:`peerkeeper.sim`): ``converge`` and ``eclipse``. Writes into ``--out``:
+Scenarios (:mod:`peerkeeper.sim`): ``converge``, ``eclipse`` and ``inbound-flood``.
+Writes into ``--out``:
 
 * ``report.json``: the scenario's report (plus the wall time and the command);
 * ``timeseries.csv``: one row per sample;
@@ -36,18 +37,21 @@ from peerkeeper.sim.eclipse import (
     run_eclipse,
     wilson_interval,
 )
+from peerkeeper.sim.flood import FLOOD_ROW_FIELDS, FloodConfig, run_inbound_flood
 from peerkeeper.sim.network import Churn, SimError
 
 __all__ = ["add_sim_parser", "run_sim", "sweep_task"]
 
-SCENARIOS = ("converge", "eclipse")
+SCENARIOS = ("converge", "eclipse", "inbound-flood")
 #: EclipseConfig fields a sweep may vary (integers or seconds).
 _SWEEPABLE = {f.name for f in fields(EclipseConfig) if f.name not in ("seed", "countermeasures")}
 
 
 def add_sim_parser(sub: Any) -> None:
     """Add the ``sim`` command to the ``peerkeeper`` sub-parsers ``sub``."""
-    p = sub.add_parser("sim", help="simulate a network of peerkeeper cores (converge, eclipse)")
+    p = sub.add_parser(
+        "sim", help="simulate a network of peerkeeper cores (converge, eclipse, inbound-flood)"
+    )
     p.add_argument("scenario", choices=SCENARIOS)
     p.add_argument("--out", type=Path, required=True, help="directory for the results")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -90,6 +94,9 @@ def add_sim_parser(sub: Any) -> None:
     )
     p.add_argument("--workers", type=int, default=None, help="sweep: processes (default: cores)")
     p.add_argument("--dask-scheduler", help="sweep: run on this Dask scheduler instead")
+    p.add_argument("--flood-per-minute", type=float, help="inbound-flood: default 40")
+    p.add_argument("--honest-per-minute", type=float, help="inbound-flood: default 3")
+    p.add_argument("--flood-minutes", type=float, help="inbound-flood: default 30")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
 
@@ -124,6 +131,19 @@ def _converge_config(args: argparse.Namespace) -> ConvergeConfig:
     return ConvergeConfig(
         nodes=nodes, hours=hours, seed=args.seed, netgroups=args.netgroups, churn=churn
     )
+
+
+def _flood_config(args: argparse.Namespace) -> FloodConfig:
+    changes: dict[str, Any] = {"seed": args.seed}
+    if args.nodes is not None:
+        changes["honest"] = args.nodes
+    if args.flood_per_minute is not None:
+        changes["flood_per_minute"] = args.flood_per_minute
+    if args.honest_per_minute is not None:
+        changes["honest_per_minute"] = args.honest_per_minute
+    if args.flood_minutes is not None:
+        changes["duration"] = args.flood_minutes * 60
+    return FloodConfig.quick(**changes) if args.quick else FloodConfig(**changes)
 
 
 def parse_sweep(specs: Sequence[str]) -> dict[str, list[float]]:
@@ -266,6 +286,28 @@ def _plot_converge(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]
     return ["converge.png"]
 
 
+def _plot_flood(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -> list[str]:
+    plt = _pyplot()
+    if plt is None:
+        return []
+    t = [r["t"] / 60 for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 5))
+    ax.plot(t, [r["flood_inbound"] for r in rows], label="flood netgroup's inbound peers")
+    ax.plot(t, [r["honest_inbound"] for r in rows], label="honest inbound peers")
+    ax.axhline(report["victim_inbound_slots"], ls="--", c="grey", label="inbound slots")
+    ax.set_xlabel("simulated minutes")
+    ax.set_ylabel("peers")
+    ax.set_title(
+        f"inbound flood: honest kept {report['honest_kept']}/{report['honest_arrived']}, "
+        f"long-lived kept {report['long_lived_kept']}/{report['long_lived']}"
+    )
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out / "inbound-flood.png", dpi=110)
+    plt.close(fig)
+    return ["inbound-flood.png"]
+
+
 def _plot_sweep(out: Path, name: str, points: list[dict[str, Any]]) -> list[str]:
     plt = _pyplot()
     if plt is None:
@@ -297,6 +339,9 @@ def _single(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.scenario == "eclipse":
         ecfg = _eclipse_config(args)
         total = ecfg.duration
+    elif args.scenario == "inbound-flood":
+        fcfg = _flood_config(args)
+        total = fcfg.warmup + fcfg.duration
     else:
         ccfg = _converge_config(args)
         total = ccfg.hours * 3600
@@ -305,6 +350,9 @@ def _single(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if args.scenario == "eclipse":
             eres = run_eclipse(ecfg, progress=progress)
             report, rows, names = eres.report, eres.rows, ROW_FIELDS
+        elif args.scenario == "inbound-flood":
+            fres = run_inbound_flood(fcfg, progress=progress)
+            report, rows, names = fres.report, fres.rows, FLOOD_ROW_FIELDS
         else:
             cres = run_converge(ccfg, progress=progress)
             report, rows, names = cres.report, cres.rows, CONVERGE_ROW_FIELDS
@@ -315,7 +363,11 @@ def _single(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _write_csv(out / "timeseries.csv", names, rows)
     plots: list[str] = []
     if not args.no_plots:
-        plot = _plot_eclipse if args.scenario == "eclipse" else _plot_converge
+        plot = {
+            "eclipse": _plot_eclipse,
+            "converge": _plot_converge,
+            "inbound-flood": _plot_flood,
+        }[args.scenario]
         plots = plot(out, rows, report)
     report["plots"] = plots
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -332,6 +384,14 @@ def _summary(scenario: str, report: dict[str, Any]) -> None:
             f"attacker share max {report['attacker_outbound_share']:.1f} "
             f"(bound {report['share_bound']:.1f}), no attacker peer in "
             f"{report['attacker_free_restarts']}/{report['restarts']} restarts"
+        )
+    elif scenario == "inbound-flood":
+        print(
+            f"inbound-flood: {report['flood_opened']} flood connections opened; honest peers "
+            f"kept {report['honest_kept']}/{report['honest_arrived']}, long-lived kept "
+            f"{report['long_lived_kept']}/{report['long_lived']}; at the end "
+            f"{report['flood_inbound_at_end']} flood and {report['honest_inbound_at_end']} "
+            f"honest inbound peers"
         )
     else:
         print(
