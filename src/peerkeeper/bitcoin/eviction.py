@@ -51,6 +51,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from siphash24 import siphash24 as _siphash24
+
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import Network
 
@@ -107,55 +109,19 @@ class EvictionCandidate:
 # ---------------------------------------------------------------------------
 
 
-def _rotl(x: int, b: int) -> int:
-    return ((x << b) | (x >> (64 - b))) & _MASK64
-
-
-def _sipround(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
-    v0 = (v0 + v1) & _MASK64
-    v1 = _rotl(v1, 13) ^ v0
-    v0 = _rotl(v0, 32)
-    v2 = (v2 + v3) & _MASK64
-    v3 = _rotl(v3, 16) ^ v2
-    v0 = (v0 + v3) & _MASK64
-    v3 = _rotl(v3, 21) ^ v0
-    v2 = (v2 + v1) & _MASK64
-    v1 = _rotl(v1, 17) ^ v2
-    v2 = _rotl(v2, 32)
-    return v0, v1, v2, v3
-
-
 def siphash24(k0: int, k1: int, data: bytes) -> int:
     """SipHash-2-4 of ``data`` under the 128-bit key ``(k0, k1)``, as an unsigned 64-bit int.
 
     Equals Core ``CSipHasher(k0, k1).Write(data).Finalize()`` (src/crypto/siphash.cpp);
     the key bytes are ``k0`` then ``k1``, each 8 bytes little-endian, as in the SipHash
     paper.  ``CSipHasher::Write(uint64_t x)`` is the same as writing ``x`` as 8
-    little-endian bytes.  Pure Python (no dependency).
+    little-endian bytes.  Computed by the siphash24 library (the reference C code);
+    raises ValueError for a key outside 0 .. 2**64 - 1.
     """
     if not (0 <= k0 <= _MASK64 and 0 <= k1 <= _MASK64):
         raise ValueError("siphash24 keys must be unsigned 64-bit integers")
-    v0 = 0x736F6D6570736575 ^ k0
-    v1 = 0x646F72616E646F6D ^ k1
-    v2 = 0x6C7967656E657261 ^ k0
-    v3 = 0x7465646279746573 ^ k1
-    n = len(data)
-    end = n - (n % 8)
-    for i in range(0, end, 8):
-        m = int.from_bytes(data[i : i + 8], "little")
-        v3 ^= m
-        v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
-        v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
-        v0 ^= m
-    m = ((n & 0xFF) << 56) | int.from_bytes(data[end:], "little")
-    v3 ^= m
-    v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
-    v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
-    v0 ^= m
-    v2 ^= 0xFF
-    for _ in range(4):
-        v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
-    return v0 ^ v1 ^ v2 ^ v3
+    key = k0.to_bytes(8, "little") + k1.to_bytes(8, "little")
+    return int.from_bytes(_siphash24(data, key=key).digest(), "little")
 
 
 def keyed_netgroup(netgroup: bytes, k0: int, k1: int) -> int:
