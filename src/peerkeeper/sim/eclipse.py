@@ -355,7 +355,9 @@ class _Attack:
             }
         )
         if len(self.restarts) < self.cfg.restarts:
-            self.restart()
+            # After any sample due at this instant, so that it shows the victim before
+            # it goes down rather than the empty restarted one.
+            self.sim.call_at(self.sim.now, self.restart)
 
     # -- the run --------------------------------------------------------------------------
 
