@@ -56,7 +56,7 @@ def add_sim_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="directory for the results")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quick", action="store_true", help="a small run that takes seconds")
-    p.add_argument("--nodes", type=int, help="honest nodes (converge: 100, eclipse: 100)")
+    p.add_argument("--nodes", type=int, help="honest nodes (default 100; inbound-flood 80)")
     p.add_argument("--hours", type=float, help="converge: simulated hours (default 1)")
     p.add_argument("--netgroups", type=int, help="converge: /16 groups of the honest nodes")
     p.add_argument(
@@ -69,7 +69,7 @@ def add_sim_parser(sub: Any) -> None:
     p.add_argument("--attacker-addresses", type=int, help="eclipse: default 16384")
     p.add_argument("--attacker-groups", type=int, help="eclipse: default 64")
     p.add_argument("--attacker-nodes", type=int, help="eclipse: default 32")
-    p.add_argument("--attack-hours", type=float, help="eclipse: flooding before restarts")
+    p.add_argument("--attack-hours", type=float, help="eclipse: flooding before restarts (4)")
     p.add_argument("--restarts", type=int, help="eclipse: victim restarts (default 20)")
     p.add_argument("--settle", type=float, help="eclipse: seconds after each restart")
     p.add_argument(
