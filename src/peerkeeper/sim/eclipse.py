@@ -328,7 +328,7 @@ class _Attack:
                 "phase": self.phase,
                 "outbound": total,
                 "attacker_outbound": bad,
-                "attacker_share": bad / OUTBOUND_SLOTS,
+                "attacker_share": bad / max(OUTBOUND_SLOTS, total),
                 **counts,
                 "inbound": len(inbound),
                 "attacker_inbound": sum(1 for p in inbound if p.addr.addr in self.attacker_addrs),
@@ -374,7 +374,10 @@ class _Attack:
         n = len(self.restarts)
         eclipsed = sum(1 for r in self.restarts if r["eclipsed"])
         free = sum(1 for r in self.restarts if r["attacker_outbound"] == 0)
-        shares = [int(r["attacker_outbound"]) / OUTBOUND_SLOTS for r in self.restarts]  # type: ignore[call-overload]
+        shares = [
+            int(r["attacker_outbound"]) / max(OUTBOUND_SLOTS, int(r["outbound"]))  # type: ignore[call-overload]
+            for r in self.restarts
+        ]
         sampled = [float(r["attacker_share"]) for r in self.rows]  # type: ignore[arg-type]
         lo, hi = wilson_interval(eclipsed, n)
         params = asdict(cfg)
@@ -409,8 +412,8 @@ def run_eclipse(
     """Run the eclipse attack ``cfg`` describes (see the module docstring).
 
     ``progress(simulated_seconds, events)`` is called at every sample. The report's
-    ``attacker_outbound_share`` is the largest share of the victim's 10 outbound slots
-    the attacker held, at a restart or a sample (with netgroup diversity on it is at most
+    ``attacker_outbound_share`` is the largest share of the victim's outbound slots (10,
+    or 11 while the extra block-relay-only peer is up) the attacker held, at a restart or a sample (with netgroup diversity on it is at most
     ``attacker_groups / 10``); ``eclipsed`` says whether any restart ended with every
     outbound peer the attacker's; ``p_eclipse`` with ``p_eclipse_ci95`` is their share
     of the restarts; ``trace_sha256`` identifies the run (same config, same hash).
