@@ -365,7 +365,8 @@ class _Attack:
         cfg, sim = self.cfg, self.sim
         sim.call_at(0.0, self.sample)
         sim.call_at(cfg.warmup, self.start_attack)
-        sim.call_at(cfg.warmup + cfg.attack, self.restart)
+        # Queued at that instant, so after the sample due then (see count_restart).
+        sim.call_at(cfg.warmup + cfg.attack, lambda: sim.call_at(sim.now, self.restart))
         sim.run_until(cfg.duration)
         return EclipseResult(self.report(), self.rows)
 
