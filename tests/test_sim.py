@@ -127,3 +127,11 @@ def test_churn_parameters_out_of_range(kwargs: dict[str, float], message: str) -
 
     with pytest.raises(SimError, match=message):
         Churn(**kwargs)
+
+
+def test_outbound_peers_default_to_the_ten_slots() -> None:
+    sim = Simulation(SimConfig(nodes=20, seed=7))
+    sim.run_until(120)
+    node = sim.nodes[0]
+    both = node.outbound_peers(ConnectionType.OUTBOUND_FULL_RELAY, ConnectionType.BLOCK_RELAY)
+    assert node.outbound_peers() == both and len(both) >= 8

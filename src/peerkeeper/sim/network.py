@@ -182,11 +182,13 @@ class SimNode:
         return len(self.outbound_peers(conn_type))
 
     def outbound_peers(self, *conn_types: ConnectionType) -> list[Service]:
-        """Addresses of the live, handshaken outbound peers of ``conn_types``."""
+        """Addresses of the live, handshaken outbound peers of ``conn_types`` (default:
+        full-relay and block-relay-only, the 8 + 2 slots Core fills)."""
+        types = conn_types or (ConnectionType.OUTBOUND_FULL_RELAY, ConnectionType.BLOCK_RELAY)
         return [
             p.addr
             for p in self.core.peers.values()
-            if p.conn_type in conn_types and p.proto.successfully_connected and not p.closed
+            if p.conn_type in types and p.proto.successfully_connected and not p.closed
         ]
 
 
