@@ -109,6 +109,9 @@ def test_churn_nodes_leave_and_come_back_with_their_address_book() -> None:
     assert came_back
     # A node that came back found peers again from its own address book.
     assert all(n.outbound(ConnectionType.OUTBOUND_FULL_RELAY) > 0 for n in came_back)
+    # Closed connections leave nothing behind: one delivery record per live direction.
+    live = {(n.index, conn) for n in sim.nodes for conn in n.links}
+    assert set(sim._arrive) <= live
     again = Simulation(SimConfig(nodes=10, seed=5, churn=churn))
     again.run_until(3600)
     assert again.trace_sha256 == sim.trace_sha256

@@ -488,6 +488,10 @@ class AddrMan:
         #: scenario of :mod:`peerkeeper.sim`); Core has none, and both stay on elsewhere.
         self.test_before_evict = True
         self.resolve_tried_collisions = True
+        #: Bumped whenever an entry is created, deleted, moves table or changes services
+        #: (and by a reset): a caller that found no usable entry need not look again until
+        #: it changes.
+        self.version = 0
         self._set_key(bytes(key))
         self._reset()
 
@@ -510,9 +514,7 @@ class AddrMan:
         self._random: list[AddrInfo] = []
         self._n_tried = 0
         self._n_new = 0
-        #: Bumped whenever an entry is created, deleted, moves table or changes services:
-        #: a caller that found no usable entry need not look again until it changes.
-        self.version = getattr(self, "version", 0) + 1
+        self.version += 1
         self._vv_new: list[AddrInfo | None] = [None] * _NEW_SLOTS
         self._vv_tried: list[AddrInfo | None] = [None] * _TRIED_SLOTS
         self._new_fill = _BucketFill(ADDRMAN_NEW_BUCKET_COUNT)

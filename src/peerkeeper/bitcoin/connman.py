@@ -1074,7 +1074,7 @@ class ConnManCore:
         self._next_added = self._steady + ADDED_CONNECTIONS_INTERVAL
         if not self.network_active:
             return
-        if not self.added_nodes and not self.options.connect:
+        if not self.manual_targets():
             self._next_added = _INF  # nothing to dial; add_node wakes the loop again
             return
         pending_manual = len(self.pending_manual)

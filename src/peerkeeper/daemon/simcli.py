@@ -236,6 +236,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, out: Path, name: str) -> list[str]:
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return [name]
+
+
 def _plot_eclipse(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -> list[str]:
     plt = _pyplot()
     if plt is None:
@@ -258,10 +265,7 @@ def _plot_eclipse(out: Path, rows: list[dict[str, Any]], report: dict[str, Any])
     b.set_xlabel("simulated hours")
     b.set_ylabel("victim's address book")
     b.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(out / "eclipse.png", dpi=110)
-    plt.close(fig)
-    return ["eclipse.png"]
+    return _save(plt, fig, out, "eclipse.png")
 
 
 def _plot_converge(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -> list[str]:
@@ -280,10 +284,7 @@ def _plot_converge(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]
     b.plot(t, [r["tried_mean"] for r in rows], label="tried entries (mean)")
     b.set_xlabel("simulated hours")
     b.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out / "converge.png", dpi=110)
-    plt.close(fig)
-    return ["converge.png"]
+    return _save(plt, fig, out, "converge.png")
 
 
 def _plot_flood(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -> list[str]:
@@ -302,10 +303,7 @@ def _plot_flood(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -
         f"long-lived kept {report['long_lived_kept']}/{report['long_lived']}"
     )
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(out / "inbound-flood.png", dpi=110)
-    plt.close(fig)
-    return ["inbound-flood.png"]
+    return _save(plt, fig, out, "inbound-flood.png")
 
 
 def _plot_sweep(out: Path, name: str, points: list[dict[str, Any]]) -> list[str]:
@@ -325,10 +323,7 @@ def _plot_sweep(out: Path, name: str, points: list[dict[str, Any]]) -> list[str]
     ax.set_ylabel("P(eclipse) per restart (95 % CI)")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(out / "sweep.png", dpi=110)
-    plt.close(fig)
-    return ["sweep.png"]
+    return _save(plt, fig, out, "sweep.png")
 
 
 # -- one run -----------------------------------------------------------------------------

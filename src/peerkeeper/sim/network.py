@@ -520,8 +520,14 @@ class Simulation:
         elif kind == "data":
             if args[1] in node.links:
                 core.received(args[1], data, now, steady=now)
-        elif kind == "fin" and node.links.pop(args[1], None) is not None:
-            core.closed(args[1], "socket closed", now, steady=now)
+        elif kind == "fin":
+            # Nothing more travels on this connection either way: forget both directions'
+            # last delivery times, or a long run keeps one per connection it ever had.
+            self._arrive.pop((node.index, args[1]), None)
+            link = node.links.pop(args[1], None)
+            if link is not None:
+                self._arrive.pop(link, None)
+                core.closed(args[1], "socket closed", now, steady=now)
         self._drain(node)
 
     def _stale(self, kind: str, args: tuple[int, ...]) -> None:
