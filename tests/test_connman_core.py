@@ -32,6 +32,7 @@ from peerkeeper.bitcoin.connman import (
 from peerkeeper.bitcoin.outbound import FEELER_SLEEP_WINDOW
 from peerkeeper.bitcoin.peer import PeerConfig
 from peerkeeper.bitcoin.seeds import ADD_NEXT_SEEDNODE
+from peerkeeper.net.asmap import encode_asmap
 from peerkeeper.net.chains import CHAINS
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Network, Service
@@ -754,3 +755,25 @@ def test_set_network_active_is_logged_as_core(caplog: pytest.LogCaptureFixture) 
         core.set_network_active(True, net.now)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SetNet")]
     assert lines == ["SetNetworkActive: false", "SetNetworkActive: true"]
+
+
+def test_inbound_keyed_netgroup_is_the_as_with_an_asmap() -> None:
+    """Core ``CalculateKeyedNetGroup`` hashes ``m_netgroupman.GetGroup`` (src/net.cpp):
+    with -asmap, two /16s of one AS are one netgroup for eviction; without, two."""
+    asmap = encode_asmap([("11.1.0.0/16", 64500), ("11.2.0.0/16", 64500), ("11.3.0.0/16", 7)])
+    keys = {}
+    for label, data in (("plain", None), ("asmap", asmap)):
+        core = ConnManCore(
+            ConnManOptions(chain=REGTEST, listen=True, peer=PeerConfig(services=SERVICES)),
+            AddrMan(random.Random(1), deterministic=True, asmap=data),
+            rng=random.Random(2),
+            transport_rng=random.Random(3).randbytes,
+            banman=BanMan(4),
+        )
+        core.start(T0)
+        for conn, i in enumerate((1, 2, 3), start=1):
+            assert core.accepted(conn, svc(0), svc(i), T0)
+        keys[label] = [p.keyed_netgroup for p in sorted(core.peers.values(), key=lambda p: p.id)]
+    assert len(set(keys["plain"])) == 3
+    a, b, c = keys["asmap"]
+    assert a == b != c

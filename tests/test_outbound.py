@@ -36,6 +36,7 @@ from peerkeeper.bitcoin.outbound import (
     select_extra_outbound_to_evict,
     select_outbound_address,
 )
+from peerkeeper.net.asmap import encode_asmap
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.wire.messages import AddrEntry, ServiceFlags
@@ -634,3 +635,36 @@ def test_simulation_attacker_with_three_netgroups_holds_at_most_three_slots(seed
     held = sum(1 for _t, s in persistent if s in attacker_set)
     assert 1 <= held <= 3  # competitive, yet one slot per attacker netgroup at most
     assert len({s.addr.netgroup() for _t, s in persistent}) == 10
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_asmap_groups_an_attackers_many_16s_into_one_slot(seed: int) -> None:
+    """Erebus's shape: the attacker's addresses span 40 /16s but one AS. Without an
+    asmap it can take most slots; with Core's -asmap its AS is one netgroup, so it holds
+    at most one outbound slot (src/net.cpp ``m_netgroupman.GetGroup``)."""
+    honest = [svc(_ip(g, h)) for g in range(200) for h in range(3)][:500]
+    attacker = [svc(f"66.{g}.{h // 250}.{1 + h % 250}") for g in range(40) for h in range(125)]
+    asmap = encode_asmap(
+        [(f"66.{g}.0.0/16", 64666) for g in range(40)]
+        + [(f"{20 + g // 256}.{g % 256}.0.0/16", 1000 + g) for g in range(200)]
+    )
+    attacker_set = set(attacker)
+    held = {}
+    for label, data in (("no asmap", None), ("asmap", asmap)):
+        rng = random.Random(seed)
+        am = AddrMan(random.Random(seed), asmap=data)
+        for i, s in enumerate(honest):
+            am.add([AddrEntry(int(NOW - 3600), FULL, s)], NetAddr.parse(_ip(i % 200, 200)), now=NOW)
+        for i, s in enumerate(attacker):
+            source = NetAddr.parse(_ip((i * 7) % 200, 201))
+            am.add([AddrEntry(int(NOW - 60), FULL, s)], source, now=NOW)
+        policy = OutboundPolicy(OutboundLimits(), am, rng, NOW, reachable=ALL_NETS)
+        node = SimNode(policy, am, set(honest) | attacker_set)
+        node.run(NOW, 300)
+        persistent = [s for t, s in node.peers.values() if t is not ConnectionType.FEELER]
+        assert len(persistent) == 10
+        held[label] = sum(1 for s in persistent if s in attacker_set)
+        groups = {am.netgroupman.get_group(s.addr) for s in persistent}
+        assert len(groups) == 10  # one peer per (AS-based) netgroup
+    assert held["asmap"] <= 1
+    assert held["no asmap"] >= 3

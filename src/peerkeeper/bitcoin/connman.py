@@ -1450,7 +1450,7 @@ class ConnManCore:
             noban=has_flag(permissions, NetPermissionFlags.NOBAN),
         )
         peer.keyed_netgroup = keyed_netgroup(
-            addr.addr.netgroup(), self.netgroup_k0, self.netgroup_k1
+            self.addrman.netgroupman.get_group(addr.addr), self.netgroup_k0, self.netgroup_k1
         )
         self._next_id += 1
         self.peers[peer.id] = peer

@@ -176,8 +176,13 @@ class OutboundCounts:
     network_counts: dict[Network, int] = field(default_factory=dict)
 
 
-def count_outbound(peers: Iterable[tuple[ConnectionType, NetAddr]]) -> OutboundCounts:
-    """Build :class:`OutboundCounts` from ``(connection type, address)`` pairs of live peers."""
+def count_outbound(
+    peers: Iterable[tuple[ConnectionType, NetAddr]],
+    group: Callable[[NetAddr], bytes] = NetAddr.netgroup,
+) -> OutboundCounts:
+    """Build :class:`OutboundCounts` from ``(connection type, address)`` pairs of live
+    peers; ``group`` is the netgroup (Core ``NetGroupManager::GetGroup``: /16, or the AS
+    with ``-asmap``)."""
     counts = OutboundCounts()
     for conn_type, addr in peers:
         if conn_type is ConnectionType.OUTBOUND_FULL_RELAY:
@@ -192,7 +197,7 @@ def count_outbound(peers: Iterable[tuple[ConnectionType, NetAddr]]) -> OutboundC
             if addr.network in _PRIVACY_NETS:
                 counts.privacy_peers += 1
             else:
-                counts.ipv46_netgroups.add(addr.netgroup())
+                counts.ipv46_netgroups.add(group(addr))
             if conn_type is not ConnectionType.BLOCK_RELAY:
                 net = addr.get_network()
                 counts.network_counts[net] = counts.network_counts.get(net, 0) + 1
@@ -346,6 +351,7 @@ def select_outbound_address(
     dial_ready: Callable[[Service], bool] = lambda s: True,
     desirable: Callable[[int], bool] = has_all_desirable_service_flags,
     max_tries: int = MAX_SELECT_TRIES,
+    group: Callable[[NetAddr], bytes] = NetAddr.netgroup,
 ) -> AddrEntry | None:
     """Pick the address for ``decision``: Core's selection loop (src/net.cpp
     ``ThreadOpenConnections``), or None after ``max_tries`` draws.
@@ -376,7 +382,7 @@ def select_outbound_address(
                 or is_local(anchor.service)
                 or a.get_network() not in reachable
                 or not desirable(anchor.services)
-                or (a.network not in _PRIVACY_NETS and a.netgroup() in used)
+                or (a.network not in _PRIVACY_NETS and group(a) in used)
                 or already_connected(anchor.service)
                 or not outbound_allowed(a)
             ):
@@ -402,7 +408,7 @@ def select_outbound_address(
         if entry is None:
             return None  # Core: an invalid (empty) address ends the pick
         addr = entry.service.addr
-        if not decision.feeler and addr.network not in _PRIVACY_NETS and addr.netgroup() in used:
+        if not decision.feeler and addr.network not in _PRIVACY_NETS and group(addr) in used:
             continue
         if not addr.is_valid() or is_local(entry.service):
             return None
@@ -444,6 +450,7 @@ def has_candidate(
     outbound_allowed: Callable[[NetAddr], bool] = lambda a: True,
     dial_ready: Callable[[Service], bool] = lambda s: True,
     desirable: Callable[[int], bool] = has_all_desirable_service_flags,
+    group: Callable[[NetAddr], bytes] = NetAddr.netgroup,
 ) -> bool:
     """Whether any AddrMan entry could pass :func:`select_outbound_address`'s filters
     for ``decision`` (not an anchor): the ones that hold however often it draws.
@@ -464,7 +471,7 @@ def has_candidate(
         addr = svc.addr
         if addr.get_network() not in nets:
             continue
-        if not feeler and addr.network not in _PRIVACY_NETS and addr.netgroup() in used:
+        if not feeler and addr.network not in _PRIVACY_NETS and group(addr) in used:
             continue
         if not addr.is_valid() or is_local(svc):
             continue
@@ -649,7 +656,8 @@ class OutboundPolicy:
         AddrMan's ``resolve_collisions`` before drawing, as Core does.
         """
         peer_list = list(peers)
-        counts = count_outbound((t, s.addr) for t, s in peer_list)
+        group = self.addrman.netgroupman.get_group
+        counts = count_outbound(((t, s.addr) for t, s in peer_list), group)
         connected = {s for _t, s in peer_list}
         connected_addrs = {s.addr for _t, s in peer_list}
         decision = choose_connection_type(
@@ -690,6 +698,7 @@ class OutboundPolicy:
             added_node=self.added_node,
             outbound_allowed=self.outbound_allowed,
             dial_ready=self.dial_ready,
+            group=group,
         ):
             self.no_candidate = True
             return None
@@ -705,6 +714,7 @@ class OutboundPolicy:
             added_node=self.added_node,
             outbound_allowed=self.outbound_allowed,
             dial_ready=self.dial_ready,
+            group=group,
         )
         if entry is None:
             return None

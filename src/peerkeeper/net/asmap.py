@@ -10,6 +10,9 @@ least-significant first within each byte; bits of the IP most-significant first.
 instructions: RETURN ``[0]`` + ASN, JUMP ``[1,0]`` + offset, MATCH ``[1,1,0]`` + pattern,
 DEFAULT ``[1,1,1]`` + ASN, each argument a variable-length integer (``DecodeBits``).
 
+:func:`encode_asmap` goes the other way (prefixes -> bytecode), for tests and the
+simulator's virtual Internet.
+
 Pure: the file of ``-asmap=<file>`` is read by :func:`peerkeeper.io.addrdb.load_asmap`.
 Errors raise :class:`AsmapError` (a ``ValueError``).
 """
@@ -17,7 +20,8 @@ Errors raise :class:`AsmapError` (a ``ValueError``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import ipaddress
+from collections.abc import Iterable, Sequence
 
 from peerkeeper.net.netaddr import IPV4_IN_IPV6_PREFIX, NetAddr, Network
 
@@ -26,6 +30,7 @@ __all__ = [
     "NetGroupManager",
     "asmap_version",
     "check_standard_asmap",
+    "encode_asmap",
     "interpret",
     "sanity_check_asmap",
 ]
@@ -212,6 +217,124 @@ def asmap_version(data: bytes) -> bytes:
     if not data:
         return bytes(32)
     return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+# A trie node: None (unmapped), an AS number (a leaf), or [child for bit 0, child for 1].
+_Trie = int | None | list["_Trie"]
+
+
+def _encode_bits(out: list[int], val: int, minval: int, bit_sizes: Sequence[int]) -> None:
+    """The inverse of :func:`_decode_bits` (contrib/asmap/asmap.py ``_VarLenCoder``)."""
+    val -= minval
+    last = len(bit_sizes) - 1
+    for k, size in enumerate(bit_sizes):
+        if val >= 1 << size:
+            if k == last:
+                raise AsmapError(f"value {val + minval} too large to encode")
+            val -= 1 << size
+            out.append(1)
+            continue
+        if k != last:
+            out.append(0)
+        out.extend((val >> (size - 1 - b)) & 1 for b in range(size))
+        return
+
+
+def _prefix_bits(prefix: str) -> list[int]:
+    """``"a.b.c.d/n"`` (as ``::ffff:a.b.c.d/96+n``) or an IPv6 CIDR -> the prefix bits."""
+    net = ipaddress.ip_network(prefix, strict=True)
+    if isinstance(net, ipaddress.IPv4Network):
+        raw = IPV4_IN_IPV6_PREFIX + net.network_address.packed
+        length = 96 + net.prefixlen
+    else:
+        raw = net.network_address.packed
+        length = net.prefixlen
+    return [(raw[i >> 3] >> (7 - (i & 7))) & 1 for i in range(length)]
+
+
+def _simplify(node: _Trie) -> _Trie:
+    if isinstance(node, list):
+        a, b = _simplify(node[0]), _simplify(node[1])
+        if not isinstance(a, list) and a == b:
+            return a
+        return [a, b]
+    return node
+
+
+def _encode_trie(node: _Trie, out: list[int]) -> None:
+    if node is None:
+        raise AsmapError("an unmapped subtree can only be a MATCH's other side")
+    if isinstance(node, int):
+        out.append(0)  # RETURN
+        _encode_bits(out, node, 1, _ASN_BIT_SIZES)
+        return
+    # A run of nodes with one unmapped side is a MATCH on the mapped side's bits: a
+    # mismatch returns the default AS (0, "unmapped": no DEFAULT is ever emitted).
+    bits: list[int] = []
+    while isinstance(node, list) and (node[0] is None or node[1] is None):
+        bit = 1 if node[0] is None else 0
+        bits.append(bit)
+        node = node[bit]
+    for start in range(0, len(bits), 8):  # full 8-bit MATCHes first, as the check wants
+        chunk = bits[start : start + 8]
+        out.extend((1, 1, 0))  # MATCH
+        _encode_bits(out, (1 << len(chunk)) | int("".join(map(str, chunk)), 2), 2, _MATCH_BIT_SIZES)
+    if bits:
+        _encode_trie(node, out)
+        return
+    assert isinstance(node, list)
+    left: list[int] = []
+    _encode_trie(node[0], left)
+    out.extend((1, 0))  # JUMP over the 0-side
+    _encode_bits(out, len(left), 17, _JUMP_BIT_SIZES)
+    out.extend(left)
+    _encode_trie(node[1], out)
+
+
+def encode_asmap(entries: Iterable[tuple[str, int]]) -> bytes:
+    """Asmap bytecode mapping each ``(prefix, asn)`` (a CIDR string, IPv4 or IPv6; ASN
+    >= 1) and nothing else: the longest matching prefix wins, as in Core's asmap files
+    (contrib/asmap/asmap.py ``ASMap.to_binary``, without its size optimisations).
+
+    The result passes :func:`check_standard_asmap`, and :func:`interpret` gives each
+    address the AS of its longest matching prefix, 0 when none matches.
+
+    Raises:
+        AsmapError: no entries, an ASN < 1 or too large, or a prefix not a CIDR.
+    """
+    items = sorted(((_checked_prefix(p), asn) for p, asn in entries), key=lambda e: len(e[0]))
+    if not items:
+        raise AsmapError("an asmap needs at least one prefix")
+    root: _Trie = None
+    for bits, asn in items:  # shorter prefixes first, so longer ones override them
+        if asn < 1:
+            raise AsmapError(f"AS numbers start at 1, not {asn}")
+        if not bits:
+            root = asn
+            continue
+        if not isinstance(root, list):
+            root = [root, root]
+        node: list[_Trie] = root
+        for bit in bits[:-1]:
+            child = node[bit]
+            if not isinstance(child, list):
+                child = node[bit] = [child, child]
+            node = child
+        node[bits[-1]] = asn
+    out: list[int] = []
+    _encode_trie(_simplify(root), out)
+    out.extend([0] * (-len(out) % 8))
+    data = bytearray(len(out) // 8)
+    for i, bit in enumerate(out):
+        data[i >> 3] |= bit << (i & 7)
+    return bytes(data)
+
+
+def _checked_prefix(prefix: str) -> list[int]:
+    try:
+        return _prefix_bits(prefix)
+    except ValueError as exc:
+        raise AsmapError(f"bad prefix {prefix!r}: {exc}") from exc
 
 
 class NetGroupManager:
