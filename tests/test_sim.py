@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from peerkeeper.net.connection_types import ConnectionType
-from peerkeeper.sim import SimConfig, SimError, Simulation, virtual_address
+from peerkeeper.sim import AsBlock, SimConfig, SimError, Simulation, virtual_address
 
 
 def run(seed: int, seconds: float = 60.0) -> Simulation:
@@ -42,6 +42,15 @@ def test_virtual_addresses_spread_over_netgroups() -> None:
         ({"nodes": 10, "latency": (0.2, 0.1)}, "latency"),
         ({"nodes": 10, "jitter": -1.0}, "latency"),
         ({"nodes": 10, "max_connections": 5}, "max_connections"),
+        ({"nodes": 10, "ases": 2}, "need asmap=True"),
+        ({"nodes": 10, "asmap": True, "ases": 11}, "ases must be in 1..netgroups"),
+        ({"nodes": 10, "asmap": True, "as_blocks": (AsBlock(5, 2, 9),)}, "overlaps"),
+        (
+            {"nodes": 10, "asmap": True, "as_blocks": (AsBlock(20, 5, 9), AsBlock(24, 1, 8))},
+            "overlaps",
+        ),
+        ({"nodes": 10, "asmap": True, "as_blocks": (AsBlock(20, 0, 9),)}, "out of range"),
+        ({"nodes": 10, "asmap": True, "as_blocks": (AsBlock(20, 1, 0),)}, "out of range"),
     ],
 )
 def test_parameters_out_of_range_fail_before_anything_runs(
@@ -138,3 +147,29 @@ def test_outbound_peers_default_to_the_ten_slots() -> None:
     node = sim.nodes[0]
     both = node.outbound_peers(ConnectionType.OUTBOUND_FULL_RELAY, ConnectionType.BLOCK_RELAY)
     assert node.outbound_peers() == both and len(both) >= 8
+
+
+def test_the_virtual_internet_has_ases_and_nodes_run_with_its_asmap() -> None:
+    """``asmap=True``: honest /16s spread over ``ases`` ASes, blocks of /16s in one AS;
+    nodes group by AS (Core's -asmap), keep it across a restart, or run without it."""
+    cfg = SimConfig(nodes=12, seed=2, asmap=True, ases=3, as_blocks=(AsBlock(40, 8, 777),))
+    sim = Simulation(cfg, use_asmap=lambda i: i != 1)
+    ngm = sim.nodes[0].core.addrman.netgroupman
+    assert ngm.using_asmap() and not sim.nodes[1].core.addrman.netgroupman.using_asmap()
+    honest_groups = {ngm.get_group(n.service.addr) for n in sim.nodes}
+    assert len(honest_groups) == 3  # 12 /16s, 3 ASes
+    block = {ngm.get_group(virtual_address(k, 8, 18444, first_group=40).addr) for k in range(16)}
+    assert block == {bytes((2,)) + (777).to_bytes(4, "little")}
+    sim.run_until(120)
+    sim.restart(0)
+    sim.restart(1)
+    assert sim.nodes[0].core.addrman.netgroupman.using_asmap()
+    assert not sim.nodes[1].core.addrman.netgroupman.using_asmap()
+    # Outbound diversity is by AS: no node has two outbound peers in one AS.
+    sim.run_until(400)
+    for node in sim.nodes:
+        if node.index == 1:
+            continue
+        groups = [ngm.get_group(s.addr) for s in node.outbound_peers()]
+        assert len(groups) == len(set(groups)) <= 3
+    assert Simulation(SimConfig(nodes=4)).asmap == b""

@@ -62,6 +62,19 @@ def test_without_netgroup_diversity_the_attacker_takes_more_slots() -> None:
     assert off["countermeasures_label"] == "no netgroup_diversity"
 
 
+def test_erebus_attacker_in_one_as_holds_one_slot_with_asmap_grouping() -> None:
+    """Erebus's shape: the attacker's 4 /16s are one AS. With -asmap the victim sees one
+    netgroup and gives it at most 1 of 10 slots; without, it may take up to 4."""
+    on = run_eclipse(EclipseConfig.quick(seed=7, erebus=True)).report
+    assert on["attacker_netgroups"] == 1 and on["share_bound"] == 0.1
+    assert on["attacker_outbound_share"] <= 0.1  # type: ignore[operator]
+    assert on["erebus"] is True
+    cm = Countermeasures().without("asmap_grouping")
+    off = run_eclipse(EclipseConfig.quick(seed=7, erebus=True, countermeasures=cm)).report
+    assert off["attacker_netgroups"] == 4 and off["share_bound"] == 0.4
+    assert off["attacker_outbound_share"] > 0.1  # type: ignore[operator]
+
+
 def test_restart_without_anchors_and_without_rate_limit_run() -> None:
     cm = Countermeasures(anchors=False, addr_rate_limit=False, feelers=False)
     rep = run_eclipse(tiny(seed=5, countermeasures=cm)).report
@@ -81,6 +94,7 @@ def test_restart_without_anchors_and_without_rate_limit_run() -> None:
         ({"addrs_per_message": 1001}, "addrs_per_message"),
         ({"settle": 0.0}, "settle must be > 0"),
         ({"warmup": -5.0}, "warmup must be >= 0"),
+        ({"honest_ases": 9}, "honest_ases must be in 1..honest"),
     ],
 )
 def test_eclipse_parameters_out_of_range_fail_before_anything_runs(
@@ -210,10 +224,11 @@ def test_sweep_in_a_process_pool_with_ablation(tmp_path: Path) -> None:
     assert rep["runs"] == 2 * 2 * (1 + len(Countermeasures.names()))
     assert not rep["failed_runs"]
     labels = {p["countermeasures"] for p in rep["points"]}
-    assert "all on" in labels and "no anchors" in labels and len(labels) == 7
+    assert "all on" in labels and "no anchors" in labels
+    assert len(labels) == 1 + len(Countermeasures.names())
     assert all(p["runs"] == 2 and p["restarts"] == 2 for p in rep["points"])
     with (out / "sweep.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 14
+        assert len(list(csv.DictReader(f))) == 2 * len(labels)
 
 
 def test_a_failing_sweep_run_is_reported_and_the_sweep_goes_on(

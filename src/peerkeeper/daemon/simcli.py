@@ -44,7 +44,9 @@ __all__ = ["add_sim_parser", "run_sim", "sweep_task"]
 
 SCENARIOS = ("converge", "eclipse", "inbound-flood")
 #: EclipseConfig fields a sweep may vary (integers or seconds).
-_SWEEPABLE = {f.name for f in fields(EclipseConfig) if f.name not in ("seed", "countermeasures")}
+_SWEEPABLE = {
+    f.name for f in fields(EclipseConfig) if f.name not in ("seed", "countermeasures", "erebus")
+}
 
 
 def add_sim_parser(sub: Any) -> None:
@@ -72,6 +74,14 @@ def add_sim_parser(sub: Any) -> None:
     p.add_argument("--attack-hours", type=float, help="eclipse: flooding before restarts (4)")
     p.add_argument("--restarts", type=int, help="eclipse: victim restarts (default 20)")
     p.add_argument("--settle", type=float, help="eclipse: seconds after each restart")
+    p.add_argument(
+        "--erebus",
+        action="store_true",
+        help="eclipse: the attacker's /16s are all inside one AS (Erebus-like)",
+    )
+    p.add_argument(
+        "--honest-ases", type=int, help="eclipse: ASes the honest /16s share (default one each)"
+    )
     p.add_argument(
         "--without",
         action="append",
@@ -116,11 +126,14 @@ def _eclipse_config(args: argparse.Namespace) -> EclipseConfig:
         ("attacker_nodes", "attacker_nodes"),
         ("restarts", "restarts"),
         ("settle", "settle"),
+        ("honest_ases", "honest_ases"),
     ):
         if getattr(args, opt) is not None:
             changes[key] = getattr(args, opt)
     if args.attack_hours is not None:
         changes["attack"] = args.attack_hours * 3600
+    if args.erebus:
+        changes["erebus"] = True
     return EclipseConfig.quick(**changes) if args.quick else EclipseConfig(**changes)
 
 
@@ -250,13 +263,14 @@ def _plot_eclipse(out: Path, rows: list[dict[str, Any]], report: dict[str, Any])
     t = [r["t"] / 3600 for r in rows]
     fig, (a, b) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     a.plot(t, [r["attacker_share"] for r in rows], label="attacker's share of outbound slots")
-    a.axhline(report["share_bound"], ls="--", c="grey", label="attacker groups / 10")
+    a.axhline(report["share_bound"], ls="--", c="grey", label="attacker netgroups / 10")
     a.set_ylim(0, 1.05)
     a.set_ylabel("share of 10 slots")
     a.legend(loc="upper left")
     a.set_title(
         f"eclipse: {report['attacker_addresses']} addresses in "
-        f"{report['attacker_groups']} groups ({report['countermeasures_label']})"
+        f"{report['attacker_groups']} /16s{' of one AS' if report['erebus'] else ''} "
+        f"({report['countermeasures_label']})"
     )
     b.plot(t, [r["new_attacker"] for r in rows], label="new table: attacker")
     b.plot(t, [r["new_total"] - r["new_attacker"] for r in rows], label="new table: honest")

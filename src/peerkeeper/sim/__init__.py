@@ -5,6 +5,7 @@ plain functions over it.
 """
 
 from peerkeeper.sim.network import (
+    AsBlock,
     Churn,
     SimConfig,
     SimError,
@@ -13,4 +14,4 @@ from peerkeeper.sim.network import (
     virtual_address,
 )
 
-__all__ = ["Churn", "SimConfig", "SimError", "SimNode", "Simulation", "virtual_address"]
+__all__ = ["AsBlock", "Churn", "SimConfig", "SimError", "SimNode", "Simulation", "virtual_address"]

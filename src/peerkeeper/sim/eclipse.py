@@ -16,6 +16,11 @@ honest node, the victim, in a network of ``honest`` real nodes:
    attack waits for, or forces, a restart); each time, once its slots filled, the
    attacker's share of its outbound peers (8 full-relay + 2 block-relay-only) is taken.
 
+The virtual Internet has autonomous systems (an asmap): each honest /16 is its own AS
+(or they share ``honest_ases`` ASes), and so is each attacker /16, except in the
+Erebus-like variant (``erebus``: Tran et al., IEEE S&P 2020), where all the attacker's
+/16s are inside one AS.
+
 The countermeasures (:class:`Countermeasures`) are the victim's; each can be switched off
 to show what it buys. The victim is eclipsed when every outbound peer is the attacker's.
 P(eclipse) over the restarts comes with a Wilson 95 % interval.
@@ -38,6 +43,7 @@ from peerkeeper.net.netaddr import NetAddr
 from peerkeeper.sim.network import (
     MAX_GROUPS,
     SIM_SERVICES,
+    AsBlock,
     SimConfig,
     SimError,
     SimNode,
@@ -61,6 +67,9 @@ OUTBOUND_SLOTS = 10
 #: that its answer is full.
 _ATTACKER_BOOK = 4_400
 _OUTBOUND = (ConnectionType.OUTBOUND_FULL_RELAY, ConnectionType.BLOCK_RELAY)
+#: The attacker's AS numbers: one per /16 from here, or this one for all in the Erebus
+#: variant (labels only; above the honest ones, within what asmap bytecode encodes).
+ATTACKER_AS_BASE = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,9 @@ class Countermeasures:
       (anchors.dat, PR #15759);
     * ``tried_collisions``: collisions are resolved (``ResolveCollisions``);
     * ``netgroup_diversity``: one outbound peer per /16 (or AS) group;
+    * ``asmap_grouping``: netgroups are ASes (Core's ``-asmap``, PR #16702; off by default
+      in Core, on here because it is one of its defences): buckets, outbound diversity
+      and eviction group the attacker's /16s by AS;
     * ``addr_rate_limit``: 0.1 address/s per peer (``MAX_ADDR_RATE_PER_SECOND``, PR #22387).
     """
 
@@ -84,6 +96,7 @@ class Countermeasures:
     anchors: bool = True
     tried_collisions: bool = True
     netgroup_diversity: bool = True
+    asmap_grouping: bool = True
     addr_rate_limit: bool = True
 
     @classmethod
@@ -123,6 +136,9 @@ class EclipseConfig:
         sample_interval: seconds between time-series rows (> 0).
         seed: the random seed.
         countermeasures: the victim's.
+        erebus: the attacker's /16s are all inside one AS (else one AS per /16).
+        honest_ases: ASes the honest /16s are spread over (1 .. honest; default one
+            per /16).
 
     Raises :class:`SimError` when a value is out of range.
     """
@@ -140,10 +156,14 @@ class EclipseConfig:
     sample_interval: float = 60.0
     seed: int = 0
     countermeasures: Countermeasures = field(default_factory=Countermeasures)
+    erebus: bool = False
+    honest_ases: int | None = None
 
     def __post_init__(self) -> None:
         if self.honest < 2:
             raise SimError(f"honest must be at least 2, not {self.honest}")
+        if self.honest_ases is not None and not 1 <= self.honest_ases <= self.honest:
+            raise SimError(f"honest_ases must be in 1..honest, not {self.honest_ases}")
         if self.attacker_groups < 1:
             raise SimError(f"attacker_groups must be at least 1, not {self.attacker_groups}")
         if self.attacker_addresses < self.attacker_groups:
@@ -188,6 +208,20 @@ class EclipseConfig:
     def duration(self) -> float:
         """Simulated seconds the whole run takes."""
         return self.warmup + self.attack + self.restarts * self.settle
+
+    @property
+    def attacker_netgroups(self) -> int:
+        """The attacker's netgroups as the victim groups them: 1 in the Erebus variant
+        with ``asmap_grouping`` on, else ``attacker_groups``."""
+        return 1 if self.erebus and self.countermeasures.asmap_grouping else self.attacker_groups
+
+    def as_blocks(self) -> tuple[AsBlock, ...]:
+        """The attacker's /16s in the virtual asmap (they follow the honest groups)."""
+        if self.erebus:
+            return (AsBlock(self.honest, self.attacker_groups, ATTACKER_AS_BASE),)
+        return tuple(
+            AsBlock(self.honest + g, 1, ATTACKER_AS_BASE + g) for g in range(self.attacker_groups)
+        )
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -243,7 +277,16 @@ class _Attack:
                 peer=replace(opts.peer, addr_rate_limit=cm.addr_rate_limit),
             )
 
-        self.sim = Simulation(SimConfig(nodes=cfg.honest, seed=cfg.seed), options=victim_options)
+        sim_cfg = SimConfig(
+            nodes=cfg.honest,
+            seed=cfg.seed,
+            asmap=True,
+            ases=cfg.honest_ases,
+            as_blocks=cfg.as_blocks(),
+        )
+        self.sim = Simulation(
+            sim_cfg, options=victim_options, use_asmap=lambda i: i != 0 or cm.asmap_grouping
+        )
         self.victim = self.sim.nodes[0]
         self.victim.tags.add("victim")
         self._apply_addrman_switches()
@@ -389,6 +432,8 @@ class _Attack:
             "countermeasures": asdict(cfg.countermeasures),
             "countermeasures_label": cfg.countermeasures.label(),
             "attacker_groups": cfg.attacker_groups,
+            "attacker_netgroups": cfg.attacker_netgroups,
+            "erebus": cfg.erebus,
             "attacker_addresses": cfg.attacker_addresses,
             "restarts": n,
             "eclipsed_restarts": eclipsed,
@@ -398,7 +443,7 @@ class _Attack:
             "p_attacker_free": free / n if n else 0.0,
             "attacker_outbound_share": max([*shares, *sampled], default=0.0),
             "attacker_outbound_share_mean": sum(shares) / n if n else 0.0,
-            "share_bound": cfg.attacker_groups / OUTBOUND_SLOTS,
+            "share_bound": cfg.attacker_netgroups / OUTBOUND_SLOTS,
             "eclipsed": eclipsed > 0,
             "restart_outcomes": self.restarts,
             "simulated_seconds": cfg.duration,
@@ -414,8 +459,8 @@ def run_eclipse(
 
     ``progress(simulated_seconds, events)`` is called at every sample. The report's
     ``attacker_outbound_share`` is the largest share of the victim's outbound slots (10,
-    or 11 while the extra block-relay-only peer is up) the attacker held, at a restart or a sample (with netgroup diversity on it is at most
-    ``attacker_groups / 10``); ``eclipsed`` says whether any restart ended with every
+    or 11 while the extra block-relay-only peer is up) the attacker held, at a restart or
+    a sample (with netgroup diversity on it is at most ``attacker_netgroups / 10``); ``eclipsed`` says whether any restart ended with every
     outbound peer the attacker's; ``p_eclipse`` with ``p_eclipse_ci95`` is their share
     of the restarts; ``trace_sha256`` identifies the run (same config, same hash).
     """

@@ -15,6 +15,10 @@ no rule is re-implemented here. The simulation only carries the cores' actions o
 * each node has a routable virtual address: ``netgroups`` /16s hold the nodes in turn;
   a node may answer on more addresses (:meth:`Simulation.add_node` ``aliases``: an
   attacker's), and dials out from them in turn;
+* with ``asmap=True`` the virtual Internet has autonomous systems: the honest /16s are
+  spread over ``ases`` ASes, ``as_blocks`` put more /16s into one AS each, and the
+  nodes run with that asmap (Core's ``-asmap``: buckets, outbound diversity and
+  eviction group by AS);
 * a node stops and starts again as a real restart does (:meth:`Simulation.restart`): its
   connections close, its address book goes through peers.dat's bytes (Core's
   serialization) and its block-relay-only peers come back as anchors.
@@ -46,12 +50,22 @@ from peerkeeper.bitcoin.connman import (
     Send,
 )
 from peerkeeper.bitcoin.peer import PeerConfig
+from peerkeeper.net.asmap import encode_asmap
 from peerkeeper.net.chains import CHAINS, Chain
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Service
 from peerkeeper.wire.messages import ServiceFlags
 
-__all__ = ["Churn", "SimConfig", "SimError", "SimNode", "Simulation", "virtual_address"]
+__all__ = [
+    "AsBlock",
+    "Churn",
+    "SimConfig",
+    "SimError",
+    "SimNode",
+    "Simulation",
+    "group_prefix",
+    "virtual_address",
+]
 
 #: What simulated nodes announce: a full node (Core's NODE_NETWORK | NODE_WITNESS).
 SIM_SERVICES = int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS)
@@ -63,6 +77,18 @@ MAX_GROUPS = 256 * len(_FIRST_OCTETS)
 
 class SimError(ValueError):
     """A simulation parameter out of range; raised before anything runs."""
+
+
+#: The honest /16s' AS numbers start here (group g is in AS ``HONEST_AS_BASE + g % ases``).
+HONEST_AS_BASE = 1000
+
+
+def group_prefix(group: int) -> str:
+    """The CIDR of virtual /16 group ``group`` (``"A.B.0.0/16"``); raises
+    :class:`SimError` past the virtual space."""
+    if not 0 <= group < MAX_GROUPS:
+        raise SimError(f"group {group} is outside the virtual space (0..{MAX_GROUPS - 1})")
+    return f"{_FIRST_OCTETS[group // 256]}.{group % 256}.0.0/16"
 
 
 def virtual_address(index: int, netgroups: int, port: int, *, first_group: int = 0) -> Service:
@@ -104,6 +130,16 @@ class Churn:
 
 
 @dataclass(frozen=True)
+class AsBlock:
+    """Virtual /16 groups ``first_group .. first_group + count - 1``, all in AS ``asn``
+    (an attacker owning many /16s inside one AS, Erebus's shape)."""
+
+    first_group: int
+    count: int
+    asn: int
+
+
+@dataclass(frozen=True)
 class SimConfig:
     """The network to build.
 
@@ -120,6 +156,12 @@ class SimConfig:
         epoch: the unix time the run starts at (the cores' clocks read ``epoch + t``;
             addresses' timestamps need a realistic one).
         churn: honest nodes leave and come back (:class:`Churn`), or None.
+        asmap: give the virtual Internet autonomous systems and run the nodes with
+            that asmap (Core's ``-asmap``); see :attr:`Simulation.asmap`.
+        ases: how many ASes the honest /16s are spread over (1 .. netgroups; default
+            one AS per /16); only with ``asmap``.
+        as_blocks: more /16s mapped to an AS each (:class:`AsBlock`: outside the
+            honest groups, not overlapping); only with ``asmap``.
 
     Raises :class:`SimError` for a value out of range.
     """
@@ -133,6 +175,9 @@ class SimConfig:
     max_connections: int = 125
     epoch: float = 1_700_000_000.0
     churn: Churn | None = None
+    asmap: bool = False
+    ases: int | None = None
+    as_blocks: tuple[AsBlock, ...] = ()
 
     def __post_init__(self) -> None:
         if self.nodes < 2:
@@ -149,10 +194,34 @@ class SimConfig:
             raise SimError(f"latency {self.latency} and jitter {self.jitter} must be >= 0")
         if self.max_connections < 11:
             raise SimError("max_connections must leave room for 11 outbound peers")
+        if (self.ases is not None or self.as_blocks) and not self.asmap:
+            raise SimError("ases and as_blocks need asmap=True")
+        if self.ases is not None and not 1 <= self.ases <= groups:
+            raise SimError(f"ases must be in 1..netgroups ({groups}), not {self.ases}")
+        taken = set(range(groups))
+        for block in self.as_blocks:
+            span = range(block.first_group, block.first_group + block.count)
+            if block.count < 1 or block.asn < 1 or span.stop > MAX_GROUPS or block.first_group < 0:
+                raise SimError(f"{block} is out of range")
+            if taken.intersection(span):
+                raise SimError(f"{block} overlaps the honest groups or another block")
+            taken.update(span)
 
     @property
     def groups(self) -> int:
         return self.nodes if self.netgroups is None else self.netgroups
+
+    def build_asmap(self) -> bytes:
+        """The virtual Internet's asmap (empty without ``asmap``): honest group g in AS
+        ``HONEST_AS_BASE + g % ases``, then the :attr:`as_blocks`."""
+        if not self.asmap:
+            return b""
+        ases = self.ases or self.groups
+        entries = [(group_prefix(g), HONEST_AS_BASE + g % ases) for g in range(self.groups)]
+        for block in self.as_blocks:
+            span = range(block.first_group, block.first_group + block.count)
+            entries += [(group_prefix(g), block.asn) for g in span]
+        return encode_asmap(entries)
 
 
 @dataclass
@@ -161,7 +230,8 @@ class SimNode:
 
     ``aliases``: more addresses it answers on and dials from (an attacker's);
     ``generation`` counts restarts (events of an older generation are dropped);
-    ``tags``: free-form labels for scenarios ("victim", "attacker")."""
+    ``tags``: free-form labels for scenarios ("victim", "attacker"); ``asmap``:
+    whether it runs with the simulation's asmap (Core's ``-asmap``)."""
 
     index: int
     service: Service
@@ -171,6 +241,7 @@ class SimNode:
     aliases: list[Service] = field(default_factory=list)
     generation: int = 0
     tags: set[str] = field(default_factory=set)
+    asmap: bool = False
     #: conn_id -> (peer node index, the peer's conn_id)
     links: dict[int, tuple[int, int]] = field(default_factory=dict)
     #: dial id -> (the address this node dials from, the address it dials)
@@ -206,10 +277,14 @@ class Simulation:
         *,
         chain: Chain | None = None,
         options: Callable[[int, ConnManOptions], ConnManOptions] | None = None,
+        use_asmap: Callable[[int], bool] | None = None,
     ) -> None:
         """``options(index, defaults)`` may change a node's ConnManOptions (a victim's
-        countermeasures, say)."""
+        countermeasures, say); ``use_asmap(index)`` says whether node ``index`` runs
+        with the asmap (default: every node, when the config has one)."""
         self.config = config
+        #: The virtual Internet's asmap bytes (:meth:`SimConfig.build_asmap`; empty: none).
+        self.asmap = config.build_asmap()
         self.chain = chain or CHAINS["regtest"]
         self.rng = random.Random(config.seed)
         #: The cores' clock (unix seconds, ``epoch`` at the start); :attr:`now` is the
@@ -234,7 +309,8 @@ class Simulation:
             opts = self.default_options()
             if options is not None:
                 opts = options(i, opts)
-            self._add(virtual_address(i, config.groups, port), opts, [])
+            asmap = bool(self.asmap) and (use_asmap is None or use_asmap(i))
+            self._add(virtual_address(i, config.groups, port), opts, [], asmap)
         for node in self.nodes:
             self._start(node)
         self.churned = 0  # how many times a node left
@@ -264,30 +340,44 @@ class Simulation:
         *,
         aliases: list[Service] | None = None,
         tags: set[str] | None = None,
+        asmap: bool = True,
     ) -> SimNode:
-        """Add and start a node at ``service`` (and ``aliases``); raises :class:`SimError`
-        if an address is taken."""
-        node = self._add(service, options, aliases or [])
+        """Add and start a node at ``service`` (and ``aliases``), with the simulation's
+        asmap if it has one and ``asmap``; raises :class:`SimError` if an address is
+        taken."""
+        node = self._add(service, options, aliases or [], asmap and bool(self.asmap))
         node.tags |= tags or set()
         self._start(node)
         return node
 
-    def _add(self, service: Service, options: ConnManOptions, aliases: list[Service]) -> SimNode:
+    def _add(
+        self, service: Service, options: ConnManOptions, aliases: list[Service], asmap: bool
+    ) -> SimNode:
         index = len(self.nodes)
         for svc in (service, *aliases):
             if svc in self._by_service:
                 raise SimError(f"address {svc} is taken")
-        node = SimNode(index, service, options, self._make_core(options), aliases=list(aliases))
+        base = self.rng.getrandbits(64)
+        addrman = AddrMan(random.Random(base), asmap=self._asmap(asmap))
+        core = self._make_core(options, addrman, base)
+        node = SimNode(index, service, options, core, aliases=list(aliases), asmap=asmap)
         self.nodes.append(node)
         for svc in (service, *aliases):
             self._by_service[svc] = index
         return node
 
-    def _make_core(self, options: ConnManOptions, addrman: AddrMan | None = None) -> ConnManCore:
-        base = self.rng.getrandbits(64)
+    def _asmap(self, use: bool) -> bytes | None:
+        return self.asmap if use and self.asmap else None
+
+    def _make_core(
+        self, options: ConnManOptions, addrman: AddrMan, base: int | None = None
+    ) -> ConnManCore:
+        """The core; its random streams derive from ``base`` (drawn when None)."""
+        if base is None:
+            base = self.rng.getrandbits(64)
         return ConnManCore(
             options,
-            addrman if addrman is not None else AddrMan(random.Random(base)),
+            addrman,
             rng=random.Random(base + 1),
             transport_rng=random.Random(base + 2).randbytes,
             banman=BanMan(base & 0xFFFFFFFF),
@@ -336,7 +426,9 @@ class Simulation:
             return
         old = node.core
         addrman = AddrMan.deserialize(
-            old.addrman.serialize(), random.Random(self.rng.getrandbits(64))
+            old.addrman.serialize(),
+            random.Random(self.rng.getrandbits(64)),
+            asmap=self._asmap(node.asmap),
         )
         addrman.test_before_evict = old.addrman.test_before_evict
         addrman.resolve_tried_collisions = old.addrman.resolve_tried_collisions
