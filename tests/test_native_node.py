@@ -277,14 +277,15 @@ async def test_oversized_advertise_greylists(tmp_path: Path) -> None:
     async with native(net, tmp_path, 1) as a, native(net, tmp_path, 2) as b:
         assert await a.connect(vpoint(2)) == b.peer_id
         assert a.pool is not None and b.pool is not None
-        conn = a._conn_of(b.peer_id)
+        conn = a.conn_of(b.peer_id)
         assert conn is not None and conn.peer is not None
         # 101 points: bypass the encoder's own check to send what a bad peer would.
         from peerkeeper.wire.codec import ser_compact_size
 
         point = Advertise((vpoint(9),)).encode()[1:]
         conn.peer.transport.send("advertise", ser_compact_size(MAX_POINTS + 1) + point * 101)
-        a._flush(conn)
+        a.core._flush(conn)
+        a._drain()
         await until(lambda: b.pool is not None and b.pool.banned_peer(a.peer_id))
         assert b.pool.banned_addr(vpoint(1).addr)
         await until(lambda: a.pool is not None and a.pool.active_connections() == 0)
@@ -366,7 +367,7 @@ async def test_trusted_point_reconnected_with_backoff(tmp_path: Path) -> None:
                 dials() == n
                 and info.state is PointState.DISCONNECTED
                 and info.reconnection_end is not None
-                and a._maint.next_wakeup() == math.nextafter(info.reconnection_end, math.inf)
+                and a.core.schedule.next_wakeup() == math.nextafter(info.reconnection_end, math.inf)
             )
 
         async def advance_to(t: float) -> None:
@@ -433,14 +434,14 @@ async def test_maintenance_waits_on_the_node_clock(tmp_path: Path) -> None:
         def dials() -> int:
             return sum(1 for _, d in net.dials if d == vpoint(5))
 
-        await until(lambda: dials() == 1 and a._maint.next_wakeup() == t0 + 5.0)
+        await until(lambda: dials() == 1 and a.core.schedule.next_wakeup() == t0 + 5.0)
         clock.now = t0 + 4.99
         a.wake()
         await asyncio.sleep(0.05)
         assert dials() == 1
         clock.now = t0 + 5.0  # a new round: the point's miss is before it, back-off over
         a.wake()
-        await until(lambda: dials() == 2 and a._maint.next_wakeup() == t0 + 10.0)
+        await until(lambda: dials() == 2 and a.core.schedule.next_wakeup() == t0 + 10.0)
     # Within bounds: idle 120 s, then a pass that proposes a swap (two peers to trade).
     limits = MaintenanceConfig(min_connections=0, expected_connections=2, max_connections=4)
     async with (
@@ -449,17 +450,17 @@ async def test_maintenance_waits_on_the_node_clock(tmp_path: Path) -> None:
         native(net, tmp_path, 13, clock=clock) as c,
     ):
         t1 = clock.now
-        await until(lambda: a._maint.next_wakeup() == t1 + 120.0)
+        await until(lambda: a.core.schedule.next_wakeup() == t1 + 120.0)
         assert await a.connect(vpoint(12)) == b.peer_id
         assert await a.connect(vpoint(13)) == c.peer_id
         clock.now = t1 + 119.99
         a.wake()
         await asyncio.sleep(0.05)
-        assert a._last_swap_proposal == float("-inf")
+        assert a.core.last_swap_proposal == float("-inf")
         clock.now = t1 + 120.0
         a.wake()
-        await until(lambda: a._last_swap_proposal == t1 + 120.0)
-        await until(lambda: a._maint.next_wakeup() == t1 + 240.0)
+        await until(lambda: a.core.last_swap_proposal == t1 + 120.0)
+        await until(lambda: a.core.schedule.next_wakeup() == t1 + 240.0)
 
 
 async def test_events_and_triggers(tmp_path: Path) -> None:
@@ -555,7 +556,7 @@ async def test_a_peer_that_does_not_read_is_not_read(tmp_path: Path) -> None:
         sm = node.sockman
         host, port = node.listening[0]
         reader, writer, peer = await _raw_native_client(host, port, identity(9), "127.1.9.1")
-        conn_id = next(iter(node._conns))
+        conn_id = next(iter(node.core.conns))
         calls: list[str] = []
         real_pause, real_resume = sm.pause_receiving, sm.resume_receiving
         sm.send_paused = lambda cid: True  # type: ignore[method-assign]
@@ -566,9 +567,9 @@ async def test_a_peer_that_does_not_read_is_not_read(tmp_path: Path) -> None:
         peer.send(Ping(1))
         writer.write(peer.data_to_send())
         await until(lambda: calls == ["pause"])
-        assert node._conns[conn_id].paused
+        assert conn_id in node.paused
         node.on_writable(conn_id)
-        assert calls == ["pause", "resume"] and not node._conns[conn_id].paused
+        assert calls == ["pause", "resume"] and conn_id not in node.paused
         # Three bootstraps in a row got one advertise.
         answers: list[object] = []
 
@@ -591,12 +592,12 @@ async def test_stop_closes_connections_still_in_handshake(tmp_path: Path) -> Non
     host, port = node.listening[0]
     reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.8.1", 0))
     await asyncio.sleep(0.1)
-    assert len(node._conns) == 1
+    assert len(node.core.conns) == 1
     async with asyncio.timeout(3):
         await node_cm.__aexit__(None, None, None)
         while await reader.read(65536):
             pass  # EOF: the node closed it
-    assert node._conns == {}
+    assert node.core.conns == {}
     writer.close()
 
 
@@ -621,7 +622,7 @@ async def test_housekeeping_survives_a_failing_store(
         node.save_peers = broken  # type: ignore[method-assign]
         host, port = node.listening[0]
         reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.8.1", 0))
-        await until(lambda: len(node._conns) == 1)
+        await until(lambda: len(node.core.conns) == 1)
 
         def failures() -> int:
             return caplog.text.count("could not save the pool")
@@ -646,7 +647,7 @@ async def test_housekeeping_survives_a_failing_store(
                 pass  # closed by the handshake deadline although every save fails
         writer.close()
         assert all(not t.done() for t in node._tasks)
-        assert node._timer is not None and node._housekeeping_at == clock.now + 1.0
+        assert node._timer is not None and node._save_at == clock.now + 1.0
     caplog.clear()  # the errors were expected
 
 
@@ -691,9 +692,11 @@ async def test_connection_timers_run_on_the_node_clock(tmp_path: Path) -> None:
         assert a.pool is not None
         events: list[PoolEvent] = []
         a.pool.subscribe(events.append)
-        conn = a._conn_of(b.peer_id)
+        conn = a.conn_of(b.peer_id)
         assert conn is not None and conn.peer is not None
-        live = [(at, i) for at, i in a._heap if i in a._conns and a._conns[i].wake_at == at]
+        live = [
+            (at, i) for at, i in a.core.heap if i in a.core.conns and a.core.conns[i].wake_at == at
+        ]
         assert live == [(t0 + PING_INTERVAL, conn.conn_id)]  # the handshake entry is stale
         clock.now = t0 + PING_INTERVAL - 0.01
         a._on_timer()
@@ -718,15 +721,15 @@ async def test_handshake_deadline_on_the_node_clock(tmp_path: Path) -> None:
     async with native(net, tmp_path, 1, clock=clock) as node:
         host, port = node.listening[0]
         reader, writer = await asyncio.open_connection(host, port, local_addr=("127.1.8.1", 0))
-        await until(lambda: len(node._conns) == 1)
-        conn = next(iter(node._conns.values()))
+        await until(lambda: len(node.core.conns) == 1)
+        conn = next(iter(node.core.conns.values()))
         assert conn.wake_at == clock.now + 5.0  # Octez authentication_timeout
         clock.now += 4.99
         node._on_timer()
         assert not conn.closing
         clock.now += 0.01
         node._on_timer()
-        assert conn.closing and node._conns == {}
+        assert conn.closing and node.core.conns == {}
         async with asyncio.timeout(3):
             while await reader.read(65536):
                 pass  # EOF: the node closed it
