@@ -173,3 +173,41 @@ def test_the_virtual_internet_has_ases_and_nodes_run_with_its_asmap() -> None:
         groups = [ngm.get_group(s.addr) for s in node.outbound_peers()]
         assert len(groups) == len(set(groups)) <= 3
     assert Simulation(SimConfig(nodes=4)).asmap == b""
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"latency_matrix": ((0.0, 0.1), (0.1, 0.0))}, "must be 3 x 3"),
+        ({"latency_matrix": ((0.0,) * 3,) * 2 + ((0.0, 0.0),)}, "must be 3 x 3"),
+        ({"latency_matrix": ((0, 0.1, 0.2), (0.1, 0, 0.3), (0.2, 0.4, 0))}, "symmetric"),
+        ({"latency_matrix": ((0, -1, 0), (-1, 0, 0), (0, 0, 0))}, "symmetric and >= 0"),
+        ({"bandwidth": 0.0}, "bandwidth must be > 0"),
+    ],
+)
+def test_link_parameters_out_of_range(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(SimError, match=message):
+        SimConfig(nodes=3, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_latency_matrix_sets_the_pairs_base_latency() -> None:
+    m = ((0.0, 0.5, 0.02), (0.5, 0.0, 0.3), (0.02, 0.3, 0.0))
+    sim = Simulation(SimConfig(nodes=3, latency_matrix=m))
+    assert sim.latency(0, 1) == sim.latency(1, 0) == 0.5
+    assert sim.latency(2, 0) == 0.02 and sim.latency(1, 2) == 0.3
+
+
+def test_a_narrow_uplink_slows_the_handshakes() -> None:
+    """Each node's sends leave one after the other at ``bandwidth`` bytes/s: at 20 B/s
+    a version message (~100 bytes) takes seconds, so no handshake is done at 3 s."""
+
+    def handshaken(sim: Simulation) -> int:
+        return sum(len(n.outbound_peers(ConnectionType.OUTBOUND_FULL_RELAY)) for n in sim.nodes)
+
+    fast = Simulation(SimConfig(nodes=6, seed=1, seed_answers=3))
+    slow = Simulation(SimConfig(nodes=6, seed=1, seed_answers=3, bandwidth=20.0))
+    fast.run_until(3)
+    slow.run_until(3)
+    assert handshaken(fast) > 0 and handshaken(slow) == 0
+    slow.run_until(300)
+    assert handshaken(slow) > 0

@@ -1,6 +1,7 @@
 """``peerkeeper sim SCENARIO``: run a simulation scenario and write what it found.
 
-Scenarios (:mod:`peerkeeper.sim`): ``converge``, ``eclipse`` and ``inbound-flood``.
+Scenarios (:mod:`peerkeeper.sim`): ``converge``, ``eclipse``, ``inbound-flood`` (Bitcoin
+nodes) and ``native`` (native-protocol nodes: Octez's min/expected/max, swaps).
 Writes into ``--out``:
 
 * ``report.json``: the scenario's report (plus the wall time and the command);
@@ -29,6 +30,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from peerkeeper.native.maintenance import MaintenanceConfig
 from peerkeeper.sim.converge import CONVERGE_ROW_FIELDS, ConvergeConfig, run_converge
 from peerkeeper.sim.eclipse import (
     ROW_FIELDS,
@@ -38,11 +40,12 @@ from peerkeeper.sim.eclipse import (
     wilson_interval,
 )
 from peerkeeper.sim.flood import FLOOD_ROW_FIELDS, FloodConfig, run_inbound_flood
+from peerkeeper.sim.native import NATIVE_ROW_FIELDS, NativeSimConfig, run_native
 from peerkeeper.sim.network import Churn, SimError
 
 __all__ = ["add_sim_parser", "run_sim", "sweep_task"]
 
-SCENARIOS = ("converge", "eclipse", "inbound-flood")
+SCENARIOS = ("converge", "eclipse", "inbound-flood", "native")
 #: EclipseConfig fields a sweep may vary (integers or seconds).
 _SWEEPABLE = {
     f.name for f in fields(EclipseConfig) if f.name not in ("seed", "countermeasures", "erebus")
@@ -52,20 +55,29 @@ _SWEEPABLE = {
 def add_sim_parser(sub: Any) -> None:
     """Add the ``sim`` command to the ``peerkeeper`` sub-parsers ``sub``."""
     p = sub.add_parser(
-        "sim", help="simulate a network of peerkeeper cores (converge, eclipse, inbound-flood)"
+        "sim",
+        help="simulate a network of peerkeeper cores (converge, eclipse, inbound-flood, native)",
     )
     p.add_argument("scenario", choices=SCENARIOS)
     p.add_argument("--out", type=Path, required=True, help="directory for the results")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quick", action="store_true", help="a small run that takes seconds")
     p.add_argument("--nodes", type=int, help="honest nodes (default 100; inbound-flood 80)")
-    p.add_argument("--hours", type=float, help="converge: simulated hours (default 1)")
-    p.add_argument("--netgroups", type=int, help="converge: /16 groups of the honest nodes")
+    p.add_argument("--hours", type=float, help="converge, native: simulated hours (default 1)")
+    p.add_argument("--netgroups", type=int, help="converge, native: /16 groups of the honest nodes")
     p.add_argument(
         "--churn",
         type=float,
         metavar="P",
-        help="converge: nodes leave and return; P = share staying >= 1 h (KIT: 0.9)",
+        help="converge, native: nodes leave and return; P = share staying >= 1 h (KIT: 0.9)",
+    )
+    p.add_argument(
+        "--connections",
+        metavar="MIN,EXPECTED,MAX",
+        help="native: Octez's connection counts (default 4,8,12)",
+    )
+    p.add_argument(
+        "--bootstrap", type=int, help="native: bootstrap nodes every node knows (default 3)"
     )
     p.add_argument("--downtime", type=float, default=1800.0, help="churn: mean seconds away")
     p.add_argument("--attacker-addresses", type=int, help="eclipse: default 16384")
@@ -144,6 +156,27 @@ def _converge_config(args: argparse.Namespace) -> ConvergeConfig:
     return ConvergeConfig(
         nodes=nodes, hours=hours, seed=args.seed, netgroups=args.netgroups, churn=churn
     )
+
+
+def _native_config(args: argparse.Namespace) -> NativeSimConfig:
+    changes: dict[str, Any] = {"seed": args.seed}
+    changes["nodes"] = args.nodes if args.nodes is not None else (20 if args.quick else 50)
+    changes["hours"] = args.hours if args.hours is not None else (0.25 if args.quick else 1.0)
+    if args.netgroups is not None:
+        changes["netgroups"] = args.netgroups
+    if args.churn is not None:
+        changes["churn"] = Churn(args.churn, args.downtime)
+    if args.bootstrap is not None:
+        changes["bootstrap"] = args.bootstrap
+    if args.connections is not None:
+        try:
+            low, expected, high = (int(v) for v in args.connections.split(","))
+            changes["limits"] = MaintenanceConfig(
+                min_connections=low, expected_connections=expected, max_connections=high
+            )
+        except ValueError as e:
+            raise SimError(f"--connections {args.connections!r}: {e}") from None
+    return NativeSimConfig(**changes)
 
 
 def _flood_config(args: argparse.Namespace) -> FloodConfig:
@@ -301,6 +334,36 @@ def _plot_converge(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]
     return _save(plt, fig, out, "converge.png")
 
 
+def _plot_native(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -> list[str]:
+    plt = _pyplot()
+    if plt is None:
+        return []
+    t = [r["t"] / 3600 for r in rows]
+    limits = report["params"]["limits"]
+    fig, (a, b) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    a.plot(t, [r["connections_mean"] for r in rows], label="connections (mean)")
+    a.fill_between(
+        t,
+        [r["connections_min"] for r in rows],
+        [r["connections_max"] for r in rows],
+        alpha=0.25,
+        label="connections (min..max)",
+    )
+    for name in ("min_connections", "expected_connections", "max_connections"):
+        a.axhline(limits[name], ls="--", c="grey", lw=0.8)
+    a.set_ylabel("running connections per node")
+    a.legend(loc="lower right")
+    a.set_title(
+        f"native: {report['nodes']} nodes, bounds "
+        f"{limits['min_connections']}/{limits['expected_connections']}/{limits['max_connections']}"
+    )
+    b.plot(t, [r["swaps"] for r in rows], label="swaps (total)")
+    b.plot(t, [r["known_points_mean"] for r in rows], label="known points (mean)")
+    b.set_xlabel("simulated hours")
+    b.legend(loc="upper left")
+    return _save(plt, fig, out, "native.png")
+
+
 def _plot_flood(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -> list[str]:
     plt = _pyplot()
     if plt is None:
@@ -351,6 +414,9 @@ def _single(args: argparse.Namespace, argv: Sequence[str]) -> int:
     elif args.scenario == "inbound-flood":
         fcfg = _flood_config(args)
         total = fcfg.warmup + fcfg.duration
+    elif args.scenario == "native":
+        ncfg = _native_config(args)
+        total = ncfg.hours * 3600
     else:
         ccfg = _converge_config(args)
         total = ccfg.hours * 3600
@@ -362,6 +428,9 @@ def _single(args: argparse.Namespace, argv: Sequence[str]) -> int:
         elif args.scenario == "inbound-flood":
             fres = run_inbound_flood(fcfg, progress=progress)
             report, rows, names = fres.report, fres.rows, FLOOD_ROW_FIELDS
+        elif args.scenario == "native":
+            nres = run_native(ncfg, progress=progress)
+            report, rows, names = nres.report, nres.rows, NATIVE_ROW_FIELDS
         else:
             cres = run_converge(ccfg, progress=progress)
             report, rows, names = cres.report, cres.rows, CONVERGE_ROW_FIELDS
@@ -376,6 +445,7 @@ def _single(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "eclipse": _plot_eclipse,
             "converge": _plot_converge,
             "inbound-flood": _plot_flood,
+            "native": _plot_native,
         }[args.scenario]
         plots = plot(out, rows, report)
     report["plots"] = plots
@@ -401,6 +471,12 @@ def _summary(scenario: str, report: dict[str, Any]) -> None:
             f"{report['long_lived_kept']}/{report['long_lived']}; at the end "
             f"{report['flood_inbound_at_end']} flood and {report['honest_inbound_at_end']} "
             f"honest inbound peers"
+        )
+    elif scenario == "native":
+        print(
+            f"native: {report['nodes']} nodes, within bounds after "
+            f"{report['within_bounds_after']} s, degree {report['degree']}, "
+            f"{report['swaps']} swaps"
         )
     else:
         print(

@@ -2,7 +2,8 @@
 
 Every node is peerkeeper's own :class:`~peerkeeper.bitcoin.connman.ConnManCore` with its
 :class:`~peerkeeper.bitcoin.addrman.AddrMan` and :class:`~peerkeeper.bitcoin.banman.BanMan`:
-no rule is re-implemented here. The simulation only carries the cores' actions out:
+no rule is re-implemented here. The simulation only carries the cores' actions out, on
+:class:`~peerkeeper.sim.engine.Network`'s event loop:
 
 * one event heap ordered by (time, sequence): the cores' wakeups, dial outcomes, byte
   deliveries, closes and the scenario's own calls (:meth:`Simulation.call_at`);
@@ -30,12 +31,10 @@ two runs with the same seed and parameters give the same hash.
 
 from __future__ import annotations
 
-import hashlib
-import heapq
-import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.bitcoin.banman import BanMan
@@ -54,9 +53,22 @@ from peerkeeper.net.asmap import encode_asmap
 from peerkeeper.net.chains import CHAINS, Chain
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Service
+from peerkeeper.sim.engine import (
+    HONEST_AS_BASE,
+    MAX_GROUPS,
+    BaseNode,
+    Churn,
+    Network,
+    SimError,
+    check_links,
+    group_prefix,
+    virtual_address,
+)
 from peerkeeper.wire.messages import ServiceFlags
 
 __all__ = [
+    "HONEST_AS_BASE",
+    "MAX_GROUPS",
     "AsBlock",
     "Churn",
     "SimConfig",
@@ -69,64 +81,6 @@ __all__ = [
 
 #: What simulated nodes announce: a full node (Core's NODE_NETWORK | NODE_WITNESS).
 SIM_SERVICES = int(ServiceFlags.NODE_NETWORK | ServiceFlags.NODE_WITNESS)
-#: First octets of the virtual /16s: public unicast space, none of Core's special ranges.
-_FIRST_OCTETS = [o for o in range(11, 224) if o not in (100, 127, 169, 172, 192, 198, 203)]
-#: How many /16 groups the virtual address space holds.
-MAX_GROUPS = 256 * len(_FIRST_OCTETS)
-
-
-class SimError(ValueError):
-    """A simulation parameter out of range; raised before anything runs."""
-
-
-#: The honest /16s' AS numbers start here (group g is in AS ``HONEST_AS_BASE + g % ases``).
-HONEST_AS_BASE = 1000
-
-
-def group_prefix(group: int) -> str:
-    """The CIDR of virtual /16 group ``group`` (``"A.B.0.0/16"``); raises
-    :class:`SimError` past the virtual space."""
-    if not 0 <= group < MAX_GROUPS:
-        raise SimError(f"group {group} is outside the virtual space (0..{MAX_GROUPS - 1})")
-    return f"{_FIRST_OCTETS[group // 256]}.{group % 256}.0.0/16"
-
-
-def virtual_address(index: int, netgroups: int, port: int, *, first_group: int = 0) -> Service:
-    """Address number ``index`` of a population spread over ``netgroups`` /16 groups
-    (groups ``first_group`` .. ``first_group + netgroups - 1``): the groups take the
-    addresses in turn, and an address's host part is its rank within its group
-    (``A.B.x.y``). Raises :class:`SimError` past the virtual space."""
-    group, rank = first_group + index % netgroups, index // netgroups
-    if group >= MAX_GROUPS or rank >= 254 * 256:
-        raise SimError("too many addresses or netgroups for the virtual address space")
-    first, second = _FIRST_OCTETS[group // 256], group % 256
-    return Service(NetAddr.parse(f"{first}.{second}.{rank // 254}.{rank % 254 + 1}"), port)
-
-
-@dataclass(frozen=True)
-class Churn:
-    """Nodes leave and come back (a restart keeps the address book and anchors).
-
-    Lifetimes are exponential with the mean that makes ``P(lifetime >= 1 h) = stay_1h``
-    (default 0.9: KIT DSN's monitoring of the Bitcoin network found over 90 % of
-    reachable peers staying an hour or more); downtimes are exponential with mean
-    ``downtime`` seconds. Raises :class:`SimError` for ``stay_1h`` outside (0, 1) or a
-    ``downtime`` not > 0.
-    """
-
-    stay_1h: float = 0.9
-    downtime: float = 1800.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.stay_1h < 1:
-            raise SimError(f"churn stay_1h must be in (0, 1), not {self.stay_1h}")
-        if not self.downtime > 0:
-            raise SimError(f"churn downtime must be > 0, not {self.downtime}")
-
-    @property
-    def mean_lifetime(self) -> float:
-        """Seconds: ``3600 / -ln(stay_1h)`` (about 9.5 h for 0.9)."""
-        return 3600.0 / -math.log(self.stay_1h)
 
 
 @dataclass(frozen=True)
@@ -151,7 +105,11 @@ class SimConfig:
         seed_answers: how many addresses a DNS seed query returns (drawn among the
             running nodes, as a crawler-fed seeder answers; >= 1).
         latency: base one-way latency range, seconds (each pair draws one value).
+        latency_matrix: the base one-way latencies between the ``nodes`` honest nodes,
+            given: ``nodes`` rows of ``nodes`` seconds, symmetric, >= 0 (pairs with
+            nodes added later draw from ``latency``).
         jitter: extra delay per delivery, uniform in [0, jitter) seconds.
+        bandwidth: every node's uplink, bytes per second (> 0), or None (unlimited).
         max_connections: each node's ``-maxconnections``.
         epoch: the unix time the run starts at (the cores' clocks read ``epoch + t``;
             addresses' timestamps need a realistic one).
@@ -171,7 +129,9 @@ class SimConfig:
     netgroups: int | None = None
     seed_answers: int = 25
     latency: tuple[float, float] = (0.01, 0.15)
+    latency_matrix: tuple[tuple[float, ...], ...] | None = None
     jitter: float = 0.005
+    bandwidth: float | None = None
     max_connections: int = 125
     epoch: float = 1_700_000_000.0
     churn: Churn | None = None
@@ -194,6 +154,7 @@ class SimConfig:
             raise SimError(f"latency {self.latency} and jitter {self.jitter} must be >= 0")
         if self.max_connections < 11:
             raise SimError("max_connections must leave room for 11 outbound peers")
+        check_links(self.nodes, self.latency_matrix, self.bandwidth)
         if (self.ases is not None or self.as_blocks) and not self.asmap:
             raise SimError("ases and as_blocks need asmap=True")
         if self.ases is not None and not 1 <= self.ases <= groups:
@@ -224,29 +185,15 @@ class SimConfig:
         return encode_asmap(entries)
 
 
-@dataclass
-class SimNode:
-    """One simulated node: its address(es), its options, its core, whether it runs.
+@dataclass(kw_only=True)
+class SimNode(BaseNode):
+    """One simulated Bitcoin node: its address(es), options, core, whether it runs
+    (:class:`~peerkeeper.sim.engine.BaseNode`); ``asmap``: whether it runs with the
+    simulation's asmap (Core's ``-asmap``)."""
 
-    ``aliases``: more addresses it answers on and dials from (an attacker's);
-    ``generation`` counts restarts (events of an older generation are dropped);
-    ``tags``: free-form labels for scenarios ("victim", "attacker"); ``asmap``:
-    whether it runs with the simulation's asmap (Core's ``-asmap``)."""
-
-    index: int
-    service: Service
     options: ConnManOptions
     core: ConnManCore
-    up: bool = True
-    aliases: list[Service] = field(default_factory=list)
-    generation: int = 0
-    tags: set[str] = field(default_factory=set)
     asmap: bool = False
-    #: conn_id -> (peer node index, the peer's conn_id)
-    links: dict[int, tuple[int, int]] = field(default_factory=dict)
-    #: dial id -> (the address this node dials from, the address it dials)
-    dials: dict[int, tuple[Service, Service]] = field(default_factory=dict)
-    next_alias: int = 0
 
     def outbound(self, conn_type: ConnectionType) -> int:
         """Live, handshaken outbound peers of ``conn_type``."""
@@ -263,7 +210,7 @@ class SimNode:
         ]
 
 
-class Simulation:
+class Simulation(Network[SimNode]):
     """A network of ``config.nodes`` real cores (see the module docstring).
 
     ``Simulation(SimConfig(nodes=100, seed=7))``, then :meth:`run_until` (seconds of
@@ -282,27 +229,19 @@ class Simulation:
         """``options(index, defaults)`` may change a node's ConnManOptions (a victim's
         countermeasures, say); ``use_asmap(index)`` says whether node ``index`` runs
         with the asmap (default: every node, when the config has one)."""
+        super().__init__(
+            random.Random(config.seed),
+            latency=config.latency,
+            jitter=config.jitter,
+            epoch=config.epoch,
+            latency_matrix=config.latency_matrix,
+            bandwidth=config.bandwidth,
+        )
         self.config = config
         #: The virtual Internet's asmap bytes (:meth:`SimConfig.build_asmap`; empty: none).
         self.asmap = config.build_asmap()
         self.chain = chain or CHAINS["regtest"]
-        self.rng = random.Random(config.seed)
-        #: The cores' clock (unix seconds, ``epoch`` at the start); :attr:`now` is the
-        #: simulated time since the start.
-        self.epoch = config.epoch
-        self.clock = config.epoch
-        self.events = 0
-        self._heap: list[tuple[float, int, str, tuple[int, ...], bytes]] = []
-        self._seq = 0
-        self._trace = hashlib.sha256()
-        self._latency: dict[tuple[int, int], float] = {}
-        self._arrive: dict[tuple[int, int], float] = {}  # (node, conn) -> last delivery
-        self._next_conn = 1
-        self._wake_at: dict[int, float] = {}
         self._answers: dict[tuple[int, int], list[NetAddr]] = {}
-        self._calls: dict[int, Callable[[], None]] = {}
-        self.nodes: list[SimNode] = []
-        self._by_service: dict[Service, int] = {}
         self._honest = config.nodes
         port = self.chain.default_port
         for i in range(config.nodes):
@@ -353,18 +292,21 @@ class Simulation:
     def _add(
         self, service: Service, options: ConnManOptions, aliases: list[Service], asmap: bool
     ) -> SimNode:
-        index = len(self.nodes)
         for svc in (service, *aliases):
             if svc in self._by_service:
                 raise SimError(f"address {svc} is taken")
         base = self.rng.getrandbits(64)
         addrman = AddrMan(random.Random(base), asmap=self._asmap(asmap))
         core = self._make_core(options, addrman, base)
-        node = SimNode(index, service, options, core, aliases=list(aliases), asmap=asmap)
-        self.nodes.append(node)
-        for svc in (service, *aliases):
-            self._by_service[svc] = index
-        return node
+        node = SimNode(
+            index=len(self.nodes),
+            service=service,
+            aliases=list(aliases),
+            options=options,
+            core=core,
+            asmap=asmap,
+        )
+        return self._register(node)
 
     def _asmap(self, use: bool) -> bytes | None:
         return self.asmap if use and self.asmap else None
@@ -392,11 +334,6 @@ class Simulation:
         self._drain(node)
 
     @property
-    def now(self) -> float:
-        """Simulated seconds since the start."""
-        return self.clock - self.epoch
-
-    @property
     def honest(self) -> list[SimNode]:
         """The ``config.nodes`` nodes built from the config (not those added later)."""
         return self.nodes[: self._honest]
@@ -411,11 +348,7 @@ class Simulation:
             return
         node.core.stop(self.clock, steady=self.clock)
         self._drain(node)
-        node.up = False
-        node.generation += 1
-        node.dials.clear()
-        self._wake_at.pop(index, None)
-        self._record("stop", (index,), 0)
+        self._went_down(node)
 
     def start(self, index: int, *, anchors: bool = True) -> None:
         """Start a stopped node again: its address book goes through peers.dat's bytes
@@ -458,201 +391,62 @@ class Simulation:
         self.stop(index)
         self.start(index, anchors=anchors)
 
-    # -- the trace ------------------------------------------------------------------------
+    # -- the cores ------------------------------------------------------------------------
 
-    @property
-    def trace_sha256(self) -> str:
-        """SHA-256 (hex) of every event processed so far, in order."""
-        return self._trace.hexdigest()
+    def _core_tick(self, node: SimNode) -> None:
+        node.core.tick(self.clock, steady=self.clock)
 
-    def _record(self, kind: str, args: tuple[int, ...], size: int) -> None:
-        self._trace.update(f"{self.clock - self.epoch:.6f} {kind} {args} {size}\n".encode())
+    def _core_accepted(self, node: SimNode, conn: int, bind: Service, remote: Service) -> bool:
+        return node.core.accepted(conn, bind, remote, self.clock, steady=self.clock)
 
-    # -- scheduling ---------------------------------------------------------------------
+    def _core_connected(self, node: SimNode, dial: int, conn: int, local: Service) -> None:
+        node.core.connected(dial, conn, local, self.clock, steady=self.clock)
 
-    def _push(self, at: float, kind: str, args: tuple[int, ...], data: bytes = b"") -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, kind, args, data))
+    def _core_dial_failed(self, node: SimNode, dial: int, reason: str) -> None:
+        node.core.dial_failed(dial, reason, self.clock, steady=self.clock)
 
-    def call_at(self, at: float, fn: Callable[[], None]) -> None:
-        """Run ``fn()`` at simulated time ``at`` (seconds; not before now), in order with
-        the network's events; afterwards every node's new actions are carried out."""
-        self._calls[self._seq + 1] = fn
-        self._push(max(self.epoch + at, self.clock), "call", (0, self._seq + 1))
+    def _core_received(self, node: SimNode, conn: int, data: bytes) -> None:
+        node.core.received(conn, data, self.clock, steady=self.clock)
 
-    def latency(self, a: int, b: int) -> float:
-        """The one-way base latency between nodes ``a`` and ``b`` (seconds), drawn once."""
-        key = (a, b) if a < b else (b, a)
-        lat = self._latency.get(key)
-        if lat is None:
-            low, high = self.config.latency
-            lat = self._latency[key] = self.rng.uniform(low, high)
-        return lat
+    def _core_closed(self, node: SimNode, conn: int, reason: str) -> None:
+        node.core.closed(conn, reason, self.clock, steady=self.clock)
 
-    def _delay(self, a: int, b: int) -> float:
-        return self.latency(a, b) + self.rng.random() * self.config.jitter
+    def _core_wakeup(self, node: SimNode) -> float:
+        return node.core.next_wakeup()
 
-    def _schedule_wakeup(self, node: SimNode) -> None:
-        if not node.up:
-            return
-        at = max(node.core.next_wakeup(), self.clock)
-        if at == float("inf") or self._wake_at.get(node.index) == at:
-            return
-        self._wake_at[node.index] = at
-        self._push(at, "tick", (node.index,))
+    def _core_actions(self, node: SimNode) -> list[Any]:
+        return node.core.poll_actions()
 
-    # -- carrying the cores' actions out -------------------------------------------------
-
-    def drain(self, node: SimNode) -> None:
-        """Carry out what ``node``'s core decided (after a scenario called into it)."""
-        self._drain(node)
-
-    def _drain(self, node: SimNode) -> None:
-        core = node.core
-        while True:
-            actions = core.poll_actions()
-            if not actions:
-                break
-            for action in actions:
-                self._execute(node, action)
-        self._schedule_wakeup(node)
-
-    def _execute(self, node: SimNode, action: object) -> None:
-        i, gen = node.index, node.generation
-        if isinstance(action, Dial):
-            target = self._by_service.get(action.service)
-            source = node.service
-            if node.aliases:
-                source = node.aliases[node.next_alias % len(node.aliases)]
-                node.next_alias += 1
-            node.dials[action.id] = (source, action.service)
-            if target is None or target == i:
-                self._push(self.clock, "refused", (i, gen, action.id))
-            else:
-                self._push(self.clock + self._delay(i, target), "syn", (i, gen, action.id, target))
-        elif isinstance(action, Send):
-            link = node.links.get(action.conn_id)
-            if link is not None:
-                j, their_conn = link
-                at = max(self.clock + self._delay(i, j), self._arrive.get((j, their_conn), 0.0))
-                self._arrive[(j, their_conn)] = at
-                self._push(at, "data", (j, their_conn), action.data)
+    def _execute(self, node: SimNode, action: Any) -> None:
+        if isinstance(action, Send):
+            self._send(node, action.conn_id, action.data)
+        elif isinstance(action, Dial):
+            self._dial(node, action.id, action.service)
         elif isinstance(action, Close):
-            link = node.links.pop(action.conn_id, None)
-            if link is not None:
-                j, their_conn = link
-                at = max(self.clock + self._delay(i, j), self._arrive.get((j, their_conn), 0.0))
-                self._arrive.pop((j, their_conn), None)
-                self._push(at, "fin", (j, their_conn))
+            self._close(node, action.conn_id)
         elif isinstance(action, Resolve):
-            answer = self._seed_answer(i) if action.seed else []
-            self._push(self.clock, "resolved", (i, gen, action.id, int(action.seed)))
-            self._answers[(i, action.id)] = answer
+            answer = self._seed_answer(node.index) if action.seed else []
+            self._push(
+                self.clock, "resolved", (node.index, node.generation, action.id, int(action.seed))
+            )
+            self._answers[(node.index, action.id)] = answer
         elif isinstance(action, PauseRead | ResumeRead):
             pass  # links have no buffers to fill; the core still pauses its own processing
+
+    def _handle_other(self, kind: str, node: SimNode, args: tuple[int, ...]) -> None:
+        if kind != "resolved":
+            raise ValueError(kind)
+        answer = self._answers.pop((node.index, args[2]), [])
+        if args[3]:
+            node.core.seed_resolved(args[2], answer, self.clock, steady=self.clock)
+        else:
+            node.core.resolved(args[2], None, "no such name", self.clock, steady=self.clock)
+
+    def _stale(self, kind: str, args: tuple[int, ...]) -> None:
+        self._answers.pop((args[0], args[2]), None)
+        super()._stale(kind, args)
 
     def _seed_answer(self, asking: int) -> list[NetAddr]:
         up = [n for n in self.honest if n.up and n.index != asking]
         k = min(self.config.seed_answers, len(up))
         return [n.service.addr for n in self.rng.sample(up, k)]
-
-    # -- events ---------------------------------------------------------------------------
-
-    def run_until(
-        self, end: float, *, on_event: Callable[[Simulation], None] | None = None
-    ) -> None:
-        """Process events until simulated time ``end`` (seconds); ``on_event`` is called
-        after each one."""
-        heap = self._heap
-        end_clock = self.epoch + end
-        while heap and heap[0][0] <= end_clock:
-            at, _, kind, args, data = heapq.heappop(heap)
-            self.clock = at
-            self.events += 1
-            self._record(kind, args, len(data))
-            if kind == "call":
-                self._calls.pop(args[1])()
-                for node in self.nodes:
-                    if node.up:
-                        self._drain(node)
-            else:
-                self._handle(kind, args, data)
-            if on_event is not None:
-                on_event(self)
-        self.clock = max(self.clock, end_clock)
-
-    def _handle(self, kind: str, args: tuple[int, ...], data: bytes) -> None:
-        now = self.clock
-        node = self.nodes[args[0]]
-        core = node.core
-        if kind == "tick":
-            if self._wake_at.get(node.index) != now:
-                return  # superseded by a later arming
-            del self._wake_at[node.index]
-            if node.up:
-                core.tick(now, steady=now)
-        elif kind in ("refused", "syn", "synack", "resolved"):
-            if args[1] != node.generation or not node.up:
-                self._stale(kind, args)
-                return
-            if kind == "refused":
-                node.dials.pop(args[2], None)
-                core.dial_failed(args[2], "connection refused", now, steady=now)
-            elif kind == "syn":
-                self._syn(node, args[2], args[3])
-                return
-            elif kind == "synack":
-                self._synack(node, args[2], args[3], args[4], args[5])
-            else:
-                answer = self._answers.pop((node.index, args[2]), [])
-                if args[3]:
-                    core.seed_resolved(args[2], answer, now, steady=now)
-                else:
-                    core.resolved(args[2], None, "no such name", now, steady=now)
-        elif kind == "data":
-            if args[1] in node.links:
-                core.received(args[1], data, now, steady=now)
-        elif kind == "fin":
-            # Nothing more travels on this connection either way: forget both directions'
-            # last delivery times, or a long run keeps one per connection it ever had.
-            self._arrive.pop((node.index, args[1]), None)
-            link = node.links.pop(args[1], None)
-            if link is not None:
-                self._arrive.pop(link, None)
-                core.closed(args[1], "socket closed", now, steady=now)
-        self._drain(node)
-
-    def _stale(self, kind: str, args: tuple[int, ...]) -> None:
-        """An event for a dial of a node's earlier run: a connection the other side
-        accepted is closed again; everything else is forgotten."""
-        self._answers.pop((args[0], args[2]), None)
-        if kind == "synack":
-            target, conn_b = args[4], args[5]
-            other = self.nodes[target]
-            if other.links.pop(conn_b, None) is not None:
-                other.core.closed(conn_b, "socket closed", self.clock, steady=self.clock)
-                self._drain(other)
-
-    def _syn(self, node: SimNode, dial_id: int, target: int) -> None:
-        now = self.clock
-        other = self.nodes[target]
-        local, dialled = node.dials[dial_id]
-        conn_a, conn_b = self._next_conn, self._next_conn + 1
-        self._next_conn += 2
-        back = now + self._delay(node.index, target)
-        if not other.up or not other.core.accepted(conn_b, dialled, local, now, steady=now):
-            self._push(back, "refused", (node.index, node.generation, dial_id))
-            self._drain(other)
-            return
-        other.links[conn_b] = (node.index, conn_a)
-        self._drain(other)
-        self._push(back, "synack", (node.index, node.generation, dial_id, conn_a, target, conn_b))
-
-    def _synack(self, node: SimNode, dial_id: int, conn_a: int, target: int, conn_b: int) -> None:
-        now = self.clock
-        local = node.dials.pop(dial_id, (node.service, node.service))[0]
-        if conn_b not in self.nodes[target].links:
-            node.core.dial_failed(dial_id, "connection reset", now, steady=now)
-        else:
-            node.links[conn_a] = (target, conn_b)
-            node.core.connected(dial_id, conn_a, local, now, steady=now)
