@@ -28,6 +28,21 @@ def test_native_network_reaches_octez_bounds_swaps_and_is_deterministic() -> Non
     assert other.report["trace_sha256"] != rep["trace_sha256"]
 
 
+def test_liars_are_greylisted_and_shut_out() -> None:
+    """Nodes whose bytes stop decoding once their connections run: their peers' cores
+    greylist them (Octez), so they end with no connection while the honest nodes stay
+    within bounds."""
+    cfg = NativeSimConfig(nodes=20, seed=3, hours=0.5, limits=SMALL, liars=3)
+    rep = run_native(cfg).report
+    assert rep["liars"] == 3
+    assert rep["liar_connections_at_end"] == 0
+    assert rep["liars_greylisted_mean"] > 0  # type: ignore[operator]
+    assert sum(rep["degree"].values()) == 17  # type: ignore[attr-defined]  # honest only
+    assert rep["within_bounds_after"] is not None
+    honest = run_native(NativeSimConfig(nodes=20, seed=3, hours=0.5, limits=SMALL)).report
+    assert honest["liars_greylisted_mean"] == 0
+
+
 def test_restart_keeps_identity_and_known_points_and_reconnects() -> None:
     sim = NativeSimulation(NativeSimConfig(nodes=12, seed=1, limits=SMALL))
     sim.run_until(300)
@@ -63,6 +78,7 @@ def test_churn_nodes_leave_and_come_back() -> None:
         ({"nodes": 5, "netgroups": 6}, "netgroups must be in"),
         ({"nodes": 5, "latency": (0.3, 0.1)}, "latency"),
         ({"nodes": 5, "sample_interval": 0}, "sample_interval"),
+        ({"nodes": 5, "bootstrap": 3, "liars": 3}, "liars must be in"),
     ],
 )
 def test_native_parameters_out_of_range(kwargs: dict[str, object], message: str) -> None:

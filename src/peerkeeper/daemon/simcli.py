@@ -79,6 +79,9 @@ def add_sim_parser(sub: Any) -> None:
     p.add_argument(
         "--bootstrap", type=int, help="native: bootstrap nodes every node knows (default 3)"
     )
+    p.add_argument(
+        "--liars", type=int, help="native: nodes whose bytes stop decoding once connected"
+    )
     p.add_argument("--downtime", type=float, default=1800.0, help="churn: mean seconds away")
     p.add_argument("--attacker-addresses", type=int, help="eclipse: default 16384")
     p.add_argument("--attacker-groups", type=int, help="eclipse: default 64")
@@ -168,6 +171,8 @@ def _native_config(args: argparse.Namespace) -> NativeSimConfig:
         changes["churn"] = Churn(args.churn, args.downtime)
     if args.bootstrap is not None:
         changes["bootstrap"] = args.bootstrap
+    if args.liars is not None:
+        changes["liars"] = args.liars
     if args.connections is not None:
         try:
             low, expected, high = (int(v) for v in args.connections.split(","))
@@ -476,7 +481,8 @@ def _summary(scenario: str, report: dict[str, Any]) -> None:
         print(
             f"native: {report['nodes']} nodes, within bounds after "
             f"{report['within_bounds_after']} s, degree {report['degree']}, "
-            f"{report['swaps']} swaps"
+            f"{report['swaps']} swaps, {report['liars']} liars with "
+            f"{report['liar_connections_at_end']} connections at the end"
         )
     else:
         print(

@@ -9,6 +9,11 @@ by the target's core. Nodes start knowing the points of the first ``bootstrap`` 
 messages, nacks and swaps. A restart keeps the identity and the pool (through the
 documents the shell saves: ``points_document`` / ``peers_document``).
 
+``liars``: the last nodes misbehave once their connections run: the simulation flips a
+bit of the last byte of everything they send then (its BIP324 tag: a peer sending what
+does not decode, as Octez's ``p2p_conn.ml`` meets it), so their peers' own cores greylist them; the rows show how
+fast the honest nodes shut them out.
+
 :func:`run_native` is the scenario: the connection counts against Octez's
 min/expected/max over time, swaps, greylists; ``peerkeeper sim native`` runs it.
 """
@@ -64,6 +69,8 @@ class NativeSimConfig:
         latency, jitter, epoch: as :class:`~peerkeeper.sim.network.SimConfig`.
         churn: nodes leave and come back (:class:`Churn`), or None.
         sample_interval: seconds between time-series rows (> 0).
+        liars: how many of the last nodes send corrupt bytes once a connection runs
+            (0 .. nodes - bootstrap).
 
     Raises :class:`SimError` for a value out of range.
     """
@@ -83,6 +90,7 @@ class NativeSimConfig:
     epoch: float = 1_700_000_000.0
     churn: Churn | None = None
     sample_interval: float = 60.0
+    liars: int = 0
 
     def __post_init__(self) -> None:
         if self.nodes < 2:
@@ -92,6 +100,8 @@ class NativeSimConfig:
             raise SimError(f"netgroups must be in 1..nodes ({self.nodes}), not {groups}")
         if not 1 <= self.bootstrap <= self.nodes:
             raise SimError(f"bootstrap must be in 1..nodes, not {self.bootstrap}")
+        if not 0 <= self.liars <= self.nodes - self.bootstrap:
+            raise SimError(f"liars must be in 0..nodes - bootstrap, not {self.liars}")
         if not self.hours > 0:
             raise SimError(f"hours must be > 0, not {self.hours}")
         if not self.sample_interval > 0:
@@ -138,6 +148,8 @@ class NativeSimulation(Network[NativeSimNode]):
             core = self._make_core(identity)
             self._register(NativeSimNode(index=i, service=service, identity=identity, core=core))
         self.bootstrap_points = [n.service for n in self.nodes[: config.bootstrap]]
+        #: The misbehaving nodes' indexes (the last ``liars``).
+        self.liars = set(range(config.nodes - config.liars, config.nodes))
         for node in self.nodes:
             self._start(node)
         if config.churn is not None:
@@ -232,7 +244,12 @@ class NativeSimulation(Network[NativeSimNode]):
 
     def _execute(self, node: NativeSimNode, action: Any) -> None:
         if isinstance(action, Send):
-            self._send(node, action.conn_id, action.data)
+            data = action.data
+            if node.index in self.liars:
+                conn = node.core.conns.get(action.conn_id)
+                if conn is not None and conn.peer is not None and conn.peer.state == "running":
+                    data = data[:-1] + bytes([data[-1] ^ 1])  # a broken BIP324 tag
+            self._send(node, action.conn_id, data)
         elif isinstance(action, Dial):
             self._dial(node, action.id, action.point)
         elif isinstance(action, Close):
@@ -253,6 +270,8 @@ NATIVE_ROW_FIELDS = [
     "known_points_mean",
     "swaps",
     "greylisted_dials",
+    "liar_connections",
+    "liars_greylisted_mean",
 ]
 
 
@@ -267,19 +286,31 @@ class NativeResult:
 def run_native(
     cfg: NativeSimConfig, *, progress: Callable[[float, int], None] | None = None
 ) -> NativeResult:
-    """Run ``cfg``'s network for ``cfg.hours``. Rows: connection counts against the
-    bounds, known points, swaps and greylisted dials so far. The report:
-    ``within_bounds_after`` (the first sample at which every running node had between
-    ``min_connections`` and ``max_connections``; None if never), the final degree
-    distribution, swaps, and ``trace_sha256``."""
+    """Run ``cfg``'s network for ``cfg.hours``. Rows: the honest nodes' connection
+    counts against the bounds, known points, swaps and greylisted dials so far, the
+    liars' connections and how many liars an honest node holds greylisted. The report:
+    ``within_bounds_after`` (the first sample at which every running honest node had
+    between ``min_connections`` and ``max_connections``; None if never), the final
+    degree distribution, swaps, the liars' fate, and ``trace_sha256``."""
     sim = NativeSimulation(cfg)
     limits = cfg.limits
     rows: list[dict[str, object]] = []
     settled: list[float] = []
 
+    liar_addrs = [sim.nodes[i].service.addr for i in sorted(sim.liars)]
+
+    def liars_greylisted(honest: list[NativeSimNode]) -> float:
+        """Mean number of liars each running honest node holds greylisted."""
+        if not honest or not liar_addrs:
+            return 0.0
+        return statistics.fmean(
+            sum(1 for a in liar_addrs if n.core.pool.banned_addr(a)) for n in honest
+        )
+
     def sample() -> None:
         nodes = [n for n in sim.nodes if n.up]
-        counts = [n.connections() for n in nodes]
+        honest = [n for n in nodes if n.index not in sim.liars]
+        counts = [n.connections() for n in honest]
         below = sum(1 for c in counts if c < limits.min_connections)
         above = sum(1 for c in counts if c > limits.max_connections)
         if not below and not above and not settled:
@@ -296,6 +327,8 @@ def run_native(
                 "known_points_mean": statistics.fmean(len(n.core.pool.known_points) for n in nodes),
                 "swaps": sum(n.core.swaps for n in sim.nodes),
                 "greylisted_dials": sum(n.core.greylisted_dials for n in sim.nodes),
+                "liar_connections": sum(n.connections() for n in nodes if n.index in sim.liars),
+                "liars_greylisted_mean": liars_greylisted(honest),
             }
         )
         if progress is not None:
@@ -305,7 +338,7 @@ def run_native(
     sim.call_at(0.0, sample)
     end = cfg.hours * 3600
     sim.run_until(end)
-    nodes = [n for n in sim.nodes if n.up]
+    nodes = [n for n in sim.nodes if n.up and n.index not in sim.liars]
     degree = Counter(n.connections() for n in nodes)
     b = bounds(limits.min_connections, limits.expected_connections, limits.max_connections)
     params = asdict(cfg)
@@ -322,6 +355,11 @@ def run_native(
         "connections_mean": statistics.fmean(degree.elements()) if nodes else 0.0,
         "swaps": sum(n.core.swaps for n in sim.nodes),
         "greylisted_dials": sum(n.core.greylisted_dials for n in sim.nodes),
+        "liars": cfg.liars,
+        "liar_connections_at_end": sum(
+            n.connections() for n in sim.nodes if n.up and n.index in sim.liars
+        ),
+        "liars_greylisted_mean": liars_greylisted(nodes),
         "events": sim.events,
         "trace_sha256": sim.trace_sha256,
     }
