@@ -734,3 +734,52 @@ async def test_handshake_deadline_on_the_node_clock(tmp_path: Path) -> None:
             while await reader.read(65536):
                 pass  # EOF: the node closed it
         writer.close()
+
+
+async def test_a_handler_that_replies_at_once_keeps_the_stream_in_order(tmp_path: Path) -> None:
+    """An on_envelope that sends (or another message in the same chunk makes the core
+    answer): the reply's packet leaves after the bytes the core encrypted first, so the
+    remote decrypts both and keeps the connection."""
+    from peerkeeper.native.messages import Envelope, Ping
+
+    net = Net()
+    async with native(net, tmp_path, 1) as a, native(net, tmp_path, 2) as b:
+        got: list[bytes] = []
+        a.on_envelope = lambda p, d: got.append(d)
+        b.on_envelope = lambda p, d: b.send_envelope(p, d)  # echo, synchronously
+        assert await a.connect(vpoint(2)) == b.peer_id
+        conn = a.conn_of(b.peer_id)
+        assert conn is not None and conn.peer is not None and a.core is not None
+        conn.peer.send(Envelope(b"hi"))
+        conn.peer.send(Ping(7))  # one chunk: b's core queues a pong behind the Deliver
+        a.core._flush(conn)
+        a._drain()
+        await until(lambda: got == [b"hi"])
+        await asyncio.sleep(0.1)
+        assert a.pool is not None and a.pool.active_connections() == 1
+        assert not a.pool.banned_peer(b.peer_id)
+
+
+async def test_a_dial_that_raises_unexpectedly_fails_and_the_worker_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    net = Net()
+    clock = SimClock()
+    limits = MaintenanceConfig(min_connections=1, expected_connections=1, max_connections=2)
+    async with native(
+        net, tmp_path, 1, clock=clock, limits=limits, maintenance=True, bootstrap=[vpoint(5)]
+    ) as a:
+        assert a.sockman is not None and a.core is not None
+
+        async def broken(*args: object, **kw: object) -> int:
+            raise RuntimeError("dial map exploded")
+
+        a.sockman.connect = broken  # type: ignore[method-assign]
+        a.maintain()
+        await until(lambda: "dial map exploded" in caplog.text)
+        await until(lambda: a.core is not None and a.core.worker == "look" and not a.core.dials)
+        # A dial cancelled before its task ever ran leaves no task behind.
+        a.core.tear_down_connections("test", clock())
+        a._drain()
+        assert a._dial_tasks == {}
+    caplog.clear()

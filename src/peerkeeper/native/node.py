@@ -815,10 +815,11 @@ class NativeNodeCore:
             if step.swap and pool.active_connections() >= 2:
                 self.propose_swap(now)
             self._idle(now)
-        # Many passes in a row that dialled nothing: look again later rather than spin.
-        self.schedule.look(now)
-        self._new_contact = False
-        self.worker = "look"
+        if self.worker in ("pass", "dialling") and not self._waiting:
+            # Many passes in a row that dialled nothing: look again later, not spin.
+            self.schedule.look(now)
+            self._new_contact = False
+            self.worker = "look"
 
     def _idle(self, now: float) -> None:
         self.schedule.idle(now)

@@ -115,7 +115,9 @@ class NativeNode:
     ``await events.wait("new_connection")``), :meth:`maintain`, :meth:`propose_swap`,
     :meth:`save_peers`, the pool itself (:attr:`pool`) and the policy (:attr:`core`).
     Every timer follows ``clock``; after moving a simulated clock (or a jump of the
-    real one), call :meth:`wake` to run what is due.
+    real one), call :meth:`wake` to run what is due. What a direct call into the pool
+    decides (a close by ``set_expected_peer_id``, a new point for the worker) is carried
+    out at the node's next input or timer; :meth:`wake` runs it at once.
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class NativeNode:
         self._save_task: asyncio.Task[Any] | None = None
         self._last_save = 0.0
         self._stopping = False
+        self._draining = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -413,15 +416,23 @@ class NativeNode:
     # -- carrying the core's actions out ----------------------------------------------------
 
     def _drain(self) -> None:
+        """Carry out the core's actions in the order it decided them. A handler that
+        calls back into the node while they run (an ``on_envelope`` that replies or
+        disconnects) only queues more: the loop below takes them after the batch, so
+        bytes leave in the order they were encrypted."""
         core = self.core
-        if core is None:
+        if core is None or self._draining:
             return
-        while True:
-            actions = core.poll_actions()
-            if not actions:
-                break
-            for action in actions:
-                self._execute(action)
+        self._draining = True
+        try:
+            while True:
+                actions = core.poll_actions()
+                if not actions:
+                    break
+                for action in actions:
+                    self._execute(action)
+        finally:
+            self._draining = False
         self._rearm()
 
     def _execute(self, action: NodeAction) -> None:
@@ -436,7 +447,7 @@ class NativeNode:
         elif isinstance(action, Dial):
             self._dial_tasks[action.id] = asyncio.ensure_future(self._dial(action))
         elif isinstance(action, CancelDial):
-            task = self._dial_tasks.get(action.id)
+            task = self._dial_tasks.pop(action.id, None)
             if task is not None:
                 task.cancel()
         elif isinstance(action, DialDone):
@@ -463,6 +474,11 @@ class NativeNode:
             return
         except asyncio.CancelledError:
             return  # the core cancelled it and has already counted it as failed
+        except Exception as e:  # a dial_map callback, say: the dial fails, the node goes on
+            log.error("dial to %s failed: %r", action.point, e)
+            core.dial_failed(action.id, repr(e), self.clock())
+            self._drain()
+            return
         finally:
             self._dial_tasks.pop(action.id, None)
         # In this same step: SockMan delivers bytes that arrived during the dial right
