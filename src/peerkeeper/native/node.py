@@ -45,6 +45,7 @@ from __future__ import annotations
 import heapq
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from peerkeeper.native.identity import Identity, PeerId
@@ -272,7 +273,7 @@ class NativeNodeCore:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self, now: float, bootstrap_points: list[Service] | tuple[Service, ...] = ()) -> None:
+    def start(self, now: float, bootstrap_points: Sequence[Service] = ()) -> None:
         """Register the bootstrap points and start the timers and the worker."""
         self.now = now
         for point in bootstrap_points:

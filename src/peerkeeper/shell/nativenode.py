@@ -293,8 +293,13 @@ class NativeNode:
     async def tear_down_connections(self, reason: str = "tear down") -> None:
         """Close every connection and dial (Octez); returns when the dials are cancelled."""
         core = self._core()
+        await self._close_all(lambda now: core.tear_down_connections(reason, now))
+
+    async def _close_all(self, close: Callable[[float], None]) -> None:
+        """Run the core's ``close(now)`` (a tear-down or stop), carry its closes and
+        cancellations out, and wait (at most 5 s) for the cancelled dials to end."""
         dials = list(self._dial_tasks.values())
-        core.tear_down_connections(reason, self.clock())
+        close(self.clock())
         self._drain()
         if dials:
             await asyncio.wait(dials, timeout=5.0)
@@ -319,11 +324,7 @@ class NativeNode:
         if self.sockman is not None:
             self.sockman.stop_listening()
         if self.core is not None:
-            dials = list(self._dial_tasks.values())
-            self.core.stop(self.clock())
-            self._drain()
-            if dials:
-                await asyncio.wait(dials, timeout=5.0)
+            await self._close_all(self.core.stop)
             try:
                 await self.save_peers()
             except Exception as e:  # noqa: BLE001 - the store may fail in any way; stop goes on

@@ -240,7 +240,7 @@ class NativeSimulation(Network[NativeSimNode]):
         return node.core.next_wakeup()
 
     def _core_actions(self, node: NativeSimNode) -> list[Any]:
-        return list(node.core.poll_actions())
+        return node.core.poll_actions()
 
     def _execute(self, node: NativeSimNode, action: Any) -> None:
         if isinstance(action, Send):

@@ -292,9 +292,6 @@ class Simulation(Network[SimNode]):
     def _add(
         self, service: Service, options: ConnManOptions, aliases: list[Service], asmap: bool
     ) -> SimNode:
-        for svc in (service, *aliases):
-            if svc in self._by_service:
-                raise SimError(f"address {svc} is taken")
         base = self.rng.getrandbits(64)
         addrman = AddrMan(random.Random(base), asmap=self._asmap(asmap))
         core = self._make_core(options, addrman, base)
