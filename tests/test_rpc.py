@@ -468,6 +468,69 @@ async def test_batch(server: RpcServer, recorder: Recorder) -> None:
     assert reply.status == 200 and reply.json() == []
 
 
+async def test_big_batch_streams_in_order_and_yields(recorder: Recorder) -> None:
+    """A batch whose replies pass 256 KiB is streamed (chunked), in order; its calls run
+    in slices, so a request on another connection is answered before the batch ends."""
+    order: list[str] = []
+
+    async def mark(params: list[Any] | dict[str, Any]) -> Any:
+        order.append(str(params[0]) if isinstance(params, list) else "?")
+        return "x" * 200  # ~230 bytes per reply: 4,000 replies pass 256 KiB
+
+    srv = RpcServer({"mark": mark}, port=0, credentials=[(USER, PASSWORD)], max_body=1 << 22)
+    await srv.start()
+    try:
+        n = 4000
+        body = json.dumps(
+            [{"method": "mark", "params": ["batch"], "id": i} for i in range(n)]
+            + [{"jsonrpc": "2.0", "method": "mark", "params": ["note"]}]  # no reply
+        ).encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(post_bytes(body))
+        await writer.drain()
+        async with asyncio.timeout(10):
+            while not order:
+                await asyncio.sleep(0)
+            other = await asyncio.create_task(
+                post(srv.port, {"method": "mark", "params": ["other"], "id": "o"})
+            )
+            assert other.json()["result"] == "x" * 200
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert b"Transfer-Encoding: chunked" in head and head.startswith(b"HTTP/1.1 200")
+            raw = bytearray()
+            while True:  # de-chunk
+                size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                if size == 0:
+                    break
+                raw += await reader.readexactly(size + 2)
+                del raw[-2:]
+        writer.close()
+        replies = json.loads(raw)
+        assert [r["id"] for r in replies] == list(range(n))
+        assert all(r == {"result": "x" * 200, "error": None, "id": r["id"]} for r in replies)
+        # The other client was served while the batch ran, not after it.
+        assert order.index("other") < n
+        assert order.count("batch") == n and order[-1] == "note"
+    finally:
+        await srv.stop()
+
+
+async def test_batch_parse_error_anywhere_runs_nothing(
+    server: RpcServer, recorder: Recorder
+) -> None:
+    """As Core, a batch is parsed whole first: an error in its last element fails it all."""
+    good = [{"jsonrpc": "2.0", "method": "notify", "params": [i]} for i in range(40)]
+    body = json.dumps(good).encode()[:-1] + b', {"method": "add", "params": [NaN]}]'
+    reply = await post(server.port, body)
+    assert reply.status == 500 and reply.json()["error"]["code"] == RPC_PARSE_ERROR
+    assert recorder.notified == []
+    # Deep nesting inside an element, and a batch that is not closed.
+    for bad in (b"[" + b"[" * 1500 + b"]" * 1500 + b"]", b'[{"method": "add"}'):
+        reply = await post(server.port, bad)
+        assert reply.status == 500 and reply.json()["error"]["code"] == RPC_PARSE_ERROR
+    await assert_healthy(server)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error", "reply_id"),
     [
@@ -517,7 +580,7 @@ async def test_bad_json_rpc(
 
 
 async def test_missing_content_length_is_parse_error(server: RpcServer) -> None:
-    raw = f"POST / HTTP/1.1\r\nAuthorization: {GOOD_AUTH}\r\n\r\n".encode()
+    raw = f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {GOOD_AUTH}\r\n\r\n".encode()
     reply, _ = await exchange(server.port, raw)
     assert reply is not None and reply.status == 500
     assert reply.json()["error"]["code"] == RPC_PARSE_ERROR
@@ -539,8 +602,14 @@ async def test_routing_and_methods(server: RpcServer) -> None:
     reply = await post(server.port, {"method": "add", "id": 1}, path="/other")
     assert reply.status == 404
 
-    reply, _ = await exchange(server.port, b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert reply is not None and reply.status == 405 and reply.body == b""
+    # A method aiohttp's parser does not know is a malformed request (400, closed);
+    # Core's libevent answers 405. Known ones other than POST get 405 (below).
+    reply, closed = await exchange(
+        server.port, b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", check_closed=True
+    )
+    assert reply is not None and reply.status == 400 and reply.body == b"" and closed
+    reply, _ = await exchange(server.port, b"PUT / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply is not None and reply.status == 405
 
     # HEAD: status and headers only, then the connection is reusable.
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -571,12 +640,20 @@ async def test_routing_and_methods(server: RpcServer) -> None:
         (b"POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nContent-Length: 999999999999999999999999999\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\nContent-Length: 1000000000000000\r\n\r\n", 413),
-        (f"POST / HTTP/1.1\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode(), 413),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\n", 413),
+        (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode(), 413),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY\r\n", 400),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n", 413),
+        # A chunked body is refused as soon as it grows past the limit (aiohttp reads the
+        # chunks; Core refuses at the chunk-size line).
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + GOOD_AUTH.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n"
+            + b"x" * (MAX_BODY + 1),
+            413,
+        ),
     ],
 )
 async def test_malformed_http_gets_error_and_close(
@@ -622,7 +699,9 @@ async def test_stalled_requests_are_closed(recorder: Recorder) -> None:
             b"",  # connects and says nothing
             b"POST / HTTP/1.1\r\nHost: x\r\n",  # half the headers
             post_bytes(b'{"method":"add","params":[1],"id":1}')[:-10],  # half the body
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + GOOD_AUTH.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc",
         ]
 
         async def stall(raw: bytes) -> bytes:
@@ -692,7 +771,8 @@ async def test_http10(server: RpcServer) -> None:
 async def test_chunked_body_and_expect_continue(server: RpcServer) -> None:
     body = b'{"method":"add","params":[20,22],"id":1}'
     raw = (
-        f"POST / HTTP/1.1\r\nAuthorization: {GOOD_AUTH}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {GOOD_AUTH}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
         f"{10:x};ext=1\r\n".encode()
         + body[:10]
         + f"\r\n{len(body) - 10:x}\r\n".encode()

@@ -2,11 +2,9 @@
 
 The server behaves like bitcoind's RPC interface:
 
-* ``src/httpserver.cpp`` (Core's hand-written HTTP/1.1 server): request-line and
-  header parsing with an 8 KiB header limit, ``Content-Length`` and chunked bodies,
-  a body limit answered with ``413``, ``400`` plus disconnect for malformed input,
-  keep-alive rules for HTTP/1.0 and 1.1, and an idle timeout
-  (``-rpcservertimeout``, 30 s by default).
+* ``src/httpserver.cpp``: an 8 KiB header limit, a body limit answered with ``413``,
+  ``400`` plus disconnect for malformed input (an empty ``no-store`` reply), and an
+  idle timeout (``-rpcservertimeout``, 30 s by default).
 * ``src/httprpc.cpp`` (``HTTPReq_JSONRPC``, ``ExecuteHTTPRPC``, ``JSONErrorReply``):
   POST only, HTTP Basic authentication with ``401`` and
   ``WWW-Authenticate: Basic realm="jsonrpc"``, a 250 ms delay after a wrong password,
@@ -23,7 +21,8 @@ The server behaves like bitcoind's RPC interface:
 The client (:func:`rpc_call`, :func:`parse_cli_param`) follows ``src/bitcoin-cli.cpp``
 (``CallRPC``) and ``src/rpc/client.cpp`` (``Parse``).
 
-Only the Python standard library is used.
+HTTP itself (parsing, keep-alive, pipelining, chunked bodies, ``Expect: 100-continue``)
+is aiohttp's, server and client.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import email.utils
 import hashlib
 import hmac
 import json
@@ -44,6 +42,11 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeAlias
+
+import aiohttp
+import aiohttp.http_exceptions
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 __all__ = [
     "rpc_param",
@@ -409,203 +412,132 @@ class _JsonRpcRequest:
         return "{" + ",".join(parts) + "}"
 
 
-# --- HTTP server ----------------------------------------------------------------------
+# --- HTTP server (aiohttp) -----------------------------------------------------------------
+
+#: Replies of a batch are sent with a Content-Length while they fit in this many bytes;
+#: past it they are streamed (chunked), so a huge batch never sits whole in memory.
+_STREAM_THRESHOLD = 256 * 1024
+#: Calls of a batch run between two yields to the event loop (P2P keeps being served).
+_BATCH_SLICE = 64
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
-class _BadHttp(Exception):
-    """Malformed or oversize request: answer with ``status`` and disconnect."""
+class _Skeleton:
+    """Stands for a JSON object in the first (validating) pass over a batch."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+
+_OBJECT = _Skeleton()
+
+
+def _skeleton_pairs(_pairs: list[tuple[str, Any]]) -> _Skeleton:
+    return _OBJECT
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+#: Bodies longer than this (characters) are parsed in a worker thread.
+_THREAD_PARSE = 1 << 20
+
+
+def _parse_body(text: str, batch: bool) -> Any:
+    """The request as JSON; for a batch only its skeleton (each object a placeholder),
+    which checks the whole text without holding every call in memory.
+
+    :raises ValueError: not strict JSON (no NaN, no overflowing numbers).
+    :raises RecursionError: nested too deeply.
+    """
+    if not batch:
+        return _json_loads(text)
+    return json.loads(
+        text,
+        object_pairs_hook=_skeleton_pairs,
+        parse_constant=_reject_constant,
+        parse_float=_finite_float,
+    )
 
 
 class _ClientGone(Exception):
-    """The client closed the connection in the middle of a request."""
+    """The client closed the connection, or stalled, in the middle of a request."""
 
 
-class _HttpRequest:
-    __slots__ = ("body", "headers", "method", "minor", "target")
-
-    def __init__(
-        self, method: str, target: str, minor: int, headers: list[tuple[str, str]]
-    ) -> None:
-        self.method = method
-        self.target = target
-        self.minor = minor
-        self.headers = headers
-        self.body = b""
-
-    def header(self, name: str) -> str | None:
-        """First value of a header (case-insensitive name)."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    def header_all(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name]
-
-    def connection_tokens(self) -> set[str]:
-        value = self.header("connection") or ""
-        return {tok.strip().lower() for tok in value.split(",")}
-
-    @property
-    def keep_alive(self) -> bool:
-        """src/httpserver.cpp WriteReply: 1.1 keeps alive unless ``close``; 1.0 only on ``keep-alive``."""
-        tokens = self.connection_tokens()
-        if "close" in tokens:
-            return False
-        return self.minor >= 1 or "keep-alive" in tokens
+class _BodyTooLarge(Exception):
+    """The body grew past ``max_body`` while it was read (a chunked one)."""
 
 
-class _Connection:
-    """Buffered reader over one client socket."""
-
-    def __init__(self, reader: asyncio.StreamReader, idle_timeout: float) -> None:
-        self.reader = reader
-        self.idle_timeout = idle_timeout
-        self.buf = bytearray()
-
-    async def recv(self) -> bool:
-        """Append the next bytes to ``buf``; False at EOF."""
-        data = await self.reader.read(_READ_CHUNK)
-        if not data:
-            return False
-        self.buf += data
-        return True
-
-    async def recv_idle(self) -> None:
-        """Like :meth:`recv` but bounded by the idle timeout; EOF raises _ClientGone."""
-        async with asyncio.timeout(self.idle_timeout):
-            if not await self.recv():
-                raise _ClientGone
-
-    async def read_exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            await self.recv_idle()
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
-
-    async def read_line(self, limit: int) -> bytes:
-        """One line without its ``\\n`` / ``\\r\\n``, at most ``limit`` bytes."""
-        while True:
-            pos = self.buf.find(b"\n")
-            if pos >= 0:
-                if pos > limit:
-                    raise _BadHttp(_HTTP_BAD_REQUEST, "line too long")
-                line = bytes(self.buf[:pos])
-                del self.buf[: pos + 1]
-                return line[:-1] if line.endswith(b"\r") else line
-            if len(self.buf) > limit:
-                raise _BadHttp(_HTTP_BAD_REQUEST, "line too long")
-            await self.recv_idle()
-
-
-def _parse_head(head: str) -> _HttpRequest:
-    """Request line and header fields (src/httpserver.cpp LoadControlData, HTTPHeaders::Read)."""
-    lines = [line[:-1] if line.endswith("\r") else line for line in head.split("\n")]
-    request_line = lines[0]
-    if len(request_line) < _MIN_REQUEST_LINE_LENGTH:
-        raise _BadHttp(_HTTP_BAD_REQUEST, "HTTP request line too short")
-    if "\0" in request_line:
-        raise _BadHttp(_HTTP_BAD_REQUEST, "Invalid request line contains NUL")
-    parts = request_line.split(" ")
-    if len(parts) != 3:
-        raise _BadHttp(_HTTP_BAD_REQUEST, "HTTP request line malformed")
-    method, target, version = parts
-    match = _HTTP_VERSION.fullmatch(version)
-    if match is None:
-        raise _BadHttp(_HTTP_BAD_REQUEST, "HTTP bad version")
-    headers = [_parse_header_line(line) for line in lines[1:] if line]
-    return _HttpRequest(method, target, int(match.group(1)), headers)
-
-
-def _parse_header_line(line: str) -> tuple[str, str]:
-    if "\r" in line or "\0" in line:
-        raise _BadHttp(_HTTP_BAD_REQUEST, "Header contains invalid character")
-    key, sep, value = line.partition(":")
-    if not sep:
-        raise _BadHttp(_HTTP_BAD_REQUEST, "HTTP header missing colon (:)")
-    if not key:
-        raise _BadHttp(_HTTP_BAD_REQUEST, "Empty HTTP header name")
-    if any(c in key for c in " \t\n\r\f\v"):
-        raise _BadHttp(_HTTP_BAD_REQUEST, "Invalid header field-name contains whitespace")
-    return key.lower(), value.strip(" \t")
-
-
-class _Response:
-    __slots__ = ("body", "close", "headers", "status")
-
-    def __init__(
-        self,
-        status: int,
-        body: bytes = b"",
-        headers: list[tuple[str, str]] | None = None,
-        *,
-        close: bool = False,
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers if headers is not None else []
-        self.close = close
-
-    def encode(self, minor: int, *, keep_alive: bool, head_only: bool = False) -> bytes:
-        """Serialise like src/httpserver.cpp HTTPRequest::WriteReply."""
-        needs_body = self.status != _HTTP_NO_CONTENT and not 100 <= self.status < 200
-        lines = [f"HTTP/1.{minor} {self.status} {_REASONS.get(self.status, 'Unknown')}"]
-        lines += [f"{key}: {value}" for key, value in self.headers]
-        if minor >= 1:
-            lines.append("Date: " + email.utils.formatdate(usegmt=True))
-        if needs_body:
-            lines.append(f"Content-Length: {len(self.body)}")
-            if not any(key.lower() == "content-type" for key, _ in self.headers):
-                lines.append("Content-Type: " + _DEFAULT_CONTENT_TYPE)
-        if not keep_alive:
-            lines.append("Connection: close")
-        elif minor == 0:
-            lines.append("Connection: keep-alive")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head if head_only or not needs_body else head + self.body
-
-
-def _no_store(status: int, body: bytes = b"", *, close: bool = False) -> _Response:
+def _no_store(status: int, body: bytes = b"", *, close: bool = False) -> web.Response:
     """src/httpserver.cpp WriteNoStoreErrorReply."""
-    return _Response(status, body, [("Cache-Control", "no-store")], close=close)
+    response = web.Response(status=status, body=body, headers={"Cache-Control": "no-store"})
+    if close:
+        response.force_close()
+    return response
 
 
-def _unauthorized() -> _Response:
-    return _Response(_HTTP_UNAUTHORIZED, b"", [("WWW-Authenticate", _WWW_AUTH_HEADER_DATA)])
+def _unauthorized() -> web.Response:
+    return web.Response(
+        status=_HTTP_UNAUTHORIZED, headers={"WWW-Authenticate": _WWW_AUTH_HEADER_DATA}
+    )
+
+
+class _ConnectionHandler(RequestHandler):
+    """aiohttp's per-connection protocol, answering malformed HTTP as Core does.
+
+    aiohttp's parser rejects a bad request line, header or length with a status
+    (``400``, or ``413`` for an oversize line); Core answers those with an empty
+    ``no-store`` reply and closes (src/httpserver.cpp ``WriteNoStoreErrorReply``).
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        logger.debug("Bad HTTP request from %s: %s", request.remote, message or exc)
+        if request.writer.output_size > 0:
+            raise ConnectionError("the reply had started: the connection is dropped")
+        return _no_store(status, close=True)
+
+
+class _HttpServer(web.Server):
+    """aiohttp's low-level server with :class:`_ConnectionHandler` per connection."""
+
+    def __call__(self) -> RequestHandler:
+        return _ConnectionHandler(self, loop=self._loop, **self._kwargs)
 
 
 class RpcServer:
-    """JSON-RPC server over HTTP/1.1 on asyncio, like bitcoind's RPC port.
+    """JSON-RPC server over HTTP/1.1, on aiohttp, like bitcoind's RPC port.
 
     Sources: src/httpserver.cpp (HTTP), src/httprpc.cpp (auth, dispatch, status
-    codes), src/rpc/request.cpp and src/rpc/server.cpp (JSON-RPC semantics).
+    codes), src/rpc/request.cpp and src/rpc/server.cpp (JSON-RPC semantics). HTTP
+    parsing, keep-alive and pipelining are aiohttp's.
 
     * Only ``POST /`` is served. Other paths (including ``/wallet/...``) get ``404``,
-      ``GET``/``HEAD``/``PUT`` on ``/`` get ``405``, unknown HTTP methods ``405``.
+      ``GET``/``HEAD``/``PUT`` on ``/`` get ``405``, other HTTP methods ``405``.
     * HTTP Basic authentication against ``credentials``; a missing or wrong
       ``Authorization`` header gets ``401`` with ``WWW-Authenticate:
       Basic realm="jsonrpc"`` and an empty body; a wrong one only after
       ``auth_failure_delay`` seconds (``asyncio.sleep``, other clients are unaffected).
-    * Headers (request line included) are limited to 8 KiB and must arrive within
-      ``idle_timeout`` seconds; a body over ``max_body`` bytes gets ``413``; malformed
-      requests get ``400``; each of these closes the connection. A connection on
-      which no byte arrives for ``idle_timeout`` seconds while waiting for a request
-      or a body is closed without a reply. Handlers themselves are not timed out.
-    * Requests on one connection are handled one at a time, in order; connections
-      run concurrently. Each handler runs in the connection's task, so
-      :meth:`stop` cancels in-flight handlers.
+      Credentials are checked before the body is read.
+    * A ``Content-Length`` over ``max_body`` bytes gets ``413`` before any byte of the
+      body is read, a chunked body growing past it ``413`` as soon as it does;
+      malformed requests get ``400``; each of these closes the connection. A
+      connection on which no request starts within ``idle_timeout`` seconds, or whose
+      body stalls for that long, is closed without a reply. Handlers are not timed out.
+    * A batch is bounded in memory and time: it is checked whole (a parse error
+      anywhere fails it, as in Core), then its elements are decoded and run one at a
+      time, yielding to the event loop every 64 calls, so peers keep being served; its
+      replies are sent with a ``Content-Length`` up to 256 KiB and streamed (chunked)
+      past that, so a 100,000-call batch never holds all its replies.
+    * Requests on one connection are handled one at a time, in order; connections run
+      concurrently. :meth:`stop` cancels in-flight handlers.
 
     :param methods: method name -> :data:`Handler`.
     :param host: address to bind (only this one), default ``127.0.0.1``.
     :param port: TCP port; ``0`` picks a free one, see :attr:`port` after :meth:`start`.
     :param credentials: accepted ``(user, password)`` pairs (e.g. from
         :func:`write_cookie`); an empty list rejects everyone.
-    :param max_body: largest accepted request body in bytes.
+    :param max_body: largest accepted request body in bytes (Core: 32 MiB).
     :param idle_timeout: seconds, see above (Core ``-rpcservertimeout``, default 30).
     :param auth_failure_delay: seconds to wait before answering a wrong password
         (Core: 250 ms).
@@ -636,8 +568,8 @@ class RpcServer:
             for user, password in credentials
         ]
         self._warmup: str | None = None
+        self._http: _HttpServer | None = None
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -651,7 +583,17 @@ class RpcServer:
         """
         if self._server is not None:
             raise RuntimeError("RPC server already started")
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port)
+        self._http = _HttpServer(
+            self._handle,
+            handler_cancellation=True,
+            keepalive_timeout=self.idle_timeout,
+            access_log=None,
+            lingering_time=0,  # a refused body is not read on: close at once (as Core)
+            max_line_size=_MAX_HEADERS_SIZE,
+            max_field_size=_MAX_HEADERS_SIZE,
+        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._http, self.host, self.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         for address in self.addresses:
             logger.info("Binding RPC on address %s port %d", address[0], address[1])
@@ -659,17 +601,22 @@ class RpcServer:
     async def stop(self) -> None:
         """Stop listening, close every connection and cancel in-flight handlers.
 
-        Returns once all connection tasks have finished. Idempotent.
+        Returns once every connection's task has finished. Idempotent.
         """
         server, self._server = self._server, None
-        if server is None:
+        http = self._http
+        if server is None or http is None:
             return
         server.close()
-        while self._tasks:  # loop: a connection accepted just before close() may start late
-            tasks = list(self._tasks)
+        while http.connections:  # loop: a connection accepted just before close()
+            # aiohttp keeps each connection's task on its protocol object.
+            tasks = [t for c in http.connections if (t := c._task_handler) is not None]
+            for conn in http.connections:
+                conn.force_close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0)  # let connection_lost run
         await server.wait_closed()
 
     @property
@@ -685,7 +632,7 @@ class RpcServer:
     @property
     def connections(self) -> int:
         """Number of open client connections."""
-        return len(self._tasks)
+        return len(self._http.connections) if self._http is not None else 0
 
     def set_warmup(self, status: str | None) -> None:
         """While ``status`` is not None every call fails with :data:`RPC_IN_WARMUP` and
@@ -694,155 +641,27 @@ class RpcServer:
         """
         self._warmup = status
 
-    # -- connection handling ------------------------------------------------------------
+    # -- one request (src/httprpc.cpp HTTPReq_JSONRPC) ------------------------------------
 
-    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Run the connection in a task of our own (tracked, cancelled by stop()) rather
-        # than in the one asyncio.start_server would create for a coroutine callback:
-        # on Python 3.11 that one logs a spurious error when it ends cancelled.
-        if self._server is None:  # stopping
-            writer.close()
-            return
-        task = asyncio.get_running_loop().create_task(self._connection(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        try:
-            await self._serve(_Connection(reader, self.idle_timeout), writer, str(peer))
-        except (_ClientGone, ConnectionError, TimeoutError):
-            pass
-        except Exception:
-            logger.exception("Unexpected error on RPC connection from %s", peer)
-        finally:
-            writer.close()
-
-    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
-        writer.write(data)
-        async with asyncio.timeout(self.idle_timeout):
-            await writer.drain()
-
-    async def _serve(self, conn: _Connection, writer: asyncio.StreamWriter, peer: str) -> None:
-        while True:
-            try:
-                request = await self._read_request(conn, writer)
-            except _BadHttp as exc:
-                logger.debug("Bad HTTP request from %s: %s", peer, exc)
-                response = _no_store(exc.status, close=True)
-                await self._send(writer, response.encode(1, keep_alive=False))
-                return
-            if request is None:
-                return
-            try:
-                response = await self._dispatch(request, peer)
-            except Exception as exc:
-                # src/httpserver.cpp MaybeDispatchRequestToWorker: reply so the client
-                # does not hang, then close.
-                logger.exception("Unexpected error while processing RPC request from %s", peer)
-                response = _no_store(
-                    _HTTP_INTERNAL_SERVER_ERROR, str(exc).encode("utf-8", "replace"), close=True
-                )
-            keep_alive = request.keep_alive and not response.close
-            await self._send(
-                writer,
-                response.encode(
-                    request.minor, keep_alive=keep_alive, head_only=request.method == "HEAD"
-                ),
-            )
-            if not keep_alive:
-                return
-
-    async def _read_request(
-        self, conn: _Connection, writer: asyncio.StreamWriter
-    ) -> _HttpRequest | None:
-        """Read one full request; None on a clean EOF between requests."""
-        async with asyncio.timeout(self.idle_timeout):
-            while True:
-                # Tolerate empty lines before a request line (RFC 9112 section 2.2).
-                while conn.buf.startswith((b"\r\n", b"\n")):
-                    del conn.buf[: 2 if conn.buf.startswith(b"\r") else 1]
-                match = _HEAD_END.search(conn.buf, 0, _MAX_HEADERS_SIZE + 4)
-                if match is not None:
-                    break
-                if len(conn.buf) > _MAX_HEADERS_SIZE:
-                    raise _BadHttp(_HTTP_BAD_REQUEST, "HTTP headers exceed size limit")
-                if not await conn.recv():
-                    if conn.buf:
-                        raise _ClientGone
-                    return None
-        head = bytes(conn.buf[: match.start()]).decode("latin-1")
-        del conn.buf[: match.end()]
-        request = _parse_head(head)
-        request.body = await self._read_body(request, conn, writer, len(head))
-        return request
-
-    async def _read_body(
-        self, request: _HttpRequest, conn: _Connection, writer: asyncio.StreamWriter, head_size: int
-    ) -> bytes:
-        """src/httpserver.cpp HTTPRequest::LoadBody."""
-        transfer_encoding = request.header("transfer-encoding")
-        if transfer_encoding is not None:
-            if transfer_encoding.strip().lower() != "chunked":
-                raise _BadHttp(_HTTP_BAD_REQUEST, "unsupported Transfer-Encoding")
-            await self._maybe_continue(request, writer)
-            return await self._read_chunked(conn, head_size)
-        values = request.header_all("content-length")
-        if not values:
-            return b""  # no Content-Length and no Transfer-Encoding: no body
-        if any(value != values[0] for value in values):
-            raise _BadHttp(_HTTP_BAD_REQUEST, "Differing Content-Length values")
-        if _DIGITS.fullmatch(values[0]) is None:
-            raise _BadHttp(_HTTP_BAD_REQUEST, "Cannot parse Content-Length value")
-        length = int(values[0])
-        if length > self.max_body:
-            raise _BadHttp(_HTTP_CONTENT_TOO_LARGE, "Max body size exceeded")
-        if len(conn.buf) < length:
-            await self._maybe_continue(request, writer)
-        return await conn.read_exact(length)
-
-    async def _maybe_continue(self, request: _HttpRequest, writer: asyncio.StreamWriter) -> None:
-        """Answer ``Expect: 100-continue`` so that curl does not wait a second."""
-        expect = request.header("expect")
-        if request.minor >= 1 and expect is not None and expect.lower() == "100-continue":
-            await self._send(writer, b"HTTP/1.1 100 Continue\r\n\r\n")
-
-    async def _read_chunked(self, conn: _Connection, head_size: int) -> bytes:
-        body = bytearray()
-        while True:
-            line = await conn.read_line(_MAX_HEADERS_SIZE)
-            size_text = line.split(b";", 1)[0].strip(b" \t").decode("latin-1")
-            if _HEX_DIGITS.fullmatch(size_text) is None:
-                raise _BadHttp(_HTTP_BAD_REQUEST, "Cannot parse chunk length value")
-            size = int(size_text, 16)
-            if size > self.max_body - len(body):
-                raise _BadHttp(_HTTP_CONTENT_TOO_LARGE, "Chunk will exceed max body size")
-            if size == 0:
-                break
-            body += await conn.read_exact(size)
-            if await conn.read_line(_MAX_HEADERS_SIZE) != b"":
-                raise _BadHttp(_HTTP_BAD_REQUEST, "Improperly terminated chunk")
-        # Trailer section: validated, counted against the header limit, dropped.
-        used = head_size
-        while True:
-            line = await conn.read_line(_MAX_HEADERS_SIZE)
-            used += len(line) + 2
-            if used > _MAX_HEADERS_SIZE:
-                raise _BadHttp(_HTTP_BAD_REQUEST, "HTTP headers exceed size limit")
-            if not line:
-                return bytes(body)
-            _parse_header_line(line.decode("latin-1"))
-
-    # -- RPC dispatch (src/httprpc.cpp HTTPReq_JSONRPC) ----------------------------------
-
-    async def _dispatch(self, request: _HttpRequest, peer: str) -> _Response:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.version.major != 1:
+            return _no_store(_HTTP_BAD_REQUEST, close=True)  # HTTP/1.x only, as Core
+        length = request.content_length
+        if length is not None and length > self.max_body:
+            return _no_store(_HTTP_CONTENT_TOO_LARGE, close=True)  # before reading it
         if request.method not in _KNOWN_HTTP_METHODS:
             return _no_store(_HTTP_BAD_METHOD)
-        if request.target != "/":
+        if request.raw_path != "/":
             return _no_store(_HTTP_NOT_FOUND)  # no wallet endpoints
         if request.method != "POST":
-            return _Response(_HTTP_BAD_METHOD, b"JSONRPC server handles only POST requests")
-        authorization = request.header("authorization")
+            return web.Response(
+                status=_HTTP_BAD_METHOD,
+                body=b"JSONRPC server handles only POST requests",
+                content_type="text/html",
+                charset="ISO-8859-1",
+            )
+        peer = str(request.remote)
+        authorization = request.headers.get("Authorization")
         if authorization is None:
             return _unauthorized()
         user = self._authorized(authorization)
@@ -850,12 +669,47 @@ class RpcServer:
             logger.warning("ThreadRPCServer incorrect password attempt from %s", peer)
             await asyncio.sleep(self.auth_failure_delay)
             return _unauthorized()
-        status, reply = await self._execute_http_rpc(request.body, user, peer)
-        if reply is None:
-            return _Response(status)
-        return _Response(
-            status, (reply + "\n").encode("utf-8"), [("Content-Type", "application/json")]
-        )
+        expect = request.headers.get("Expect", "")
+        if request.version >= (1, 1) and expect.lower() == "100-continue":
+            # Answer it, so that curl does not wait a second (aiohttp's router would).
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            text = await self._read_text(request)
+        except _BodyTooLarge:
+            return _no_store(_HTTP_CONTENT_TOO_LARGE, close=True)
+        except (_ClientGone, TimeoutError, ConnectionError, aiohttp.ClientPayloadError):
+            return self._drop(request)
+        except aiohttp.http_exceptions.HttpProcessingError:
+            return _no_store(_HTTP_BAD_REQUEST, close=True)  # a malformed chunked body
+        return await self._execute_http_rpc(request, text, user, peer)
+
+    def _drop(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Close the connection without a reply (a stalled or vanished client)."""
+        if request.transport is not None:
+            request.transport.close()
+        response = web.Response()
+        response.force_close()
+        return response
+
+    async def _read_text(self, request: web.BaseRequest) -> str | None:
+        """The whole body as text (None: not UTF-8), at most ``max_body`` bytes, no byte
+        slower than ``idle_timeout`` (src/httpserver.cpp ``HTTPRequest::LoadBody``). Only
+        the text outlives this call, so a big body is held once, not twice."""
+        body = bytearray()
+        content = request.content
+        while True:
+            async with asyncio.timeout(self.idle_timeout):
+                chunk = await content.readany()
+            if not chunk:
+                if request.content_length is not None and len(body) < request.content_length:
+                    raise _ClientGone
+                try:
+                    return body.decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+            body += chunk
+            if len(body) > self.max_body:
+                raise _BodyTooLarge
 
     def _hash_password(self, password: bytes) -> bytes:
         return hmac.new(self._salt, password, hashlib.sha256).digest()
@@ -879,41 +733,70 @@ class RpcServer:
             ok |= user_ok and hash_ok
         return user.decode("utf-8", "replace") if ok else None
 
-    async def _execute_http_rpc(self, body: bytes, user: str, peer: str) -> tuple[int, str | None]:
-        """src/httprpc.cpp ExecuteHTTPRPC: (HTTP status, reply JSON or None for no body)."""
+    async def _execute_http_rpc(
+        self, request: web.BaseRequest, text: str | None, user: str, peer: str
+    ) -> web.StreamResponse:
+        """src/httprpc.cpp ExecuteHTTPRPC."""
         jreq = _JsonRpcRequest()
         try:
             try:
-                value = _json_loads(body)
+                if text is None:
+                    raise ValueError("not UTF-8")
+                start = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
+                batch = text.startswith("[", start)
+                if len(text) > _THREAD_PARSE:
+                    # A big body is parsed off the event loop (the hooks give the GIL
+                    # back every few milliseconds), so peers are served meanwhile.
+                    value = await asyncio.to_thread(_parse_body, text, batch)
+                else:
+                    value = _parse_body(text, batch)
             except (ValueError, RecursionError):
                 raise RpcError(RPC_PARSE_ERROR, "Parse error") from None
+            if batch:
+                return await self._batch(request, text, start, value, user, peer)
             if isinstance(value, dict):
                 jreq.parse(value)
                 # Legacy 1.0 errors become HTTP errors; 2.0 errors are HTTP 200.
                 reply = await self._exec(jreq, catch_errors=jreq.v2, user=user, peer=peer)
                 if jreq.is_notification:
-                    return _HTTP_NO_CONTENT, None
-                return _HTTP_OK, reply
-            if isinstance(value, list):
-                replies: list[str] = []
-                for item in value:
-                    # Fresh state per element (Core reuses one JSONRPCRequest, so a
-                    # malformed element would inherit the previous element's id).
-                    sub = _JsonRpcRequest()
-                    try:
-                        sub.parse(item)
-                        response = await self._exec(sub, catch_errors=True, user=user, peer=peer)
-                    except RpcError as exc:
-                        response = sub.reply(None, exc)
-                    if not sub.is_notification:
-                        replies.append(response)
-                if not replies and value:
-                    return _HTTP_NO_CONTENT, None  # all-notification batch
-                return _HTTP_OK, "[" + ",".join(replies) + "]"
+                    return web.Response(status=_HTTP_NO_CONTENT)
+                return _json_response(_HTTP_OK, reply)
             raise RpcError(RPC_PARSE_ERROR, "Top-level object parse error")
         except RpcError as exc:
             # src/httprpc.cpp JSONErrorReply
-            return _http_status_for_error(exc.code), jreq.reply(None, exc)
+            return _json_response(_http_status_for_error(exc.code), jreq.reply(None, exc))
+
+    async def _batch(
+        self,
+        request: web.BaseRequest,
+        text: str,
+        start: int,
+        skeleton: list[Any],
+        user: str,
+        peer: str,
+    ) -> web.StreamResponse:
+        """A batch: each element decoded, run and answered in turn, in slices."""
+        out = _BatchWriter(request)
+        pos = start + 1
+        for index in range(len(skeleton)):
+            if index and index % _BATCH_SLICE == 0:
+                await out.flush()
+                await asyncio.sleep(0)  # peers and other clients are served meanwhile
+            pos = _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
+            item, pos = _DECODER.raw_decode(text, pos)  # the whole text parsed before
+            pos = _WHITESPACE.match(text, pos).end() + 1  # type: ignore[union-attr]
+            # Fresh state per element (Core reuses one JSONRPCRequest, so a malformed
+            # element would inherit the previous element's id).
+            sub = _JsonRpcRequest()
+            try:
+                sub.parse(item)
+                del item
+                response = await self._exec(sub, catch_errors=True, user=user, peer=peer)
+            except RpcError as exc:
+                response = sub.reply(None, exc)
+            if not sub.is_notification:
+                out.add(response)
+        return await out.finish(empty_batch=not skeleton)
 
     async def _exec(
         self, jreq: _JsonRpcRequest, *, catch_errors: bool, user: str, peer: str
@@ -949,6 +832,58 @@ class RpcServer:
             raise RpcError(RPC_MISC_ERROR, f"result is not JSON serializable: {exc}") from exc
 
 
+def _json_response(status: int, reply: str) -> web.Response:
+    return web.Response(
+        status=status, body=(reply + "\n").encode("utf-8"), content_type="application/json"
+    )
+
+
+class _BatchWriter:
+    """A batch's reply array: buffered, then streamed once past :data:`_STREAM_THRESHOLD`."""
+
+    def __init__(self, request: web.BaseRequest) -> None:
+        self.request = request
+        self.pending: list[str] = []
+        self.size = 0
+        self.count = 0
+        self.stream: web.StreamResponse | None = None
+
+    def add(self, reply: str) -> None:
+        self.pending.append(reply)
+        self.size += len(reply) + 1
+        self.count += 1
+
+    def _take(self) -> bytes:
+        data = ",".join(self.pending).encode("utf-8")
+        self.pending.clear()
+        self.size = 0
+        return data
+
+    async def flush(self) -> None:
+        """Stream what is buffered once it is large, waiting while the client is slow."""
+        if self.stream is None:
+            if self.size < _STREAM_THRESHOLD:
+                return
+            self.stream = web.StreamResponse(status=_HTTP_OK)
+            self.stream.content_type = "application/json"
+            self.stream.enable_chunked_encoding()
+            await self.stream.prepare(self.request)
+            await self.stream.write(b"[" + self._take())
+        elif self.pending:
+            await self.stream.write(b"," + self._take())
+
+    async def finish(self, *, empty_batch: bool) -> web.StreamResponse:
+        if self.stream is not None:
+            if self.pending:
+                await self.stream.write(b"," + self._take())
+            await self.stream.write(b"]\n")
+            await self.stream.write_eof()
+            return self.stream
+        if not self.count and not empty_batch:
+            return web.Response(status=_HTTP_NO_CONTENT)  # all-notification batch
+        return _json_response(_HTTP_OK, "[" + self._take().decode("utf-8") + "]")
+
+
 # --- Client (src/bitcoin-cli.cpp) -----------------------------------------------------
 
 _CLIENT_MAX_REPLY = 1 << 30
@@ -965,8 +900,8 @@ async def rpc_call(
 ) -> Any:
     """Make one JSON-RPC 1.0 call, ``{"method", "params", "id": 1}``, over a new connection.
 
-    Follows src/bitcoin-cli.cpp ``CallRPC``: HTTP/1.1 ``POST /`` with Basic auth;
-    ``400``, ``404`` and ``500`` replies carry a JSON-RPC error object.
+    Follows src/bitcoin-cli.cpp ``CallRPC``: HTTP/1.1 ``POST /`` with Basic auth (aiohttp's
+    client); ``400``, ``404`` and ``500`` replies carry a JSON-RPC error object.
 
     :param host: server address (IPv6 literals without brackets).
     :param port: server port.
@@ -979,7 +914,7 @@ async def rpc_call(
     :raises RpcError: the reply carries an error object (its code and message).
     :raises RpcAuthError: HTTP 401, wrong or missing credentials.
     :raises RpcHttpError: any other unusable reply (other HTTP error status, empty,
-        not JSON, not a reply object).
+        not JSON, not a reply object, over 1 GiB).
     :raises ConnectionError: nothing listens, or the connection broke before a full
         reply arrived.
     :raises TimeoutError: no complete reply within ``timeout``.
@@ -988,69 +923,38 @@ async def rpc_call(
     if "\r" in host or "\n" in host:
         raise ValueError("invalid host")
     body = _json_dumps({"method": method, "params": params, "id": 1}).encode("utf-8")
-    credentials = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    host_header = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    head = (
-        "POST / HTTP/1.1\r\n"
-        f"Host: {host_header}\r\n"
-        "Connection: close\r\n"
-        f"Authorization: Basic {credentials}\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    async with asyncio.timeout(timeout):
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-        except OSError as exc:
-            raise ConnectionError(f"Could not connect to the server {host}:{port}: {exc}") from exc
-        try:
-            writer.write(head.encode("latin-1") + body)
-            await writer.drain()
-            status, data = await _read_http_reply(reader)
-        finally:
-            writer.close()
-    return _process_reply(status, data)
-
-
-async def _read_http_reply(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Status code and body of the (final) HTTP reply."""
-    while True:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            raise ConnectionError("server closed the connection without a reply") from exc
-        except asyncio.LimitOverrunError as exc:
-            raise RpcHttpError(0, "reply headers too large") from exc
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _STATUS.fullmatch(parts[1]):
-            raise RpcHttpError(0, "malformed HTTP reply from server")
-        status = int(parts[1])
-        if 100 <= status < 200:
-            continue  # interim reply
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            key, sep, value = line.partition(":")
-            if sep:
-                headers[key.strip().lower()] = value.strip()
-        if status == _HTTP_NO_CONTENT:
-            return status, b""
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            raise RpcHttpError(status, "chunked replies are not supported")
-        length_text = headers.get("content-length")
-        try:
-            if length_text is not None:
-                if not _DIGITS.fullmatch(length_text) or int(length_text) > _CLIENT_MAX_REPLY:
-                    raise RpcHttpError(status, "bad Content-Length in reply")
-                return status, await reader.readexactly(int(length_text))
+    url = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            aiohttp.ClientSession(auto_decompress=False) as session,
+            session.post(
+                url,
+                data=body,
+                headers={
+                    "Authorization": aiohttp.encode_basic_auth(user, password),
+                    "Content-Type": "application/json",
+                    "Connection": "close",
+                },
+            ) as reply,
+        ):
+            if (reply.content_length or 0) > _CLIENT_MAX_REPLY:
+                raise RpcHttpError(reply.status, "reply too large")
             data = bytearray()
-            while chunk := await reader.read(_READ_CHUNK):
+            async for chunk in reply.content.iter_any():
                 data += chunk
                 if len(data) > _CLIENT_MAX_REPLY:
-                    raise RpcHttpError(status, "reply too large")
-            return status, bytes(data)
-        except asyncio.IncompleteReadError as exc:
-            raise ConnectionError("server closed the connection mid-reply") from exc
+                    raise RpcHttpError(reply.status, "reply too large")
+            status = reply.status
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectionError(f"Could not connect to the server {host}:{port}: {exc}") from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise ConnectionError(f"server closed the connection mid-reply: {exc}") from exc
+    except aiohttp.ClientResponseError as exc:
+        raise RpcHttpError(exc.status, f"malformed HTTP reply from server: {exc.message}") from exc
+    except aiohttp.ClientError as exc:
+        raise ConnectionError(f"RPC connection to {host}:{port} failed: {exc}") from exc
+    return _process_reply(status, bytes(data))
 
 
 def _process_reply(status: int, data: bytes) -> Any:
