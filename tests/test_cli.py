@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -207,3 +208,105 @@ def test_native_node_and_pool_rpcs(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+async def test_netinfo_getinfo_addrinfo_help_and_named(tmp_path: Path) -> None:
+    """bitcoin-cli's client-side reports against a node with two peers (one v2, one v1)."""
+    from support import handshaken, port_of, running, wait_until
+
+    rpcport = free_port()
+    async with (
+        running(tmp_path, "a", server=True, rpcport=rpcport) as a,
+        running(tmp_path, "b") as b,
+        running(tmp_path, "c", v2transport=False) as c,
+    ):
+        for p in (b, c):
+            p.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
+        await wait_until(lambda: handshaken(a, 2))
+        common = ["--chain", "regtest", "--datadir", str(tmp_path / "a"), "--rpcport", str(rpcport)]
+
+        async def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(cli_in_process, *args)
+
+        r = await run("rpc", *common, "-netinfo", "4")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert (
+            lines[0]
+            == "peerkeeper client v0.1.0 regtest - server 70016/peerkeeper:0.1.0/ - services 2"
+        )
+        columns = "<-> type net serv v mping ping send recv txn blk hb addrp addrl age id address"
+        assert lines[2].split() == [*columns.split(), "version"]
+        rows = [line.split() for line in lines[3:5]]
+        assert [row[0] for row in rows] == ["in", "in"]
+        assert sorted(row[-1] for row in rows) == ["70016/peerkeeper:0.1.0/"] * 2
+        assert {
+            line.split()[0]: line.split()[1:]
+            for line in lines
+            if line[:5] in ("in   ", "out  ", "total")
+        } == {
+            "in": ["0", "0", "2", "2"],
+            "out": ["0", "0", "0", "0", "0"],
+            "total": ["0", "0", "2", "2"],
+        }
+        assert "Local addresses: n/a" in lines
+        level0 = await run("netinfo", *common)
+        assert "Local services: p2p v2" in level0.stdout and "<->" not in level0.stdout
+        bad = await run("rpc", *common, "-netinfo", "9x")
+        assert bad.returncode == 1
+        assert "invalid -netinfo level argument: 9x" in bad.stderr
+        assert await a.rpc_methods()["getconnectioncount"]([]) == 2  # the node is untouched
+        helped = await run("rpc", *common, "-netinfo", "help")
+        assert helped.returncode == 0 and helped.stdout.startswith("-netinfo (level [outonly])")
+
+        info = await run("rpc", *common, "-getinfo")
+        assert "Chain: regtest" in info.stdout and "Network: in 2, out 0, total 2" in info.stdout
+        assert (await run("rpc", *common, "-getinfo", "x")).returncode == 1
+        addrinfo = await run("rpc", *common, "-addrinfo")
+        assert json.loads(addrinfo.stdout)["addresses_known"]["total"] == 0
+
+        named = await run("rpc", *common, "-named", "getnodeaddresses", "count=0", "network=ipv4")
+        assert named.returncode == 0 and json.loads(named.stdout) == []
+        helptext = await run("rpc", *common, "help", "addnode")
+        assert helptext.stdout.startswith('addnode "node" "command" ( v2transport )\n')
+        assert "Arguments:" in helptext.stdout and "> peerkeeper rpc addnode" in helptext.stdout
+
+
+def test_rpc_help_lists_the_methods() -> None:
+    r = cli_in_process("rpc", "--help")
+    assert r.returncode == 0
+    for line in ("== Network ==", "getpeerinfo", 'addnode "node" "command" ( v2transport )'):
+        assert line in r.stdout
+    for flag in ("-netinfo", "-getinfo", "-addrinfo", "-rpcwait", "-named"):
+        assert flag in r.stdout
+
+
+def test_rpcwait_waits_for_the_node(tmp_path: Path) -> None:
+    """-rpcwait retries while nothing listens (and no cookie exists), then answers."""
+    p2p, rpcport = free_port(), free_port()
+    common = ["--chain", "regtest", "--datadir", str(tmp_path), "--rpcport", str(rpcport)]
+    no_wait = cli_in_process("rpc", *common, "getconnectioncount")
+    assert no_wait.returncode == 1
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "peerkeeper.daemon.cli", "rpc", *common, "-rpcwait",
+         "-rpcwaittimeout", "40", "getconnectioncount"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    node = subprocess.Popen(
+        [sys.executable, "-m", "peerkeeper.daemon.cli", "node", *common, "--bind",
+         f"127.0.0.1:{p2p}", "--printtoconsole", "0"],
+    )  # fmt: skip
+    try:
+        out, err = waiting.communicate(timeout=45)
+        assert waiting.returncode == 0, err
+        assert out.strip() == "0"
+        timed_out = cli_in_process(
+            "rpc", "--chain", "regtest", "--datadir", str(tmp_path / "none"), "--rpcport",
+            str(free_port()), "-rpcwait", "-rpcwaittimeout", "1", "getconnectioncount",
+        )  # fmt: skip
+        assert timed_out.returncode == 1 and "timeout on transient error" in timed_out.stderr
+    finally:
+        for proc in (waiting, node):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)

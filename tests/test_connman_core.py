@@ -777,3 +777,81 @@ def test_inbound_keyed_netgroup_is_the_as_with_an_asmap() -> None:
     assert len(set(keys["plain"])) == 3
     a, b, c = keys["asmap"]
     assert a == b != c
+
+
+# -- events and statistics (Core's tracepoints, doc/tracing.md) ------------------------------
+
+
+def test_core_events_eviction_misbehaving_and_stats() -> None:
+    from peerkeeper.wire.events import Event
+
+    net = MemNet()
+    b = net.add(0, max_connections=41)  # 30 inbound slots
+    got: list[Event] = []
+    b.on_event = got.append
+    net.start(0)
+    for k in range(1, 31):
+        assert b.accepted(k, svc(0), svc(100 + k), net.now)
+    assert [e.fields["existing"] for e in got] == list(range(30))
+    assert {e.name for e in got} == {"net:inbound_connection"}
+    assert got[0].fields["addr"] == str(svc(101)) and got[0].fields["network"] == "ipv4"
+    assert got[0].fields["conn_type"] == "inbound" and got[0].fields["id"] == 0
+    del got[:]
+    assert b.accepted(31, svc(0), svc(131), net.now)  # full: someone is evicted
+    names = [e.name for e in got]
+    assert names == [
+        "net:evicted_inbound_connection",
+        "net:closed_connection",
+        "net:inbound_connection",
+    ]
+    assert got[1].fields["reason"] == "evicted for an inbound slot"
+    assert got[0].fields["time_established"] == int(net.now)
+    assert got[0].fields["id"] == got[1].fields["id"]
+    assert b.stats.counters["evictions"] == 1
+    del got[:]
+    victim = next(iter(b.peers.values()))
+    b._misbehaving(victim, "bad thing")
+    tail = [(e.name, e.fields.get("message", e.fields.get("address"))) for e in got]
+    assert tail[:2] == [
+        ("net:misbehaving_connection", "bad thing"),
+        ("discourage", str(victim.addr.addr)),
+    ]
+    assert b.stats.counters["discouragements"] == 1
+    # Per-message events only when asked for; NetStats counts either way.
+    peer = next(iter(b.peers.values()))
+    n = len(got)
+    b.send_message(peer.id, Ping(5), net.now)
+    assert len(got) == n
+    b.message_events = True
+    b.send_message(peer.id, Ping(6), net.now)
+    (ev,) = got[n:]
+    assert ev.name == "net:outbound_message" and ev.fields["msg_type"] == "ping"
+    assert ev.fields["size"] == 8
+    (entry,) = [v for k, v in b.stats.messages.items() if k[3] == "ping"]
+    assert entry == [2, peer.sent_per_msg["ping"]]  # two pings, bytes as on the wire
+
+
+def test_anchor_events_at_start_and_stop() -> None:
+    from peerkeeper.wire.events import Event
+
+    net = MemNet()
+    anchors = [AddrEntry(int(T0), SERVICES, svc(k)) for k in (1, 2)]
+    a = net.add(0, anchors=anchors, v2transport=False, fixedseeds=False)
+    got: list[Event] = []
+    a.on_event = got.append
+    for k in (1, 2):
+        net.add(k, v2transport=False)
+    net.start(0, 1, 2)
+    assert [(e.fields["addr"], e.fields["action"]) for e in got if e.name == "anchor"] == [
+        (str(svc(1)), "loaded"),
+        (str(svc(2)), "loaded"),
+    ]
+    net.run_while(lambda: len(peers_of(a, ConnectionType.BLOCK_RELAY)) < 2, 30)
+    outs = [e for e in got if e.name == "net:outbound_connection"]
+    assert [e.fields["conn_type"] for e in outs] == ["block-relay-only"] * 2
+    net.run_while(lambda: sum(e.name == "net:handshake" for e in got) < 2, 30)
+    a.stop(net.now)
+    saved = [e.fields["addr"] for e in got if e.name == "anchor" and e.fields["action"] == "saved"]
+    assert sorted(saved) == sorted([str(svc(1)), str(svc(2))])
+    assert a.stats.counters["connection_attempts"] == 2
+    assert sum(a.stats.handshake_counts) == 2

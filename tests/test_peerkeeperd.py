@@ -237,7 +237,9 @@ async def test_chainless_rpcs_answer_for_genesis(tmp_path: Path) -> None:
     assert await m["getblockhash"]({"args": [0]}) == genesis
     assert "getwalletinfo" not in m and "sendrawtransaction" not in m  # Method not found
     listing = await m["help"]([])
-    assert "\ngetpeerinfo\n" in listing and "\nhelp\n" in listing
+    assert "\ngetpeerinfo\n" in listing and '\nhelp ( "command" )\n' in listing
+    assert listing.startswith("== Blockchain ==\n") and "\n== Network ==\n" in listing
+    assert (await m["help"](["getpeerinfo"])).startswith("getpeerinfo\n\nReturns data about")
     assert await m["help"](["nosuch"]) == "help: unknown command: nosuch"  # Core's words
     rpcinfo = await m["getrpcinfo"]([])
     assert rpcinfo["active_commands"][0]["method"] == "getrpcinfo"

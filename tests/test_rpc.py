@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -602,12 +603,8 @@ async def test_routing_and_methods(server: RpcServer) -> None:
     reply = await post(server.port, {"method": "add", "id": 1}, path="/other")
     assert reply.status == 404
 
-    # A method aiohttp's parser does not know is a malformed request (400, closed);
-    # Core's libevent answers 405. Known ones other than POST get 405 (below).
-    reply, closed = await exchange(
-        server.port, b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", check_closed=True
-    )
-    assert reply is not None and reply.status == 400 and reply.body == b"" and closed
+    reply, _ = await exchange(server.port, b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply is not None and reply.status == 405 and reply.body == b""
     reply, _ = await exchange(server.port, b"PUT / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reply is not None and reply.status == 405
 
@@ -643,8 +640,18 @@ async def test_routing_and_methods(server: RpcServer) -> None:
         (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\n", 413),
         (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode(), 413),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY\r\n", 400),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + GOOD_AUTH.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + GOOD_AUTH.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY\r\n",
+            400,
+        ),
         # A chunked body is refused as soon as it grows past the limit (aiohttp reads the
         # chunks; Core refuses at the chunk-size line).
         (
@@ -885,3 +892,72 @@ def test_parse_cli_param(arg: str, expected: Any) -> None:
     result = parse_cli_param(arg)
     assert result == expected
     assert type(result) is type(expected)
+
+
+async def test_work_queue_depth_exceeded_is_503(recorder: Recorder) -> None:
+    """Core's -rpcthreads / -rpcworkqueue: one running, one waiting, the next refused."""
+    srv = RpcServer(
+        recorder.methods(),
+        port=0,
+        credentials=[(USER, PASSWORD)],
+        threads=1,
+        work_queue=1,
+    )
+    await srv.start()
+    try:
+        slow = asyncio.create_task(post(srv.port, {"method": "slow", "id": 1}))
+        await asyncio.wait_for(recorder.slow_started.wait(), 3)
+        waiting = asyncio.create_task(post(srv.port, {"method": "add", "params": [2], "id": 2}))
+        async with asyncio.timeout(3):
+            while srv._waiting == 0:
+                await asyncio.sleep(0.005)
+        refused, closed = await exchange(
+            srv.port, post_bytes(b'{"method":"add","params":[3],"id":3}'), check_closed=True
+        )
+        assert refused is not None and refused.status == 503 and closed
+        assert refused.body == b"Work queue depth exceeded"
+        assert refused.headers.get("cache-control") == "no-store"
+        recorder.blocker.set()
+        assert (await slow).json()["result"] == "done"
+        assert (await waiting).json()["result"] == 2  # the queued one ran after
+    finally:
+        recorder.blocker.set()
+        await srv.stop()
+
+
+async def test_header_limits_and_error_replies_as_core(server: RpcServer) -> None:
+    """Core's 8 KiB of header lines (src/httpserver.h MAX_HEADERS_SIZE), counted in total
+    not per line, and its "HTTP/1.1 400" even for a request it cannot parse (Core's
+    interface_http.py checks both)."""
+
+    def lines(n: int) -> bytes:
+        return b"".join(b"header_%04d: foo\r\n" % i for i in range(n))
+
+    ok, _ = await exchange(server.port, b"GET /x HTTP/1.1\r\nHost: x\r\n" + lines(399) + b"\r\n")
+    assert ok is not None and ok.status == 404
+    big, closed = await exchange(
+        server.port, b"GET /x HTTP/1.1\r\nHost: x\r\n" + lines(455) + b"\r\n", check_closed=True
+    )
+    assert big is not None and big.status == 400 and closed
+    for raw in (
+        b"GET / HTTP/9.9\r\nHost: localhost\r\n\r\n",
+        b"GET / \r\n\r\n",
+        b"GET /safe\x00/../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(raw)
+        async with asyncio.timeout(3):
+            assert (await reader.read(100)).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        writer.close()
+    # Header lines that never end: refused while they arrive, not after.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    with contextlib.suppress(ConnectionError):
+        for i in range(400):
+            writer.write(b"x-%04d: %s\r\n" % (i, b"y" * 100))
+            await writer.drain()
+    async with asyncio.timeout(3):
+        assert (await reader.read(100)).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert await reader.read() == b""
+    writer.close()
+    await assert_healthy(server)

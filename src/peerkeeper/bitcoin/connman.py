@@ -76,6 +76,7 @@ from peerkeeper.bitcoin.addrrelay import relay_targets
 from peerkeeper.bitcoin.backoff import BACKOFF_RESET_AFTER, Backoff
 from peerkeeper.bitcoin.banman import BanMan
 from peerkeeper.bitcoin.eviction import EvictionCandidate, keyed_netgroup, select_node_to_evict
+from peerkeeper.bitcoin.netstats import NetStats
 from peerkeeper.bitcoin.outbound import (
     DEFAULT_FULL_RELAY_INBOUND_PCT,
     DEFAULT_MAX_PEER_CONNECTIONS,
@@ -118,6 +119,7 @@ from peerkeeper.net.netpermissions import NetPermissionFlags, Permissions, has_f
 from peerkeeper.wire import corelog
 from peerkeeper.wire.codec import DecodeError
 from peerkeeper.wire.corelog import sanitize_string
+from peerkeeper.wire.events import Event, EventSink
 from peerkeeper.wire.messages import (
     ALL_NET_MESSAGE_TYPES,
     NET_MESSAGE_TYPE_OTHER,
@@ -440,6 +442,23 @@ def _split_name(target: str, default_port: int) -> tuple[str, int]:
     return target.strip("[]"), default_port
 
 
+def _failure_class(reason: str, proxy_failed: bool) -> str:
+    """A dial failure's reason as a metrics label: few values, whatever the OS says."""
+    if proxy_failed:
+        return "proxy"
+    text = reason.lower()
+    for word, label in (
+        ("timed out", "timeout"),
+        ("timeout", "timeout"),
+        ("refused", "refused"),
+        ("unreachable", "unreachable"),
+        ("reset", "reset"),
+    ):
+        if word in text:
+            return label
+    return "other"
+
+
 class ConnManCore:
     """The connection manager's decisions (Core ``CConnman``), sans-IO.
 
@@ -535,6 +554,29 @@ class ConnManCore:
         self._seed_wake = _INF
         self._seed_query: QuerySeed | None = None
         self._seed_request = 0
+        #: Totals that outlive the peers (getnetmsgstats, metrics).
+        self.stats = NetStats()
+        #: Where events go (:mod:`peerkeeper.wire.events`); None: none are built.
+        self.on_event: EventSink | None = None
+        #: Emit the per-message events too (set by the shell when a subscriber asks).
+        self.message_events = False
+
+    def _event(self, name: str, **fields: Any) -> None:
+        """Hand one event to :attr:`on_event` (Core's tracepoints, doc/tracing.md)."""
+        sink = self.on_event
+        if sink is not None:
+            sink(Event(name, self._now, fields))
+
+    def _conn_event(self, name: str, peer: PeerConn, **fields: Any) -> None:
+        if self.on_event is not None:
+            self._event(
+                name,
+                id=peer.id,
+                addr=peer.addr_name if not peer.inbound else str(peer.addr),
+                conn_type=peer.conn_type.value,
+                network=peer.net_class.rpc_name,
+                **fields,
+            )
 
     def _at(self, now: float, steady: float | None) -> None:
         self._now = now
@@ -588,6 +630,8 @@ class ConnManCore:
             self.policy.start_extra_block_relay_peers = opts.extra_block_relay
             if opts.anchors:
                 log.info(corelog.ANCHORS_TRIED, len(opts.anchors))
+                for entry in opts.anchors:
+                    self._event("anchor", addr=str(entry.service), action="loaded")
             self._seednodes = list(opts.seednode)
             self.rng.shuffle(self._seednodes)
             self._add_addr_fetch = len(self.addrman) == 0 and bool(self._seednodes)
@@ -614,6 +658,8 @@ class ConnManCore:
         self._at(now, steady)
         if self.policy is not None and not self.stopping:
             self.anchors_at_stop = self.anchors_to_save(now)
+            for entry in self.anchors_at_stop:
+                self._event("anchor", addr=str(entry.service), action="saved")
         self.stopping = True
         for peer in list(self.peers.values()):
             self._drop(peer, corelog.STOPPING_NODE, close=True)
@@ -1016,6 +1062,7 @@ class ConnManCore:
                     sched.seed_done(0)
                     continue
                 self._seed_query = step
+                self.stats.count("dns_seed_queries")
                 self._next_req += 1
                 self._seed_request = self._next_req
                 self._actions.append(
@@ -1294,6 +1341,8 @@ class ConnManCore:
             return
         assert ctx.service is not None
         log.debug("connect to %s failed: %s", ctx.target, reason)
+        self.stats.count("connection_attempts")
+        self.stats.count("connection_failures:" + _failure_class(reason, proxy_failed))
         if ctx.conn_type is not ConnectionType.MANUAL:
             self.backoff.failed(ctx.target, self._steady)  # manual: the manual loop's own
         if not proxy_failed:
@@ -1332,6 +1381,7 @@ class ConnManCore:
         assert service is not None
         # Core ConnectNode: a made connection is an attempt too (counted for automatic types).
         self.addrman.attempt(service, ctx.count_failure, now=now)
+        self.stats.count("connection_attempts")
         if self.stopping or not self.network_active:
             self._actions.append(Close(conn_id, corelog.NETWORK_NOT_ACTIVE))
             return None
@@ -1354,6 +1404,9 @@ class ConnManCore:
             conn_type.value,
             "v2" if use_v2 else "v1",
             peer.id,
+        )
+        self._conn_event(
+            "net:outbound_connection", peer, existing=len(self.peers) - self.inbound_count - 1
         )
         self._flush(peer, now)
         self._apply(peer, peer.proto.start(now), now)
@@ -1528,6 +1581,7 @@ class ConnManCore:
         )
         peer.prefer_evict = prefer_evict
         log.debug("connection from %s accepted", remote)
+        self._conn_event("net:inbound_connection", peer, existing=self.inbound_count - 1)
         return True
 
     def attempt_to_evict(
@@ -1568,6 +1622,10 @@ class ConnManCore:
         if victim is None:
             return False
         peer = self.peers[victim]
+        self.stats.count("evictions")
+        self._conn_event(
+            "net:evicted_inbound_connection", peer, time_established=int(peer.connected_at)
+        )
         log.debug(
             corelog.SELECTED_FOR_EVICTION,
             peer.conn_type.value,
@@ -1674,6 +1732,11 @@ class ConnManCore:
         else:
             key = raw.command
         peer.recv_per_msg[key] = peer.recv_per_msg.get(key, 0) + raw.wire_size
+        self.stats.message(
+            "received", peer.net_class.rpc_name, peer.conn_type.value, key, raw.wire_size
+        )
+        if self.message_events:
+            self._conn_event("net:inbound_message", peer, msg_type=key, size=len(raw.payload))
         if raw.rejected is not None:
             # Core V1Transport::GetReceivedMessage: logged and dropped, the peer stays.
             # Only hashed again when the line is written: a flood costs nothing extra.
@@ -1761,10 +1824,20 @@ class ConnManCore:
                     self.time_offsets.add(peer.proto.their.time_offset)
                 if action.accepted:
                     self.addrman.good(peer.addr, now=now)
+                    self._event("addrman:good", addr=str(peer.addr))
                     if peer.conn_type is not ConnectionType.MANUAL:
                         self.backoff.reset(peer.addr_name)
             elif isinstance(action, HandshakeComplete):
                 self._local_nonces.discard(peer.proto.local_nonce)
+                self.stats.handshake(now - peer.connected_at)
+                self._conn_event(
+                    "net:handshake",
+                    peer,
+                    transport=peer.transport.transport_type,
+                    version=peer.proto.their.version,
+                    subver=peer.proto.their.user_agent,
+                    seconds=round(now - peer.connected_at, 6),
+                )
                 # Core: info for outbound, debug for inbound (an attacker's rate).
                 (log.debug if peer.inbound else log.info)(
                     corelog.NEW_PEER_CONNECTED,
@@ -1797,7 +1870,8 @@ class ConnManCore:
             if allowed(e) and e.service.addr.get_network() in reachable_nets
         ]
         if entries:
-            self.addrman.add(entries, peer.addr, ADDR_TIME_PENALTY, now=now)
+            added = self.addrman.add(entries, peer.addr, ADDR_TIME_PENALTY, now=now)
+            self._event("addrman:add", id=peer.id, received=len(action.entries), added=added)
         for e in action.relay:
             if not allowed(e):
                 continue
@@ -1866,6 +1940,9 @@ class ConnManCore:
         size = peer.transport.send(msg.command, payload)
         key = msg.command if msg.command in _COUNTED_TYPES else NET_MESSAGE_TYPE_OTHER
         peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + size
+        self.stats.message("sent", peer.net_class.rpc_name, peer.conn_type.value, key, size)
+        if self.message_events:
+            self._conn_event("net:outbound_message", peer, msg_type=key, size=len(payload))
         self._flush(peer, now)
 
     def _emit(self, peer: PeerConn, data: bytes, now: float) -> None:
@@ -1905,6 +1982,7 @@ class ConnManCore:
         discouraged; anyone else is discouraged and disconnected.
         """
         log.debug(corelog.MISBEHAVING, peer.id, f": {reason}" if reason else "")
+        self._event("net:misbehaving_connection", id=peer.id, message=reason)
         if has_flag(peer.permissions, NetPermissionFlags.NOBAN):
             log.warning(corelog.NOT_PUNISHING_NOBAN, peer.id)
             return
@@ -1919,6 +1997,8 @@ class ConnManCore:
             log.debug(corelog.DISCOURAGING, peer.id)
             if self.banman is not None:
                 self.banman.discourage(peer.addr.addr)
+                self.stats.count("discouragements")
+                self._event("discourage", address=str(peer.addr.addr))
         self._drop(peer, f"misbehaving: {reason}", close=True)
         if not peer.addr.addr.is_local():
             # Core: DisconnectNode(pnode.addr), every connection from that address.
@@ -1944,6 +2024,11 @@ class ConnManCore:
         peer.proto.disconnected = True
         if close:
             self._actions.append(Close(peer.conn_id, reason))
+        if not peer.inbound and not peer.proto.successfully_connected:
+            self.stats.count("connection_failures:handshake")
+        self._conn_event(
+            "net:closed_connection", peer, time_established=int(peer.connected_at), reason=reason
+        )
         # Core: the reason, then CNode::DisconnectMsg; FinalizeNode's line after it.
         if not logged:
             log.debug(

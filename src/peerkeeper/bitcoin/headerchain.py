@@ -122,15 +122,17 @@ class HeaderChain:
 
     def add(self, raw: bytes) -> str:
         """Append the header at the start of ``raw`` (a header or a whole block); returns
-        its hash. Raises :class:`HeaderError`: ``duplicate`` (known), ``prev-blk-not-found``
-        (does not extend the tip), ``high-hash`` (proof of work above its own target)."""
+        its hash. Raises :class:`HeaderError`: ``duplicate`` (known), ``high-hash`` (proof of
+        work above its own target), ``prev-blk-not-found`` (does not extend the tip)."""
         h = _parse(raw)
         if h.hash in self._height:
             raise HeaderError("duplicate")
-        if h.prev != self.tip:
-            raise HeaderError("prev-blk-not-found")
+        # Core's order: CheckBlockHeader's proof of work (in CheckBlock) before
+        # AcceptBlockHeader's look for the previous block (src/validation.cpp).
         if int(h.hash, 16) > compact_target(h.bits):
             raise HeaderError("high-hash")
+        if h.prev != self.tip:
+            raise HeaderError("prev-blk-not-found")
         self._height[h.hash] = len(self._headers)
         self._headers.append(h)
         return h.hash

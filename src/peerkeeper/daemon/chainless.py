@@ -19,8 +19,11 @@ src/rpc/mining.cpp (``generatetoaddress``, ``submitblock``), src/rpc/mempool.cpp
 
 from __future__ import annotations
 
+import asyncio
 import binascii
+import contextlib
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +35,7 @@ from peerkeeper.bitcoin.headerchain import (
     block_hash,
     compact_target,
 )
-from peerkeeper.daemon.rpc import RpcError, rpc_param
+from peerkeeper.daemon.rpc import RPC_MISC_ERROR, RPC_TYPE_ERROR, RpcError, rpc_param
 
 __all__ = ["GENESIS", "ChainRpc", "Genesis", "chainless_rpc_methods"]
 
@@ -109,6 +112,12 @@ class ChainRpc:
         self.headers = headers
         self.clock = clock
         self.on_new_header = on_new_header
+        self._tip_changed = asyncio.Event()
+
+    def _new_tip(self, raw: bytes) -> None:
+        self.on_new_header(raw)
+        self._tip_changed.set()  # wake every waitforblockheight, then re-arm
+        self._tip_changed = asyncio.Event()
 
     def height(self) -> int:
         return self.headers.height if self.headers is not None else 0
@@ -234,7 +243,7 @@ class ChainRpc:
             except HeaderError:
                 break
             made.append(self.headers.add(raw))
-            self.on_new_header(raw)
+            self._new_tip(raw)
         return made
 
     async def submitblock(self, params: list[Any] | dict[str, Any]) -> str | None:
@@ -251,8 +260,33 @@ class ChainRpc:
             self.headers.add(raw)
         except HeaderError as e:
             return str(e)
-        self.on_new_header(raw[:80])
+        self._new_tip(raw[:80])
         return None
+
+    async def getchaintips(self, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+        """Core ``getchaintips``: our header chain has one tip, the active one."""
+        return [{"height": self.height(), "hash": self.tip(), "branchlen": 0, "status": "active"}]
+
+    async def waitforblockheight(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        """Core ``waitforblockheight height ( timeout )`` (src/rpc/blockchain.cpp): wait
+        until the tip reaches ``height`` or ``timeout`` ms pass (0: no limit), then return
+        the tip's hash and height. Woken by this table's generatetoaddress and
+        submitblock; a tip moved another way is seen within a second."""
+        height = rpc_param(params, 0, "height")
+        timeout = rpc_param(params, 1, "timeout", 0) or 0
+        if not isinstance(height, int) or not isinstance(timeout, int):
+            raise RpcError(RPC_TYPE_ERROR, "height and timeout must be integers")
+        if timeout < 0:
+            raise RpcError(RPC_MISC_ERROR, "Negative timeout")
+        deadline = time.monotonic() + timeout / 1000
+        while self.height() < height:
+            wait = 1.0 if timeout == 0 else min(1.0, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._tip_changed.wait()
+        return {"hash": self.tip(), "height": self.height()}
 
     async def getmempoolinfo(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
         return {
@@ -291,6 +325,8 @@ class ChainRpc:
             "getblockchaininfo": self.getblockchaininfo,
             "generatetoaddress": self.generatetoaddress,
             "submitblock": self.submitblock,
+            "getchaintips": self.getchaintips,
+            "waitforblockheight": self.waitforblockheight,
             "getmempoolinfo": self.getmempoolinfo,
             "getrawmempool": self.getrawmempool,
             "syncwithvalidationinterfacequeue": self.syncwithvalidationinterfacequeue,

@@ -23,7 +23,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -211,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--asmap", type=Path, help="asmap file: group peers by AS number (as Core's -asmap)"
     )
     node.add_argument(
+        "--web",
+        metavar="HOST:PORT",
+        help="serve /metrics, /events and the dashboard there (read-only; a PORT alone: 127.0.0.1)",
+    )
+    node.add_argument(
+        "--eventlog",
+        type=Path,
+        metavar="FILE",
+        help="write the event stream to FILE as JSON lines (rotated at 10 MiB)",
+    )
+    node.add_argument(
         "--debug",
         action="append",
         default=None,
@@ -274,13 +285,72 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sim_parser(sub)
 
-    rpc = sub.add_parser("rpc", help="call a JSON-RPC method (like bitcoin-cli)")
+    rpc = sub.add_parser(
+        "rpc",
+        help="call a JSON-RPC method (like bitcoin-cli)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_rpc_epilog(),
+    )
     _add_common(rpc)
     _add_protocol(rpc)
-    rpc.add_argument("--rpcconnect", default="127.0.0.1", help="RPC host (default 127.0.0.1)")
-    rpc.add_argument("method")
-    rpc.add_argument("params", nargs="*")
+    _add_rpc_client(rpc)
+    rpc.add_argument("method", nargs="?", help="the method (see the list below)")
+    rpc.add_argument("params", nargs="*", help="its arguments (JSON, else strings)")
+
+    netinfo = sub.add_parser(
+        "netinfo", help="the peers and networks at a glance (bitcoin-cli -netinfo)"
+    )
+    _add_common(netinfo)
+    _add_rpc_client(netinfo)
+    netinfo.add_argument("level", nargs="?", default="0", help="detail level 0-4 (default 0)")
+    netinfo.add_argument("outonly", nargs="?", help="'outonly' (or 'o'): outbound peers only")
+    netinfo.add_argument(
+        "--watch", type=float, metavar="SECONDS", help="redraw every SECONDS until interrupted"
+    )
     return parser
+
+
+def _add_rpc_client(p: argparse.ArgumentParser) -> None:
+    """bitcoin-cli's options (src/bitcoin-cli.cpp SetupCliArgs), single dash as Core's."""
+    p.add_argument("--rpcconnect", "-rpcconnect", default="127.0.0.1", help="RPC host")
+    p.add_argument(
+        "-rpcwait", "--rpcwait", action="store_true", help="wait for the RPC server to start"
+    )
+    p.add_argument(
+        "-rpcwaittimeout",
+        "--rpcwaittimeout",
+        type=int,
+        default=0,
+        help="with -rpcwait: give up after this many seconds (default 0: never)",
+    )
+    p.add_argument(
+        "-rpcclienttimeout",
+        "--rpcclienttimeout",
+        type=int,
+        default=900,
+        help="seconds to wait for a reply (default 900; 0: no limit)",
+    )
+    if p.prog.endswith(" rpc"):
+        p.add_argument(
+            "-named", "--named", action="store_true", help="pass arguments as name=value"
+        )
+        for flag, text in (
+            ("-netinfo", "peers and networks at a glance; optional level 0-4 and 'outonly'"),
+            ("-getinfo", "general information from the node"),
+            ("-addrinfo", "known addresses per network"),
+        ):
+            p.add_argument(flag, "-" + flag, action="store_true", help=text)
+
+
+#: How the examples in help texts call the node.
+_CLI = "peerkeeper rpc"
+
+
+def _rpc_epilog() -> str:
+    from peerkeeper.daemon.rpchelp import METHODS, help_listing
+
+    listing: str = help_listing(sorted(METHODS))
+    return "methods (`peerkeeper rpc help METHOD` for one):\n\n" + listing
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -310,6 +380,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "debug",
         "asmap",
         "fixedseedsfile",
+        "web",
+        "eventlog",
         "inboundrelaypercent",
         "onion",
         "i2psam",
@@ -387,36 +459,147 @@ async def _call_rpc(
     rpcuser: str | None = None,
     rpcpassword: str | None = None,
 ) -> int:
-    """Call ``args.method`` on the node whose cookie is in ``datadir``; exit status."""
-    from peerkeeper.daemon.rpc import RpcError, parse_cli_param, read_cookie, rpc_call
+    """bitcoin-cli (src/bitcoin-cli.cpp): call ``args.method``, or build a -netinfo,
+    -getinfo or -addrinfo report, on the node whose cookie is in ``datadir``; with
+    -rpcwait, retry every second while the server is down or warming up (Core's
+    ``ConnectAndCallRPC``). Returns the exit status."""
+    from peerkeeper.daemon.rpc import RPC_IN_WARMUP, RpcError, parse_cli_param, read_cookie
 
     rpcuser = rpcuser or args.rpcuser
     rpcpassword = rpcpassword or args.rpcpassword
-    if rpcuser and rpcpassword:
-        user, password = rpcuser, rpcpassword
-    else:
-        try:
-            user, password = read_cookie(datadir)
-        except (OSError, ValueError) as e:
-            print(f"error: cannot read the RPC cookie in {datadir}: {e}", file=sys.stderr)
-            return 1
-    params = [parse_cli_param(p) for p in args.params]
+    host = args.rpcconnect
+    timeout = float(args.rpcclienttimeout) if args.rpcclienttimeout > 0 else 1e9
+    deadline = time.monotonic() + args.rpcwaittimeout
+
+    async def call(method: str, params: list[Any] | dict[str, Any]) -> Any:
+        from peerkeeper.daemon.rpc import rpc_call
+
+        while True:
+            try:
+                if rpcuser and rpcpassword:
+                    user, password = rpcuser, rpcpassword
+                else:
+                    try:
+                        user, password = read_cookie(datadir)
+                    except (OSError, ValueError) as e:
+                        raise ConnectionError(
+                            f"cannot read the RPC cookie in {datadir}: {e}"
+                        ) from None
+                return await rpc_call(host, rpc_port, user, password, method, params, timeout)
+            except (OSError, RpcError) as e:
+                transient = isinstance(e, OSError) or e.code == RPC_IN_WARMUP
+                if not (args.rpcwait and transient):
+                    raise
+                if args.rpcwaittimeout > 0 and time.monotonic() >= deadline:
+                    raise ConnectionError(f"timeout on transient error: {e}") from None
+                await asyncio.sleep(1.0)
+
     try:
-        result = await rpc_call(args.rpcconnect, rpc_port, user, password, args.method, params)
+        text = await _cli_report(args, call)
+        if text is None:
+            if args.method is None:
+                print("error: too few parameters (need at least a command)", file=sys.stderr)
+                return 1
+            params: list[Any] | dict[str, Any]
+            if getattr(args, "named", False):
+                params = parse_named_params(args.params)
+            else:
+                params = [parse_cli_param(p) for p in args.params]
+            result = await call(args.method, params)
+            if isinstance(result, str):
+                text = result
+            elif result is not None:
+                text = json.dumps(result, indent=2)
     except RpcError as e:
         print(f"error code: {e.code}\nerror message:\n{e.message}", file=sys.stderr)
         return 1
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(
-            f"error: could not connect to the server {args.rpcconnect}:{rpc_port}: {e}",
+            f"error: Error while attempting to communicate with server {host}:{rpc_port} ({e})"
+            "\n\nMake sure the peerkeeper node is running and that you are connecting to the"
+            " correct RPC port.",
             file=sys.stderr,
         )
         return 1
-    if isinstance(result, str):
-        print(result)
-    elif result is not None:
-        print(json.dumps(result, indent=2))
+    if text is not None:
+        print(text)
     return 0
+
+
+def parse_named_params(items: list[str]) -> dict[str, Any]:
+    """bitcoin-cli -named (src/rpc/client.cpp ``RPCConvertNamedValues``): ``name=value``
+    arguments by name (a later one wins), values JSON else strings; arguments without
+    ``=`` are positional, sent in ``"args"``."""
+    from peerkeeper.daemon.rpc import parse_cli_param
+
+    params: dict[str, Any] = {}
+    positional: list[Any] = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            positional.append(parse_cli_param(item))
+        else:
+            params[name] = parse_cli_param(value)
+    if positional:
+        params.setdefault("args", positional)
+    return params
+
+
+async def _cli_report(
+    args: argparse.Namespace, call: Callable[[str, list[Any]], Awaitable[Any]]
+) -> str | None:
+    """The text of -netinfo / -getinfo / -addrinfo (None: a plain call)."""
+    from peerkeeper.daemon import netinfo
+
+    words = [w for w in (getattr(args, "method", None), *getattr(args, "params", ())) if w]
+    if args.command == "netinfo" or getattr(args, "netinfo", False):
+        if args.command == "netinfo":
+            words = [args.level, *([args.outonly] if args.outonly else [])]
+        try:
+            level, outonly = netinfo.parse_netinfo_args(words, cli=_CLI)
+        except netinfo.NetinfoHelp as e:
+            return e.text
+        return await _netinfo_text(call, level, outonly, getattr(args, "watch", None))
+    if getattr(args, "getinfo", False):
+        netinfo.check_no_args("-getinfo", words)
+        return netinfo.format_getinfo(
+            await call("getblockchaininfo", []), await call("getnetworkinfo", [])
+        )
+    if getattr(args, "addrinfo", False):
+        netinfo.check_no_args("-addrinfo", words)
+        return netinfo.format_addrinfo(await call("getaddrmaninfo", []))
+    return None
+
+
+async def _netinfo_text(
+    call: Callable[[str, list[Any]], Awaitable[Any]],
+    level: int,
+    outonly: bool,
+    watch: float | None,
+) -> str:
+    from peerkeeper.daemon import netinfo
+
+    while True:
+        peers = await call("getpeerinfo", [])
+        network = await call("getnetworkinfo", [])
+        chain = (await call("getblockchaininfo", []))["chain"]
+        text = netinfo.format_netinfo(
+            level,
+            outonly,
+            peers,
+            network,
+            now=time.time(),
+            chain=chain,
+            client_version=f"v{__version__}",
+            check_server_version=False,  # Core's check is for its own version numbers
+        )
+        if watch is None:
+            return text
+        print("\x1b[H\x1b[2J" + text, flush=True)  # clear the terminal, then the report
+        await asyncio.sleep(watch)
 
 
 T = TypeVar("T")
@@ -582,6 +765,11 @@ def main(argv: list[str] | None = None) -> int:
         except (StoreError, AddrManFormatError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+    if args.command == "netinfo":
+        try:
+            return asyncio.run(_run_rpc(args, config))
+        except KeyboardInterrupt:
+            return 0
     if args.command == "node":
         # As bitcoind: <datadir>/<chain>/debug.log, and the console unless told not to.
         log_file = None if args.debuglogfile == "0" else config.chain_datadir / "debug.log"

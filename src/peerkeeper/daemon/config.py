@@ -58,6 +58,10 @@ class Config:
     rpcport: int | None = None
     rpcuser: str | None = None
     rpcpassword: str | None = None
+    #: ``-rpcthreads``, ``-rpcworkqueue``, ``-rpcservertimeout`` (src/httpserver.h defaults).
+    rpcthreads: int = 16
+    rpcworkqueue: int = 64
+    rpcservertimeout: int = 30
     server: bool = True
     maxsendbuffer: int = 1000
     maxreceivebuffer: int = 5000
@@ -102,6 +106,27 @@ class Config:
     bantime: int = 86400
     #: ``-uacomment``: comments in our user agent, ``/peerkeeper:0.1.0(a; b)/``.
     uacomment: list[str] = field(default_factory=list)
+    #: peerkeeper's own: ``-web=HOST:PORT`` serves /metrics, /events and the dashboard
+    #: (read-only, no authentication: loopback unless a routable HOST is given).
+    web: str | None = None
+    #: peerkeeper's own: ``-eventlog=FILE`` writes the event stream as JSON lines,
+    #: rotated at 10 MiB (5 old files kept).
+    eventlog: Path | None = None
+
+    def web_endpoint(self) -> tuple[str, int] | None:
+        """``-web`` as ``(host, port)``; None when off. A port alone means 127.0.0.1.
+
+        :raises ConfigError: not ``HOST:PORT`` (an IPv6 host in brackets).
+        """
+        if self.web is None:
+            return None
+        if self.web.isdigit():
+            return "127.0.0.1", int(self.web)  # a port alone: loopback
+        host, sep, port = self.web.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"-web={self.web}: expected HOST:PORT, e.g. 127.0.0.1:8335")
+        return host, int(port)
 
     def subversion(self, name: str, version: str) -> str:
         """Core ``FormatSubVersion`` (src/clientversion.cpp): ``/name:version(c1; c2)/``."""
@@ -182,6 +207,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 65535:
                 raise ConfigError(f"-{name} must be between 0 and 65535")
+        if self.rpcservertimeout <= 0:
+            raise ConfigError("-rpcservertimeout must be positive")
         if self.maxsendbuffer <= 0 or self.maxreceivebuffer <= 0:
             raise ConfigError("-maxsendbuffer and -maxreceivebuffer must be positive")
         if self.peertimeout <= 0:
@@ -193,6 +220,7 @@ class Config:
             raise ConfigError("Cannot set -forcednsseed to true when setting -dnsseed to false.")
         if not 0 <= self.inboundrelaypercent <= 100:
             raise ConfigError("-inboundrelaypercent must be between 0 and 100")
+        self.web_endpoint()
         from peerkeeper.bitcoin.uploadtarget import parse_upload_target
         from peerkeeper.net.netpermissions import Permissions
 
@@ -324,8 +352,11 @@ BOOL_KEYS = {
     "cjdnsreachable",
     "listenonion",
 }
-PATH_KEYS = {"asmap", "fixedseedsfile"}
+PATH_KEYS = {"asmap", "fixedseedsfile", "eventlog"}
 INT_KEYS = {
+    "rpcthreads",
+    "rpcworkqueue",
+    "rpcservertimeout",
     "bantime",
     "inboundrelaypercent",
     "port",

@@ -126,8 +126,12 @@ def native_config(args: argparse.Namespace) -> NativeConfig:
 
 async def run_native_node(args: argparse.Namespace) -> int:
     """Run a native node until SIGINT/SIGTERM or the ``stop`` RPC; the exit status."""
+    from peerkeeper.daemon.config import Config, ConfigError
     from peerkeeper.daemon.nativerpc import native_rpc_methods
     from peerkeeper.daemon.rpc import RpcServer, delete_cookie, write_cookie
+    from peerkeeper.daemon.web import WebServer
+    from peerkeeper.shell.events import EventLog
+    from peerkeeper.wire.events import EventFilter
 
     try:
         config = native_config(args)
@@ -148,10 +152,19 @@ async def run_native_node(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     rpc: RpcServer | None = None
+    webserver: WebServer | None = None
+    eventlog: EventLog | None = None
     try:
         try:
             await node.start()
-        except (OSError, IdentityError, StoreError) as e:
+            if getattr(args, "eventlog", None) is not None:
+                eventlog = EventLog(args.eventlog, EventFilter("pool:*"))
+                node.event_hub.add_sink(eventlog.filter, eventlog)
+            endpoint = Config(web=getattr(args, "web", None)).web_endpoint()
+            if endpoint is not None:
+                webserver = WebServer(node, *endpoint)
+                await webserver.start()
+        except (OSError, IdentityError, StoreError, ConfigError) as e:
             log.error("cannot start: %s", e)
             return 1
         if args.server is None or args.server:
@@ -177,6 +190,10 @@ async def run_native_node(args: argparse.Namespace) -> int:
         return 0
     finally:
         log.info("shutting down")
+        if webserver is not None:
+            await webserver.stop()
+        if eventlog is not None:
+            eventlog.close()
         if rpc is not None:
             await rpc.stop()
             delete_cookie(config.datadir)

@@ -50,6 +50,8 @@ from peerkeeper.daemon.rpc import (
     rpc_param,
     write_cookie,
 )
+from peerkeeper.daemon.rpchelp import help_listing, help_text
+from peerkeeper.daemon.web import WebServer
 from peerkeeper.io.addrdb import (
     append_header,
     load_asmap,
@@ -72,7 +74,9 @@ from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.net.netpermissions import Permissions, to_strings
 from peerkeeper.shell.clock import MockableClock
 from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn
+from peerkeeper.shell.events import EventHub, EventLog, Subscription
 from peerkeeper.wire import corelog
+from peerkeeper.wire.events import Event, EventFilter
 from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
 
 __all__ = ["Node", "USER_AGENT", "CLIENT_VERSION"]
@@ -215,8 +219,37 @@ class Node:
             banman=self.banman,
         )
         self.rpc: RpcServer | None = None
+        #: The ``-web`` server (metrics, events, dashboard); None when off.
+        self.web: WebServer | None = None
+        #: The event stream's fan-out (:meth:`events`, ``-eventlog``, ``/events``).
+        self.event_hub = EventHub(on_change=self._events_changed)
+        self._eventlog: EventLog | None = None
         self._stop_event = asyncio.Event()
         self.started_at = 0.0
+
+    # -- events -------------------------------------------------------------------------------
+
+    def events(self, spec: str | EventFilter = "*", *, maxlen: int = 10_000) -> Subscription:
+        """Subscribe to the node's events: ``async for ev in node.events("net:*"):``.
+
+        Names and fields are Core's tracepoints (doc/tracing.md), see
+        :mod:`peerkeeper.wire.events`; ``ev.to_json()`` gives the JSON object.
+
+        :param spec: an :class:`~peerkeeper.wire.events.EventFilter` or its text
+            (``"*"``: everything but the per-message events, which must be named).
+        :param maxlen: queue bound; a reader that falls further behind is dropped and
+            its iterator raises :class:`~peerkeeper.shell.events.SubscriberTooSlow`.
+        :raises ValueError: a malformed filter.
+        """
+        return self.event_hub.subscribe(spec, maxlen=maxlen)
+
+    def _events_changed(self, wants_messages: bool) -> None:
+        core = self.connman.core
+        core.on_event = self._publish if self.event_hub.listening else None
+        core.message_events = wants_messages
+
+    def _publish(self, event: Event) -> None:
+        self.event_hub.publish(event)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -279,6 +312,9 @@ class Node:
         await asyncio.to_thread(self._load_headers)
         self._announce_height()
         await self.load()
+        if self.config.eventlog is not None:
+            self._eventlog = EventLog(self.config.eventlog)
+            self.event_hub.add_sink(self._eventlog.filter, self._eventlog)
         await self.connman.start()
         self._next_dump = asyncio.get_running_loop().time() + DUMP_INTERVAL
         self._dump_task = asyncio.get_running_loop().create_task(self._dump_loop())
@@ -291,9 +327,21 @@ class Node:
                 host=self.config.rpcbind,
                 port=self.config.rpc_port,
                 credentials=credentials,
+                idle_timeout=float(self.config.rpcservertimeout),
+                threads=self.config.rpcthreads,  # Core clamps both to at least 1
+                work_queue=self.config.rpcworkqueue,
             )
             await self.rpc.start()
             log.info("RPC listening on %s:%d", self.config.rpcbind, self.rpc.port)
+        endpoint = self.config.web_endpoint()
+        if endpoint is not None:
+            web = WebServer(self, *endpoint)
+            try:
+                await web.start()
+                self.web = web
+            except OSError as e:
+                # Observability is not the node's job: it runs on without it.
+                log.error("%s; running without -web", e)
 
     async def stop(self) -> None:
         """Stop the RPC server and ConnMan, dump what changed, close the store, remove the cookie.
@@ -307,6 +355,9 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._dump_task
                 self._dump_task = None
+            if self.web is not None:
+                await self.web.stop()
+                self.web = None
             if self.rpc is not None:
                 try:
                     await self.rpc.stop()
@@ -329,6 +380,10 @@ class Node:
                 if self._lock is not None:
                     self._lock.close()
                     self._lock = None
+                if self._eventlog is not None:
+                    self.event_hub.remove_sink(self._eventlog)
+                    self._eventlog.close()
+                    self._eventlog = None
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -489,18 +544,33 @@ class Node:
             "help": self._help,
             "logging": self._logging,
             "getrpcinfo": self._getrpcinfo,
+            "getnetmsgstats": self._getnetmsgstats,
         }
 
+    async def _getnetmsgstats(self, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        """``getnetmsgstats ( ["aggregate_by",...] )`` (Bitcoin Core PR #29418): messages
+        and bytes sent and received since start, peers gone included, nested by direction,
+        network, connection type and message type; each dimension named in
+        ``aggregate_by`` is summed over."""
+        aggregate_by = rpc_param(params, 0, "aggregate_by") or []
+        if not isinstance(aggregate_by, list) or not all(isinstance(a, str) for a in aggregate_by):
+            raise RpcError(RPC_TYPE_ERROR, "aggregate_by must be an array of strings")
+        try:
+            return self.connman.core.stats.aggregate(aggregate_by)
+        except ValueError as e:
+            raise RpcError(RPC_INVALID_PARAMETER, str(e)) from None
+
     async def _help(self, params: list[Any] | dict[str, Any]) -> str:
-        """Core ``help [command]``: the method names, one per line; for a command, its
-        name (the arguments and results are Core's; see Core's RPC documentation)."""
+        """Core ``help [command]`` (src/rpc/server.cpp ``CRPCTable::help``): the methods
+        by category with their synopses; for one, its arguments, result fields and
+        examples (src/rpc/util.cpp ``RPCHelpMan::ToString``), as Core prints them."""
         command = rpc_param(params, 0, "command")
-        methods = sorted(self.rpc_methods())
+        names = sorted(self.rpc_methods())
         if command is None:
-            return "== peerkeeper (Bitcoin Core's names) ==\n" + "\n".join(methods)
-        if command not in methods:
-            return f"help: unknown command: {command}"
-        return f"{command}\n\nAs Bitcoin Core's {command}: the same arguments and result."
+            return help_listing(names)
+        if not isinstance(command, str):
+            raise RpcError(RPC_TYPE_ERROR, "command must be a string")
+        return help_text(command, cli="peerkeeper rpc", names=names)
 
     async def _logging(self, params: list[Any] | dict[str, Any]) -> dict[str, bool]:
         """Core ``logging ( ["include",...] ["exclude",...] )``: debug categories on/off."""
@@ -532,9 +602,12 @@ class Node:
             info["addrbind"] = str(peer.addr_bind)
         if their.addr_me is not None and their.addr_me.addr.is_valid():
             info["addrlocal"] = str(their.addr_me)
+        info["network"] = peer.net_class.rpc_name
+        mapped_as = self.addrman.netgroupman.get_mapped_as(peer.addr.addr)
+        if mapped_as:
+            info["mapped_as"] = mapped_as  # Core: only with -asmap, when the AS is known
         info.update(
             {
-                "network": peer.net_class.rpc_name,
                 "services": f"{their.services:016x}",
                 "servicesnames": services_names(their.services),
                 "relaytxes": their.relay,
@@ -743,6 +816,13 @@ class Node:
             if absolute and bantime < now:
                 raise RpcError(RPC_INVALID_PARAMETER, "Error: Absolute timestamp is in the past")
             self.banman.ban(target, now, bantime, absolute)
+            self.connman.core.stats.count("bans")
+            if self.event_hub.listening:
+                banned = [b for b in self.banman.list_banned(now) if b["address"] == str(target)]
+                until = banned[0]["banned_until"] if banned else None
+                self.event_hub.publish(
+                    Event("ban", now, {"address": str(target), "banned_until": until})
+                )
             self.connman.disconnect_matching(target)
         elif not self.banman.unban(target):
             raise RpcError(

@@ -72,8 +72,7 @@ IGNORED_OPTIONS: dict[str, str] = {
             "prevoutfetchthreads stopatheight stopafterblockimport"
         ),
         "not implemented by peerkeeper's RPC server": (
-            "rpcservertimeout rpcdoccheck rpcthreads rpcworkqueue rpcallowip rpcauth "
-            "rpcwhitelist rpcwhitelistdefault rest"
+            "rpcdoccheck rpcallowip rpcauth rpcwhitelist rpcwhitelistdefault rest"
         ),
         "not implemented by peerkeeper's logging": "logratelimit shrinkdebugfile",
         "peerkeeper relays no transactions (no BIP37 filters, no BIP330)": (

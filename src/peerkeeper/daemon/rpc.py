@@ -45,7 +45,11 @@ from typing import Any, NoReturn, TypeAlias
 
 import aiohttp
 import aiohttp.http_exceptions
+import aiohttp.http_parser
+import aiohttp.streams
+import aiohttp.web_protocol
 from aiohttp import web
+from aiohttp.web_protocol import ERROR as _ERROR_MESSAGE
 from aiohttp.web_protocol import RequestHandler
 
 __all__ = [
@@ -138,6 +142,9 @@ _DEFAULT_IDLE_TIMEOUT = 30.0
 _AUTH_FAILURE_DELAY = 0.25
 #: default -rpc body limit (Core: MAX_BODY_SIZE, 32 MiB)
 _DEFAULT_MAX_BODY = 32 * 1024 * 1024
+#: src/httpserver.h DEFAULT_HTTP_THREADS and DEFAULT_HTTP_WORKQUEUE
+_DEFAULT_THREADS = 16
+_DEFAULT_WORK_QUEUE = 64
 #: libevent's default Content-Type, used by Core for non-JSON replies
 _DEFAULT_CONTENT_TYPE = "text/html; charset=ISO-8859-1"
 _KNOWN_HTTP_METHODS = frozenset({"GET", "POST", "HEAD", "PUT"})
@@ -464,8 +471,13 @@ class _BodyTooLarge(Exception):
 
 
 def _no_store(status: int, body: bytes = b"", *, close: bool = False) -> web.Response:
-    """src/httpserver.cpp WriteNoStoreErrorReply."""
-    response = web.Response(status=status, body=body, headers={"Cache-Control": "no-store"})
+    """src/httpserver.cpp WriteNoStoreErrorReply (Core's reason phrases)."""
+    response = web.Response(
+        status=status,
+        body=body,
+        reason=_REASONS.get(status),
+        headers={"Cache-Control": "no-store"},
+    )
     if close:
         response.force_close()
     return response
@@ -483,7 +495,43 @@ class _ConnectionHandler(RequestHandler):
     aiohttp's parser rejects a bad request line, header or length with a status
     (``400``, or ``413`` for an oversize line); Core answers those with an empty
     ``no-store`` reply and closes (src/httpserver.cpp ``WriteNoStoreErrorReply``).
+    A request head that grows past Core's 8 KiB while it arrives is refused the same
+    way, so a client sending endless header lines holds at most one read buffer.
     """
+
+    _head_bytes = 0
+    _last_payload: Any = None
+
+    def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, **kw: Any) -> None:
+        super().__init__(manager, loop=loop, **kw)
+        self._parser = _HostOptionalParser(
+            self,
+            loop,
+            kw.get("read_bufsize", 2**18),
+            max_line_size=kw["max_line_size"],
+            max_field_size=kw["max_field_size"],
+            max_headers=kw["max_headers"],
+            payload_exception=aiohttp.web_protocol.RequestPayloadError,
+            max_msg_queue_size=aiohttp.web_protocol.MAX_MSG_QUEUE_SIZE,
+        )
+
+    def data_received(self, data: bytes) -> None:
+        before = self._request_count
+        payload = self._last_payload
+        in_body = payload is not None and not payload.is_eof()  # as the chunk starts
+        super().data_received(data)
+        if self._request_count != before:
+            self._head_bytes = 0  # a head was completed
+            if self._messages:
+                self._last_payload = self._messages[-1][1]
+            return
+        if self._payload_parser is None and not self._upgraded and not in_body:
+            self._head_bytes += len(data)
+            if self._head_bytes > _MAX_HEADERS_SIZE + _MAX_HEADERS_SIZE:  # line + headers
+                logger.debug("HTTP request head over %d bytes: closed", _MAX_HEADERS_SIZE)
+                if self.transport is not None:
+                    self.transport.write(_RAW_400)
+                self.force_close()
 
     def handle_error(
         self,
@@ -498,11 +546,89 @@ class _ConnectionHandler(RequestHandler):
         return _no_store(status, close=True)
 
 
+class _HostOptionalParser(aiohttp.http_parser.HttpRequestParserPy):
+    """aiohttp's HTTP/1.x request parser (the pure-Python one), taking an HTTP/1.1
+    request without a ``Host`` header as Core's libevent does (aiohttp refuses it; Core's
+    interface_http.py sends such requests), reading a body with both Transfer-Encoding
+    and Content-Length by the former (RFC 9112 section 6.1, as Core), and refusing
+    versions other than 1.0 and
+    1.1 and a ``Content-Length`` past an int64 with 400 (as Core; the Python parser
+    would take HTTP/9.9, and any length)."""
+
+    _failed = False
+
+    def feed_data(self, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        """aiohttp's, fed one request head at a time: a malformed request is answered
+        after the requests before it on the connection, in order (aiohttp would lose
+        the ones parsed from the same read and answer the error first; Core's
+        interface_http.py pipelines a long-running call and a malformed one)."""
+        if self._failed:
+            return [], False, b""
+        messages: list[Any] = []
+        pieces = data.split(b"\r\n\r\n")
+        for i, piece in enumerate(pieces):
+            chunk = piece if i == len(pieces) - 1 else piece + b"\r\n\r\n"
+            if not chunk and i:
+                continue
+            try:
+                found, upgraded, tail = super().feed_data(chunk, *args, **kwargs)
+            except aiohttp.http_exceptions.HttpProcessingError as exc:
+                self._failed = True  # the stream cannot be followed any further
+                error = aiohttp.web_protocol._ErrInfo(status=400, exc=exc, message=exc.message)
+                messages.append((error, aiohttp.streams.EMPTY_PAYLOAD))
+                return messages, False, b""
+            messages.extend(found)
+            if upgraded:
+                return messages, True, tail + b"\r\n\r\n".join(pieces[i + 1 :])
+        return messages, False, b""
+
+    def parse_message(self, lines: list[bytes]) -> Any:
+        if (
+            lines
+            and lines[0].endswith(b" HTTP/1.1")
+            and not any(line[:5].lower() == b"host:" for line in lines[1:])
+        ):
+            lines = [lines[0], b"Host: ", *lines[1:]]
+        if any(line[:18].lower() == b"transfer-encoding:" for line in lines[1:]):
+            # RFC 9112 6.1 (and Core): Transfer-Encoding wins over Content-Length, which is
+            # dropped; aiohttp would refuse the request.
+            lines = [line for line in lines if line[:15].lower() != b"content-length:"]
+        message = super().parse_message(lines)
+        if message.version not in (aiohttp.HttpVersion10, aiohttp.HttpVersion11):
+            raise aiohttp.http_exceptions.BadHttpMessage("unsupported HTTP version")
+        length = message.headers.get("Content-Length", "0")
+        if not (length.isascii() and length.isdigit()) or len(length) > 19 or int(length) >= 2**63:
+            # Core reads it as an int64
+            raise aiohttp.http_exceptions.BadHttpMessage("Cannot parse Content-Length value")
+        return message
+
+
 class _HttpServer(web.Server):
     """aiohttp's low-level server with :class:`_ConnectionHandler` per connection."""
 
     def __call__(self) -> RequestHandler:
         return _ConnectionHandler(self, loop=self._loop, **self._kwargs)
+
+
+def _request_factory(
+    message: Any,
+    payload: Any,
+    protocol: RequestHandler,
+    writer: Any,
+    task: asyncio.Task[None],
+) -> web.BaseRequest:
+    """aiohttp's request, except that the reply to an unparsable request is HTTP/1.1
+    (aiohttp's placeholder says 1.0; Core answers 1.1)."""
+    if message is _ERROR_MESSAGE:
+        message = message._replace(version=aiohttp.HttpVersion11)
+    return web.BaseRequest(message, payload, protocol, writer, task, protocol._loop)
+
+
+#: The raw 400 sent when a request head passes the limit while arriving.
+_RAW_400 = (
+    b"HTTP/1.1 400 Bad Request\r\nCache-Control: no-store\r\nContent-Length: 0\r\n"
+    b"Connection: close\r\n\r\n"
+)
 
 
 class RpcServer:
@@ -529,8 +655,12 @@ class RpcServer:
       time, yielding to the event loop every 64 calls, so peers keep being served; its
       replies are sent with a ``Content-Length`` up to 256 KiB and streamed (chunked)
       past that, so a 100,000-call batch never holds all its replies.
-    * Requests on one connection are handled one at a time, in order; connections run
-      concurrently. :meth:`stop` cancels in-flight handlers.
+    * Requests on one connection are handled one at a time, in order; at most
+      ``threads`` requests run at once (Core's ``-rpcthreads``) and ``work_queue`` more
+      wait for a turn (``-rpcworkqueue``), their bodies not yet read; past that a
+      request gets ``503`` "Work queue depth exceeded", as in Core. So at most
+      ``threads`` bodies are in memory whatever the number of clients. :meth:`stop`
+      cancels in-flight handlers.
 
     :param methods: method name -> :data:`Handler`.
     :param host: address to bind (only this one), default ``127.0.0.1``.
@@ -541,6 +671,8 @@ class RpcServer:
     :param idle_timeout: seconds, see above (Core ``-rpcservertimeout``, default 30).
     :param auth_failure_delay: seconds to wait before answering a wrong password
         (Core: 250 ms).
+    :param threads: requests run at once (Core ``-rpcthreads``, 16).
+    :param work_queue: requests waiting for one of those (Core ``-rpcworkqueue``, 64).
     """
 
     def __init__(
@@ -553,8 +685,13 @@ class RpcServer:
         max_body: int = _DEFAULT_MAX_BODY,
         idle_timeout: float = _DEFAULT_IDLE_TIMEOUT,
         auth_failure_delay: float = _AUTH_FAILURE_DELAY,
+        threads: int = _DEFAULT_THREADS,
+        work_queue: int = _DEFAULT_WORK_QUEUE,
     ) -> None:
         self.methods = methods
+        self.work_queue = max(1, work_queue)
+        self._slots = asyncio.Semaphore(max(1, threads))
+        self._waiting = 0
         self.host = host
         self.port = port
         self.max_body = max_body
@@ -585,12 +722,14 @@ class RpcServer:
             raise RuntimeError("RPC server already started")
         self._http = _HttpServer(
             self._handle,
+            request_factory=_request_factory,
             handler_cancellation=True,
             keepalive_timeout=self.idle_timeout,
             access_log=None,
             lingering_time=0,  # a refused body is not read on: close at once (as Core)
             max_line_size=_MAX_HEADERS_SIZE,
             max_field_size=_MAX_HEADERS_SIZE,
+            max_headers=_MAX_HEADERS_SIZE // 4,  # the shortest line, "a:\r\n", is 4 bytes
         )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._http, self.host, self.port)
@@ -646,6 +785,9 @@ class RpcServer:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.version.major != 1:
             return _no_store(_HTTP_BAD_REQUEST, close=True)  # HTTP/1.x only, as Core
+        head = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+        if head > _MAX_HEADERS_SIZE:
+            return _no_store(_HTTP_BAD_REQUEST, close=True)  # Core's 8 KiB of headers
         length = request.content_length
         if length is not None and length > self.max_body:
             return _no_store(_HTTP_CONTENT_TOO_LARGE, close=True)  # before reading it
@@ -669,6 +811,25 @@ class RpcServer:
             logger.warning("ThreadRPCServer incorrect password attempt from %s", peer)
             await asyncio.sleep(self.auth_failure_delay)
             return _unauthorized()
+        if self._waiting >= self.work_queue and self._slots.locked():
+            logger.warning(
+                "Request rejected because http work queue depth exceeded, it can be "
+                "increased with the -rpcworkqueue= setting"
+            )
+            return _no_store(_HTTP_SERVICE_UNAVAILABLE, b"Work queue depth exceeded", close=True)
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            return await self._read_and_execute(request, user, peer)
+        finally:
+            self._slots.release()
+
+    async def _read_and_execute(
+        self, request: web.BaseRequest, user: str, peer: str
+    ) -> web.StreamResponse:
         expect = request.headers.get("Expect", "")
         if request.version >= (1, 1) and expect.lower() == "100-continue":
             # Answer it, so that curl does not wait a second (aiohttp's router would).
@@ -679,7 +840,12 @@ class RpcServer:
             return _no_store(_HTTP_CONTENT_TOO_LARGE, close=True)
         except (_ClientGone, TimeoutError, ConnectionError, aiohttp.ClientPayloadError):
             return self._drop(request)
-        except aiohttp.http_exceptions.HttpProcessingError:
+        except (
+            aiohttp.http_exceptions.HttpProcessingError,
+            aiohttp.web_protocol.RequestPayloadError,
+        ):
+            if request.transport is None or request.transport.is_closing():
+                return self._drop(request)  # the client went away mid-body
             return _no_store(_HTTP_BAD_REQUEST, close=True)  # a malformed chunked body
         return await self._execute_http_rpc(request, text, user, peer)
 

@@ -56,7 +56,9 @@ from peerkeeper.native.pool import PeerPool, PoolConfig, PoolEvent
 from peerkeeper.native.poolstate import PeerInfo
 from peerkeeper.net.netaddr import Service
 from peerkeeper.shell.dispatch import AsyncDispatcher
+from peerkeeper.shell.events import EventHub
 from peerkeeper.shell.poolevents import PoolEventHub
+from peerkeeper.wire.events import Event
 
 __all__ = ["DEFAULT_NATIVE_PORT", "NativeConfig", "NativeNode"]
 
@@ -140,6 +142,10 @@ class NativeNode:
         self.on_envelope: Callable[[PeerId, bytes], None] | None = None
         self.codecs: CodecRegistry | None = None
         self.dispatcher: Dispatcher | None = None
+        #: The pool's events as ``pool:<kind>`` :class:`~peerkeeper.wire.events.Event`
+        #: values, for ``-web``'s ``/events`` and ``-eventlog`` (the typed stream is
+        #: :attr:`events`).
+        self.event_hub = EventHub()
         self.dispatch: AsyncDispatcher | None = None
         self.listening: list[tuple[str, int]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -224,6 +230,7 @@ class NativeNode:
         )
         self.pool = core.pool
         self.events = PoolEventHub(core.pool)
+        core.pool.subscribe(self._pool_event)
         self.store = Store(cfg.datadir)
         await asyncio.to_thread(self.store.open)
         await self._restore(now)
@@ -248,6 +255,21 @@ class NativeNode:
         self._save_at = self._next_save(now)
         core.start(now, cfg.bootstrap_points)
         self._drain()
+
+    def _pool_event(self, ev: PoolEvent) -> None:
+        if self.event_hub.listening:
+            self.event_hub.publish(
+                Event(
+                    "pool:" + ev.kind,
+                    ev.time,
+                    {
+                        "point": None if ev.point is None else str(ev.point),
+                        "peer_id": None if ev.peer_id is None else str(ev.peer_id),
+                        "reason": ev.reason,
+                        "incoming": ev.incoming,
+                    },
+                )
+            )
 
     async def _restore(self, now: float) -> None:
         pool = self._pool()
