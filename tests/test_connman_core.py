@@ -792,7 +792,7 @@ def test_core_events_eviction_misbehaving_and_stats() -> None:
     net.start(0)
     for k in range(1, 31):
         assert b.accepted(k, svc(0), svc(100 + k), net.now)
-    assert [e.fields["existing"] for e in got] == list(range(30))
+    assert [e.fields["existing"] for e in got] == list(range(1, 31))  # this one included
     assert {e.name for e in got} == {"net:inbound_connection"}
     assert got[0].fields["addr"] == str(svc(101)) and got[0].fields["network"] == "ipv4"
     assert got[0].fields["conn_type"] == "inbound" and got[0].fields["id"] == 0
@@ -855,3 +855,19 @@ def test_anchor_events_at_start_and_stop() -> None:
     assert sorted(saved) == sorted([str(svc(1)), str(svc(2))])
     assert a.stats.counters["connection_attempts"] == 2
     assert sum(a.stats.handshake_counts) == 2
+
+
+def test_a_failing_event_sink_changes_no_decision(caplog: pytest.LogCaptureFixture) -> None:
+    net = MemNet()
+    b = net.add(0, max_connections=41)
+
+    def boom(event: object) -> None:
+        raise RuntimeError("observer bug")
+
+    b.on_event = boom
+    net.start(0)
+    for k in range(1, 32):  # the 31st evicts someone, while the sink raises
+        assert b.accepted(k, svc(0), svc(100 + k), net.now)
+    assert b.inbound_count == 30 and b.stats.counters["evictions"] == 1
+    assert sum(isinstance(a, Close) for a in b.poll_actions()) == 1
+    assert "event sink failed" in caplog.text

@@ -146,7 +146,7 @@ async def test_node_events_and_netmsgstats(tmp_path: Path) -> None:
             first.fields["conn_type"] == "inbound"
             and first.fields["network"] == "not_publicly_routable"
         )
-        assert first.fields["existing"] == 0 and first.fields["addr"].startswith("127.0.0.1:")
+        assert first.fields["existing"] == 1 and first.fields["addr"].startswith("127.0.0.1:")
         assert handshake.name == "net:handshake" and handshake.fields["transport"] == "v1"
         assert msg.fields["msg_type"] == "version" and msg.fields["size"] > 80
         messages.close()
@@ -184,6 +184,14 @@ async def test_web_metrics_events_and_state(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{port}"
         async with http.get(f"{base}/events?filter=no:such:thing") as r:
             assert r.status == 400 and "malformed" in await r.text()
+        # Another site open in the operator's browser may not read the peers.
+        evil = {"Origin": "https://evil.example"}
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(f"{base}/events", headers=evil)
+        assert refused.value.status == 403
+        same = {"Origin": base}
+        async with http.ws_connect(f"{base}/events?filter=ban", headers=same) as ws:
+            assert not ws.closed
         async with http.ws_connect(f"{base}/events?filter=net:*") as ws:
             b.connman.add_node(f"127.0.0.1:{port_of(a)}", "add")
             async with asyncio.timeout(5):

@@ -565,7 +565,11 @@ class ConnManCore:
         """Hand one event to :attr:`on_event` (Core's tracepoints, doc/tracing.md)."""
         sink = self.on_event
         if sink is not None:
-            sink(Event(name, self._now, fields))
+            try:
+                sink(Event(name, self._now, fields))
+            except Exception:
+                # Observers never change a decision: the state change goes on.
+                log.exception("event sink failed on %s", name)
 
     def _conn_event(self, name: str, peer: PeerConn, **fields: Any) -> None:
         if self.on_event is not None:
@@ -1406,7 +1410,7 @@ class ConnManCore:
             peer.id,
         )
         self._conn_event(
-            "net:outbound_connection", peer, existing=len(self.peers) - self.inbound_count - 1
+            "net:outbound_connection", peer, existing=len(self.peers) - self.inbound_count
         )
         self._flush(peer, now)
         self._apply(peer, peer.proto.start(now), now)
@@ -1581,7 +1585,7 @@ class ConnManCore:
         )
         peer.prefer_evict = prefer_evict
         log.debug("connection from %s accepted", remote)
-        self._conn_event("net:inbound_connection", peer, existing=self.inbound_count - 1)
+        self._conn_event("net:inbound_connection", peer, existing=self.inbound_count)
         return True
 
     def attempt_to_evict(

@@ -160,13 +160,17 @@ async def run_native_node(args: argparse.Namespace) -> int:
             if getattr(args, "eventlog", None) is not None:
                 eventlog = EventLog(args.eventlog, EventFilter("pool:*"))
                 node.event_hub.add_sink(eventlog.filter, eventlog)
+        except (OSError, IdentityError, StoreError) as e:
+            log.error("cannot start: %s", e)
+            return 1
+        try:
             endpoint = Config(web=getattr(args, "web", None)).web_endpoint()
             if endpoint is not None:
                 webserver = WebServer(node, *endpoint)
                 await webserver.start()
-        except (OSError, IdentityError, StoreError, ConfigError) as e:
-            log.error("cannot start: %s", e)
-            return 1
+        except (OSError, ConfigError) as e:
+            webserver = None  # as the Bitcoin node: run on without -web
+            log.error("%s; running without -web", e)
         if args.server is None or args.server:
             methods = native_rpc_methods(node)
 
@@ -192,11 +196,12 @@ async def run_native_node(args: argparse.Namespace) -> int:
         log.info("shutting down")
         if webserver is not None:
             await webserver.stop()
-        if eventlog is not None:
-            eventlog.close()
         if rpc is not None:
             await rpc.stop()
             delete_cookie(config.datadir)
         await node.stop()
+        if eventlog is not None:  # after the node: its last pool events are written too
+            node.event_hub.remove_sink(eventlog)
+            eventlog.close()
         if lock is not None:
             lock.close()

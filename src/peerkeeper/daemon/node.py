@@ -356,8 +356,12 @@ class Node:
                     await self._dump_task
                 self._dump_task = None
             if self.web is not None:
-                await self.web.stop()
-                self.web = None
+                try:
+                    await self.web.stop()
+                except Exception:
+                    log.exception("stopping -web")  # the rest of the shutdown goes on
+                finally:
+                    self.web = None
             if self.rpc is not None:
                 try:
                     await self.rpc.stop()

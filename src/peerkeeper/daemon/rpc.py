@@ -445,21 +445,63 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite
 _THREAD_PARSE = 1 << 20
 
 
-def _parse_body(text: str, batch: bool) -> Any:
-    """The request as JSON; for a batch only its skeleton (each object a placeholder),
-    which checks the whole text without holding every call in memory.
+def _count_int(_text: str) -> int:
+    return 0
+
+
+def _py_int(text: str) -> int:
+    return int(text)
+
+
+#: Checks a batch element without keeping it (objects and numbers become placeholders);
+#: its hooks are Python calls, where a worker thread gives the GIL back to the loop.
+_CHECKER = json.JSONDecoder(
+    object_pairs_hook=_skeleton_pairs,
+    parse_constant=_reject_constant,
+    parse_float=_finite_float,
+    parse_int=_count_int,
+)
+#: Decodes a big single request in a worker thread, yielding the GIL at every number.
+_THREAD_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_py_int
+)
+#: A batch element this long (characters) is decoded in a worker thread.
+_BIG_ELEMENT = 1 << 16
+
+
+def _parse_body(text: str, batch: bool, start: int = 0) -> Any:
+    """A single request: its JSON value. A batch (``text[start]`` is ``[``): the number
+    of elements and the length of the longest, after checking every element in turn
+    and keeping none, so that neither memory nor the GIL is held for the whole text.
 
     :raises ValueError: not strict JSON (no NaN, no overflowing numbers).
     :raises RecursionError: nested too deeply.
     """
     if not batch:
-        return _json_loads(text)
-    return json.loads(
-        text,
-        object_pairs_hook=_skeleton_pairs,
-        parse_constant=_reject_constant,
-        parse_float=_finite_float,
-    )
+        value, end = _THREAD_DECODER.raw_decode(text, start)
+        if _WHITESPACE.match(text, end).end() != len(text):  # type: ignore[union-attr]
+            raise ValueError("extra data after the request")
+        return value
+    count = longest = 0
+    pos = _WHITESPACE.match(text, start + 1).end()  # type: ignore[union-attr]
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            _, end = _CHECKER.raw_decode(text, pos)
+            count += 1
+            longest = max(longest, end - pos)
+            pos = _WHITESPACE.match(text, end).end()  # type: ignore[union-attr]
+            if text.startswith(",", pos):
+                pos = _WHITESPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+            elif text.startswith("]", pos):
+                pos += 1
+                break
+            else:
+                raise ValueError("expected ',' or ']' in the batch")
+    if _WHITESPACE.match(text, pos).end() != len(text):  # type: ignore[union-attr]
+        raise ValueError("extra data after the batch")
+    return count, longest
 
 
 class _ClientGone(Exception):
@@ -565,7 +607,10 @@ class _HostOptionalParser(aiohttp.http_parser.HttpRequestParserPy):
         if self._failed:
             return [], False, b""
         messages: list[Any] = []
-        pieces = data.split(b"\r\n\r\n")
+        # Inside a body: fed whole, as aiohttp does; else a few heads at a time, so a
+        # flood of blank lines costs no more than a handful of feeds.
+        in_body = self._payload_parser is not None
+        pieces = [data] if in_body else data.split(b"\r\n\r\n", 8)
         for i, piece in enumerate(pieces):
             chunk = piece if i == len(pieces) - 1 else piece + b"\r\n\r\n"
             if not chunk and i:
@@ -657,10 +702,12 @@ class RpcServer:
       past that, so a 100,000-call batch never holds all its replies.
     * Requests on one connection are handled one at a time, in order; at most
       ``threads`` requests run at once (Core's ``-rpcthreads``) and ``work_queue`` more
-      wait for a turn (``-rpcworkqueue``), their bodies not yet read; past that a
-      request gets ``503`` "Work queue depth exceeded", as in Core. So at most
-      ``threads`` bodies are in memory whatever the number of clients. :meth:`stop`
-      cancels in-flight handlers.
+      read their bodies or wait for a turn (``-rpcworkqueue``); past that a request
+      gets ``503`` "Work queue depth exceeded", as in Core (checked after
+      authentication here). A body is read before its request takes a turn, so a
+      client dripping its body never holds one; a streamed reply its client stops
+      reading for ``idle_timeout`` is dropped. :meth:`stop` aborts every connection
+      and cancels in-flight handlers.
 
     :param methods: method name -> :data:`Handler`.
     :param host: address to bind (only this one), default ``127.0.0.1``.
@@ -747,15 +794,19 @@ class RpcServer:
         if server is None or http is None:
             return
         server.close()
-        while http.connections:  # loop: a connection accepted just before close()
+        for _ in range(100):  # a few rounds: a connection accepted just before close()
+            if not http.connections:
+                break
             # aiohttp keeps each connection's task on its protocol object.
             tasks = [t for c in http.connections if (t := c._task_handler) is not None]
             for conn in http.connections:
+                if conn.transport is not None:
+                    conn.transport.abort()  # unsent bytes are dropped, not waited for
                 conn.force_close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.sleep(0)  # let connection_lost run
+            await asyncio.sleep(0.01)  # let connection_lost run
         await server.wait_closed()
 
     @property
@@ -819,17 +870,21 @@ class RpcServer:
             return _no_store(_HTTP_SERVICE_UNAVAILABLE, b"Work queue depth exceeded", close=True)
         self._waiting += 1
         try:
+            # As Core: the body is read before the request waits for a worker, so a
+            # client dripping its body holds a place in the queue, never a worker.
+            text = await self._read_request_text(request)
+            if isinstance(text, web.StreamResponse):
+                return text
             await self._slots.acquire()
         finally:
             self._waiting -= 1
         try:
-            return await self._read_and_execute(request, user, peer)
+            return await self._execute_http_rpc(request, text, user, peer)
         finally:
             self._slots.release()
 
-    async def _read_and_execute(
-        self, request: web.BaseRequest, user: str, peer: str
-    ) -> web.StreamResponse:
+    async def _read_request_text(self, request: web.BaseRequest) -> str | None | web.StreamResponse:
+        """The body as text (None: not UTF-8), or the reply that ends the request."""
         expect = request.headers.get("Expect", "")
         if request.version >= (1, 1) and expect.lower() == "100-continue":
             # Answer it, so that curl does not wait a second (aiohttp's router would).
@@ -847,7 +902,7 @@ class RpcServer:
             if request.transport is None or request.transport.is_closing():
                 return self._drop(request)  # the client went away mid-body
             return _no_store(_HTTP_BAD_REQUEST, close=True)  # a malformed chunked body
-        return await self._execute_http_rpc(request, text, user, peer)
+        return text
 
     def _drop(self, request: web.BaseRequest) -> web.StreamResponse:
         """Close the connection without a reply (a stalled or vanished client)."""
@@ -913,9 +968,11 @@ class RpcServer:
                 if len(text) > _THREAD_PARSE:
                     # A big body is parsed off the event loop (the hooks give the GIL
                     # back every few milliseconds), so peers are served meanwhile.
-                    value = await asyncio.to_thread(_parse_body, text, batch)
+                    value = await asyncio.to_thread(_parse_body, text, batch, start)
+                elif batch:
+                    value = _parse_body(text, batch, start)
                 else:
-                    value = _parse_body(text, batch)
+                    value = _json_loads(text)
             except (ValueError, RecursionError):
                 raise RpcError(RPC_PARSE_ERROR, "Parse error") from None
             if batch:
@@ -937,19 +994,24 @@ class RpcServer:
         request: web.BaseRequest,
         text: str,
         start: int,
-        skeleton: list[Any],
+        shape: tuple[int, int],
         user: str,
         peer: str,
     ) -> web.StreamResponse:
-        """A batch: each element decoded, run and answered in turn, in slices."""
-        out = _BatchWriter(request)
+        """A batch: each element decoded, run and answered in turn, in slices; elements
+        of 64 KiB or more are decoded in a worker thread."""
+        count, longest = shape
+        out = _BatchWriter(request, self.idle_timeout)
         pos = start + 1
-        for index in range(len(skeleton)):
+        for index in range(count):
             if index and index % _BATCH_SLICE == 0:
                 await out.flush()
                 await asyncio.sleep(0)  # peers and other clients are served meanwhile
             pos = _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
-            item, pos = _DECODER.raw_decode(text, pos)  # the whole text parsed before
+            if longest >= _BIG_ELEMENT:
+                item, pos = await asyncio.to_thread(_THREAD_DECODER.raw_decode, text, pos)
+            else:
+                item, pos = _DECODER.raw_decode(text, pos)  # the whole text checked before
             pos = _WHITESPACE.match(text, pos).end() + 1  # type: ignore[union-attr]
             # Fresh state per element (Core reuses one JSONRPCRequest, so a malformed
             # element would inherit the previous element's id).
@@ -962,7 +1024,7 @@ class RpcServer:
                 response = sub.reply(None, exc)
             if not sub.is_notification:
                 out.add(response)
-        return await out.finish(empty_batch=not skeleton)
+        return await out.finish(empty_batch=not count)
 
     async def _exec(
         self, jreq: _JsonRpcRequest, *, catch_errors: bool, user: str, peer: str
@@ -1007,8 +1069,9 @@ def _json_response(status: int, reply: str) -> web.Response:
 class _BatchWriter:
     """A batch's reply array: buffered, then streamed once past :data:`_STREAM_THRESHOLD`."""
 
-    def __init__(self, request: web.BaseRequest) -> None:
+    def __init__(self, request: web.BaseRequest, send_timeout: float) -> None:
         self.request = request
+        self.send_timeout = send_timeout
         self.pending: list[str] = []
         self.size = 0
         self.count = 0
@@ -1034,15 +1097,27 @@ class _BatchWriter:
             self.stream.content_type = "application/json"
             self.stream.enable_chunked_encoding()
             await self.stream.prepare(self.request)
-            await self.stream.write(b"[" + self._take())
+            await self._write(b"[" + self._take())
         elif self.pending:
-            await self.stream.write(b"," + self._take())
+            await self._write(b"," + self._take())
+
+    async def _write(self, data: bytes) -> None:
+        """Send, or drop a client that reads nothing for ``send_timeout`` seconds (as
+        Core's -rpcservertimeout): a stalled reader never holds a worker for good."""
+        assert self.stream is not None
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await self.stream.write(data)
+        except TimeoutError:
+            if self.request.transport is not None:
+                self.request.transport.abort()
+            raise ConnectionError("RPC client stopped reading its reply") from None
 
     async def finish(self, *, empty_batch: bool) -> web.StreamResponse:
         if self.stream is not None:
             if self.pending:
-                await self.stream.write(b"," + self._take())
-            await self.stream.write(b"]\n")
+                await self._write(b"," + self._take())
+            await self._write(b"]\n")
             await self.stream.write_eof()
             return self.stream
         if not self.count and not empty_batch:

@@ -11,9 +11,10 @@ authentication; it binds loopback unless told a routable address. Routes:
   sampled every 10 s over the last hour);
 * ``GET /metrics``: Prometheus text exposition (:mod:`peerkeeper.daemon.metrics`);
 * ``GET /events?filter=net:*,ban``: a websocket, one JSON event per text frame
-  (:mod:`peerkeeper.wire.events`). A malformed filter gets ``400`` with the reason. A
-  client that reads too slowly is dropped once its queue holds 1,000 events or a send
-  waits 10 s (close code 1008, "too slow"): the node's peers never wait for it.
+  (:mod:`peerkeeper.wire.events`). A malformed filter gets ``400`` with the reason, a
+  browser page from another origin ``403``, a 17th client ``503``. A client that reads
+  too slowly is dropped once its queue holds 1,000 events or a send waits 10 s (close
+  code 1008, "too slow"): the node's peers never wait for it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -42,9 +44,11 @@ log = logging.getLogger("peerkeeper.web")
 
 #: The dashboard's files (shipped in the package).
 STATIC_DIR = Path(__file__).with_name("static")
-#: A websocket subscriber's queue bound (events) and the longest a send may wait (s).
+#: A websocket subscriber's queue bound (events), the longest a send may wait (s), and
+#: the most /events clients at once (each costs a filter check per event on the P2P path).
 WS_MAXLEN = 1000
 WS_SEND_TIMEOUT = 10.0
+WS_MAX_CLIENTS = 16
 #: Byte totals are sampled this often (s), and kept for this many samples (1 hour).
 TRAFFIC_INTERVAL = 10.0
 TRAFFIC_SAMPLES = 360
@@ -89,7 +93,9 @@ class WebServer:
         )
         self._runner: web.AppRunner | None = None
         self._sampler: asyncio.Task[None] | None = None
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._sockets: dict[
+            web.WebSocketResponse, tuple[asyncio.Task[None], asyncio.Transport | None]
+        ] = {}
 
     async def start(self) -> None:
         """Bind and serve.
@@ -104,7 +110,9 @@ class WebServer:
             app.router.add_get("/api/state", self._state)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/events", self._events)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:
@@ -130,9 +138,13 @@ class WebServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sampler
             self._sampler = None
-        for ws in list(self._sockets):
+        for ws, (sender, transport) in list(self._sockets.items()):
+            sender.cancel()
             with contextlib.suppress(Exception):
-                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node stopping")
+                async with asyncio.timeout(1.0):
+                    await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node stopping")
+            if transport is not None:
+                transport.abort()  # a client that reads nothing cannot hold the stop
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -201,6 +213,13 @@ class WebServer:
         return web.json_response(await self.state())
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            # Only the page this server serves (or a non-browser client) may subscribe:
+            # another site open in the operator's browser must not read the peers.
+            return web.Response(status=403, text="cross-origin /events refused\n")
+        if len(self._sockets) >= WS_MAX_CLIENTS:
+            return web.Response(status=503, text="too many /events clients\n")
         try:
             filt = EventFilter(request.query.get("filter", "*"))
         except ValueError as e:
@@ -208,7 +227,6 @@ class WebServer:
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
         await ws.prepare(request)
         sub = self.node.event_hub.subscribe(filt, maxlen=WS_MAXLEN)
-        self._sockets.add(ws)
 
         async def pump() -> None:
             try:
@@ -218,11 +236,19 @@ class WebServer:
                         await ws.send_str(text)
             except (SubscriberTooSlow, TimeoutError):
                 log.info("web: dropped a slow /events client %s", request.remote)
-                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow")
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow")
             except ConnectionError:
                 pass
+            finally:
+                # However the stream ended, the connection goes with it (its unsent bytes
+                # too), so the handler below stops waiting for the client.
+                if request.transport is not None:
+                    request.transport.abort()
 
         sender = asyncio.get_running_loop().create_task(pump())
+        self._sockets[ws] = (sender, request.transport)
         try:
             async for msg in ws:  # nothing is expected from the client: wait for its close
                 if msg.type is WSMsgType.ERROR:
@@ -232,5 +258,5 @@ class WebServer:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
-            self._sockets.discard(ws)
+            self._sockets.pop(ws, None)
         return ws

@@ -10,7 +10,7 @@ Core's tracepoints and their fields here (doc/tracing.md, src/net.cpp,
 src/net_processing.cpp):
 
 * ``net:inbound_connection``: ``id``, ``addr``, ``conn_type``, ``network``,
-  ``existing`` (inbound connections before this one);
+  ``existing`` (inbound connections, this one included, as Core's);
 * ``net:outbound_connection``: the same, ``existing`` counting outbound ones;
 * ``net:closed_connection``: ``id``, ``addr``, ``conn_type``, ``network``,
   ``time_established`` (unix seconds), and peerkeeper's ``reason``;
