@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from peerkeeper.daemon.debuglog import CORE_CATEGORIES, OWN_CATEGORIES
 from peerkeeper.daemon.netinfo import univalue_write
+from peerkeeper.net.netpermissions import NET_PERMISSIONS_DOC
 
 __all__ = [
     "CLIENT_NAME",
@@ -507,16 +508,6 @@ TRANSPORT_TYPE_DOC = (
     "detecting (peer could be v1 or v2)",
     "v1 (plaintext transport protocol)",
     "v2 (BIP324 encrypted transport protocol)",
-)
-#: src/net_permissions.cpp
-NET_PERMISSIONS_DOC = (
-    "bloomfilter (allow requesting BIP37 filtered blocks and transactions)",
-    "noban (do not ban for misbehavior; implies download)",
-    "forcerelay (relay transactions that are already in the mempool; implies relay)",
-    "relay (relay even in -blocksonly mode, and unlimited transaction announcements)",
-    "mempool (allow requesting BIP35 mempool contents)",
-    "download (allow getheaders during IBD, no disconnect after maxuploadtarget limit)",
-    "addr (responses to GETADDR avoid hitting the cache and contain random records with the most up-to-date info)",
 )
 #: GetAllOutputTypes() (src/rpc/util.cpp, TxoutType order in src/script/solver.h).
 _OUTPUT_TYPES = ", ".join(
