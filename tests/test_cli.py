@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -132,8 +133,12 @@ def test_native_node_and_pool_rpcs(tmp_path: Path) -> None:
     """Two `peerkeeper node --protocol native` processes; pool RPCs over `peerkeeper rpc`."""
     procs: list[subprocess.Popen[str]] = []
     ports = [(free_port(), free_port()) for _ in range(2)]
+    web_port = free_port()
+    eventlog = tmp_path / "events.jsonl"
     try:
         for i, (p2p, rpcport) in enumerate(ports):
+            # Node 1 also serves -web (metrics, pool events) and writes an event log.
+            extra = ["--web", str(web_port), "--eventlog", str(eventlog)] if i else []
             procs.append(
                 subprocess.Popen(
                     [
@@ -153,6 +158,7 @@ def test_native_node_and_pool_rpcs(tmp_path: Path) -> None:
                         "4",
                         "--connections",
                         "2",
+                        *extra,
                     ],
                     stderr=subprocess.PIPE,
                     text=True,
@@ -198,11 +204,17 @@ def test_native_node_and_pool_rpcs(tmp_path: Path) -> None:
         assert rpc(0, "greylist", "clear").returncode == 0
         assert json.loads(rpc(0, "greylist").stdout)["peer_ids"] == []
         assert rpc(0, "nosuchmethod").returncode == 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        assert "peerkeeper_pool_points{" in metrics and "peerkeeper_pool_swaps_total" in metrics
         for i, proc in enumerate(procs):
             assert rpc(i, "stop").stdout.strip() == "peerkeeper stopping"
             assert proc.wait(timeout=20) == 0
         saved = json.loads((tmp_path / "n0" / "native" / "peers.json").read_text())
         assert [p["peer_id"] for p in saved] == [info1["peer_id"]]
+        logged = [json.loads(line)["event"] for line in eventlog.read_text().splitlines()]
+        assert "pool:connection_accepted" in logged or "pool:connection_established" in logged
+        assert all(name.startswith("pool:") for name in logged)
     finally:
         for proc in procs:
             if proc.poll() is None:
