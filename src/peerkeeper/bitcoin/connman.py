@@ -383,6 +383,12 @@ class PeerConn:
         """True when the peer opened the connection."""
         return self.conn_type.is_inbound
 
+    @property
+    def addr_string(self) -> str:
+        """How getpeerinfo's ``addr`` names the peer (src/rpc/net.cpp): the name we
+        dialled for an outbound peer (Core ``m_addr_name``), the address otherwise."""
+        return str(self.addr) if self.inbound else self.addr_name
+
 
 @dataclass(slots=True)
 class _DialCtx:
@@ -576,7 +582,7 @@ class ConnManCore:
             self._event(
                 name,
                 id=peer.id,
-                addr=peer.addr_name if not peer.inbound else str(peer.addr),
+                addr=peer.addr_string,
                 conn_type=peer.conn_type.value,
                 network=peer.net_class.rpc_name,
                 **fields,

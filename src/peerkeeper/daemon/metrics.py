@@ -79,27 +79,19 @@ class NodeCollector(Collector):
         yield peers
 
         stats = core.stats
+        msg_labels = ["network", "connection_type", "msg_type"]
         families = {
-            ("sent", 0): CounterMetricFamily(
-                "peerkeeper_messages_sent",
-                "Messages sent",
-                labels=["network", "connection_type", "msg_type"],
-            ),
-            ("received", 0): CounterMetricFamily(
-                "peerkeeper_messages_received",
-                "Messages received",
-                labels=["network", "connection_type", "msg_type"],
-            ),
-            ("sent", 1): CounterMetricFamily(
-                "peerkeeper_sent_bytes",
-                "Bytes of messages sent, headers included",
-                labels=["network", "connection_type", "msg_type"],
-            ),
-            ("received", 1): CounterMetricFamily(
-                "peerkeeper_received_bytes",
-                "Bytes of messages received, headers included",
-                labels=["network", "connection_type", "msg_type"],
-            ),
+            (direction, 0): CounterMetricFamily(
+                f"peerkeeper_messages_{direction}", f"Messages {direction}", labels=msg_labels
+            )
+            for direction in ("sent", "received")
+        } | {
+            (direction, 1): CounterMetricFamily(
+                f"peerkeeper_{direction}_bytes",
+                f"Bytes of messages {direction}, headers included",
+                labels=msg_labels,
+            )
+            for direction in ("sent", "received")
         }
         for (direction, network, conn_type, msg_type), (count, size) in sorted(
             stats.messages.items()

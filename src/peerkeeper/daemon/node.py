@@ -600,7 +600,7 @@ class Node:
         their = proto.their
         info: dict[str, Any] = {
             "id": peer.id,
-            "addr": peer.addr_name if not peer.inbound else str(peer.addr),
+            "addr": peer.addr_string,
         }
         if peer.addr_bind is not None:
             info["addrbind"] = str(peer.addr_bind)

@@ -134,8 +134,6 @@ _REASONS = {
 _WWW_AUTH_HEADER_DATA = 'Basic realm="jsonrpc"'
 #: src/httpserver.h MAX_HEADERS_SIZE
 _MAX_HEADERS_SIZE = 8192
-#: src/httpserver.h MIN_REQUEST_LINE_LENGTH == len("GET / HTTP/1.0")
-_MIN_REQUEST_LINE_LENGTH = 14
 #: src/httpserver.h DEFAULT_HTTP_SERVER_TIMEOUT (seconds)
 _DEFAULT_IDLE_TIMEOUT = 30.0
 #: src/httprpc.cpp: UninterruptibleSleep(250ms) after a wrong password
@@ -145,15 +143,7 @@ _DEFAULT_MAX_BODY = 32 * 1024 * 1024
 #: src/httpserver.h DEFAULT_HTTP_THREADS and DEFAULT_HTTP_WORKQUEUE
 _DEFAULT_THREADS = 16
 _DEFAULT_WORK_QUEUE = 64
-#: libevent's default Content-Type, used by Core for non-JSON replies
-_DEFAULT_CONTENT_TYPE = "text/html; charset=ISO-8859-1"
 _KNOWN_HTTP_METHODS = frozenset({"GET", "POST", "HEAD", "PUT"})
-_READ_CHUNK = 64 * 1024
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_DIGITS = re.compile(r"[0-9]{1,20}")
-_STATUS = re.compile(r"[0-9]{3}")
-_HEX_DIGITS = re.compile(r"[0-9A-Fa-f]{1,16}")
-_HTTP_VERSION = re.compile(r"HTTP/1\.([0-9])")
 
 # --- Cookie authentication (src/rpc/request.cpp) -------------------------------------
 
@@ -429,15 +419,8 @@ _BATCH_SLICE = 64
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
-class _Skeleton:
-    """Stands for a JSON object in the first (validating) pass over a batch."""
-
-
-_OBJECT = _Skeleton()
-
-
-def _skeleton_pairs(_pairs: list[tuple[str, Any]]) -> _Skeleton:
-    return _OBJECT
+def _drop_object(_pairs: list[tuple[str, Any]]) -> None:
+    return None
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
@@ -456,7 +439,7 @@ def _py_int(text: str) -> int:
 #: Checks a batch element without keeping it (objects and numbers become placeholders);
 #: its hooks are Python calls, where a worker thread gives the GIL back to the loop.
 _CHECKER = json.JSONDecoder(
-    object_pairs_hook=_skeleton_pairs,
+    object_pairs_hook=_drop_object,
     parse_constant=_reject_constant,
     parse_float=_finite_float,
     parse_int=_count_int,
@@ -469,19 +452,28 @@ _THREAD_DECODER = json.JSONDecoder(
 _BIG_ELEMENT = 1 << 16
 
 
-def _parse_body(text: str, batch: bool, start: int = 0) -> Any:
-    """A single request: its JSON value. A batch (``text[start]`` is ``[``): the number
-    of elements and the length of the longest, after checking every element in turn
-    and keeping none, so that neither memory nor the GIL is held for the whole text.
+def _parse_single(text: str, start: int) -> Any:
+    """A big single request's JSON value (``text[start]`` is its first character), with
+    the decoder whose number hook lets a worker thread give the GIL back.
 
     :raises ValueError: not strict JSON (no NaN, no overflowing numbers).
     :raises RecursionError: nested too deeply.
     """
-    if not batch:
-        value, end = _THREAD_DECODER.raw_decode(text, start)
-        if _WHITESPACE.match(text, end).end() != len(text):  # type: ignore[union-attr]
-            raise ValueError("extra data after the request")
-        return value
+    value, end = _THREAD_DECODER.raw_decode(text, start)
+    if _WHITESPACE.match(text, end).end() != len(text):  # type: ignore[union-attr]
+        raise ValueError("extra data after the request")
+    return value
+
+
+def _check_batch(text: str, start: int) -> tuple[int, int]:
+    """A batch (``text[start]`` is ``[``): the number of elements and the length of the
+    longest, after checking every element in turn and keeping none, so that neither
+    memory nor the GIL is held for the whole text. As Core, which parses the whole body
+    first, a parse error anywhere fails the batch.
+
+    :raises ValueError: not strict JSON (no NaN, no overflowing numbers).
+    :raises RecursionError: nested too deeply.
+    """
     count = longest = 0
     pos = _WHITESPACE.match(text, start + 1).end()  # type: ignore[union-attr]
     if text.startswith("]", pos):
@@ -964,19 +956,24 @@ class RpcServer:
                 if text is None:
                     raise ValueError("not UTF-8")
                 start = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
-                batch = text.startswith("[", start)
-                if len(text) > _THREAD_PARSE:
-                    # A big body is parsed off the event loop (the hooks give the GIL
-                    # back every few milliseconds), so peers are served meanwhile.
-                    value = await asyncio.to_thread(_parse_body, text, batch, start)
-                elif batch:
-                    value = _parse_body(text, batch, start)
+                # A big body is parsed off the event loop (the hooks give the GIL back
+                # every few milliseconds), so peers are served meanwhile.
+                big = len(text) > _THREAD_PARSE
+                shape: tuple[int, int] | None = None
+                if text.startswith("[", start):
+                    shape = (
+                        await asyncio.to_thread(_check_batch, text, start)
+                        if big
+                        else _check_batch(text, start)
+                    )
+                elif big:
+                    value = await asyncio.to_thread(_parse_single, text, start)
                 else:
                     value = _json_loads(text)
             except (ValueError, RecursionError):
                 raise RpcError(RPC_PARSE_ERROR, "Parse error") from None
-            if batch:
-                return await self._batch(request, text, start, value, user, peer)
+            if shape is not None:
+                return await self._batch(request, text, start, shape, user, peer)
             if isinstance(value, dict):
                 jreq.parse(value)
                 # Legacy 1.0 errors become HTTP errors; 2.0 errors are HTTP 200.

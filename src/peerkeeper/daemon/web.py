@@ -180,11 +180,11 @@ class WebServer:
         """The ``/api/state`` object (see the module docstring)."""
         node = self.bitcoin
         assert node is not None
-        methods = node.rpc_methods()
-        peers = [
-            {k: info[k] for k in _PEER_FIELDS if k in info}
-            for info in await methods["getpeerinfo"]([])
-        ]
+        now = node.clock()
+        peers = []
+        for peer in sorted(node.connman.peers.values(), key=lambda p: p.id):
+            info = node.peer_info(peer)  # getpeerinfo's entry
+            peers.append({k: info[k] for k in _PEER_FIELDS if k in info})
         by_network: dict[str, dict[str, int]] = {}
         by_type: dict[str, int] = {}
         for p in peers:
@@ -192,7 +192,6 @@ class WebServer:
             row["in" if p["inbound"] else "out"] += 1
             by_type[p["connection_type"]] = by_type.get(p["connection_type"], 0) + 1
         core = node.connman.core
-        now = node.clock()
         traffic = [list(t) for t in self.traffic]
         traffic.append([now, core.total_bytes_recv, core.total_bytes_sent])
         return {
@@ -205,7 +204,7 @@ class WebServer:
             "peers": peers,
             "counts": {"by_network": by_network, "by_type": by_type},
             "addrman": node.addrman.info(),
-            "banned": await methods["listbanned"]([]),
+            "banned": node.banman.list_banned(now),  # listbanned's entries
             "traffic": traffic,
         }
 

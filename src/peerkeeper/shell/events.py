@@ -111,7 +111,7 @@ class EventHub:
         """Hand ``event`` to every subscription and sink whose filter passes it."""
         self.published += 1
         name = event.name
-        for sub in list(self._subs) if self._subs else ():
+        for sub in tuple(self._subs):  # a copy: a full queue unsubscribes itself
             if sub.filter.matches(name):
                 sub._push(event)
         for filt, sink in self._sinks:
