@@ -274,3 +274,72 @@ async def test_automatic_outbound_to_core_through_virtual_addresses(tmp_path: Pa
             assert {p["subver"] for p in peers} == {"/peerkeeper:0.1.0/"}
             # Core's addrman moved nothing for inbound; ours marked the three as tried
             assert node.addrman.size(in_new=False) == 3
+
+
+# -- the application API, the examples and the crawler against Core ------------------------
+
+
+async def test_crawler_finds_core_and_the_addresses_it_hands_out(tmp_path: Path) -> None:
+    """Core (with -connect=0) behind a virtual address: the crawl records it (v2, its user
+    agent) and every address its getaddr answer held, which the dial map keeps from
+    being dialled for real."""
+    import io
+    import json
+
+    from peerkeeper.bitcoin.crawl import CrawlTimeouts
+    from peerkeeper.daemon.crawler import CrawlOptions, run_crawl
+    from peerkeeper.io.dialmap import write_dialmap
+    from peerkeeper.net.netaddr import Service
+
+    async with bitcoind(tmp_path / "core") as (core_port, core):
+        for i in range(1, 41):
+            assert (await core("addpeeraddress", f"1.{i}.2.3", 8333))["success"]
+        virtual = Service.parse("11.0.0.1:18444", 18444)
+        dm = tmp_path / "dm.json"
+        write_dialmap(dm, {virtual: ("127.0.0.1", core_port)})
+        out = tmp_path / "crawl.json"
+        summary = await run_crawl(
+            CrawlOptions(
+                chain="regtest",
+                seeds=[str(virtual)],
+                dialmap=dm,
+                timeouts=CrawlTimeouts(5.0, 10.0, 30.0),
+            ),
+            json_out=out,
+            summary_out=io.StringIO(),
+        )
+    recs = {r["address"]: r for r in json.loads(out.read_text())}
+    me = recs[str(virtual)]
+    assert me["reachable"] and me["user_agent"].startswith("/Satoshi:")
+    assert me["transport"] == "v2" and me["version"] >= 70016
+    handed = {a for a in recs if a.startswith("1.")}
+    assert me["addrs_returned"] == len(handed) >= 1  # Core: at most 23% of its 40
+    assert handed <= {f"1.{i}.2.3:8333" for i in range(1, 41)}
+    assert all(not recs[a]["reachable"] for a in handed)  # never dialled for real
+    assert summary["reachable"] == 1
+
+
+async def test_examples_against_core(tmp_path: Path) -> None:
+    """The examples/ scripts against a regtest Core: headers, inv announcements, and a
+    transaction Core asks for after our inv."""
+    import sys
+
+    async with bitcoind(tmp_path / "core") as (core_port, core):
+        address = "bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq7kfkzd"
+        hashes = await core("generatetoaddress", 5, address)
+        peer = f"127.0.0.1:{core_port}"
+        root = Path(__file__).resolve().parents[1] / "examples"
+
+        async def run(script: str, *args: str) -> str:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(root / script), *args,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(proc.communicate(), 90)
+            assert proc.returncode == 0, out.decode()
+            return out.decode()
+
+        text = await run("fetch_headers.py", "--peer", peer)
+        assert "5 headers from" in text and hashes[-1] in text
+        text = await run("broadcast_tx.py", "--peer", peer, "--seconds", "8")
+        assert "1 of 1 asked for it" in text

@@ -11,6 +11,13 @@ SQLite or the daemon.
   :class:`ServiceFlags`, :class:`ConnectionType`;
 * native identities and dispatch: :class:`PeerId`, :class:`Identity`,
   :class:`Dispatcher`;
+* the Bitcoin node's application API (:mod:`peerkeeper.shell.peerapi`): :class:`Peer`,
+  :class:`PeerConnected`, :class:`PeerDisconnected`, :class:`DisconnectReason`,
+  :class:`NodeStats`; the messages an application sends and receives: :class:`Message`,
+  :class:`Inv`, :class:`GetData`, :class:`NotFound`, :class:`GetHeaders`,
+  :class:`Headers`, :class:`Tx`, :class:`Block`, :class:`Ping`, :class:`Pong`,
+  :class:`GetAddr`, :class:`Addr`, :class:`AddrV2`, :class:`FeeFilter`,
+  :class:`SendCmpct`, :class:`BlockHeader`;
 * errors: :class:`AddrError`, :class:`DecodeError`, :class:`TransportError`,
   :class:`ConfigError`, :class:`ConnectError`, :class:`ProxyError`,
   :class:`RequestFailed`, :class:`RpcError`, :class:`IdentityError`,
@@ -57,41 +64,89 @@ _EXPORTS: dict[str, str] = {
     "DatadirLockedError": "peerkeeper.io.store",
     "RequestFailed": "peerkeeper.shell.dispatch",
     "RpcError": "peerkeeper.daemon.rpc",
+    "Peer": "peerkeeper.shell.peerapi",
+    "PeerConnected": "peerkeeper.shell.peerapi",
+    "PeerDisconnected": "peerkeeper.shell.peerapi",
+    "NodeStats": "peerkeeper.shell.peerapi",
+    "DisconnectReason": "peerkeeper.bitcoin.app",
+    **{
+        name: "peerkeeper.wire.messages"
+        for name in (
+            "Message",
+            "Inv",
+            "GetData",
+            "NotFound",
+            "GetHeaders",
+            "Headers",
+            "Tx",
+            "Block",
+            "BlockHeader",
+            "Ping",
+            "Pong",
+            "GetAddr",
+            "Addr",
+            "AddrV2",
+            "FeeFilter",
+            "SendCmpct",
+        )
+    },
 }
 
 __all__ = [
     "__version__",
+    "Addr",
     "AddrEntry",
     "AddrError",
     "AddrManFormatError",
+    "AddrV2",
     "BanlistError",
+    "Block",
+    "BlockHeader",
     "Config",
     "ConfigError",
     "ConnectError",
     "ConnectionType",
     "DatadirLockedError",
     "DecodeError",
+    "DisconnectReason",
     "Dispatcher",
+    "FeeFilter",
+    "GetAddr",
+    "GetData",
+    "GetHeaders",
+    "Headers",
     "Identity",
     "IdentityError",
+    "Inv",
+    "Message",
     "NativeConfig",
     "NativeNode",
     "NetAddr",
     "Network",
     "Node",
+    "NodeStats",
+    "NotFound",
+    "Peer",
+    "PeerConnected",
+    "PeerDisconnected",
     "PeerId",
+    "Ping",
+    "Pong",
     "ProxyError",
     "RequestFailed",
     "RpcError",
+    "SendCmpct",
     "Service",
     "ServiceFlags",
     "StoreError",
     "SubNet",
     "TransportError",
+    "Tx",
 ]
 
 if TYPE_CHECKING:
     from peerkeeper.bitcoin.addrman import AddrManFormatError
+    from peerkeeper.bitcoin.app import DisconnectReason
     from peerkeeper.bitcoin.banman import BanlistError
     from peerkeeper.daemon.config import Config, ConfigError
     from peerkeeper.daemon.node import Node
@@ -104,8 +159,28 @@ if TYPE_CHECKING:
     from peerkeeper.net.netbase import ConnectError, ProxyError
     from peerkeeper.shell.dispatch import RequestFailed
     from peerkeeper.shell.nativenode import NativeConfig, NativeNode
+    from peerkeeper.shell.peerapi import NodeStats, Peer, PeerConnected, PeerDisconnected
     from peerkeeper.wire.codec import DecodeError
-    from peerkeeper.wire.messages import AddrEntry, ServiceFlags
+    from peerkeeper.wire.messages import (
+        Addr,
+        AddrEntry,
+        AddrV2,
+        Block,
+        BlockHeader,
+        FeeFilter,
+        GetAddr,
+        GetData,
+        GetHeaders,
+        Headers,
+        Inv,
+        Message,
+        NotFound,
+        Ping,
+        Pong,
+        SendCmpct,
+        ServiceFlags,
+        Tx,
+    )
     from peerkeeper.wire.v1 import TransportError
 
 

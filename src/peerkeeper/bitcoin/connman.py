@@ -73,6 +73,7 @@ from peerkeeper.bitcoin.actions import (
 from peerkeeper.bitcoin.actions import Send as PeerSend
 from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.bitcoin.addrrelay import relay_targets
+from peerkeeper.bitcoin.app import AppSink, DisconnectReason, classify_disconnect, reply_keys
 from peerkeeper.bitcoin.backoff import BACKOFF_RESET_AFTER, Backoff
 from peerkeeper.bitcoin.banman import BanMan
 from peerkeeper.bitcoin.eviction import EvictionCandidate, keyed_netgroup, select_node_to_evict
@@ -123,11 +124,8 @@ from peerkeeper.wire.events import Event, EventSink
 from peerkeeper.wire.messages import (
     ALL_NET_MESSAGE_TYPES,
     NET_MESSAGE_TYPE_OTHER,
-    Addr,
     AddrEntry,
-    AddrV2,
     Message,
-    Pong,
     ServiceFlags,
     decode_message,
 )
@@ -402,6 +400,8 @@ class _DialCtx:
     service: Service | None = None
     #: Told the outcome: the new peer, or None (``open_connection``'s caller).
     on_done: Callable[[PeerConn | None], None] | None = None
+    #: Told why, before ``on_done(None)``, when the dial fails or is refused.
+    on_failed: Callable[[str], None] | None = None
 
 
 class _CachedAddrSource:
@@ -566,6 +566,9 @@ class ConnManCore:
         self.on_event: EventSink | None = None
         #: Emit the per-message events too (set by the shell when a subscriber asks).
         self.message_events = False
+        #: The application layer (:mod:`peerkeeper.bitcoin.app`): told of peers that
+        #: connect and go, and handed every message from a connected peer; None: off.
+        self.app: AppSink | None = None
 
     def _event(self, name: str, **fields: Any) -> None:
         """Hand one event to :attr:`on_event` (Core's tracepoints, doc/tracing.md)."""
@@ -672,11 +675,13 @@ class ConnManCore:
                 self._event("anchor", addr=str(entry.service), action="saved")
         self.stopping = True
         for peer in list(self.peers.values()):
-            self._drop(peer, corelog.STOPPING_NODE, close=True)
+            self._drop(peer, corelog.STOPPING_NODE, close=True, kind=DisconnectReason.SHUTDOWN)
         waiting = [*self._dials.values(), *self._resolves.values()]
         self._dials.clear()
         self._resolves.clear()
         for ctx in waiting:
+            if ctx.on_failed is not None:
+                ctx.on_failed("stopping")
             if ctx.on_done is not None:
                 ctx.on_done(None)
 
@@ -839,7 +844,7 @@ class ConnManCore:
         for peer_id in select_extra_outbound_to_evict(peers, self.options.limits, now):
             peer = self.peers.get(peer_id)
             if peer is not None:
-                self._drop(peer, "extra outbound peer", close=True)
+                self._drop(peer, "extra outbound peer", close=True, kind=DisconnectReason.EVICTED)
                 if peer.conn_type is ConnectionType.OUTBOUND_FULL_RELAY and self.policy is not None:
                     self.policy.try_new_outbound_peer = False
 
@@ -1163,6 +1168,7 @@ class ConnManCore:
         count_failure: bool | None = None,
         use_v2: bool | None = None,
         on_done: Callable[[PeerConn | None], None] | None = None,
+        on_failed: Callable[[str], None] | None = None,
         steady: float | None = None,
     ) -> None:
         """Dial ``target`` ("host:port" or a :class:`Service`) once as ``conn_type``
@@ -1170,13 +1176,23 @@ class ConnManCore:
         AddrMan counts the attempt as a failure; ``use_v2`` (default: manual peers and
         peers advertising NODE_P2P_V2) chooses BIP324. Refused while the network is
         inactive or the address is connected (Core ``OpenNetworkConnection``).
-        ``on_done`` is called once with the new peer, or None when refused or failed."""
+        ``on_done`` is called once with the new peer, or None when refused or failed;
+        before that None, ``on_failed`` is told why (the OS's or the rule's text)."""
         self._at(now, steady)
         if count_failure is None:
             count_failure = conn_type is not ConnectionType.MANUAL
         self._open(
             target,
-            _DialCtx(str(target), conn_type, count_failure, use_v2, "onetry", None, on_done),
+            _DialCtx(
+                str(target),
+                conn_type,
+                count_failure,
+                use_v2,
+                "onetry",
+                None,
+                on_done,
+                on_failed,
+            ),
             now,
         )
 
@@ -1221,7 +1237,7 @@ class ConnManCore:
             if ctx.kind == "automatic":
                 self._auto_busy = True
         if not self.network_active or self.stopping:
-            self._dial_ended(ctx, False, now)
+            self._dial_ended(ctx, False, now, "stopping" if self.stopping else "network not active")
             return
         if isinstance(target, Service):
             self._dial_service(target, target, ctx, now)
@@ -1264,24 +1280,24 @@ class ConnManCore:
             return
         if service is None:
             log.info("cannot connect to %s: %s", ctx.target, error)
-            self._dial_ended(ctx, False, now)
+            self._dial_ended(ctx, False, now, f"cannot resolve {ctx.target}: {error}")
             return
         if not self.network_active or self.stopping:
-            self._dial_ended(ctx, False, now)
+            self._dial_ended(ctx, False, now, "stopping" if self.stopping else "network not active")
             return
         if Network.CJDNS in self.options.reachable:
             service = Service(service.addr.maybe_flip_to_cjdns(), service.port)
         try:
             self._dial_service(service, service, ctx, now)
-        except Exception:
-            self._dial_ended(ctx, False, now)
+        except Exception as e:
+            self._dial_ended(ctx, False, now, str(e))
             raise
 
     def _dial_service(
         self, service: Service, dest: Service | str, ctx: _DialCtx, now: float
     ) -> None:
         if self.is_connected(str(service)):
-            self._dial_ended(ctx, False, now)
+            self._dial_ended(ctx, False, now, "already connected")
             return
         if (
             ctx.conn_type is not ConnectionType.MANUAL
@@ -1289,7 +1305,7 @@ class ConnManCore:
             and not self.banman.outbound_allowed(service.addr, now)
         ):
             # Core OpenNetworkConnection: never dial a banned or discouraged address on our own.
-            self._dial_ended(ctx, False, now)
+            self._dial_ended(ctx, False, now, "banned or discouraged")
             return
         proxies = self.options.proxies
         proxy = (
@@ -1357,7 +1373,7 @@ class ConnManCore:
             self.backoff.failed(ctx.target, self._steady)  # manual: the manual loop's own
         if not proxy_failed:
             self.addrman.attempt(ctx.service, ctx.count_failure, now=now)
-        self._dial_ended(ctx, False, now)
+        self._dial_ended(ctx, False, now, reason)
 
     def connected(
         self,
@@ -1381,7 +1397,7 @@ class ConnManCore:
         try:
             peer = self._connect_peer(ctx, conn_id, local, now)
         finally:
-            self._dial_ended(ctx, peer is not None, now, peer)
+            self._dial_ended(ctx, peer is not None, now, peer=peer)
         return peer is not None
 
     def _connect_peer(
@@ -1423,7 +1439,12 @@ class ConnManCore:
         return peer
 
     def _dial_ended(
-        self, ctx: _DialCtx, ok: bool, now: float, peer: PeerConn | None = None
+        self,
+        ctx: _DialCtx,
+        ok: bool,
+        now: float,
+        failure: str = "",
+        peer: PeerConn | None = None,
     ) -> None:
         """Release what the dial held: an automatic one its ``semOutbound`` grant (and the
         automatic loop, which waits for it as Core's does); a manual one its place, and a
@@ -1440,6 +1461,8 @@ class ConnManCore:
             self.pending_manual.discard(ctx.target)
             if not ok:
                 self.backoff.failed(ctx.target, self._steady)
+        if not ok and ctx.on_failed is not None:
+            ctx.on_failed(failure or "refused")
         if ctx.on_done is not None:
             ctx.on_done(peer)
 
@@ -1641,7 +1664,13 @@ class ConnManCore:
             peer.conn_type.value,
             corelog.disconnect_msg(peer.id, peer.addr),
         )
-        self._drop(peer, "evicted for an inbound slot", close=True, logged=True)
+        self._drop(
+            peer,
+            "evicted for an inbound slot",
+            close=True,
+            logged=True,
+            kind=DisconnectReason.EVICTED,
+        )
         return True
 
     def _log_rejected(self, peer: PeerConn, raw: RawMessage) -> None:
@@ -1670,7 +1699,7 @@ class ConnManCore:
             return
         if not self.attempt_to_evict(tx_relay_only=True, protect_peer=peer.id):
             log.debug(corelog.TX_RELAY_EVICTION_FAILED, "version", peer.id)
-            self._drop(peer, "no tx-relay slot", close=True)
+            self._drop(peer, "no tx-relay slot", close=True, kind=DisconnectReason.EVICTED)
 
     # -- bytes in -------------------------------------------------------------------------------
 
@@ -1717,7 +1746,7 @@ class ConnManCore:
             try:
                 raw = transport.next_message()
             except TransportError as e:
-                self._drop(peer, str(e), close=True)
+                self._drop(peer, str(e), close=True, kind=DisconnectReason.PROTOCOL)
                 return
             if raw is None:
                 break
@@ -1770,11 +1799,22 @@ class ConnManCore:
             actions = peer.proto.on_decode_error(raw.command, e, now, size=len(raw.payload))
             self._apply(peer, actions, now)
             return
-        self._apply(peer, peer.proto.on_message(msg, now), now)
-        if isinstance(msg, Pong | Addr | AddrV2):
-            wanted = ("pong", msg.nonce) if isinstance(msg, Pong) else ("addr",)
-            if (peer.id, wanted) in self.pending:
-                self.pending.resolve(peer.id, wanted, msg)
+        actions = peer.proto.on_message(msg, now)
+        # The application and a waiting request see the message once the peer's state
+        # machine took it, before its actions run: the addr that completes an addr-fetch
+        # connection is delivered, then the disconnect.
+        if len(self.pending):
+            for reply_key in reply_keys(msg):
+                if (peer.id, reply_key) in self.pending:
+                    self.pending.resolve(peer.id, reply_key, msg)
+        app = self.app
+        if app is not None and peer.proto.successfully_connected:
+            try:
+                app.message(peer, msg)
+            except Exception:
+                # An application's bug never changes a connection decision.
+                log.exception("application failed on %s from peer=%d", raw.command, peer.id)
+        self._apply(peer, actions, now)
         if raw.command == "version" and peer.inbound and not peer.closed and peer.proto.their.relay:
             self._check_tx_relay_capacity(peer)
 
@@ -1784,7 +1824,7 @@ class ConnManCore:
         self._at(now, steady)
         peer = self._by_conn.get(conn_id)
         if peer is not None:
-            self._drop(peer, reason, close=False)
+            self._drop(peer, reason, close=False, kind=DisconnectReason.REMOTE_CLOSED)
             self._maybe_retry_v1(peer, now)  # after _drop's back-off bookkeeping: redial at once
 
     def _maybe_retry_v1(self, peer: PeerConn, now: float) -> None:
@@ -1820,7 +1860,7 @@ class ConnManCore:
                     and peer.transport.transport_type == "detecting"
                 ):
                     reason = corelog.V2_HANDSHAKE_TIMEOUT  # Core's InactivityCheck wording
-                self._drop(peer, reason, close=True)
+                self._drop(peer, reason, close=True, kind=classify_disconnect(reason))
             elif isinstance(action, Misbehaving):
                 self._misbehaving(peer, action.reason)
             elif isinstance(action, LearnedAddresses):
@@ -1857,6 +1897,11 @@ class ConnManCore:
                     corelog.log_peer(peer.id, peer.addr),
                     "",
                 )
+                if self.app is not None:
+                    try:
+                        self.app.peer_connected(peer)
+                    except Exception:
+                        log.exception("application failed on a new peer")
         self._schedule(peer)
 
     def _learned(self, peer: PeerConn, action: LearnedAddresses, now: float) -> None:
@@ -2009,12 +2054,22 @@ class ConnManCore:
                 self.banman.discourage(peer.addr.addr)
                 self.stats.count("discouragements")
                 self._event("discourage", address=str(peer.addr.addr))
-        self._drop(peer, f"misbehaving: {reason}", close=True)
+        self._drop(peer, f"misbehaving: {reason}", close=True, kind=DisconnectReason.MISBEHAVING)
         if not peer.addr.addr.is_local():
             # Core: DisconnectNode(pnode.addr), every connection from that address.
-            self.disconnect_matching(peer.addr.addr, self._now, steady=self._steady)
+            self.disconnect_matching(
+                peer.addr.addr, self._now, steady=self._steady, kind=DisconnectReason.MISBEHAVING
+            )
 
-    def _drop(self, peer: PeerConn, reason: str, *, close: bool, logged: bool = False) -> None:
+    def _drop(
+        self,
+        peer: PeerConn,
+        reason: str,
+        *,
+        close: bool,
+        logged: bool = False,
+        kind: DisconnectReason | None = None,
+    ) -> None:
         if peer.closed:
             return
         now = self._now
@@ -2039,6 +2094,11 @@ class ConnManCore:
         self._conn_event(
             "net:closed_connection", peer, time_established=int(peer.connected_at), reason=reason
         )
+        if self.app is not None:
+            try:
+                self.app.peer_disconnected(peer, kind or classify_disconnect(reason), reason)
+            except Exception:
+                log.exception("application failed on a disconnect")
         # Core: the reason, then CNode::DisconnectMsg; FinalizeNode's line after it.
         if not logged:
             log.debug(
@@ -2108,11 +2168,16 @@ class ConnManCore:
         if peer is None:
             return False
         by = corelog.DISCONNECT_BY_ID if peer_id is not None else corelog.DISCONNECT_BY_ADDRESS
-        self._drop(peer, by, close=True)
+        self._drop(peer, by, close=True, kind=DisconnectReason.LOCAL_REQUEST)
         return True
 
     def disconnect_matching(
-        self, target: NetAddr | SubNet, now: float, *, steady: float | None = None
+        self,
+        target: NetAddr | SubNet,
+        now: float,
+        *,
+        steady: float | None = None,
+        kind: DisconnectReason = DisconnectReason.BANNED,
     ) -> int:
         """Disconnect every peer whose address is ``target`` or inside it; returns how many.
 
@@ -2130,7 +2195,7 @@ class ConnManCore:
             else corelog.DISCONNECT_BY_ADDRESS
         )
         for peer in victims:
-            self._drop(peer, by, close=True)
+            self._drop(peer, by, close=True, kind=kind)
         return len(victims)
 
     def add_node(self, node: str, command: str, now: float, *, steady: float | None = None) -> None:
@@ -2190,6 +2255,11 @@ class ConnManCore:
         self.network_active = active
         if not active:
             for peer in list(self.peers.values()):
-                self._drop(peer, corelog.NETWORK_NOT_ACTIVE, close=True)
+                self._drop(
+                    peer,
+                    corelog.NETWORK_NOT_ACTIVE,
+                    close=True,
+                    kind=DisconnectReason.NETWORK_INACTIVE,
+                )
         else:
             self._next_added = min(self._next_added, self._steady)

@@ -39,6 +39,8 @@ GENESIS_HEADERS: dict[str, bytes] = {
     "regtest": _genesis(1296688602, 0x207FFFFF, 2),
 }
 
+#: Core's MAX_HEADERS_RESULTS (src/net_processing.h): headers in one ``headers`` message.
+MAX_HEADERS_RESULTS = 2000
 #: Core's DEFAULT_MAX_TIP_AGE (src/validation.h): an older tip means initial block download.
 MAX_TIP_AGE = 24 * 3600
 
@@ -136,6 +138,31 @@ class HeaderChain:
         self._height[h.hash] = len(self._headers)
         self._headers.append(h)
         return h.hash
+
+    def headers_after(
+        self, locator: list[bytes], hash_stop: bytes, limit: int = MAX_HEADERS_RESULTS
+    ) -> list[bytes]:
+        """The 80-byte headers a ``getheaders`` asks for (Core's ``GETHEADERS`` handler,
+        src/net_processing.cpp): after the first ``locator`` hash on our chain
+        (``FindForkInGlobalIndex``; genesis when none is), up to ``limit`` headers or
+        through ``hash_stop``. An empty locator asks for the ``hash_stop`` block alone.
+        Hashes in internal byte order (as on the wire)."""
+        if not locator:
+            h = self._height.get(hash_stop[::-1].hex())
+            return [] if h is None else [self._headers[h].raw]
+        start = 0
+        for block in locator:
+            h = self._height.get(block[::-1].hex())
+            if h is not None:
+                start = h
+                break
+        stop = hash_stop[::-1].hex()
+        out: list[bytes] = []
+        for header in self._headers[start + 1 : start + 1 + limit]:
+            out.append(header.raw)
+            if header.hash == stop:
+                break
+        return out
 
     def median_time_past(self) -> int:
         """Core ``GetMedianTimePast``: the median time of the last 11 headers."""

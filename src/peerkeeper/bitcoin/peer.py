@@ -263,6 +263,10 @@ class PeerConfig:
     #: Core's addr token bucket (0.1 address/s). Off only in simulation studies
     #: (:mod:`peerkeeper.sim`'s eclipse scenario); Core has no such switch.
     addr_rate_limit: bool = True
+    #: The share of the address book one getaddr answer may hold (Core's constant
+    #: ``MAX_PCT_ADDR_TO_SEND``, 23). Raised only by ``peerkeeper lab``, whose small
+    #: networks would otherwise hide nodes from a crawl; Core has no such switch.
+    getaddr_max_pct: int = MAX_PCT_ADDR_TO_SEND
 
 
 class AddrSource(Protocol):
@@ -831,7 +835,8 @@ class BitcoinPeer:
             return []
         self.getaddr_recvd = True
         self.addrs_to_send.clear()
-        for entry in self.addr_source.get_addr(MAX_ADDR_TO_SEND, MAX_PCT_ADDR_TO_SEND, now):
+        max_pct = self.config.getaddr_max_pct
+        for entry in self.addr_source.get_addr(MAX_ADDR_TO_SEND, max_pct, now):
             self.push_address(entry, now)
         return []
 

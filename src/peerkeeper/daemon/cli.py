@@ -31,8 +31,9 @@ from peerkeeper import __version__
 from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
 from peerkeeper.bitcoin.banman import BanlistError, BanMan
 from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
-from peerkeeper.daemon.config import Config, ConfigError, read_conf_file
+from peerkeeper.daemon.config import DEFAULT_DATADIR, Config, ConfigError, read_conf_file
 from peerkeeper.daemon.debuglog import LogOptions, install, set_mocktime_source
+from peerkeeper.daemon.labcli import add_lab_parsers, run_crawl_command, run_lab_command
 from peerkeeper.daemon.nativecli import (
     DEFAULT_NATIVE_RPC_PORT,
     add_native_options,
@@ -222,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the event stream to FILE as JSON lines (rotated at 10 MiB)",
     )
     node.add_argument(
+        "--dialmap",
+        type=Path,
+        metavar="FILE",
+        help="dial virtual addresses through FILE's loopback endpoints (a `peerkeeper lab`"
+        " network); other addresses are not dialled",
+    )
+    node.add_argument(
         "--debug",
         action="append",
         default=None,
@@ -307,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     netinfo.add_argument(
         "--watch", type=float, metavar="SECONDS", help="redraw every SECONDS until interrupted"
     )
+    add_lab_parsers(sub)
     return parser
 
 
@@ -382,6 +391,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "fixedseedsfile",
         "web",
         "eventlog",
+        "dialmap",
         "inboundrelaypercent",
         "onion",
         "i2psam",
@@ -401,8 +411,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, key, None)
         if value is not None:
             values[key] = bool(value)
-    if "datadir" in values:
-        values["datadir"] = Path(values["datadir"]).expanduser()
+    values["datadir"] = Path(values.get("datadir") or DEFAULT_DATADIR).expanduser()
+    values["daemon"] = True  # Core's daemon defaults: RPC server on, listening
     config = Config(**values)
     config.validate()
     return config
@@ -744,6 +754,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sim":
         return run_sim(args, sys.argv[1:] if argv is None else argv)
+    if args.command == "lab":
+        return run_lab_command(args)
+    if args.command == "crawl":
+        return run_crawl_command(args)
     if args.command == "gossip-demo":
         from peerkeeper.daemon.gossipdemo import run_gossip_demo
 

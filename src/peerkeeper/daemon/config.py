@@ -11,6 +11,12 @@ policy's ``seednode``, ``dnsseed``, ``forcednsseed``, ``fixedseeds``,
 ``proxyrandomize``, ``cjdnsreachable``, ``i2psam``, ``listenonion``, ``maxuploadtarget``, ``externalip``; and
 peerkeeper's own ``dnsserver``. Defaults follow Core;
 ports default to the chain's (src/chainparamsbase.cpp, src/kernel/chainparams.cpp).
+
+Two sets of defaults: a library's (``Config()``: no RPC server, no listening socket,
+no data directory, so the node keeps its address book and bans in memory) and the
+daemon's (``daemon=True``, set by ``peerkeeper node`` and ``peerkeeperd``: Core's
+``-server`` on, ``-listen`` by Core's soft rules, ``~/.peerkeeper``). Whatever is set
+explicitly wins in both.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from peerkeeper.net.netbase import ProxyConfigError, ProxySettings
 if TYPE_CHECKING:
     from peerkeeper.net.netaddr import Service
 
-__all__ = ["Config", "ConfigError", "read_conf_file"]
+__all__ = ["DEFAULT_DATADIR", "Config", "ConfigError", "read_conf_file"]
 
 
 #: Core's MAX_SUBVERSION_LENGTH (src/net.h) and SAFE_CHARS_UA_COMMENT (src/util/strencodings.cpp).
@@ -38,6 +44,10 @@ _SAFE_UA_COMMENT = frozenset(
 )
 
 
+#: The daemon's data directory when none is given (Core: ``~/.bitcoin``).
+DEFAULT_DATADIR = Path.home() / ".peerkeeper"
+
+
 class ConfigError(ValueError):
     """A configuration value or file is invalid; the message names the option."""
 
@@ -47,7 +57,8 @@ class Config:
     """Everything a :class:`~peerkeeper.daemon.node.Node` needs (Core option names, Core defaults)."""
 
     chain: str = "main"
-    datadir: Path = field(default_factory=lambda: Path.home() / ".peerkeeper")
+    #: The data directory; None keeps everything in memory (a library's default).
+    datadir: Path | None = None
     bind: list[str] = field(default_factory=list)
     port: int | None = None
     listen: bool | None = None
@@ -62,7 +73,8 @@ class Config:
     rpcthreads: int = 16
     rpcworkqueue: int = 64
     rpcservertimeout: int = 30
-    server: bool = True
+    #: ``-server``: the JSON-RPC server; None: on for the daemon, off for a library.
+    server: bool | None = None
     maxsendbuffer: int = 1000
     maxreceivebuffer: int = 5000
     peertimeout: int = 60
@@ -112,6 +124,12 @@ class Config:
     #: peerkeeper's own: ``-eventlog=FILE`` writes the event stream as JSON lines,
     #: rotated at 10 MiB (5 old files kept).
     eventlog: Path | None = None
+    #: peerkeeper's own: ``-dialmap=FILE`` maps virtual addresses to the loopback
+    #: endpoints of a lab network (:mod:`peerkeeper.io.dialmap`); others are not dialled.
+    dialmap: Path | None = None
+    #: Core's daemon defaults (RPC server on, listening on by Core's soft rules), as
+    #: ``peerkeeper node`` and ``peerkeeperd`` run; False: a library's (both off).
+    daemon: bool = False
 
     def web_endpoint(self) -> tuple[str, int] | None:
         """``-web`` as ``(host, port)``; None when off. A port alone means 127.0.0.1.
@@ -153,8 +171,23 @@ class Config:
 
     @property
     def chain_datadir(self) -> Path:
-        """Where this chain's files live: ``datadir`` for main, ``datadir/<chain>`` otherwise (as Core)."""
+        """Where this chain's files live: ``datadir`` for main, ``datadir/<chain>`` otherwise (as Core).
+
+        :raises ConfigError: no ``datadir`` (an in-memory node has no files).
+        """
+        if self.datadir is None:
+            raise ConfigError("no datadir: this node keeps its state in memory")
         return self.datadir if self.chain == "main" else self.datadir / self.chain
+
+    @property
+    def in_memory(self) -> bool:
+        """No data directory: the address book and bans live in memory only."""
+        return self.datadir is None
+
+    @property
+    def rpc_server(self) -> bool:
+        """``-server``, else on for the daemon and off for a library."""
+        return self.daemon if self.server is None else self.server
 
     @property
     def noconnect(self) -> bool:
@@ -181,6 +214,8 @@ class Config:
             return self.listen
         if self.bind or self.whitebind:
             return True
+        if not self.daemon:
+            return False  # a library listens only when asked
         return not (self.connect or self.maxconnections <= 0 or self._proxy_set)
 
     @property
@@ -209,6 +244,10 @@ class Config:
                 raise ConfigError(f"-{name} must be between 0 and 65535")
         if self.rpcservertimeout <= 0:
             raise ConfigError("-rpcservertimeout must be positive")
+        if self.rpc_server and self.datadir is None and not (self.rpcuser and self.rpcpassword):
+            raise ConfigError(
+                "-server needs a datadir (for the RPC cookie) or -rpcuser and -rpcpassword"
+            )
         if self.maxsendbuffer <= 0 or self.maxreceivebuffer <= 0:
             raise ConfigError("-maxsendbuffer and -maxreceivebuffer must be positive")
         if self.peertimeout <= 0:
@@ -352,7 +391,7 @@ BOOL_KEYS = {
     "cjdnsreachable",
     "listenonion",
 }
-PATH_KEYS = {"asmap", "fixedseedsfile", "eventlog"}
+PATH_KEYS = {"asmap", "fixedseedsfile", "eventlog", "dialmap"}
 INT_KEYS = {
     "rpcthreads",
     "rpcworkqueue",

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,7 @@ from peerkeeper.io.addrdb import (
     read_block_headers,
     write_banlist_json,
 )
+from peerkeeper.io.dialmap import dialmap_function, load_dialmap
 from peerkeeper.io.store import (
     DatadirLock,
     Store,
@@ -71,17 +73,37 @@ from peerkeeper.io.store import (
 )
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
-from peerkeeper.net.netpermissions import Permissions, to_strings
+from peerkeeper.net.netpermissions import (
+    NetPermissionFlags,
+    Permissions,
+    has_flag,
+    to_strings,
+)
 from peerkeeper.shell.clock import MockableClock
 from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn
 from peerkeeper.shell.events import EventHub, EventLog, Subscription
+from peerkeeper.shell.peerapi import Peer, PeerApi
 from peerkeeper.wire import corelog
 from peerkeeper.wire.events import Event, EventFilter
-from peerkeeper.wire.messages import PROTOCOL_VERSION, AddrEntry, ServiceFlags, services_names
+from peerkeeper.wire.messages import (
+    PROTOCOL_VERSION,
+    AddrEntry,
+    BlockHeader,
+    GetData,
+    GetHeaders,
+    Headers,
+    NotFound,
+    ServiceFlags,
+    services_names,
+)
 
 __all__ = ["Node", "USER_AGENT", "CLIENT_VERSION"]
 
 log = logging.getLogger("peerkeeper.node")
+
+_HEADER = struct.Struct("<i32s32sIII")
+#: Core ``CInv::IsGenTxMsg``: MSG_TX, MSG_WTX, MSG_WITNESS_TX (src/protocol.h).
+_TX_INV_TYPES = frozenset({1, 5, 0x40000001})
 
 #: BIP14 user agent we announce.
 USER_AGENT = f"/peerkeeper:{__version__}/"
@@ -99,11 +121,14 @@ _RPC_NETWORKS = (Network.IPV4, Network.IPV6, Network.TORV3, Network.I2P, Network
 _NETWORK_BY_NAME = {n.rpc_name: n for n in _RPC_NETWORKS}
 
 
-class Node:
-    """A running peerkeeper node: ConnMan + address table + RPC server.
+class Node(PeerApi):
+    """A running peerkeeper node: ConnMan + address table (+ RPC server when asked).
 
     ``Node(config, clock=time.time, rng=None)``. Attributes after start:
     ``connman``, ``addrman``, ``rpc`` (None when ``server`` is off), ``rpc_port``.
+    The application API (peer events, message handlers, sending, requests) is
+    :class:`~peerkeeper.shell.peerapi.PeerApi`'s. ``Config()``'s defaults are a
+    library's: no RPC server, no listening socket, state in memory.
     """
 
     def __init__(
@@ -134,7 +159,7 @@ class Node:
             deterministic="addrman" in config.test,  # Core -test=addrman
         )
         self.banman = BanMan(self.rng.getrandbits(32), default_ban_time=config.bantime)
-        self.store = Store(config.chain_datadir)
+        self.store = Store(None if config.in_memory else config.chain_datadir)
         #: The chain of block headers the chain RPCs describe (genesis until start).
         self.headers: HeaderChain | None = (
             HeaderChain(GENESIS_HEADERS[config.chain]) if config.chain in GENESIS_HEADERS else None
@@ -157,6 +182,11 @@ class Node:
                 else []
             )
             external = [Service.parse(e, config.p2p_port) for e in config.externalip]
+            dial_map = (
+                dialmap_function(load_dialmap(config.dialmap))
+                if config.dialmap is not None
+                else None
+            )
         except (ValueError, OSError, AddrError) as e:
             raise ConfigError(str(e)) from None
         nameservers: list[str] | None = None
@@ -212,6 +242,7 @@ class Node:
                     peer_connect_timeout=float(config.peertimeout),
                 ),
                 network_active=config.networkactive,
+                dial_map=dial_map,
             ),
             self.addrman,
             clock=self.clock,
@@ -226,6 +257,48 @@ class Node:
         self._eventlog: EventLog | None = None
         self._stop_event = asyncio.Event()
         self.started_at = 0.0
+        self._init_app()
+        self.on(GetHeaders, self._on_getheaders)
+        self.on(GetData, self._on_getdata)
+
+    # -- serving headers ------------------------------------------------------------------
+
+    def _on_getheaders(self, peer: Peer, msg: GetHeaders) -> None:
+        """Answer ``getheaders`` from our header chain (Core's ``GETHEADERS`` handler,
+        src/net_processing.cpp): at most 2,000 headers after the locator's fork point.
+
+        Core serves no headers while its chain has less work than the chain's
+        ``nMinimumChainWork`` (unless the peer has the ``download`` permission) and
+        sends an empty ``headers`` instead. That minimum is 0 on regtest; on the public
+        chains peerkeeper never holds enough headers, so it always answers empty there.
+        """
+        conn = self.connman.peers.get(peer.id)
+        if self.headers is None or conn is None or conn.closed:
+            return
+        if self.config.chain != "regtest" and not has_flag(
+            conn.permissions, NetPermissionFlags.DOWNLOAD
+        ):
+            log.debug(corelog.GETHEADERS_TOO_LITTLE_WORK, peer.id)
+            self.connman.send_message(peer.id, Headers([]))
+            return
+        raws = self.headers.headers_after(msg.locator, msg.hash_stop)
+        headers = [BlockHeader(*_HEADER.unpack(raw)) for raw in raws]
+        self.connman.send_message(peer.id, Headers(headers))
+
+    def _on_getdata(self, peer: Peer, msg: GetData) -> None:
+        """Core's ``ProcessGetData`` (src/net_processing.cpp) with an empty mempool: every
+        transaction asked for is ``notfound``, for peers with transaction relay (not
+        block-relay-only, and relay asked for in their version); blocks are not kept."""
+        if type(msg) is not GetData:
+            return  # NotFound shares the class
+        conn = self.connman.peers.get(peer.id)
+        if conn is None or conn.closed or conn.conn_type is ConnectionType.BLOCK_RELAY:
+            return
+        if not conn.proto.their.relay:
+            return
+        missing = [item for item in msg.items if item[0] in _TX_INV_TYPES]
+        if missing:
+            self.connman.send_message(peer.id, NotFound(missing))
 
     # -- events -------------------------------------------------------------------------------
 
@@ -255,11 +328,12 @@ class Node:
 
     @property
     def datadir(self) -> Path:
-        """This chain's data directory."""
+        """This chain's data directory; :class:`ConfigError` for an in-memory node."""
         return self.config.chain_datadir
 
     def _keep_header(self, raw: bytes) -> None:
-        append_header(self.config.chain_datadir, raw)
+        if not self.config.in_memory:
+            append_header(self.config.chain_datadir, raw)
         self._announce_height()
 
     def _announce_height(self) -> None:
@@ -282,7 +356,7 @@ class Node:
         """The header chain: genesis, Core's block files in the datadir (a copied chain),
         and the headers kept here; a header that does not extend the chain ends it."""
         genesis = GENESIS_HEADERS.get(self.config.chain)
-        if genesis is None:
+        if genesis is None or self.config.in_memory:
             return
         chain = HeaderChain(genesis)
         magic = self.config.chain_params.magic
@@ -306,8 +380,9 @@ class Node:
         another node (or an import/export command) holds the data directory.
         """
         self.started_at = self.clock()
-        self.datadir.mkdir(parents=True, exist_ok=True)
-        self._lock = lock_datadir(self.datadir)
+        if not self.config.in_memory:
+            self.datadir.mkdir(parents=True, exist_ok=True)
+            self._lock = lock_datadir(self.datadir)
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self._load_headers)
         self._announce_height()
@@ -318,8 +393,8 @@ class Node:
         await self.connman.start()
         self._next_dump = asyncio.get_running_loop().time() + DUMP_INTERVAL
         self._dump_task = asyncio.get_running_loop().create_task(self._dump_loop())
-        if self.config.server:
-            credentials = [write_cookie(self.datadir)]
+        if self.config.rpc_server:
+            credentials = [] if self.config.in_memory else [write_cookie(self.datadir)]
             if self.config.rpcuser and self.config.rpcpassword:
                 credentials.append((self.config.rpcuser, self.config.rpcpassword))
             self.rpc = RpcServer(
@@ -366,7 +441,8 @@ class Node:
                 try:
                     await self.rpc.stop()
                 finally:
-                    delete_cookie(self.datadir)
+                    if not self.config.in_memory:
+                        delete_cookie(self.datadir)
                     self.rpc = None
             await self.connman.stop()
         finally:
@@ -427,7 +503,7 @@ class Node:
             self.banman.load_json(obj, self.clock(), source=str(self.store.path))
         except BanlistError as e:
             log.warning("ignoring stored bans: %s", e)
-        if not (self.config.chain_datadir / BANLIST_FILE).exists():
+        if not self.config.in_memory and not (self.config.chain_datadir / BANLIST_FILE).exists():
             # Core BanMan's constructor when banlist.json cannot be read (src/banman.cpp).
             log.info(corelog.RECREATING_BANLIST)
             self.banman.mark_dirty()
@@ -456,7 +532,7 @@ class Node:
 
             def work(c: Any) -> int:
                 n = self.store.write_dump(c, snap, rows)
-                if bans is not None:
+                if bans is not None and not self.config.in_memory:
                     # Core's CBanDB file beside the store, for tools that read it.
                     write_banlist_json(self.config.chain_datadir / BANLIST_FILE, bans)
                 return n
@@ -591,7 +667,7 @@ class Node:
         """Core ``getrpcinfo`` (src/rpc/server.cpp): this call, and the log file."""
         return {
             "active_commands": [{"method": "getrpcinfo", "duration": 0}],
-            "logpath": str(self.config.chain_datadir / "debug.log"),
+            "logpath": "" if self.config.in_memory else str(self.datadir / "debug.log"),
         }
 
     def peer_info(self, peer: PeerConn) -> dict[str, Any]:

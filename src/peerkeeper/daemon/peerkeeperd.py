@@ -122,7 +122,7 @@ SENSITIVE_OPTIONS = frozenset({"rpcauth", "rpcpassword", "rpcuser", "torpassword
 #: Core's ``HelpRequested`` spellings (src/common/args.cpp); ``-version`` beside them.
 _HELP = frozenset({"?", "h", "help", "help-debug"})
 #: Config fields that are not Core options (or are read specially).
-_NOT_OPTIONS = frozenset({"chain", "datadir", "services"})
+_NOT_OPTIONS = frozenset({"chain", "datadir", "services", "daemon"})
 
 log = logging.getLogger("peerkeeper.node")
 
@@ -204,8 +204,12 @@ def build_config(argv: list[str], default_datadir: Path) -> tuple[Config, ArgsMa
         raw = args.get_arg(name)
         if raw is not None and not (raw.isdigit() and 0 < int(raw) <= 0xFFFF):
             raise ConfigError(f"Invalid port specified in -{name}: '{raw}'")
-    values: dict[str, Any] = {"chain": chain, "datadir": args.datadir(default_datadir)}
-    defaults = Config()
+    values: dict[str, Any] = {
+        "chain": chain,
+        "datadir": args.datadir(default_datadir),
+        "daemon": True,
+    }
+    defaults = Config(daemon=True, server=True)
     for f in fields(Config):
         name = f.name
         if name in _NOT_OPTIONS or not args.is_arg_set(name):

@@ -166,14 +166,17 @@ class Store:
     """The SQLite store with its single writer thread.
 
     ``Store(datadir)``; :meth:`open` creates or opens ``datadir/peerkeeper.sqlite``
-    (moving a corrupt file aside); :meth:`close` stops the thread. Every database
+    (moving a corrupt file aside); :meth:`close` stops the thread. ``Store(None)`` is
+    an in-memory database (a library node without a data directory): the same
+    tables, gone when it closes. Every database
     access goes through :meth:`call` / :meth:`call_sync`, which run a function
     ``fn(conn: sqlite3.Connection) -> T`` on the writer thread.
     """
 
-    def __init__(self, datadir: Path) -> None:
+    def __init__(self, datadir: Path | None) -> None:
         self.datadir = datadir
-        self.path = datadir / DB_FILENAME
+        # SQLite takes the name ":memory:" (as a path too) for a private in-memory database.
+        self.path = Path(":memory:") if datadir is None else datadir / DB_FILENAME
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._thread_id: int | None = None
@@ -188,7 +191,8 @@ class Store:
         """Open (or create) the database on the writer thread. Raises :class:`StoreError`."""
         if self._executor is not None:
             return
-        self.datadir.mkdir(parents=True, exist_ok=True)
+        if self.datadir is not None:
+            self.datadir.mkdir(parents=True, exist_ok=True)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="peerkeeper-db"
         )

@@ -372,9 +372,10 @@ class ConnMan:
         *,
         count_failure: bool | None = None,
         use_v2: bool | None = None,
+        on_failed: Callable[[str], None] | None = None,
     ) -> PeerConn | None:
         """Dial ``target`` once as ``conn_type`` and wait for the outcome: the new peer,
-        or None when refused or failed (logged, never raised)."""
+        or None when refused or failed (logged, never raised; ``on_failed`` is told why)."""
         fut: asyncio.Future[PeerConn | None] = asyncio.get_running_loop().create_future()
         self.core.open_connection(
             target,
@@ -383,6 +384,7 @@ class ConnMan:
             count_failure=count_failure,
             use_v2=use_v2,
             on_done=_resolver(fut),
+            on_failed=on_failed,
             steady=self.steady(),
         )
         self._control()

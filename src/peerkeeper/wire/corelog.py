@@ -195,6 +195,11 @@ PING_TIMEOUT = "ping timeout: %fs"
 FEELER_COMPLETED = "feeler connection completed"
 ADDRFETCH_COMPLETED = "addrfetch connection completed"
 ADDRFETCH_TIMEOUT = "addrfetch connection timeout"
+#: src/net_processing.cpp ``GETHEADERS``: a chain below the minimum work is not served.
+GETHEADERS_TOO_LITTLE_WORK = (
+    "Ignoring getheaders from peer=%d because active chain has too little work;"
+    " sending empty response"
+)
 WTXIDRELAY_AFTER_VERACK = "wtxidrelay received after verack"
 SENDADDRV2_AFTER_VERACK = "sendaddrv2 received after verack"
 OBSOLETE_VERSION = "peer using obsolete version %d"

@@ -11,7 +11,9 @@ Layouts and limits follow Bitcoin Core: ``src/protocol.h`` (message types,
 (``MAX_INV_SZ``, ``MAX_ADDR_TO_SEND``, ``MAX_LOCATOR_SZ``, the version message
 reading in ``ProcessMessage``), ``src/net.h`` (``MAX_SUBVERSION_LENGTH``,
 ``MAX_PROTOCOL_MESSAGE_LENGTH``), ``src/headerssync.h`` / ``src/validation.h``
-(``MAX_HEADERS_RESULTS``). A payload that is short, oversized or non-canonical
+(``MAX_HEADERS_RESULTS``); ``tx`` and ``block`` are walked by
+:mod:`peerkeeper.wire.primitives` (src/primitives/transaction.h, block.h), never
+validated. A payload that is short, oversized or non-canonical
 raises :class:`~peerkeeper.wire.codec.DecodeError`; one that is well-formed but
 breaks a limit Core punishes raises :class:`~peerkeeper.wire.codec.LimitExceeded`.
 """
@@ -43,6 +45,7 @@ from peerkeeper.wire.codec import (
     ser_var_str,
     sha256d,
 )
+from peerkeeper.wire.primitives import BlockHeader, TxInfo, parse_block, parse_tx
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -58,6 +61,7 @@ __all__ = [
     "AddrEntry",
     "InvItem",
     "BlockHeader",
+    "TxInfo",
     "Message",
     "Version",
     "Verack",
@@ -77,6 +81,8 @@ __all__ = [
     "GetHeaders",
     "Headers",
     "Mempool",
+    "Tx",
+    "Block",
     "UnknownMessage",
     "MESSAGE_TYPES",
     "ALL_NET_MESSAGE_TYPES",
@@ -164,25 +170,6 @@ class InvItem(NamedTuple):
 
     type: int
     hash: bytes
-
-
-class BlockHeader(NamedTuple):
-    """An 80-byte block header (src/primitives/block.h ``CBlockHeader``)."""
-
-    version: int
-    prev_block: bytes
-    merkle_root: bytes
-    time: int
-    bits: int
-    nonce: int
-
-    def serialize(self) -> bytes:
-        """The 80 serialized bytes."""
-        return _HEADER.pack(*self)
-
-    def hash(self) -> bytes:
-        """The block hash: sha256d of the 80 bytes (internal byte order)."""
-        return sha256d(_HEADER.pack(*self))
 
 
 class Message:
@@ -697,6 +684,107 @@ class Headers(Message):
         return cls(headers)
 
 
+# -- transactions and blocks ----------------------------------------------------------
+
+
+@dataclass(slots=True, repr=False)
+class Tx(Message):
+    """``tx``: one transaction, kept as received (``raw``, bytes) and walked, not validated.
+
+    ``Tx(raw)`` parses at once (:func:`~peerkeeper.wire.primitives.parse_tx`, Core's
+    ``UnserializeTransaction`` with witness, src/primitives/transaction.h) into
+    ``info`` (:class:`~peerkeeper.wire.primitives.TxInfo`); ``txid``, ``wtxid``
+    (32 bytes each, internal byte order), ``has_witness`` and ``size`` (bytes) read
+    from it. The payload must be exactly one transaction: truncated, malformed
+    ("Superfluous witness record", "Unknown transaction optional data") or followed
+    by other bytes, it raises :class:`~peerkeeper.wire.codec.DecodeError`.
+    ``encode()`` returns ``raw``.
+    """
+
+    command = "tx"
+    raw: bytes
+    info: TxInfo = field(init=False)
+
+    def __post_init__(self) -> None:
+        raw = self.raw
+        info, end = parse_tx(raw)
+        if end != len(raw):
+            raise DecodeError(f"tx: {len(raw) - end} bytes after the transaction")
+        self.info = info
+
+    @property
+    def txid(self) -> bytes:
+        """sha256d of the serialization without witness (32 bytes, internal order)."""
+        return self.info.txid
+
+    @property
+    def wtxid(self) -> bytes:
+        """sha256d of the full serialization; the txid when there is no witness."""
+        return self.info.wtxid
+
+    @property
+    def has_witness(self) -> bool:
+        """Some input carries a non-empty witness stack (BIP144)."""
+        return self.info.has_witness
+
+    @property
+    def size(self) -> int:
+        """Bytes of the serialized transaction (the payload)."""
+        return len(self.raw)
+
+    def encode(self) -> bytes:
+        return self.raw
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Tx:
+        return cls(bytes(payload))
+
+    def __repr__(self) -> str:
+        return f"Tx(txid={self.info.txid_hex}, wtxid={self.info.wtxid_hex}, size={self.size})"
+
+
+@dataclass(slots=True, repr=False)
+class Block(Message):
+    """``block``: one block, kept as received (``raw``, bytes) and walked, not validated.
+
+    ``Block(raw)`` parses at once (:func:`~peerkeeper.wire.primitives.parse_block`,
+    src/primitives/block.h ``CBlock``, transactions with witness) into ``header``
+    (:class:`~peerkeeper.wire.primitives.BlockHeader`), ``txs`` (one
+    :class:`~peerkeeper.wire.primitives.TxInfo` each, in block order) and their
+    ``txids`` and ``wtxids`` (32 bytes each, internal byte order). ``hash`` is the
+    block hash. Neither the merkle root nor the proof of work is checked. Truncated
+    or malformed bytes, or bytes after the last transaction, raise
+    :class:`~peerkeeper.wire.codec.DecodeError`. ``encode()`` returns ``raw``.
+    """
+
+    command = "block"
+    raw: bytes
+    header: BlockHeader = field(init=False)
+    txs: list[TxInfo] = field(init=False)
+    txids: list[bytes] = field(init=False)
+    wtxids: list[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.header, self.txs = parse_block(self.raw)
+        self.txids = [info.txid for info in self.txs]
+        self.wtxids = [info.wtxid for info in self.txs]
+
+    @property
+    def hash(self) -> bytes:
+        """The block hash: sha256d of the 80-byte header (32 bytes, internal order)."""
+        return sha256d(memoryview(self.raw)[:80])
+
+    def encode(self) -> bytes:
+        return self.raw
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Block:
+        return cls(bytes(payload))
+
+    def __repr__(self) -> str:
+        return f"Block(hash={self.hash[::-1].hex()}, n_tx={len(self.txs)}, size={len(self.raw)})"
+
+
 @dataclass(slots=True)
 class UnknownMessage(Message):
     """Any command without a class here: the raw ``command`` and ``payload``."""
@@ -730,6 +818,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         GetHeaders,
         Headers,
         Mempool,
+        Tx,
+        Block,
     )
 }
 

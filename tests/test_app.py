@@ -1,0 +1,194 @@
+"""The application API of the Bitcoin node, on loopback against a small lab.
+
+Peer events with typed reasons, handlers (sync and async), message iterators, sending
+(push_message, broadcast, for_each_node), lookups (find_node, node_stats), requests on
+the pending table (getheaders, ping, getdata -> notfound) and their typed failures,
+connect()'s typed errors, and a library node's defaults (no RPC, no listener, nothing
+on disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from support import free_port, wait_until
+
+from peerkeeper import Config, ConnectError, Node, RequestFailed
+from peerkeeper.bitcoin.app import DisconnectReason, classify_disconnect, reply_keys, request_key
+from peerkeeper.daemon.lab import Lab, LabOptions
+from peerkeeper.shell.events import SubscriberTooSlow
+from peerkeeper.shell.peerapi import PeerConnected, PeerDisconnected
+from peerkeeper.wire import corelog
+from peerkeeper.wire.messages import (
+    Addr,
+    GetAddr,
+    GetData,
+    GetHeaders,
+    Headers,
+    Inv,
+    NotFound,
+    Ping,
+    Pong,
+    Tx,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+GENESIS = bytes.fromhex("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206")[::-1]
+
+
+@asynccontextmanager
+async def app_and_lab(tmp: Path, nodes: int = 3) -> AsyncIterator[tuple[Node, Lab]]:
+    async with Lab(LabOptions(nodes=nodes, rpc=False, outbound=False, datadir=tmp / "lab")) as lab:
+        dm = tmp / "dm.json"
+        lab.write_dialmap(dm)
+        async with Node(Config(chain="regtest", dialmap=dm, connect=["0"])) as app:
+            yield app, lab
+
+
+# -- pure pieces ----------------------------------------------------------------------------
+
+
+def test_request_keys_pair_each_request_with_its_replies() -> None:
+    h = bytes(range(32))
+    assert request_key(Ping(7)) in reply_keys(Pong(7))
+    assert request_key(GetAddr()) in reply_keys(Addr([]))
+    assert request_key(GetHeaders()) in reply_keys(Headers([]))
+    assert request_key(GetData([(1, h)])) in reply_keys(NotFound([(1, h)]))
+    for bad in (Ping(None), GetData([]), GetData([(1, h), (1, h)]), Inv([])):
+        with pytest.raises(ValueError):
+            request_key(bad)
+
+
+def test_disconnect_reasons_from_core_texts() -> None:
+    assert classify_disconnect(corelog.PING_TIMEOUT % 1200.0) is DisconnectReason.TIMEOUT
+    assert classify_disconnect(corelog.SOCKET_NO_MESSAGE % (60, "")) is DisconnectReason.TIMEOUT
+    assert classify_disconnect(corelog.FEELER_COMPLETED) is DisconnectReason.COMPLETED
+    assert classify_disconnect("connected to self at x, disconnecting") is DisconnectReason.PROTOCOL
+
+
+# -- on loopback ----------------------------------------------------------------------------
+
+
+async def test_peer_events_handlers_and_requests(tmp_path: Path) -> None:
+    async with app_and_lab(tmp_path) as (app, lab):
+        events = app.peer_events()
+        pongs: list[int] = []
+        seen_async: list[str] = []
+
+        def on_pong(peer: object, msg: Pong) -> None:
+            pongs.append(msg.nonce or 0)
+
+        async def on_headers(peer: object, msg: Headers) -> None:
+            await asyncio.sleep(0)
+            seen_async.append(f"{len(msg.headers)}")
+
+        app.on(Pong, on_pong)
+        app.on(Headers)(on_headers)  # the decorator form
+        stream = app.messages(Headers)
+
+        peer = await app.connect(str(lab.virtual[1]))
+        assert peer.transport == "v2" and peer.start_height == 10
+        ev = await anext(events)
+        assert isinstance(ev, PeerConnected) and ev.peer == peer
+
+        headers = await app.request(peer, GetHeaders(locator=[GENESIS]), expect=Headers)
+        assert isinstance(headers, Headers) and len(headers.headers) == 10
+        assert headers.headers[0].prev_block == GENESIS
+        got_peer, got = await anext(stream)
+        assert got_peer == peer and got == headers
+        await wait_until(lambda: seen_async == ["10"])
+
+        pong = await app.request(peer, Ping(424242))
+        assert pong == Pong(424242)
+        await wait_until(lambda: 424242 in pongs)
+
+        # getdata of a transaction nobody has: Core's notfound, to a peer that asked for
+        # transaction relay in its version (ours does not by default: no mempool)
+        app.disconnect(peer)
+        app.connman.options.peer = dataclasses.replace(app.connman.options.peer, relay=True)
+        await anext(events)
+        peer = await app.connect(str(lab.virtual[1]))
+        await anext(events)
+        h = bytes(range(32))
+        with pytest.raises(RequestFailed, match="unexpected notfound"):
+            await app.request(peer, GetData([(1, h)]), expect=Tx, timeout=5)
+
+        assert app.find_node(id=peer.id) == peer
+        assert app.find_node(addr=str(lab.virtual[1])) == peer
+        assert app.find_node(addr=lab.virtual[1].addr) == peer
+        assert app.find_node(name=peer.name) == peer
+        assert app.find_node(id=peer.id + 100) is None
+        with pytest.raises(ValueError):
+            app.find_node()
+        stats = app.node_stats()
+        assert [s.peer for s in stats] == [peer]
+        assert stats[0].bytes_recv > 0 and stats[0].network == "ipv4"
+        visited: list[int] = []
+        app.for_each_node(lambda p: visited.append(p.id))
+        assert visited == [peer.id]
+
+        assert app.disconnect(peer)
+        ev = await anext(events)
+        assert isinstance(ev, PeerDisconnected)
+        assert ev.reason is DisconnectReason.LOCAL_REQUEST and ev.peer == peer
+        with pytest.raises(KeyError):
+            app.push_message(peer, Ping(1))
+
+
+async def test_broadcast_and_a_request_cut_short_by_the_peer_going(tmp_path: Path) -> None:
+    async with app_and_lab(tmp_path, nodes=3) as (app, lab):
+        peers = [await app.connect(str(v)) for v in lab.virtual]
+        assert app.broadcast(Ping(5)) == 3
+        assert app.broadcast(Ping(6), lambda p: p.id == peers[0].id) == 1
+        # a request whose peer goes: RequestFailed with the disconnect's reason
+        pending = asyncio.ensure_future(
+            app.request(peers[2], GetData([(2, bytes(32))]), timeout=30)  # no block: no answer
+        )
+        await asyncio.sleep(0.05)
+        await lab.nodes[2].stop()  # the remote end goes away
+        with pytest.raises(RequestFailed) as info:
+            await pending
+        assert info.value.reason != "timeout"
+
+
+async def test_connect_raises_a_typed_error_with_the_reason(tmp_path: Path) -> None:
+    async with Node(Config(chain="regtest", connect=["0"])) as app:
+        with pytest.raises(ConnectError) as info:
+            await app.connect(f"127.0.0.1:{free_port()}", timeout=10)
+        assert "refused" in info.value.reason.lower()
+
+
+async def test_a_slow_message_reader_is_dropped_not_buffered(tmp_path: Path) -> None:
+    async with app_and_lab(tmp_path, nodes=1) as (app, lab):
+        stream = app.messages(Pong, maxlen=3)
+        peer = await app.connect(str(lab.virtual[0]))
+        for n in range(1, 6):
+            app.push_message(peer, Ping(n))
+        await wait_until(lambda: stream.dropped)
+        with pytest.raises(SubscriberTooSlow):
+            while True:
+                await anext(stream)
+
+
+async def test_library_defaults_serve_nothing_and_write_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = Config(chain="regtest")
+    assert config.in_memory and not config.rpc_server and not config.listening
+    async with Node(config) as node:
+        assert node.rpc is None and node.connman.listening == []
+        node.addrman  # noqa: B018 - the address book lives in memory
+    assert list(tmp_path.iterdir()) == []
+    # the daemon's defaults are Core's
+    daemon = Config(chain="regtest", daemon=True, datadir=tmp_path / "d")
+    assert daemon.rpc_server and daemon.listening
+    with pytest.raises(Exception, match="datadir"):
+        Config(chain="regtest", server=True).validate()
