@@ -14,7 +14,7 @@ from pathlib import Path
 
 from peerkeeper import Config, GetData, Inv, Node, Peer, Tx
 
-MSG_TX = 1
+MSG_TX, MSG_WTX = 1, 5  # by txid; by wtxid to peers that sent wtxidrelay (BIP339)
 # A version-2 transaction with one input and one output (not valid on any chain).
 EXAMPLE_TX = "0200000001" + "11" * 32 + "0000000000ffffffff01e8030000000000000000000000"
 
@@ -35,7 +35,8 @@ async def main(args: argparse.Namespace) -> None:
         opts.peer = dataclasses.replace(opts.peer, relay=True)
         node.on(GetData, on_getdata)
         peers = [await node.connect(p) for p in args.peer]
-        sent = node.broadcast(Inv([(MSG_TX, tx.txid)]))
+        # Core ignores the kind its peer did not negotiate, so announce both
+        sent = node.broadcast(Inv([(MSG_TX, tx.txid), (MSG_WTX, tx.wtxid)]))
         print(f"announced {tx.txid[::-1].hex()} to {sent} peers")
         await asyncio.sleep(args.seconds)  # Core asks inbound announcers after ~2 s
         print(f"{len(asked)} of {len(peers)} asked for it: {sorted(asked)}")

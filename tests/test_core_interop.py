@@ -325,7 +325,7 @@ async def test_examples_against_core(tmp_path: Path) -> None:
     import sys
 
     async with bitcoind(tmp_path / "core") as (core_port, core):
-        address = "bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq7kfkzd"
+        address = "bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq3xueyj"  # Core ADDRESS_BCRT1_UNSPENDABLE
         hashes = await core("generatetoaddress", 5, address)
         peer = f"127.0.0.1:{core_port}"
         root = Path(__file__).resolve().parents[1] / "examples"
