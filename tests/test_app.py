@@ -21,11 +21,14 @@ from support import free_port, wait_until
 from peerkeeper import Config, ConnectError, Node, RequestFailed
 from peerkeeper.bitcoin.app import DisconnectReason, classify_disconnect, reply_keys, request_key
 from peerkeeper.daemon.lab import Lab, LabOptions
+from peerkeeper.net.netaddr import Service
 from peerkeeper.shell.events import SubscriberTooSlow
 from peerkeeper.shell.peerapi import PeerConnected, PeerDisconnected
 from peerkeeper.wire import corelog
 from peerkeeper.wire.messages import (
     Addr,
+    AddrEntry,
+    AddrV2,
     GetAddr,
     GetData,
     GetHeaders,
@@ -57,7 +60,9 @@ async def app_and_lab(tmp: Path, nodes: int = 3) -> AsyncIterator[tuple[Node, La
 def test_request_keys_pair_each_request_with_its_replies() -> None:
     h = bytes(range(32))
     assert request_key(Ping(7)) in reply_keys(Pong(7))
-    assert request_key(GetAddr()) in reply_keys(Addr([]))
+    two = [AddrEntry(0, 9, Service.parse(f"1.2.3.{i}", 8333)) for i in (1, 2)]
+    assert request_key(GetAddr()) in reply_keys(Addr(two))
+    assert request_key(GetAddr()) not in reply_keys(Addr(two[:1]))  # a self-announcement
     assert request_key(GetHeaders()) in reply_keys(Headers([]))
     assert request_key(GetData([(1, h)])) in reply_keys(NotFound([(1, h)]))
     for bad in (Ping(None), GetData([]), GetData([(1, h), (1, h)]), Inv([])):
@@ -155,6 +160,17 @@ async def test_broadcast_and_a_request_cut_short_by_the_peer_going(tmp_path: Pat
         with pytest.raises(RequestFailed) as info:
             await pending
         assert info.value.reason != "timeout"
+
+
+async def test_getaddr_request_waits_for_the_handshakes_own_getaddr(tmp_path: Path) -> None:
+    """Our node sends getaddr to an outbound peer at the handshake and Core answers one
+    per connection: request(GetAddr()) right after connect() gets that answer."""
+    async with app_and_lab(tmp_path, nodes=4) as (app, lab):
+        peer = await app.connect(str(lab.virtual[0]))
+        reply = await app.request(peer, GetAddr(), timeout=10)
+        assert isinstance(reply, Addr | AddrV2)
+        assert {e.service for e in reply.entries} <= set(lab.virtual)
+        assert len(reply.entries) > 1
 
 
 async def test_connect_raises_a_typed_error_with_the_reason(tmp_path: Path) -> None:

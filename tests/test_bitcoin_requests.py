@@ -35,13 +35,16 @@ async def test_pong_and_addr_matched_by_peer_type_and_content(tmp_path: Path) ->
                     raw.send(Pong(msg.nonce))
                 elif isinstance(msg, GetAddr):
                     when = int(time.time())
-                    raw.send(Addr((AddrEntry(when, 1, Service.parse("8.8.8.8:8333", 0)),)))
+                    one = AddrEntry(when, 1, Service.parse("8.8.8.8:8333", 0))
+                    two = AddrEntry(when, 1, Service.parse("9.9.9.9:8333", 0))
+                    raw.send(Addr((one,)))  # a self-announcement: not the answer
+                    raw.send(Addr((one, two)))
 
         task = asyncio.ensure_future(answer())
         rtt = await cm.request_pong(peer_id, timeout=5)
         assert 0 <= rtt < 5
         entries = await cm.request_addr(peer_id, timeout=5)
-        assert [str(e.service) for e in entries] == ["8.8.8.8:8333"]
+        assert [str(e.service) for e in entries] == ["8.8.8.8:8333", "9.9.9.9:8333"]
         assert len(cm.pending) == 0
         # The peer leaves while a request waits: the request fails with the reason.
         task.cancel()

@@ -356,3 +356,27 @@ def test_lab_and_crawl_commands(tmp_path: Path) -> None:
         lab.terminate()
         text, _ = lab.communicate(timeout=30)
     assert "11.12.0.1:18444" in text  # the table names every node
+
+
+async def test_crawl_through_a_socks5_proxy_with_a_progress_line(tmp_path: Path) -> None:
+    """-proxy is honoured: the visit goes through a real SOCKS5 server (pproxy); the
+    progress line is drawn while the crawl runs."""
+    from support import pproxy_server
+
+    with pproxy_server() as proxy_port:
+        async with Lab(LabOptions(nodes=1, rpc=False, outbound=False, datadir=tmp_path)) as lab:
+            port = lab.dialmap[lab.virtual[0]][1]
+            progress = io.StringIO()
+            summary = await run_crawl(
+                CrawlOptions(
+                    chain="regtest",
+                    seeds=[f"127.0.0.1:{port}"],
+                    proxy=[f"127.0.0.1:{proxy_port}"],
+                    timeouts=FAST,
+                    max_nodes=1,  # the node's own virtual address is not dialled out
+                ),
+                progress=progress,
+                summary_out=io.StringIO(),
+            )
+    assert summary["reachable"] == 1
+    assert "tried 1  reachable 1" in progress.getvalue()

@@ -108,7 +108,8 @@ ReplyKey = tuple[object, ...]
 def request_key(msg: Message) -> ReplyKey:
     """The key a request waits under until its reply (see :func:`reply_keys`).
 
-    ``ping`` (with a nonce) -> its ``pong``; ``getaddr`` -> the next ``addr``/``addrv2``;
+    ``ping`` (with a nonce) -> its ``pong``; ``getaddr`` -> the next ``addr``/``addrv2``
+    of more than one address (Core's addr-fetch rule: one is a self-announcement);
     ``getheaders`` -> the next ``headers``; ``getdata`` of one item -> that ``block``,
     ``tx`` (by txid or wtxid) or a ``notfound`` naming it.
 
@@ -135,7 +136,9 @@ def reply_keys(msg: Message) -> list[ReplyKey]:
     if isinstance(msg, Pong):
         return [("pong", msg.nonce)]
     if isinstance(msg, Addr | AddrV2):
-        return [("addr",)]
+        # Core's addr-fetch rule (src/net_processing.cpp): one address is a peer's
+        # self-announcement, not the answer to getaddr.
+        return [("addr",)] if len(msg.entries) > 1 else []
     if isinstance(msg, Headers):
         return [("headers",)]
     if isinstance(msg, Block):

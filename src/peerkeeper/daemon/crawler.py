@@ -380,6 +380,9 @@ async def _show_progress(crawler: Crawler, out: TextIO) -> None:
 
     console = Console(file=out)
     with Live(Text(crawler.progress()), console=console, refresh_per_second=4) as live:
-        while True:
-            await asyncio.sleep(0.25)
-            live.update(Text(crawler.progress()))
+        try:
+            while True:
+                await asyncio.sleep(0.25)
+                live.update(Text(crawler.progress()))
+        finally:
+            live.update(Text(crawler.progress()), refresh=True)  # the final count stays

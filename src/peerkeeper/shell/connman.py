@@ -396,12 +396,19 @@ class ConnMan:
         self._control()
 
     async def _request(
-        self, peer_id: int, message: Message, key: tuple[object, ...], timeout: float
+        self,
+        peer_id: int,
+        message: Message,
+        key: tuple[object, ...],
+        timeout: float,
+        *,
+        send: bool = True,
     ) -> Any:
-        """Send ``message`` to ``peer_id`` and wait for the reply matched by ``key`` in
-        :attr:`pending` (the dispatch layer's table). Raises KeyError for an unknown
-        peer, :class:`~peerkeeper.shell.dispatch.RequestFailed` (``timeout``, or why the
-        peer was dropped)."""
+        """Send ``message`` to ``peer_id`` (unless ``send`` is False: the request is out
+        already) and wait for the reply matched by ``key`` in :attr:`pending` (the
+        dispatch layer's table). Raises KeyError for an unknown peer,
+        :class:`~peerkeeper.shell.dispatch.RequestFailed` (``timeout``, or why the peer
+        was dropped)."""
         from peerkeeper.shell.dispatch import RequestFailed
 
         if peer_id not in self.core.peers:
@@ -419,7 +426,8 @@ class ConnMan:
         self.pending.add(
             peer_id, key, now=self.clock(), timeout=timeout, on_reply=on_reply, on_done=on_done
         )
-        self.send_message(peer_id, message)
+        if send:
+            self.send_message(peer_id, message)
         try:
             async with asyncio.timeout(timeout):
                 return await fut
@@ -439,8 +447,9 @@ class ConnMan:
         return self.clock() - start
 
     async def request_addr(self, peer_id: int, timeout: float = 60.0) -> list[AddrEntry]:
-        """Send ``getaddr`` and return the next ``addr``/``addrv2`` from ``peer_id``'s
-        entries (it is also processed as usual). Core answers ``getaddr`` once per
+        """Send ``getaddr`` and return the entries of the next ``addr``/``addrv2`` from
+        ``peer_id`` with more than one (one is a self-announcement: Core's addr-fetch
+        rule); it is also processed as usual. Core answers ``getaddr`` once per
         connection, and only on connections it received."""
         msg = await self._request(peer_id, GetAddr(), ("addr",), timeout)
         return list(msg.entries)

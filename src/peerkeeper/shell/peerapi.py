@@ -36,7 +36,7 @@ from peerkeeper.net.netaddr import AddrError, NetAddr, Service
 from peerkeeper.net.netbase import ConnectError
 from peerkeeper.shell.dispatch import RequestFailed
 from peerkeeper.shell.events import SubscriberTooSlow
-from peerkeeper.wire.messages import Message
+from peerkeeper.wire.messages import GetAddr, Message
 
 if TYPE_CHECKING:
     from peerkeeper.bitcoin.connman import PeerConn
@@ -434,7 +434,10 @@ class PeerApi:
         ``getaddr`` -> ``addr``/``addrv2``, ``getheaders`` -> ``headers``, a one-item
         ``getdata`` -> that ``block`` or ``tx``, or a ``notfound`` naming it.
 
-        The reply is processed by the node as usual too. ``timeout`` in seconds.
+        The reply is processed by the node as usual too. ``timeout`` in seconds. Core
+        answers one ``getaddr`` per connection, and the node sends its own to every
+        outbound peer at the handshake: a ``getaddr`` request then waits for that
+        answer (one already received is not asked again, so it times out).
 
         :raises KeyError: no such connected peer.
         :raises ValueError: ``msg`` has no reply to wait for
@@ -447,7 +450,11 @@ class PeerApi:
         peer_id = self._peer_id(peer)
         if peer_id not in self._views:
             raise KeyError(peer_id)
-        reply: Message = await self.connman._request(peer_id, msg, key, timeout)
+        conn = self.connman.peers[peer_id]
+        # Our own getaddr to an outbound peer went out at the handshake (Core's
+        # SendGetAddr) and Core answers one per connection: wait for that answer.
+        send = not (isinstance(msg, GetAddr) and conn.proto.getaddr_sent)
+        reply: Message = await self.connman._request(peer_id, msg, key, timeout, send=send)
         if expect is not None and not isinstance(reply, expect):
             raise RequestFailed(f"unexpected {reply.command}")
         return reply
