@@ -208,3 +208,38 @@ async def test_library_defaults_serve_nothing_and_write_nothing(
     assert daemon.rpc_server and daemon.listening
     with pytest.raises(Exception, match="datadir"):
         Config(chain="regtest", server=True).validate()
+
+
+async def test_slow_coroutine_handlers_are_bounded_and_stop_ends_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peerkeeper.shell import peerapi
+
+    monkeypatch.setattr(peerapi, "MAX_HANDLER_TASKS", 2)
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def stuck(peer: object, msg: Pong) -> None:
+        started.append(msg.nonce or 0)
+        await release.wait()
+
+    async with app_and_lab(tmp_path, nodes=1) as (app, lab):
+        app.on(Pong, stuck)
+        events = app.peer_events()
+        peer = await app.connect(str(lab.virtual[0]))
+        for n in range(1, 6):
+            app.push_message(peer, Ping(n))
+        # the handshake's own ping is answered too: six pongs, two handlers run
+        await wait_until(lambda: app.handler_overflows >= 3)
+        assert len(started) == 2 and app.handler_overflows == 4
+        iterator_done = asyncio.ensure_future(_drain(events))
+    # leaving the node ends the iterator and cancels the stuck handlers
+    assert await asyncio.wait_for(iterator_done, 5) >= 1
+    assert not app._handler_tasks
+
+
+async def _drain(stream: AsyncIterator[object]) -> int:
+    n = 0
+    async for _ in stream:
+        n += 1
+    return n

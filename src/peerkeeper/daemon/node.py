@@ -445,6 +445,7 @@ class Node(PeerApi):
                         delete_cookie(self.datadir)
                     self.rpc = None
             await self.connman.stop()
+            await self._stop_app()
         finally:
             try:
                 if self.store._executor is not None:

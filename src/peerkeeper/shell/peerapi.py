@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from peerkeeper.shell.connman import ConnMan
 
 __all__ = [
+    "MAX_HANDLER_TASKS",
     "DisconnectReason",
     "NodeStats",
     "Peer",
@@ -53,6 +54,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("peerkeeper.app")
+
+#: Coroutine handlers running at once; past it a message's handlers are skipped (logged,
+#: counted in ``handler_overflows``) so that a flood cannot grow the node's memory.
+MAX_HANDLER_TASKS = 10_000
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -207,7 +212,20 @@ class PeerApi:
         self._drain_scheduled = False
         self._handler_tasks: set[asyncio.Task[None]] = set()
         self._connecting: dict[int, asyncio.Future[Peer]] = {}
+        #: Messages not handled because :data:`MAX_HANDLER_TASKS` coroutines were running.
+        self.handler_overflows = 0
         self.connman.core.app = self
+
+    async def _stop_app(self) -> None:
+        """End every iterator (after what is queued) and cancel running handler tasks."""
+        for msg_stream in list(self._msg_streams):
+            msg_stream.close()
+        for ev_stream in list(self._event_streams):
+            ev_stream.close()
+        tasks = list(self._handler_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- AppSink (called by the core) ---------------------------------------------------------
 
@@ -231,8 +249,8 @@ class PeerApi:
             self._post(PeerDisconnected(view, reason, text))
 
     def message(self, peer: PeerConn, msg: Message) -> None:
-        """AppSink: a message from a connected peer."""
-        if not (self._handlers or self._msg_streams):
+        """AppSink: a message from a connected peer (queued only if someone wants it)."""
+        if not self._msg_streams and type(msg) not in self._handlers:
             return
         view = self._views.get(peer.id)
         if view is not None:
@@ -267,6 +285,18 @@ class PeerApi:
             log.exception("handler %r failed on %s from peer=%d", handler, msg.command, peer.id)
             return
         if inspect.isawaitable(result):
+            if len(self._handler_tasks) >= MAX_HANDLER_TASKS:
+                # A flood outrunning slow coroutine handlers: drop, never grow without bound.
+                self.handler_overflows += 1
+                if inspect.iscoroutine(result):
+                    result.close()  # never awaited: no "coroutine was never awaited" warning
+                log.warning(
+                    "%d handler tasks running: %s from peer=%d not handled",
+                    MAX_HANDLER_TASKS,
+                    msg.command,
+                    peer.id,
+                )
+                return
             task = asyncio.ensure_future(result)
             self._handler_tasks.add(task)
             task.add_done_callback(self._handler_done)
