@@ -380,3 +380,16 @@ async def test_crawl_through_a_socks5_proxy_with_a_progress_line(tmp_path: Path)
             )
     assert summary["reachable"] == 1
     assert "tried 1  reachable 1" in progress.getvalue()
+
+
+def test_dialmap_option_of_both_command_lines(tmp_path: Path) -> None:
+    from peerkeeper.daemon.cli import build_parser, config_from_args
+    from peerkeeper.daemon.peerkeeperd import build_config
+
+    args = build_parser().parse_args(
+        ["node", "--chain", "regtest", "--datadir", str(tmp_path), "--dialmap", "lab.json"]
+    )
+    config = config_from_args(args)
+    assert config.dialmap == Path("lab.json") and config.daemon and config.rpc_server
+    config, _ = build_config(["-regtest", f"-datadir={tmp_path}", "-dialmap=lab.json"], tmp_path)
+    assert config.dialmap == Path("lab.json") and config.listening
