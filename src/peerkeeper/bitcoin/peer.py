@@ -267,6 +267,10 @@ class PeerConfig:
     #: ``MAX_PCT_ADDR_TO_SEND``, 23). Raised only by ``peerkeeper lab``, whose small
     #: networks would otherwise hide nodes from a crawl; Core has no such switch.
     getaddr_max_pct: int = MAX_PCT_ADDR_TO_SEND
+    #: Process received addresses as Core does (rate limit, known-address filter,
+    #: AddrMan, relay). ``peerkeeper crawl`` turns it off: its node keeps no address
+    #: book and the application gets every addr message whole; Core has no such switch.
+    learn_addrs: bool = True
 
 
 class AddrSource(Protocol):
@@ -844,6 +848,12 @@ class BitcoinPeer:
         if not self._setup_address_relay():
             return []  # "ignoring addr message from block-relay-only peer"
         entries = msg.entries
+        if not self.config.learn_addrs:
+            if len(entries) < MAX_ADDR_TO_SEND:
+                self.getaddr_sent = False
+            if self.conn_type is ConnectionType.ADDR_FETCH and len(entries) > 1:
+                return self._disconnect(corelog.ADDRFETCH_COMPLETED)
+            return []
         # Token bucket (Core ProcessAddrs).
         if self.addr_token_bucket < MAX_ADDR_PROCESSING_TOKEN_BUCKET:
             elapsed = max(now - self.addr_token_timestamp, 0.0)

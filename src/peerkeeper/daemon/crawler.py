@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import random
@@ -322,6 +323,8 @@ async def run_crawl(
     config = node_config(opts)
     chain_port = config.chain_params.default_port
     node = Node(config)
+    # The crawler reads every answer itself and keeps no address book.
+    node.connman.options.peer = dataclasses.replace(node.connman.options.peer, learn_addrs=False)
     _, reachable = config.proxy_settings()
     frontier = CrawlFrontier(reachable=frozenset(reachable), rate=opts.rate, keep_edges=opts.edges)
     db: CrawlDB | None = None

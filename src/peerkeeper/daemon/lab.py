@@ -92,7 +92,8 @@ class LabOptions:
     other), ``seed`` (the random seed of who knows whom), ``chain``, ``blocks`` (a
     chain of that many regtest headers every node shares, for ``getheaders``),
     ``getaddr_all`` (answer getaddr with everything known, up to 1,000: Core's 23 %
-    would leave nodes of a lab of a few dozen unfound by a crawl).
+    would leave nodes of a lab of a few dozen unfound by a crawl; by default only in
+    labs of at most ``SEED_PEERS + 1`` nodes, where the chance is real).
     """
 
     nodes: int = 10
@@ -104,8 +105,9 @@ class LabOptions:
     chain: str = "regtest"
     blocks: int = 10
     #: Answer getaddr with the whole address book (up to 1,000) instead of Core's 23 %,
-    #: so that a crawl of a small lab finds every node.
-    getaddr_all: bool = True
+    #: so that a crawl of a small lab finds every node; None: only in labs where every
+    #: node knows every other (``nodes <= SEED_PEERS + 1``). Larger labs answer as Core.
+    getaddr_all: bool | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -170,7 +172,10 @@ class Lab:
                 fields.update(opts.extra)
                 node = Node(Config(**fields), clock=self.clock)  # type: ignore[arg-type]
                 cm = node.connman
-                if opts.getaddr_all:
+                getaddr_all = opts.getaddr_all
+                if getaddr_all is None:
+                    getaddr_all = opts.nodes <= SEED_PEERS + 1
+                if getaddr_all:
                     cm.options.peer = dataclasses.replace(cm.options.peer, getaddr_max_pct=100)
                 cm.options.dial_map = cm.sockman.dial_map = self._dial(i)
                 cm.options.accept_map = cm.sockman.accept_map = self._accept
