@@ -233,7 +233,7 @@ async def test_web_port_in_use_is_a_clear_error(
             async with running(tmp_path, "a", web=f"127.0.0.1:{port}") as a:
                 assert a.web is None and a.connman.network_active
                 assert await a.rpc_methods()["getconnectioncount"]([]) == 0
-        assert f"-web: cannot bind 127.0.0.1:{port}" in caplog.text
+        assert f"web port {port} on 127.0.0.1 is in use: choose another with --web" in caplog.text
         assert "running without -web" in caplog.text
 
 

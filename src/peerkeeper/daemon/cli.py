@@ -17,27 +17,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from peerkeeper import __version__
 from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
 from peerkeeper.bitcoin.banman import BanlistError, BanMan
 from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
+from peerkeeper.daemon import rpcclient
 from peerkeeper.daemon.config import DEFAULT_DATADIR, Config, ConfigError, read_conf_file
 from peerkeeper.daemon.debuglog import LogOptions, install, set_mocktime_source
 from peerkeeper.daemon.labcli import add_lab_parsers, run_crawl_command, run_lab_command
 from peerkeeper.daemon.nativecli import (
-    DEFAULT_NATIVE_RPC_PORT,
     add_native_options,
-    native_datadir,
     run_native_node,
 )
 from peerkeeper.daemon.simcli import add_sim_parser, run_sim
@@ -65,7 +63,9 @@ from peerkeeper.io.store import (
     snapshot_addrman,
 )
 from peerkeeper.net.asmap import AsmapError
-from peerkeeper.net.chains import CHAINS
+
+if TYPE_CHECKING:
+    from peerkeeper.daemon.node import Node
 
 __all__ = [
     "LOG_CATEGORIES",
@@ -113,23 +113,9 @@ def setup_logging(
     install(opts, LOG_CATEGORIES, path=str(path) if path is not None else None, console=console)
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--chain", choices=sorted(CHAINS), help="network (default: main)")
-    p.add_argument("--regtest", action="store_true", help="same as --chain regtest")
-    p.add_argument("--datadir", type=Path, help="data directory (default: ~/.peerkeeper)")
-    p.add_argument("--conf", type=Path, help="bitcoin.conf-style configuration file")
-    p.add_argument("--rpcport", type=int, help="JSON-RPC port (default: the chain's, as Core)")
-    p.add_argument("--rpcuser", help="JSON-RPC user (default: cookie authentication)")
-    p.add_argument("--rpcpassword", help="JSON-RPC password")
-
-
-def _add_protocol(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--protocol",
-        choices=("bitcoin", "native"),
-        default="bitcoin",
-        help="bitcoin (default) or native: peerkeeper's own protocol (identities, pool)",
-    )
+#: The options shared with the light ``peerkeeper rpc`` (:mod:`peerkeeper.daemon.rpcclient`).
+_add_common = rpcclient.add_common_options
+_add_protocol = rpcclient.add_protocol_option
 
 
 #: Repeatable ``node`` options with Core's names (src/init.cpp ``SetupServerArgs``).
@@ -284,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("file", type=Path)
 
     demo = sub.add_parser(
-        "gossip-demo", help="N native nodes on loopback share who they connected to (seed 004)"
+        "gossip-demo",
+        help="N native nodes on loopback share who they connected to (the dispatch layer)",
     )
     demo.add_argument("--nodes", type=int, default=20, help="how many nodes (default 20)")
     demo.add_argument(
@@ -321,34 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_rpc_client(p: argparse.ArgumentParser) -> None:
     """bitcoin-cli's options (src/bitcoin-cli.cpp SetupCliArgs), single dash as Core's."""
-    p.add_argument("--rpcconnect", "-rpcconnect", default="127.0.0.1", help="RPC host")
-    p.add_argument(
-        "-rpcwait", "--rpcwait", action="store_true", help="wait for the RPC server to start"
-    )
-    p.add_argument(
-        "-rpcwaittimeout",
-        "--rpcwaittimeout",
-        type=int,
-        default=0,
-        help="with -rpcwait: give up after this many seconds (default 0: never)",
-    )
-    p.add_argument(
-        "-rpcclienttimeout",
-        "--rpcclienttimeout",
-        type=int,
-        default=900,
-        help="seconds to wait for a reply (default 900; 0: no limit)",
-    )
-    if p.prog.endswith(" rpc"):
-        p.add_argument(
-            "-named", "--named", action="store_true", help="pass arguments as name=value"
-        )
-        for flag, text in (
-            ("-netinfo", "peers and networks at a glance; optional level 0-4 and 'outonly'"),
-            ("-getinfo", "general information from the node"),
-            ("-addrinfo", "known addresses per network"),
-        ):
-            p.add_argument(flag, "-" + flag, action="store_true", help=text)
+    rpcclient.add_client_options(p, reports=p.prog.endswith(" rpc"))
 
 
 #: How the examples in help texts call the node.
@@ -363,11 +323,23 @@ def _rpc_epilog() -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Merge ``--conf`` file values and command-line options into a :class:`Config`."""
+    """Merge configuration file values and command-line options into a :class:`Config`.
+
+    The file is ``--conf``, else ``<datadir>/bitcoin.conf`` when it exists (Core's
+    ``-conf`` default, src/common/args.cpp ``ReadConfigFiles``); command-line values
+    win. Raises :class:`ConfigError` (also when ``--conf`` cannot be read).
+    """
     chain = "regtest" if getattr(args, "regtest", False) else args.chain
     values: dict[str, Any] = {}
-    if args.conf is not None:
-        values.update(read_conf_file(args.conf, chain))
+    conf: Path | None = args.conf
+    default_conf = Path(args.datadir or DEFAULT_DATADIR).expanduser() / "bitcoin.conf"
+    if conf is None and default_conf.is_file():
+        conf = default_conf
+    if conf is not None:
+        try:
+            values.update(read_conf_file(Path(conf).expanduser(), chain))
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read configuration file {conf}: {e}") from None
     if chain is not None:
         values["chain"] = chain
     for key in (
@@ -448,6 +420,8 @@ async def run_node(config: Config, *, init_error: Callable[[str], None] | None =
     logging.getLogger("peerkeeper.node").info(
         "peerkeeper %s started (chain %s, datadir %s)", __version__, config.chain, node.datadir
     )
+    for line in startup_summary(node, config):
+        logging.getLogger("peerkeeper.node").info("%s", line)
     try:
         await node.wait_stopped()
     finally:
@@ -456,111 +430,73 @@ async def run_node(config: Config, *, init_error: Callable[[str], None] | None =
     return 0
 
 
-async def _run_rpc(args: argparse.Namespace, config: Config) -> int:
-    return await _call_rpc(
-        args, config.chain_datadir, config.rpc_port, config.rpcuser, config.rpcpassword
-    )
+def startup_summary(node: Node, config: Config) -> list[str]:
+    """What a started node will do, in plain words (logged at start): where it listens,
+    how it finds peers, whom it dials, where its RPC and files are, and how it stops."""
+    from peerkeeper.bitcoin.seeds import DNS_SEEDS
+    from peerkeeper.wire.corelog import host_port
 
-
-async def _call_rpc(
-    args: argparse.Namespace,
-    datadir: Path,
-    rpc_port: int,
-    rpcuser: str | None = None,
-    rpcpassword: str | None = None,
-) -> int:
-    """bitcoin-cli (src/bitcoin-cli.cpp): call ``args.method``, or build a -netinfo,
-    -getinfo or -addrinfo report, on the node whose cookie is in ``datadir``; with
-    -rpcwait, retry every second while the server is down or warming up (Core's
-    ``ConnectAndCallRPC``). Returns the exit status."""
-    from peerkeeper.daemon.rpc import RPC_IN_WARMUP, RpcError, parse_cli_param, read_cookie
-
-    rpcuser = rpcuser or args.rpcuser
-    rpcpassword = rpcpassword or args.rpcpassword
-    host = args.rpcconnect
-    timeout = float(args.rpcclienttimeout) if args.rpcclienttimeout > 0 else 1e9
-    deadline = time.monotonic() + args.rpcwaittimeout
-
-    async def call(method: str, params: list[Any] | dict[str, Any]) -> Any:
-        from peerkeeper.daemon.rpc import rpc_call
-
-        while True:
-            try:
-                if rpcuser and rpcpassword:
-                    user, password = rpcuser, rpcpassword
-                else:
-                    try:
-                        user, password = read_cookie(datadir)
-                    except (OSError, ValueError) as e:
-                        raise ConnectionError(
-                            f"cannot read the RPC cookie in {datadir}: {e}"
-                        ) from None
-                return await rpc_call(host, rpc_port, user, password, method, params, timeout)
-            except (OSError, RpcError) as e:
-                transient = isinstance(e, OSError) or e.code == RPC_IN_WARMUP
-                if not (args.rpcwait and transient):
-                    raise
-                if args.rpcwaittimeout > 0 and time.monotonic() >= deadline:
-                    raise ConnectionError(f"timeout on transient error: {e}") from None
-                await asyncio.sleep(1.0)
-
-    try:
-        text = await _cli_report(args, call)
-        if text is None:
-            if args.method is None:
-                print("error: too few parameters (need at least a command)", file=sys.stderr)
-                return 1
-            params: list[Any] | dict[str, Any]
-            if getattr(args, "named", False):
-                params = parse_named_params(args.params)
-            else:
-                params = [parse_cli_param(p) for p in args.params]
-            result = await call(args.method, params)
-            if isinstance(result, str):
-                text = result
-            elif result is not None:
-                text = json.dumps(result, indent=2)
-    except RpcError as e:
-        print(f"error code: {e.code}\nerror message:\n{e.message}", file=sys.stderr)
-        return 1
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(
-            f"error: Error while attempting to communicate with server {host}:{rpc_port} ({e})"
-            "\n\nMake sure the peerkeeper node is running and that you are connecting to the"
-            " correct RPC port.",
-            file=sys.stderr,
+    lines: list[str] = []
+    listening = [host_port(h, p) for h, p in node.connman.listening]
+    if listening:
+        lines.append(f"listening for peers on {', '.join(listening)}")
+    elif config.connect:
+        lines.append("not listening for peers (--connect turns listening off; --listen 1)")
+    else:
+        lines.append("not listening for peers")
+    if config.connect:
+        peers = config.specified_outgoing
+        lines.append(
+            f"dialling only {', '.join(peers)} (--connect); no seeding"
+            if peers
+            else "no outbound connections (--connect 0); no seeding"
         )
-        return 1
-    if text is not None:
-        print(text)
-    return 0
+    else:
+        sources = []
+        real_dns = [s for s in DNS_SEEDS.get(config.chain, ()) if not s.endswith(".invalid.")]
+        if config.dns_seeding and real_dns:
+            sources.append(f"DNS seeds ({len(real_dns)})")
+        if config.seednode:
+            sources.append(f"--seednode {', '.join(config.seednode)}")
+        if config.fixedseeds and config.fixedseedsfile is not None:
+            sources.append(f"fixed seeds from {config.fixedseedsfile} after 60 s")
+        seeding = (
+            "from " + " + ".join(sources)
+            if sources
+            else "no seeds (add peers with --addnode, --connect or --seednode)"
+        )
+        lines.append(f"address book: {len(node.addrman)} addresses; when it runs low: {seeding}")
+        if config.use_addrman_outgoing:
+            lines.append("automatic outbound connections: 8 full-relay, 2 block-relay-only")
+    if config.addnode:
+        lines.append(f"keeping connections to {', '.join(config.addnode)} (--addnode)")
+    if node.rpc is not None:
+        datadir = f" --datadir {config.datadir}" if config.datadir is not None else ""
+        lines.append(
+            f"RPC on {host_port(config.rpcbind, node.rpc.port)}: peerkeeper rpc "
+            f"--chain {config.chain}{datadir} --rpcport {node.rpc.port} METHOD"
+        )
+    else:
+        lines.append("no RPC server (--server 0)")
+    if node.web is not None:
+        lines.append(f"dashboard and /metrics on http://{host_port(node.web.host, node.web.port)}/")
+    if config.datadir is not None:
+        lines.append(f"data directory {config.chain_datadir}")
+    lines.append("running until Ctrl-C (or `peerkeeper rpc stop`)")
+    return lines
 
 
-def parse_named_params(items: list[str]) -> dict[str, Any]:
-    """bitcoin-cli -named (src/rpc/client.cpp ``RPCConvertNamedValues``): ``name=value``
-    arguments by name (a later one wins), values JSON else strings; arguments without
-    ``=`` are positional, sent in ``"args"``."""
-    from peerkeeper.daemon.rpc import parse_cli_param
-
-    params: dict[str, Any] = {}
-    positional: list[Any] = []
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            positional.append(parse_cli_param(item))
-        else:
-            params[name] = parse_cli_param(value)
-    if positional:
-        params.setdefault("args", positional)
-    return params
+def _run_rpc(args: argparse.Namespace) -> int:
+    """``peerkeeper rpc`` / ``peerkeeper netinfo`` (:func:`peerkeeper.daemon.rpcclient.run`,
+    which the light entry point runs too), with bitcoin-cli's reports."""
+    return rpcclient.run(args, lambda call: _cli_report(args, call))
 
 
-async def _cli_report(
-    args: argparse.Namespace, call: Callable[[str, list[Any]], Awaitable[Any]]
-) -> str | None:
+#: bitcoin-cli -named's conversion (kept importable here).
+parse_named_params = rpcclient.parse_named_params
+
+
+def _cli_report(args: argparse.Namespace, call: Callable[[str, list[Any]], Any]) -> str | None:
     """The text of -netinfo / -getinfo / -addrinfo (None: a plain call)."""
     from peerkeeper.daemon import netinfo
 
@@ -572,20 +508,18 @@ async def _cli_report(
             level, outonly = netinfo.parse_netinfo_args(words, cli=_CLI)
         except netinfo.NetinfoHelp as e:
             return e.text
-        return await _netinfo_text(call, level, outonly, getattr(args, "watch", None))
+        return _netinfo_text(call, level, outonly, getattr(args, "watch", None))
     if getattr(args, "getinfo", False):
         netinfo.check_no_args("-getinfo", words)
-        return netinfo.format_getinfo(
-            await call("getblockchaininfo", []), await call("getnetworkinfo", [])
-        )
+        return netinfo.format_getinfo(call("getblockchaininfo", []), call("getnetworkinfo", []))
     if getattr(args, "addrinfo", False):
         netinfo.check_no_args("-addrinfo", words)
-        return netinfo.format_addrinfo(await call("getaddrmaninfo", []))
+        return netinfo.format_addrinfo(call("getaddrmaninfo", []))
     return None
 
 
-async def _netinfo_text(
-    call: Callable[[str, list[Any]], Awaitable[Any]],
+def _netinfo_text(
+    call: Callable[[str, list[Any]], Any],
     level: int,
     outonly: bool,
     watch: float | None,
@@ -593,9 +527,9 @@ async def _netinfo_text(
     from peerkeeper.daemon import netinfo
 
     while True:
-        peers = await call("getpeerinfo", [])
-        network = await call("getnetworkinfo", [])
-        chain = (await call("getblockchaininfo", []))["chain"]
+        peers = call("getpeerinfo", [])
+        network = call("getnetworkinfo", [])
+        chain = call("getblockchaininfo", [])["chain"]
         text = netinfo.format_netinfo(
             level,
             outonly,
@@ -609,7 +543,7 @@ async def _netinfo_text(
         if watch is None:
             return text
         print("\x1b[H\x1b[2J" + text, flush=True)  # clear the terminal, then the report
-        await asyncio.sleep(watch)
+        time.sleep(watch)
 
 
 T = TypeVar("T")
@@ -632,12 +566,34 @@ def _with_store_value(config: Config, work: Callable[[Store], T]) -> T:
         lock.close()
 
 
+class FileCommandError(Exception):
+    """An import/export command cannot do its work; printed as ``Error: ...``, exit 1."""
+
+
+def _nothing_stored(path: Path, what: str = "address book") -> FileCommandError:
+    return FileCommandError(
+        f"no {what} in {path} (has a node run with this --datadir and --chain?)"
+    )
+
+
+def _with_stored_value(
+    config: Config, work: Callable[[Store], T], what: str = "peerkeeper store"
+) -> T:
+    """:func:`_with_store_value` for the export commands: a store that does not exist
+    (no node ever ran with this ``--datadir`` and ``--chain``) is an error naming
+    ``what`` is missing, not an empty store made on the spot."""
+    path = Store(config.chain_datadir).path
+    if not path.is_file():
+        raise _nothing_stored(path, what)
+    return _with_store_value(config, work)
+
+
 def _import_peers_dat(config: Config, path: Path) -> int:
     """Replace the stored address book with ``path`` (Core's peers.dat); nothing changes on error."""
     try:
         addrman = read_peers_dat(path, config.chain_params.magic, random.SystemRandom())
     except (PeersDatError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"Error: {_file_error(e, path)}", file=sys.stderr)
         return 1
     snap = snapshot_addrman(addrman)
     _with_store_value(config, lambda st: st.call_sync(lambda c: save_addrbook(c, snap, None)))
@@ -646,15 +602,19 @@ def _import_peers_dat(config: Config, path: Path) -> int:
 
 
 def _stored_addrman(store: Store) -> AddrMan:
+    """The stored address book; :class:`FileCommandError` when none was ever saved."""
     snap = store.call_sync(load_addrbook)
     if snap is None:
-        return AddrMan(random.SystemRandom())
-    return addrman_from_snapshot(snap, random.SystemRandom())
+        raise _nothing_stored(store.path)
+    try:
+        return addrman_from_snapshot(snap, random.SystemRandom())
+    except AddrManFormatError as e:
+        raise FileCommandError(f"the address book in {store.path} is unusable: {e}") from None
 
 
 def _export_peers_dat(config: Config, path: Path) -> int:
     """Write the stored address book to ``path`` as Core's peers.dat."""
-    addrman = _with_store_value(config, _stored_addrman)
+    addrman = _with_stored_value(config, _stored_addrman, "address book")
     write_peers_dat(path, addrman, config.chain_params.magic)
     print(f"exported {len(addrman)} addresses to {path}")
     return 0
@@ -662,30 +622,36 @@ def _export_peers_dat(config: Config, path: Path) -> int:
 
 def _export_peers_json(config: Config, path: Path) -> int:
     """Write the stored address book to ``path`` as Floresta's peers.json."""
-    addrman = _with_store_value(config, _stored_addrman)
+    addrman = _with_stored_value(config, _stored_addrman, "address book")
     write_peers_json(path, addrman, time.time())
     print(f"exported {len(addrman)} addresses to {path}")
     return 0
 
 
 def _import_banlist(config: Config, path: Path) -> int:
-    """Replace the stored bans with ``path`` (Core's banlist.json); nothing changes on error."""
+    """Replace the stored bans with ``path`` (Core's banlist.json); nothing changes on error.
+    Bans that have expired are not imported (Core's ``BanMan::LoadBanlist`` sweeps them);
+    the message counts them."""
+    now = time.time()
     banman = BanMan(random.SystemRandom().getrandbits(32))
+    every = BanMan(0)  # the same file with nothing expired yet: to count what was swept
     try:
-        load_banlist(banman, path, time.time())
-    except BanlistError as e:
-        print(f"error: {e}", file=sys.stderr)
+        load_banlist(banman, path, now)
+        load_banlist(every, path, 0.0)
+    except (BanlistError, OSError) as e:
+        print(f"Error: {_file_error(e, path)}", file=sys.stderr)
         return 1
-    rows = [(str(s), e.create_time, e.ban_until) for s, e in banman.get_banned(time.time()).items()]
+    rows = [(str(s), e.create_time, e.ban_until) for s, e in banman.get_banned(now).items()]
     _with_store_value(config, lambda st: st.call_sync(lambda c: save_bans(c, rows)))
-    print(f"imported {len(rows)} bans from {path}")
+    expired = len(every.get_banned(0.0)) - len(rows)
+    print(f"imported {len(rows)} bans from {path} ({expired} expired, not imported)")
     return 0
 
 
 def _export_banlist(config: Config, path: Path) -> int:
     """Write the stored bans to ``path`` as Core's banlist.json."""
     banman = BanMan(random.SystemRandom().getrandbits(32))
-    obj = _with_store_value(config, lambda st: st.call_sync(load_bans))
+    obj = _with_stored_value(config, lambda st: st.call_sync(load_bans))
     banman.load_json(obj, time.time())
     write_banlist_json(path, banman.get_banned(time.time()))
     print(f"exported {len(banman)} bans to {path}")
@@ -698,7 +664,7 @@ def _import_anchors_dat(config: Config, path: Path) -> int:
     try:
         entries = loads_anchors(path.read_bytes(), config.chain_params.magic, name=str(path))
     except (PeersDatError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"Error: {_file_error(e, path)}", file=sys.stderr)
         return 1
     entries = entries[:MAX_BLOCK_RELAY_ONLY_ANCHORS]
     _with_store_value(config, lambda st: st.call_sync(lambda c: save_anchors(c, entries)))
@@ -709,10 +675,19 @@ def _import_anchors_dat(config: Config, path: Path) -> int:
 def _export_anchors_dat(config: Config, path: Path) -> int:
     """Write the stored anchors (block-relay-only peers at the last clean shutdown) as
     Core's anchors.dat."""
-    entries = _with_store_value(config, lambda st: st.call_sync(peek_anchors))
+    entries = _with_stored_value(config, lambda st: st.call_sync(peek_anchors))
     write_anchors(path, entries, config.chain_params.magic)
     print(f"exported {len(entries)} anchors to {path}")
     return 0
+
+
+def _file_error(e: Exception, path: Path) -> str:
+    """An error's text that names the file: an OS error's own file name, else ``path``
+    when the text does not already name it."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename or path}"
+    text = str(e)
+    return text if str(path) in text or path.name in text else f"{path}: {text}"
 
 
 _FILE_COMMANDS: dict[str, Callable[[Config, Path], int]] = {
@@ -744,9 +719,7 @@ def _main_native(args: argparse.Namespace) -> int:
     if args.command != "rpc":
         print(f"error: {args.command} is for the bitcoin protocol", file=sys.stderr)
         return 1
-    datadir = native_datadir(args)
-    port = args.rpcport if args.rpcport is not None else DEFAULT_NATIVE_RPC_PORT
-    return asyncio.run(_call_rpc(args, datadir, port))
+    return _run_rpc(args)  # the cookie in <datadir>/native, port 8732 (rpcclient)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -764,10 +737,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.nodes < 2:
             print("error: --nodes must be at least 2", file=sys.stderr)
             return 1
+        if not args.seconds > 0:
+            print("error: --seconds must be more than 0 (how long to wait)", file=sys.stderr)
+            return 1
         result = asyncio.run(run_gossip_demo(args.nodes, seconds=args.seconds))
         return 0 if result.converged_after is not None else 1
     if getattr(args, "protocol", "bitcoin") == "native":
         return _main_native(args)
+    if args.command == "rpc":
+        return _run_rpc(args)
+    if args.command == "netinfo":
+        try:
+            return _run_rpc(args)
+        except KeyboardInterrupt:
+            return 0
     try:
         config = config_from_args(args)
     except (ConfigError, ValueError) as e:
@@ -776,14 +759,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in _FILE_COMMANDS:
         try:
             return _FILE_COMMANDS[args.command](config, args.file)
-        except (StoreError, AddrManFormatError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
+        except (StoreError, FileCommandError) as e:
+            print(f"Error: {e}", file=sys.stderr)
             return 1
-    if args.command == "netinfo":
-        try:
-            return asyncio.run(_run_rpc(args, config))
-        except KeyboardInterrupt:
-            return 0
+        except OSError as e:
+            print(f"Error: {_file_error(e, args.file)}", file=sys.stderr)
+            return 1
     if args.command == "node":
         # As bitcoind: <datadir>/<chain>/debug.log, and the console unless told not to.
         log_file = None if args.debuglogfile == "0" else config.chain_datadir / "debug.log"
@@ -794,8 +775,35 @@ def main(argv: list[str] | None = None) -> int:
             path=log_file,
             console=None if args.printtoconsole == 0 else sys.stderr,
         )
-        return run_daemon(run_node(config))
-    return asyncio.run(_run_rpc(args, config))
+        return run_daemon(run_node(config, init_error=lambda m: _print_init_error(m, config)))
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _print_init_error(message: str, config: Config) -> None:
+    """Core's ``InitError`` on the console (src/noui.cpp): ``Error: ...`` on stderr, also
+    when the log does not go to the console. A P2P listener that cannot bind is said in
+    ``peerkeeper node``'s words, naming the port and the options that move it (the log
+    keeps Core's line, src/net.cpp ``BindListenPort``; peerkeeperd prints Core's too)."""
+    import re
+
+    from peerkeeper.wire import corelog
+
+    for template, in_use in (
+        (corelog.UNABLE_TO_BIND_IN_USE, True),
+        (corelog.UNABLE_TO_BIND, False),
+    ):
+        m = re.fullmatch(re.escape(template).replace("%s", "(.+?)"), message)
+        if m is not None:
+            host, _, port = m[1].rpartition(":")
+            host = host.removeprefix("[").removesuffix("]")
+            reason = "in use (another node running?)" if in_use else f"unusable ({m[2]})"
+            message = f"P2P port {port} on {host} is {reason}: choose another with --port or --bind"
+    if message == corelog.FAILED_TO_LISTEN:
+        message = (
+            f"cannot listen on P2P port {config.p2p_port} on any address (in use by another "
+            "node?): choose another with --port or --bind, or --listen 0"
+        )
+    print(f"Error: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -62,9 +62,12 @@ def _in_sync(apps: list[GossipApp]) -> tuple[int, int]:
 async def run_gossip_demo(
     nodes: int, *, seconds: float = 30.0, out: Callable[[str], None] = print, seed: int = 1
 ) -> DemoResult:
-    """Run the demo (see the module docstring); raises ValueError for ``nodes < 2``."""
+    """Run the demo (see the module docstring); raises ValueError for ``nodes < 2`` or
+    ``seconds <= 0``."""
     if nodes < 2:
         raise ValueError("the demo needs at least 2 nodes")
+    if not seconds > 0:
+        raise ValueError("the demo needs more than 0 seconds")
     rng = random.Random(seed)
     limits = MaintenanceConfig(
         min_connections=2,
@@ -73,6 +76,9 @@ async def run_gossip_demo(
         maintenance_idle_time=1.0,
         time_between_looking_for_peers=0.2,
     )
+    # Converged: every list in sync and every node with its minimum of connections, or
+    # with every other node when there are fewer (2 nodes can hold 1 connection each).
+    enough = min(limits.min_connections, nodes - 1)
     with tempfile.TemporaryDirectory() as tmp:
         started: list[NativeNode] = []
         apps: list[GossipApp] = []
@@ -109,7 +115,7 @@ async def run_gossip_demo(
                     f"{min(counts)}/{sum(counts) / len(counts):.1f}/{max(counts)}  "
                     f"lists in sync {good}/{total}"
                 )
-                if total and good == total and min(counts) >= limits.min_connections:
+                if total and good == total and min(counts) >= enough:
                     streak += 1
                     if streak == 2 and converged is None:
                         converged = elapsed

@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from peerkeeper.daemon.rpcclient import DEFAULT_NATIVE_RPC_PORT
 from peerkeeper.io.store import DatadirLock, StoreError, lock_datadir
 from peerkeeper.native.identity import DEFAULT_POW_DIFFICULTY, IdentityError, PeerId
 from peerkeeper.native.maintenance import MaintenanceConfig
@@ -24,12 +27,12 @@ from peerkeeper.native.pool import PoolConfig
 from peerkeeper.net.netaddr import AddrError, Service
 from peerkeeper.shell.nativenode import DEFAULT_NATIVE_PORT, NativeConfig, NativeNode
 
+if TYPE_CHECKING:
+    from peerkeeper.daemon.rpc import RpcServer
+
 __all__ = ["DEFAULT_NATIVE_RPC_PORT", "add_native_options", "native_config", "run_native_node"]
 
 log = logging.getLogger("peerkeeper.native")
-
-#: The native node's default JSON-RPC port (Octez's RPC port).
-DEFAULT_NATIVE_RPC_PORT = 8732
 
 
 def add_native_options(node: argparse.ArgumentParser) -> None:
@@ -111,7 +114,10 @@ def native_config(args: argparse.Namespace) -> NativeConfig:
     return NativeConfig(
         datadir=native_datadir(args),
         binds=binds,
-        advertised_port=port,
+        # The port peers are told to dial back (the identity message's listening port)
+        # is the first listener's as bound: --bind HOST:PORT's port, or the one the OS
+        # picked for port 0 (Octez advertises its --net-addr port the same way).
+        advertised_port=None,
         pool=PoolConfig(
             trusted_points=tuple(trusted),
             private_mode=bool(args.private_mode),
@@ -160,7 +166,14 @@ async def run_native_node(args: argparse.Namespace) -> int:
             if getattr(args, "eventlog", None) is not None:
                 eventlog = EventLog(args.eventlog, EventFilter("pool:*"))
                 node.event_hub.add_sink(eventlog.filter, eventlog)
-        except (OSError, IdentityError, StoreError) as e:
+        except OSError as e:
+            if len(node.listening) < len(config.binds):  # the listener that failed
+                host, port = config.binds[len(node.listening)]
+                log.error("cannot start: %s", _bind_error("P2P", host, port, "--port or --bind", e))
+            else:
+                log.error("cannot start: %s", e)
+            return 1
+        except (IdentityError, StoreError) as e:
             log.error("cannot start: %s", e)
             return 1
         try:
@@ -182,14 +195,19 @@ async def run_native_node(args: argparse.Namespace) -> int:
             credentials = [write_cookie(config.datadir)]
             if args.rpcuser and args.rpcpassword:
                 credentials.append((args.rpcuser, args.rpcpassword))
-            rpc = RpcServer(
-                methods,
-                host=args.rpcbind or "127.0.0.1",
-                port=args.rpcport if args.rpcport is not None else DEFAULT_NATIVE_RPC_PORT,
-                credentials=credentials,
-            )
-            await rpc.start()
+            rpc_host = args.rpcbind or "127.0.0.1"
+            rpc_port = args.rpcport if args.rpcport is not None else DEFAULT_NATIVE_RPC_PORT
+            rpc = RpcServer(methods, host=rpc_host, port=rpc_port, credentials=credentials)
+            try:
+                await rpc.start()
+            except OSError as e:
+                log.error(
+                    "cannot start: %s", _bind_error("RPC", rpc_host, rpc_port, "--rpcport", e)
+                )
+                return 1
         log.info("native node %s started (datadir %s)", node.peer_id, config.datadir)
+        for line in _startup_summary(node, config, rpc):
+            log.info("%s", line)
         await stop.wait()
         return 0
     finally:
@@ -198,10 +216,52 @@ async def run_native_node(args: argparse.Namespace) -> int:
             await webserver.stop()
         if rpc is not None:
             await rpc.stop()
-            delete_cookie(config.datadir)
+        delete_cookie(config.datadir)  # written before the RPC server started (or failed to)
         await node.stop()
         if eventlog is not None:  # after the node: its last pool events are written too
             node.event_hub.remove_sink(eventlog)
             eventlog.close()
         if lock is not None:
             lock.close()
+
+
+def _bind_error(kind: str, host: str, port: int, options: str, e: OSError) -> str:
+    """A listener that cannot start, in words that say which one and how to move it."""
+    if e.errno == errno.EADDRINUSE:
+        return (
+            f"{kind} port {port} on {host} is in use (another node running?): "
+            f"choose another with {options}"
+        )
+    return f"cannot listen for {kind} on {host}:{port} ({e.strerror or e}): choose another with {options}"
+
+
+def _startup_summary(node: NativeNode, config: NativeConfig, rpc: RpcServer | None) -> list[str]:
+    """What a started native node will do, in plain words (logged at start)."""
+    lines = []
+    if node.listening:
+        where = ", ".join(f"{h}:{p}" for h, p in node.listening)
+        advertised = node.core.listen_port if node.core is not None else 0
+        lines.append(f"listening for peers on {where} (telling peers to dial port {advertised})")
+    else:
+        lines.append("not listening for peers")
+    limits = config.limits
+    keeping = f"keeping {limits.min_connections} to {limits.max_connections} connections"
+    boot = ", ".join(str(p) for p in config.bootstrap_points)
+    lines.append(
+        f"dialling {boot} (--peer) at once, then {keeping}"
+        if boot
+        else f"no --peer to dial: waiting for peers to connect, {keeping}"
+    )
+    trusted = ", ".join(str(p) for p, _ in config.pool.trusted_points)
+    if trusted:
+        lines.append(f"trusted points (reconnected with back-off): {trusted}")
+    if rpc is not None:
+        lines.append(
+            f"RPC on {rpc.host}:{rpc.port}: peerkeeper rpc --protocol native --datadir "
+            f"{config.datadir.parent} --rpcport {rpc.port} METHOD"
+        )
+    else:
+        lines.append("no RPC server (--server 0)")
+    lines.append(f"data directory {config.datadir}")
+    lines.append("running until Ctrl-C (or `peerkeeper rpc --protocol native stop`)")
+    return lines

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import random
 import struct
@@ -406,7 +407,19 @@ class Node(PeerApi):
                 threads=self.config.rpcthreads,  # Core clamps both to at least 1
                 work_queue=self.config.rpcworkqueue,
             )
-            await self.rpc.start()
+            try:
+                await self.rpc.start()
+            except OSError as e:
+                host, port = self.config.rpcbind, self.config.rpc_port
+                if e.errno == errno.EADDRINUSE:
+                    raise OSError(
+                        f"RPC port {port} on {host} is in use (another node running?): "
+                        "choose another with --rpcport"
+                    ) from None
+                raise OSError(
+                    f"cannot listen for RPC on {host}:{port} ({e.strerror or e}): choose "
+                    "another with --rpcport or --rpcbind"
+                ) from None
             log.info("RPC listening on %s:%d", self.config.rpcbind, self.rpc.port)
         endpoint = self.config.web_endpoint()
         if endpoint is not None:
@@ -416,7 +429,15 @@ class Node(PeerApi):
                 self.web = web
             except OSError as e:
                 # Observability is not the node's job: it runs on without it.
-                log.error("%s; running without -web", e)
+                if e.errno == errno.EADDRINUSE:
+                    log.error(
+                        "web port %d on %s is in use: choose another with --web; running "
+                        "without -web",
+                        endpoint[1],
+                        endpoint[0],
+                    )
+                else:
+                    log.error("%s; running without -web", e)
 
     async def stop(self) -> None:
         """Stop the RPC server and ConnMan, dump what changed, close the store, remove the cookie.

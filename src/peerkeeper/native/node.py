@@ -274,10 +274,18 @@ class NativeNodeCore:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self, now: float, bootstrap_points: Sequence[Service] = ()) -> None:
-        """Register the bootstrap points and start the timers and the worker."""
+        """Register the bootstrap points and start the timers and the worker.
+
+        A bootstrap point (``--peer``) is dialled by the first maintenance pass, at
+        ``now``: whatever back-off a previous run left on it in the store (its failed
+        dials, or the 60 s ``disconnection_delay`` our own shutdown started when it
+        closed the connection) is cleared, as a node that starts afresh has none.
+        """
         self.now = now
         for point in bootstrap_points:
-            self.pool.register_point(point, now)
+            info = self.pool.register_point(point, now)
+            info.reconnection_end = None
+            info.reconnection_delay = self.pool.config.reconnection.initial_delay
         self.housekeeping_at = self._next_housekeeping(now)
         if self._maintenance:
             self.worker = "pass"
@@ -565,7 +573,7 @@ class NativeNodeCore:
                 self._actions.append(Signal("too_many_connections", now))
                 self._wake = True
         elif isinstance(action, Rejected):
-            log.debug("%s nacked us: %s", conn.point, action.reason)
+            log.info("%s refused the connection (nack): %s", conn.point, action.reason)
             if not self.private and action.points:
                 pool.register_list_of_new_points(
                     action.points, now, medium="nack", source=peer.peer_id

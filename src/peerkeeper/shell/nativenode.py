@@ -22,9 +22,11 @@ dial timeout (SockMan's) is real time.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -97,6 +99,14 @@ class NativeConfig:
     bootstrap_points: list[Service] = field(default_factory=list)
     dispatch_peer_rate: float = math.inf
     dispatch_upload_rate: float = math.inf
+
+
+def _os_reason(e: OSError) -> str:
+    """Why a dial failed, in the OS's words: ``Connection refused (ECONNREFUSED)`` for
+    SockMan's ``ECONNREFUSED``, else the error's own text."""
+    reason = e.reason if isinstance(e, ConnectError) else (e.strerror or str(e))
+    code = getattr(errno, reason, None) if reason.isupper() else None
+    return f"{os.strerror(code)} ({reason})" if isinstance(code, int) else reason
 
 
 class NativeNode:
@@ -492,6 +502,7 @@ class NativeNode:
         try:
             conn_id = await sockman.connect(action.point, timeout=action.timeout)
         except (ConnectError, OSError) as e:
+            log.info("could not connect to %s: %s", action.point, _os_reason(e))
             core.dial_failed(action.id, str(e), self.clock())
             self._drain()
             return
