@@ -351,6 +351,16 @@ def test_lab_and_crawl_commands(tmp_path: Path) -> None:
         )
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["reachable"] == 12
+        # each node's RPC port is in its datadir's bitcoin.conf, for `peerkeeper rpc`
+        rpc = subprocess.run(
+            [sys.executable, "-m", "peerkeeper.daemon.entry", "rpc", "--regtest", "--datadir",
+             str(tmp_path / "lab" / "node3"), "getconnectioncount"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )  # fmt: skip
+        assert rpc.returncode == 0, rpc.stderr
+        assert int(rpc.stdout) >= 0
         assert len(json.loads(out.read_text())) == 12
     finally:
         lab.terminate()

@@ -181,6 +181,12 @@ class Lab:
                 cm.options.accept_map = cm.sockman.accept_map = self._accept
                 await node.start()
                 self.nodes.append(node)
+                if node.rpc is not None:
+                    # ``peerkeeper rpc --datadir DIR/node<i>`` finds the port here, as
+                    # bitcoin-cli finds it in bitcoin.conf.
+                    (self.datadir / f"node{i}" / "bitcoin.conf").write_text(
+                        f"[{opts.chain}]\nrpcport={node.rpc_port}\n", encoding="utf-8"
+                    )
                 self.virtual.append(virtual)
                 self.dialmap[virtual] = ("127.0.0.1", cm.listening[0][1])
             now = int(self.clock())
