@@ -243,3 +243,32 @@ async def _drain(stream: AsyncIterator[object]) -> int:
     async for _ in stream:
         n += 1
     return n
+
+
+async def test_blocks_are_decoded_only_for_an_application_that_wants_them(
+    tmp_path: Path,
+) -> None:
+    """Walking a block for txids is costly: the node decodes ``block`` and ``tx`` only
+    for a handler, an iterator or a getdata request; otherwise they stay unknown."""
+    from test_primitives import GENESIS_BLOCK
+
+    from peerkeeper.wire.messages import Block, UnknownMessage
+
+    async with app_and_lab(tmp_path, nodes=1) as (app, lab):
+        assert not app.wants("block") and not app.wants("tx")
+        peer = await app.connect(str(lab.virtual[0]))
+        remote = lab.nodes[0]
+        await wait_until(lambda: len(remote.peers()) == 1)  # its side of the handshake
+        them = remote.peers()[0]
+        seen: list[object] = []
+        app.on(Block, lambda p, m: seen.append(m))
+        assert app.wants("block") and not app.wants("tx")
+        remote.push_message(them, Block(GENESIS_BLOCK))
+        await wait_until(lambda: len(seen) == 1)
+        assert isinstance(seen[0], Block) and seen[0].txids
+        # the lab node has no handler: what it receives stays an UnknownMessage
+        got: list[object] = []
+        remote.connman.core.app.message = lambda p, m: got.append(m)  # type: ignore[method-assign, union-attr]
+        app.push_message(peer, Block(GENESIS_BLOCK))
+        await wait_until(lambda: len(got) == 1)
+        assert type(got[0]) is UnknownMessage and got[0].command == "block"

@@ -36,12 +36,18 @@ if TYPE_CHECKING:
     from peerkeeper.bitcoin.connman import PeerConn
 
 __all__ = [
+    "APP_ONLY_COMMANDS",
     "AppSink",
     "DisconnectReason",
     "classify_disconnect",
     "reply_keys",
     "request_key",
 ]
+
+
+#: Messages only an application reads (the node keeps no mempool and no blocks): they
+#: are decoded only when it asked for them (:meth:`AppSink.wants`) or waits for one.
+APP_ONLY_COMMANDS = frozenset({"tx", "block"})
 
 
 class DisconnectReason(enum.Enum):
@@ -99,6 +105,10 @@ class AppSink(Protocol):
 
     def message(self, peer: PeerConn, msg: Message) -> None:
         """``msg`` arrived from a connected ``peer`` and was processed as Core would."""
+
+    def wants(self, command: str) -> bool:
+        """Whether a message of ``command`` (one of :data:`APP_ONLY_COMMANDS`) should
+        be decoded for the application; otherwise it stays an ``UnknownMessage``."""
 
 
 #: A key in the pending-request table (after the peer id).

@@ -154,7 +154,7 @@ class _RetryV1(Exception):
 class _Stream(Generic[T]):
     """A bounded queue behind an async iterator (dropped when ``maxlen`` behind)."""
 
-    def __init__(self, owner: PeerApi, maxlen: int, types: tuple[type, ...] = ()) -> None:
+    def __init__(self, owner: PeerApi, maxlen: int, types: tuple[type[Message], ...] = ()) -> None:
         self.owner = owner
         self.maxlen = maxlen
         self.types = types
@@ -204,7 +204,7 @@ class PeerApi:
     connman: ConnMan
 
     def _init_app(self) -> None:
-        self._handlers: dict[type, list[Handler]] = {}
+        self._handlers: dict[type[Message], list[Handler]] = {}
         self._msg_streams: list[_Stream[tuple[Peer, Message]]] = []
         self._event_streams: list[_Stream[PeerEvent]] = []
         self._views: dict[int, Peer] = {}
@@ -212,6 +212,7 @@ class PeerApi:
         self._drain_scheduled = False
         self._handler_tasks: set[asyncio.Task[None]] = set()
         self._connecting: dict[int, asyncio.Future[Peer]] = {}
+        self._requests_getdata = 0  # getdata requests waiting: tx and block get decoded
         #: Messages not handled because :data:`MAX_HANDLER_TASKS` coroutines were running.
         self.handler_overflows = 0
         self.connman.core.app = self
@@ -255,6 +256,15 @@ class PeerApi:
         view = self._views.get(peer.id)
         if view is not None:
             self._post((view, msg))
+
+    def wants(self, command: str) -> bool:
+        """AppSink: a handler, an iterator or a request wants messages of ``command``."""
+        if any(cls.command == command for cls in self._handlers):
+            return True
+        for stream in self._msg_streams:
+            if not stream.types or any(t.command == command for t in stream.types):
+                return True
+        return command in ("tx", "block") and self._requests_getdata > 0
 
     def _post(self, item: tuple[Peer, Message] | PeerEvent) -> None:
         self._inbox.append(item)
@@ -484,7 +494,12 @@ class PeerApi:
         # Our own getaddr to an outbound peer went out at the handshake (Core's
         # SendGetAddr) and Core answers one per connection: wait for that answer.
         send = not (isinstance(msg, GetAddr) and conn.proto.getaddr_sent)
-        reply: Message = await self.connman._request(peer_id, msg, key, timeout, send=send)
+        getdata = key[0] == "getdata"
+        self._requests_getdata += getdata
+        try:
+            reply: Message = await self.connman._request(peer_id, msg, key, timeout, send=send)
+        finally:
+            self._requests_getdata -= getdata
         if expect is not None and not isinstance(reply, expect):
             raise RequestFailed(f"unexpected {reply.command}")
         return reply
