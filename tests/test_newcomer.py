@@ -139,12 +139,14 @@ def test_startup_summary_and_busy_ports(tmp_path: Path) -> None:
          "--addnode", f"127.0.0.1:{free_port()}", "--printtoconsole", "0"],
     )  # fmt: skip
     try:
-        cookie = tmp_path / "a" / "regtest" / ".cookie"
+        log_file = tmp_path / "a" / "regtest" / "debug.log"
         deadline = time.monotonic() + 30
-        while not cookie.exists():
+        # The summary is written once the node has started (after its cookie): wait for
+        # its last line, not for the cookie.
+        while not (log_file.exists() and "running until Ctrl-C" in log_file.read_text()):
             assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        logged = (tmp_path / "a" / "regtest" / "debug.log").read_text()
+        logged = log_file.read_text()
         for words in (
             f"listening for peers on 127.0.0.1:{p2p}",
             "when it runs low: no seeds",
