@@ -268,7 +268,33 @@ async def test_blocks_are_decoded_only_for_an_application_that_wants_them(
         assert isinstance(seen[0], Block) and seen[0].txids
         # the lab node has no handler: what it receives stays an UnknownMessage
         got: list[object] = []
-        remote.connman.core.app.message = lambda p, m: got.append(m)  # type: ignore[method-assign, union-attr]
+        remote.connman.core.app.message = lambda p, m, n: got.append(m)  # type: ignore[method-assign, union-attr]
         app.push_message(peer, Block(GENESIS_BLOCK))
         await wait_until(lambda: len(got) == 1)
         assert type(got[0]) is UnknownMessage and got[0].command == "block"
+
+
+async def test_queues_are_bounded_in_bytes_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A few big messages hold memory as many small ones do: iterators and coroutine
+    handlers are bounded by payload bytes as well as by count (a pong's is 8 bytes)."""
+    from peerkeeper.shell import peerapi
+
+    monkeypatch.setattr(peerapi, "MAX_QUEUED_BYTES", 20)
+    release = asyncio.Event()
+
+    async def stuck(peer: object, msg: Pong) -> None:
+        await release.wait()
+
+    async with app_and_lab(tmp_path, nodes=1) as (app, lab):
+        stream = app.messages(Pong, max_bytes=20)
+        app.on(Pong, stuck)
+        peer = await app.connect(str(lab.virtual[0]))
+        for n in range(1, 5):
+            app.push_message(peer, Ping(n))
+        await wait_until(lambda: stream.dropped and app.handler_overflows >= 2)
+        assert len(app._handler_tasks) == 2 and app._handler_bytes == 16
+        release.set()
+        await wait_until(lambda: not app._handler_tasks)
+        assert app._handler_bytes == 0

@@ -103,8 +103,9 @@ class AppSink(Protocol):
     def peer_disconnected(self, peer: PeerConn, reason: DisconnectReason, text: str) -> None:
         """A connection ended (handshake completed or not); ``text`` is the log line's reason."""
 
-    def message(self, peer: PeerConn, msg: Message) -> None:
-        """``msg`` arrived from a connected ``peer`` and was processed as Core would."""
+    def message(self, peer: PeerConn, msg: Message, size: int) -> None:
+        """``msg`` (``size`` payload bytes) arrived from a connected ``peer`` and was
+        processed as Core would."""
 
     def wants(self, command: str) -> bool:
         """Whether a message of ``command`` (one of :data:`APP_ONLY_COMMANDS`) should

@@ -1825,7 +1825,7 @@ class ConnManCore:
         app = self.app
         if app is not None and peer.proto.successfully_connected:
             try:
-                app.message(peer, msg)
+                app.message(peer, msg, len(raw.payload))
             except Exception:
                 # An application's bug never changes a connection decision.
                 log.exception("application failed on %s from peer=%d", raw.command, peer.id)
