@@ -298,3 +298,32 @@ async def test_queues_are_bounded_in_bytes_too(
         release.set()
         await wait_until(lambda: not app._handler_tasks)
         assert app._handler_bytes == 0
+
+
+async def test_same_key_requests_queue_and_a_timed_out_connect_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await r.read()  # accepts, never answers
+        w.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with app_and_lab(tmp_path, nodes=1) as (app, lab):
+            peer = await app.connect(str(lab.virtual[0]))
+            # two getheaders to one peer: the second waits for the first, both answered
+            a, b = await asyncio.gather(
+                app.request(peer, GetHeaders(locator=[GENESIS]), expect=Headers),
+                app.request(peer, GetHeaders(locator=[bytes(32)]), expect=Headers),
+            )
+            assert isinstance(a, Headers) and isinstance(b, Headers)
+            assert len(a.headers) == len(b.headers) == 10
+        async with Node(Config(chain="regtest", connect=["0"])) as plain:
+            for _ in range(2):  # the first attempt's connection is gone: no "already connected"
+                with pytest.raises(ConnectError, match="no handshake within"):
+                    await plain.connect(f"127.0.0.1:{port}", timeout=0.5)
+                await wait_until(lambda: not plain.connman.peers)
+    finally:
+        server.close()
+        await server.wait_closed()

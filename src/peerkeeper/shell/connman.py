@@ -101,6 +101,10 @@ class ConnMan:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._tasks: set[asyncio.Task[None]] = set()
+        # (peer, key) -> its lock and how many requests use it (_request).
+        self._request_locks: dict[
+            tuple[int, tuple[object, ...]], tuple[asyncio.Lock, list[int]]
+        ] = {}
         self._stopping = False
         self._resolver: Any = None
 
@@ -375,15 +379,28 @@ class ConnMan:
         on_failed: Callable[[str], None] | None = None,
     ) -> PeerConn | None:
         """Dial ``target`` once as ``conn_type`` and wait for the outcome: the new peer,
-        or None when refused or failed (logged, never raised; ``on_failed`` is told why)."""
-        fut: asyncio.Future[PeerConn | None] = asyncio.get_running_loop().create_future()
+        or None when refused or failed (logged, never raised; ``on_failed`` is told why).
+
+        Cancelled while the dial is in flight, the connection it makes is closed as soon
+        as it exists: nobody waits for it any more.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[PeerConn | None] = loop.create_future()
+
+        def done(peer: PeerConn | None) -> None:
+            if not fut.done():
+                fut.set_result(peer)
+            elif fut.cancelled() and peer is not None:
+                # Not from inside the core's own call: on the next turn of the loop.
+                loop.call_soon(self.disconnect_node, None, peer.id)
+
         self.core.open_connection(
             target,
             conn_type,
             self.clock(),
             count_failure=count_failure,
             use_v2=use_v2,
-            on_done=_resolver(fut),
+            on_done=done,
             on_failed=on_failed,
             steady=self.steady(),
         )
@@ -409,10 +426,47 @@ class ConnMan:
         dispatch layer's table). Raises KeyError for an unknown peer,
         :class:`~peerkeeper.shell.dispatch.RequestFailed` (``timeout``, or why the peer
         was dropped)."""
-        from peerkeeper.shell.dispatch import RequestFailed
-
         if peer_id not in self.core.peers:
             raise KeyError(peer_id)
+        # One request per (peer, key) at a time: two getheaders to one peer cannot tell
+        # whose headers came back, so the second waits for the first to end.
+        from peerkeeper.shell.dispatch import RequestFailed
+
+        slot = (peer_id, key)
+        entry = self._request_locks.setdefault(slot, (asyncio.Lock(), [0]))
+        lock, users = entry
+        users[0] += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await lock.acquire()
+            except TimeoutError:
+                raise RequestFailed("timeout") from None
+            try:
+                if peer_id not in self.core.peers:
+                    raise KeyError(peer_id)
+                left = max(0.0, deadline - loop.time())
+                return await self._request_now(peer_id, message, key, left, send=send)
+            finally:
+                lock.release()
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._request_locks[slot]
+
+    async def _request_now(
+        self,
+        peer_id: int,
+        message: Message,
+        key: tuple[object, ...],
+        timeout: float,
+        *,
+        send: bool,
+    ) -> Any:
+        from peerkeeper.shell.dispatch import RequestFailed
+
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def on_done(reason: str | None) -> None:

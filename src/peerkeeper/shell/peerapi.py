@@ -583,6 +583,11 @@ class PeerApi:
         self._connecting[conn.id] = fut
         try:
             return await fut
+        except asyncio.CancelledError:
+            # Timed out or cancelled: nobody will use this connection; close it now
+            # rather than at the handshake timeout, so a retry is not "already connected".
+            self.connman.disconnect_node(peer_id=conn.id)
+            raise
         finally:
             self._connecting.pop(conn.id, None)
 
