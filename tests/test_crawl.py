@@ -403,3 +403,50 @@ def test_dialmap_option_of_both_command_lines(tmp_path: Path) -> None:
     assert config.dialmap == Path("lab.json") and config.daemon and config.rpc_server
     config, _ = build_config(["-regtest", f"-datadir={tmp_path}", "-dialmap=lab.json"], tmp_path)
     assert config.dialmap == Path("lab.json") and config.listening
+
+
+async def test_two_nodes_answering_one_address_each_end_by_quiet(tmp_path: Path) -> None:
+    """In a lab of two, each getaddr answer holds one address: the visit ends after a
+    quiet spell, not at the 30 s getaddr limit (virtu's defaults are used here)."""
+    async with Lab(LabOptions(nodes=2, rpc=False, outbound=False, datadir=tmp_path)) as lab:
+        dm = tmp_path / "dm.json"
+        lab.write_dialmap(dm)
+        out = tmp_path / "c.json"
+        async with asyncio.timeout(20):  # the 30 s limit would fail this
+            summary = await run_crawl(
+                CrawlOptions(chain="regtest", seeds=[str(lab.virtual[0])], dialmap=dm),
+                json_out=out,
+                summary_out=io.StringIO(),
+            )
+    assert summary["reachable"] == 2
+    recs = json.loads(out.read_text())
+    # the other node and its own self-announcement: distinct addresses, not messages
+    assert all(r["addrs_returned"] == 2 for r in recs)
+
+
+async def test_bad_arguments_and_unwritable_exports_fail_before_the_crawl(tmp_path: Path) -> None:
+    for bad in ({"concurrency": 0}, {"rate": -1.0}, {"max_nodes": -1}):
+        with pytest.raises(ValueError):
+            await run_crawl(CrawlOptions(chain="regtest", seeds=["127.0.0.1:1"], **bad))  # type: ignore[arg-type]
+    t0 = time.monotonic()
+    with pytest.raises(OSError):
+        await run_crawl(
+            CrawlOptions(chain="regtest", seeds=["127.0.0.1:1"]),
+            json_out=tmp_path / "no" / "such" / "dir.json",
+        )
+    assert time.monotonic() - t0 < 5  # refused at once, nothing dialled
+
+
+def test_a_foreign_database_is_refused_untouched(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(CrawlDBError, match="not a crawl database"):
+        CrawlDB(path).open()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sqlite"]

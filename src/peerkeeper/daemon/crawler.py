@@ -53,6 +53,9 @@ log = logging.getLogger("peerkeeper.crawl")
 
 #: Seconds between flushes of the crawl database.
 FLUSH_INTERVAL = 1.0
+#: Seconds without another addr message, after one of a single address, that end a
+#: visit's wait for its getaddr answer.
+QUIET = 2.0
 
 
 @dataclass(slots=True)
@@ -81,11 +84,12 @@ class CrawlOptions:
 
 
 class _Visit:
-    __slots__ = ("addrs", "done")
+    __slots__ = ("addrs", "done", "heard")
 
     def __init__(self) -> None:
-        self.addrs: list[Service] = []
+        self.addrs: dict[Service, None] = {}  # the distinct addresses, in arrival order
         self.done = asyncio.Event()
+        self.heard = asyncio.Event()  # an addr message came (reset by the quiet wait)
 
 
 class Crawler:
@@ -123,8 +127,13 @@ class Crawler:
         visit = self._visits.get(str(peer.addr))
         if visit is None:
             return
-        room = self.frontier.max_addrs_per_node - len(visit.addrs)
-        visit.addrs.extend(e.service for e in msg.entries[: max(0, room)])
+        addrs = visit.addrs
+        room = self.frontier.max_addrs_per_node
+        for e in msg.entries:
+            if len(addrs) >= room:
+                break
+            addrs[e.service] = None
+        visit.heard.set()
         if len(msg.entries) > 1:  # Core's addr-fetch rule: the answer, not a self-announcement
             visit.done.set()
 
@@ -172,13 +181,35 @@ class Crawler:
         rec.start_height = peer.start_height
         rec.relay = peer.relay
         rec.transport = peer.transport
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(limits.getaddr):
-                await visit.done.wait()
+        await self._collect(visit, limits.getaddr)
         self.node.disconnect(peer)  # Core's addr-fetch rule has done it already, mostly
         rec.addrs_returned = len(visit.addrs)
         self.queue(visit.addrs, key)
         return rec
+
+    async def _collect(self, visit: _Visit, limit: float) -> None:
+        """Wait for the getaddr answer: an addr of more than one address (Core's
+        addr-fetch rule), the peer going, ``limit`` seconds, or :data:`QUIET` seconds
+        without another addr after one of a single address (a node that knows one
+        address answers with one; a self-announcement may come first)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while not visit.done.is_set():
+                    quiet = QUIET if visit.addrs else None
+                    visit.heard.clear()
+                    done = asyncio.ensure_future(visit.done.wait())
+                    heard = asyncio.ensure_future(visit.heard.wait())
+                    try:
+                        finished, _ = await asyncio.wait(
+                            (done, heard), timeout=quiet, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    finally:
+                        done.cancel()
+                        heard.cancel()
+                    if not finished:
+                        return  # quiet: that was all
 
     async def _worker(self) -> None:
         frontier = self.frontier
@@ -319,7 +350,20 @@ async def run_crawl(
     progress: TextIO | None = None,
     summary_out: TextIO = sys.stdout,
 ) -> dict[str, Any]:
-    """Run a crawl to the end: seeds, visits, exports; returns the summary."""
+    """Run a crawl to the end: seeds, visits, exports; returns the summary.
+
+    :raises ValueError: ``concurrency`` below 1, a negative ``rate`` or ``max_nodes``.
+    :raises OSError: an export file cannot be written (checked before the crawl: an
+        hours-long crawl must not end unable to save).
+    """
+    if opts.concurrency < 1:
+        raise ValueError("--concurrency must be at least 1")
+    if opts.rate < 0 or opts.max_nodes < 0:
+        raise ValueError("--rate and --max-nodes must not be negative")
+    for path in (json_out, csv_out):
+        if path is not None:
+            with path.open("a", encoding="utf-8"):
+                pass  # writable, before the crawl
     config = node_config(opts)
     chain_port = config.chain_params.default_port
     node = Node(config)

@@ -28,6 +28,12 @@ CREATE TABLE IF NOT EXISTS edges (source TEXT NOT NULL, address TEXT NOT NULL);
 """
 
 
+#: The tables of a crawl database (with SQLite's own autoindexes of their keys).
+_TABLES = frozenset(
+    {"nodes", "queue", "edges", "sqlite_autoindex_nodes_1", "sqlite_autoindex_queue_1"}
+)
+
+
 class CrawlDBError(Exception):
     """The file is not a crawl database SQLite can use (the message names the file)."""
 
@@ -44,17 +50,31 @@ class CrawlDB:
         self._lock = asyncio.Lock()
 
     def open(self) -> None:
-        """Open or create the database (synchronous: before the crawl starts)."""
+        """Open or create the database (synchronous: before the crawl starts).
+
+        A database holding other tables than a crawl's is refused before anything is
+        written to it (no table created, the journal mode unchanged).
+        """
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise CrawlDBError(f"{self.path}: {e}") from None
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and not tables <= _TABLES:
+                raise CrawlDBError(f"{self.path}: not a crawl database (tables {sorted(tables)})")
+            if "nodes" in tables:
+                cols = tuple(row[1] for row in conn.execute("PRAGMA table_info(nodes)"))
+                if cols != RECORD_FIELDS:
+                    raise CrawlDBError(f"{self.path}: not a crawl database of this version")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
-            cols = [row[1] for row in conn.execute("PRAGMA table_info(nodes)")]
-            if tuple(cols) != RECORD_FIELDS:
-                conn.close()
-                raise CrawlDBError(f"{self.path}: not a crawl database of this version")
         except sqlite3.DatabaseError as e:
+            conn.close()
             raise CrawlDBError(f"{self.path}: {e}") from None
+        except CrawlDBError:
+            conn.close()
+            raise
         self._conn = conn
 
     def load(self) -> tuple[list[NodeRecord], list[str]]:
