@@ -450,3 +450,29 @@ def test_a_foreign_database_is_refused_untouched(tmp_path: Path) -> None:
         CrawlDB(path).open()
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sqlite"]
+
+
+def test_lab_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM (a service manager, `kill`) stops every node and removes the temporary datadir."""
+    import signal
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "peerkeeper.daemon.cli", "lab", "--nodes", "3", "--rpc", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert lab.stdout is not None
+        for line in lab.stdout:
+            if "running" in line:
+                break
+        assert any(p.name.startswith("peerkeeper-lab-") for p in tmp_path.iterdir())
+        lab.send_signal(signal.SIGTERM)
+        assert lab.wait(timeout=30) == 0
+    finally:
+        if lab.poll() is None:
+            lab.kill()
+            lab.wait()
+    assert not any(p.name.startswith("peerkeeper-lab-") for p in tmp_path.iterdir())

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import random
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -264,12 +265,24 @@ async def run_lab(
     dialmap_file: Path | None,
     out: TextIO,
 ) -> int:
-    """Run a lab until Ctrl-C (or ``seconds``); print the table; 0, or 1 when it cannot start."""
+    """Run a lab until Ctrl-C, SIGTERM or SIGHUP (or ``seconds``); print the table; 0, or
+    1 when it cannot start. Every node is stopped and a temporary datadir removed
+    whichever way it ends."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
     lab = Lab(options)
     try:
         await lab.start()
     except OSError as e:
-        out.write(f"Error: {e}\n")
+        hint = (
+            f" (the lab's ports start at --port-base {options.port_base})"
+            if options.port_base
+            else ""
+        )
+        out.write(f"Error: {e}{hint}\n")
         return 1
     try:
         lab.table(out)
@@ -281,16 +294,16 @@ async def run_lab(
                 f"try: peerkeeper rpc --chain {options.chain} --datadir "
                 f"{lab.datadir}/node0 getpeerinfo\n"
             )
+        n = len(lab.nodes)
         out.write(
-            f"{len(lab.nodes)} nodes running"
+            f"{n} node{'s' if n != 1 else ''} running"
             + (f" for {seconds:g} s" if seconds is not None else " until Ctrl-C")
             + "\n"
         )
         out.flush()
-        if seconds is None:
-            await asyncio.Event().wait()
-        else:
-            await asyncio.sleep(seconds)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await stop.wait()
     finally:
         await lab.stop()
     return 0
