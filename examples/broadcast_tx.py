@@ -10,6 +10,7 @@ do not ask. ``--dialmap FILE`` reaches a ``peerkeeper lab`` network.
 import argparse
 import asyncio
 import dataclasses
+import sys
 from pathlib import Path
 
 from peerkeeper import Config, GetData, Inv, Node, Peer, Tx
@@ -49,4 +50,7 @@ if __name__ == "__main__":
     p.add_argument("--chain", default="regtest")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--dialmap", type=Path)
-    asyncio.run(main(p.parse_args()))
+    try:
+        asyncio.run(main(p.parse_args()))
+    except (OSError, ValueError) as e:  # ConnectError, ConfigError, a bad --tx ...
+        sys.exit(f"error: {e}")

@@ -7,6 +7,7 @@
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 from peerkeeper import Config, GetHeaders, Headers, Node
@@ -41,4 +42,7 @@ if __name__ == "__main__":
     p.add_argument("--chain", default="regtest", choices=sorted(GENESIS))
     p.add_argument("--max", type=int, default=10_000, help="stop after this many headers")
     p.add_argument("--dialmap", type=Path)
-    asyncio.run(main(p.parse_args()))
+    try:
+        asyncio.run(main(p.parse_args()))
+    except (OSError, ValueError) as e:  # ConnectError, ConfigError, a bad --tx ...
+        sys.exit(f"error: {e}")

@@ -8,6 +8,7 @@
 import argparse
 import asyncio
 import contextlib
+import sys
 from pathlib import Path
 
 from peerkeeper import Config, Inv, Node
@@ -33,4 +34,7 @@ if __name__ == "__main__":
     p.add_argument("--chain", default="regtest")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--dialmap", type=Path)
-    asyncio.run(main(p.parse_args()))
+    try:
+        asyncio.run(main(p.parse_args()))
+    except (OSError, ValueError) as e:  # ConnectError, ConfigError, a bad --tx ...
+        sys.exit(f"error: {e}")

@@ -23,7 +23,7 @@ EXAMPLES = ROOT / "examples"
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))
 
 
-async def run(script: str, *args: str, timeout: float = 60) -> str:
+async def run(script: str, *args: str, timeout: float = 60, status: int = 0) -> str:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLES / script),
@@ -38,7 +38,7 @@ async def run(script: str, *args: str, timeout: float = 60) -> str:
             proc.kill()
             await proc.wait()
     text = out.decode()
-    assert proc.returncode == 0, f"{script} failed:\n{text}"
+    assert proc.returncode == status, f"{script} exited {proc.returncode}:\n{text}"
     return text
 
 
@@ -71,3 +71,17 @@ async def test_bitcoin_examples_against_a_lab(tmp_path: Path) -> None:
 async def test_native_example() -> None:
     text = await run("native_echo.py", "--text", "hello")
     assert "answered 'HELLO'" in text
+
+
+async def test_examples_fail_with_a_message_not_a_traceback() -> None:
+    from support import free_port
+
+    refused = f"127.0.0.1:{free_port()}"
+    for script, args in (
+        ("fetch_headers.py", ("--peer", refused)),
+        ("listen_inv.py", ("--peer", refused, "--seconds", "1")),
+        ("broadcast_tx.py", ("--peer", refused, "--tx", "zz")),
+        ("listen_inv.py", ("--peer", refused, "--dialmap", "/no/such/file.json")),
+    ):
+        text = await run(script, *args, status=1)
+        assert text.startswith("error: ") and "Traceback" not in text, text
