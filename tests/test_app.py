@@ -327,3 +327,22 @@ async def test_same_key_requests_queue_and_a_timed_out_connect_leaves_nothing(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_getheaders_follows_cores_handler(tmp_path: Path) -> None:
+    """A null locator asks for hash_stop alone (nothing when unknown); a locator past
+    MAX_LOCATOR_SZ (101) disconnects without discouraging (src/net_processing.cpp)."""
+    async with app_and_lab(tmp_path, nodes=1) as (app, lab):
+        peer = await app.connect(str(lab.virtual[0]))
+        full = await app.request(peer, GetHeaders(locator=[GENESIS]), expect=Headers)
+        assert isinstance(full, Headers)
+        third = full.headers[2].hash()
+        one = await app.request(peer, GetHeaders(locator=[], hash_stop=third), expect=Headers)
+        assert isinstance(one, Headers) and [h.hash() for h in one.headers] == [third]
+        with pytest.raises(RequestFailed, match="timeout"):
+            await app.request(peer, GetHeaders(locator=[], hash_stop=bytes(32)), timeout=0.5)
+        events = app.peer_events()
+        app.push_message(peer, GetHeaders(locator=[GENESIS] * 102))
+        ev = await anext(events)
+        assert isinstance(ev, PeerDisconnected)
+        assert ev.reason is DisconnectReason.REMOTE_CLOSED  # the lab node hung up

@@ -884,3 +884,13 @@ def test_a_second_version_is_ignored_with_cores_line(caplog: pytest.LogCaptureFi
         assert peer.on_message(their_version(), T0 + 1) == []
     assert "redundant version message from peer=-1" in [r.getMessage() for r in caplog.records]
     assert not peer.disconnected
+
+
+def test_an_oversized_getheaders_locator_disconnects_without_misbehaving() -> None:
+    """Core's GETHEADERS handler: locator size > MAX_LOCATOR_SZ -> fDisconnect, no
+    Misbehaving (src/net_processing.cpp)."""
+    peer = make_peer(ConnectionType.INBOUND)
+    handshake(peer)
+    out = peer.on_decode_error("getheaders", LimitExceeded("getheaders locator = 102"), T0 + 1)
+    assert len(out) == 1 and isinstance(out[0], Disconnect)
+    assert not any(isinstance(a, Misbehaving) for a in out)

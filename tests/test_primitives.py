@@ -211,8 +211,9 @@ def test_every_truncation_raises_decode_error(raw: bytes) -> None:
             parse_tx(raw[:cut])
         with pytest.raises(DecodeError):
             decode_message("tx", raw[:cut])
-    with pytest.raises(DecodeError, match="after the transaction"):
-        decode_message("tx", raw + b"\x00")
+    # Core's deserializer leaves bytes after the transaction unread: so do we
+    tx = decode_message("tx", raw + b"\x00\x01")
+    assert isinstance(tx, Tx) and tx.raw == raw
 
 
 @pytest.mark.parametrize(
@@ -323,7 +324,9 @@ def test_block_truncated_or_with_trailing_bytes() -> None:
             with pytest.raises(DecodeError):
                 decode_message("block", raw[:cut])
         with pytest.raises(DecodeError, match="after the last transaction"):
-            decode_message("block", raw + b"\x00")
+            parse_block(raw + b"\x00")  # the strict walk of a whole block
+        block = decode_message("block", raw + b"\x00")  # the message: the rest unread
+        assert isinstance(block, Block) and block.raw == raw
 
 
 def test_block_of_many_transactions() -> None:
@@ -429,6 +432,7 @@ def test_mutated_transactions_give_tx_or_decode_error(
         msg = decode_message(command, payload)
     except DecodeError:
         return
-    assert msg.encode() == payload
+    # a mutated count may end the object early: the rest is left unread, as in Core
+    assert payload.startswith(msg.encode())
     if isinstance(msg, Tx):
-        assert msg.size == len(payload)
+        assert msg.size == len(msg.encode())

@@ -564,6 +564,10 @@ class BitcoinPeer:
             self.ping.nonce_sent = 0
             return []
         if isinstance(error, LimitExceeded):
+            if command == "getheaders":
+                # Core's GETHEADERS handler: a locator over MAX_LOCATOR_SZ disconnects
+                # without discouraging (src/net_processing.cpp).
+                return self._disconnect(f"getheaders locator too large: {error}")
             return [Misbehaving(str(error))]
         return []
 

@@ -282,6 +282,8 @@ class Node(PeerApi):
             log.debug(corelog.GETHEADERS_TOO_LITTLE_WORK, peer.id)
             self.connman.send_message(peer.id, Headers([]))
             return
+        if not msg.locator and self.headers.height_of(msg.hash_stop[::-1].hex()) is None:
+            return  # Core: a null locator asks for hash_stop alone; unknown, no answer
         raws = self.headers.headers_after(msg.locator, msg.hash_stop)
         headers = [BlockHeader(*_HEADER.unpack(raw)) for raw in raws]
         self.connman.send_message(peer.id, Headers(headers))

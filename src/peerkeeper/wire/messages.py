@@ -45,7 +45,7 @@ from peerkeeper.wire.codec import (
     ser_var_str,
     sha256d,
 )
-from peerkeeper.wire.primitives import BlockHeader, TxInfo, parse_block, parse_tx
+from peerkeeper.wire.primitives import BlockHeader, TxInfo, parse_block_prefix, parse_tx
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -695,10 +695,10 @@ class Tx(Message):
     ``UnserializeTransaction`` with witness, src/primitives/transaction.h) into
     ``info`` (:class:`~peerkeeper.wire.primitives.TxInfo`); ``txid``, ``wtxid``
     (32 bytes each, internal byte order), ``has_witness`` and ``size`` (bytes) read
-    from it. The payload must be exactly one transaction: truncated, malformed
-    ("Superfluous witness record", "Unknown transaction optional data") or followed
-    by other bytes, it raises :class:`~peerkeeper.wire.codec.DecodeError`.
-    ``encode()`` returns ``raw``.
+    from it. Truncated or malformed ("Superfluous witness record", "Unknown
+    transaction optional data"), it raises :class:`~peerkeeper.wire.codec.DecodeError`;
+    bytes after the transaction are dropped from ``raw``, as Core's deserializer leaves
+    them unread. ``encode()`` returns ``raw``.
     """
 
     command = "tx"
@@ -709,7 +709,8 @@ class Tx(Message):
         raw = self.raw
         info, end = parse_tx(raw)
         if end != len(raw):
-            raise DecodeError(f"tx: {len(raw) - end} bytes after the transaction")
+            # Core's ``vRecv >> TX_WITH_WITNESS(ptx)`` leaves the rest unread.
+            self.raw = raw[:end]
         self.info = info
 
     @property
@@ -753,8 +754,9 @@ class Block(Message):
     :class:`~peerkeeper.wire.primitives.TxInfo` each, in block order) and their
     ``txids`` and ``wtxids`` (32 bytes each, internal byte order). ``hash`` is the
     block hash. Neither the merkle root nor the proof of work is checked. Truncated
-    or malformed bytes, or bytes after the last transaction, raise
-    :class:`~peerkeeper.wire.codec.DecodeError`. ``encode()`` returns ``raw``.
+    or malformed bytes raise :class:`~peerkeeper.wire.codec.DecodeError`; bytes after
+    the last transaction are dropped from ``raw`` (Core leaves them unread).
+    ``encode()`` returns ``raw``.
     """
 
     command = "block"
@@ -765,7 +767,9 @@ class Block(Message):
     wtxids: list[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.header, self.txs = parse_block(self.raw)
+        self.header, self.txs, end = parse_block_prefix(self.raw)
+        if end != len(self.raw):
+            self.raw = self.raw[:end]  # Core leaves the rest unread, as for a tx
         self.txids = [info.txid for info in self.txs]
         self.wtxids = [info.wtxid for info in self.txs]
 

@@ -298,6 +298,18 @@ def parse_block(data: bytes) -> tuple[BlockHeader, list[TxInfo]]:
 
     :raises DecodeError: truncated or malformed bytes, or bytes after the last transaction.
     """
+    header, txs, pos = parse_block_prefix(data)
+    if pos != len(data):
+        raise DecodeError(f"block: {len(data) - pos} bytes after the last transaction")
+    return header, txs
+
+
+def parse_block_prefix(data: bytes) -> tuple[BlockHeader, list[TxInfo], int]:
+    """:func:`parse_block` of the block at the start of ``data``; also returns where it
+    ends (Core's deserializer leaves the bytes after a message's block unread).
+
+    :raises DecodeError: truncated or malformed bytes.
+    """
     end = len(data)
     if end < BLOCK_HEADER_SIZE:
         raise _short("block header", end)
@@ -308,6 +320,4 @@ def parse_block(data: bytes) -> tuple[BlockHeader, list[TxInfo]]:
     for _ in range(n):
         info, pos = parse_tx(data, pos)
         append(info)
-    if pos != end:
-        raise DecodeError(f"block: {end - pos} bytes after the last transaction")
-    return header, txs
+    return header, txs, pos
