@@ -121,7 +121,8 @@ def test_dialmap_round_trip_and_bad_files(tmp_path: Path) -> None:
     path = tmp_path / "dm.json"
     write_dialmap(path, m)
     assert load_dialmap(path) == m
-    for text in ("[1, 2]", '{"11.1.0.1": "127.0.0.1:1"}', '{"x": "127.0.0.1:1"}', "{"):
+    twice = '{"11.1.0.1:1": "127.0.0.1:1", "11.1.0.1:1": "127.0.0.1:2"}'
+    for text in ("[1, 2]", '{"11.1.0.1": "127.0.0.1:1"}', '{"x": "127.0.0.1:1"}', "{", twice):
         path.write_text(text)
         with pytest.raises(DialMapError, match=str(path)):
             load_dialmap(path)

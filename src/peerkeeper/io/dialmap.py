@@ -8,7 +8,8 @@ file maps one to the other, a JSON object with one entry per node::
 
 ``peerkeeper node --dialmap FILE`` and ``peerkeeper crawl --dialmap FILE`` dial through
 it (SockMan's ``dial_map``); an address the map does not name is refused before any
-socket is opened, so nothing leaves the machine. peerkeeper's own format: Core has none.
+socket is opened, so only the map's targets are ever dialled (a lab's are all on
+127.0.0.1). peerkeeper's own format: Core has none.
 """
 
 from __future__ import annotations
@@ -31,12 +32,21 @@ class DialMapError(ValueError):
 def load_dialmap(path: str | os.PathLike[str]) -> dict[Service, tuple[str, int]]:
     """Read a dial map file: ``{virtual Service: (loopback host, port)}``.
 
-    :raises DialMapError: unreadable file, not a JSON object, or an entry that is not
-        ``"ADDR:PORT": "HOST:PORT"`` with a port.
+    :raises DialMapError: unreadable file, not a JSON object, a key given twice, or an
+        entry that is not ``"ADDR:PORT": "HOST:PORT"`` with a port.
     """
     p = Path(path)
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        seen: dict[str, object] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise DialMapError(f"{p}: {key!r} is mapped twice")
+            seen[key] = value
+        return seen
+
     try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
+        obj = json.loads(p.read_text(encoding="utf-8"), object_pairs_hook=no_duplicates)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DialMapError(f"{p}: {e}") from None
     if not isinstance(obj, dict):
