@@ -871,3 +871,28 @@ def test_a_failing_event_sink_changes_no_decision(caplog: pytest.LogCaptureFixtu
     assert b.inbound_count == 30 and b.stats.counters["evictions"] == 1
     assert sum(isinstance(a, Close) for a in b.poll_actions()) == 1
     assert "event sink failed" in caplog.text
+
+
+def test_the_outbound_loop_skips_addresses_connected_inbound_using_its_indexes() -> None:
+    """Core ``AlreadyConnectedToAddress``: an address connected inbound is not dialled;
+    ConnManCore answers it from address indexes kept as peers come and go (not by
+    walking every peer on each pass), and counts only the non-inbound peers."""
+    net = MemNet()
+    a = net.add(0, v2transport=False, fixedseeds=False)
+    b = net.add(1, v2transport=False, automatic_outbound=False)
+    net.start(0, 1)
+    b.open_connection(svc(0), ConnectionType.MANUAL, net.now)
+    net.pump()
+    net.run_while(lambda: handshaken(a) < 1, 10)
+    assert [p.conn_type for p in a.peers.values()] == [ConnectionType.INBOUND]
+    assert a._outbound == {} and a._connected_to(svc(1))
+    fill_table(a, range(1, 2), net.now)  # its only address is the inbound peer's
+    dials_before = len([d for _, i, d in net.dials if i == 0])
+    net.run_until(net.now + 30)
+    assert len([d for _, i, d in net.dials if i == 0]) == dials_before  # never dialled
+    b.disconnect_node(net.now, peer_id=next(iter(b.peers)))
+    net.pump()
+    assert not a._connected_to(svc(1)) and a._netaddr_refs == {}
+    net.run_while(lambda: not peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY), 30)
+    assert [p.addr for p in peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)] == [svc(1)]
+    assert list(a._outbound) == [p.id for p in peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)]

@@ -421,7 +421,7 @@ async def test_a_failing_pass_does_not_stop_automatic_connections(tmp_path: Path
         policy = subject.connman.policy
         assert policy is not None
         calls = {"n": 0}
-        real = policy.next_connection
+        real = policy.next_connection_from
 
         def flaky(*a, **kw):  # type: ignore[no-untyped-def]
             calls["n"] += 1
@@ -429,7 +429,7 @@ async def test_a_failing_pass_does_not_stop_automatic_connections(tmp_path: Path
                 raise RuntimeError("injected bug")
             return real(*a, **kw)
 
-        policy.next_connection = flaky  # type: ignore[method-assign]
+        policy.next_connection_from = flaky  # type: ignore[method-assign]
         seed_table(subject, range(1, 4))
         await wait_until(lambda: len(outbound(subject)) == 3, timeout=20)
         assert calls["n"] > 3

@@ -60,7 +60,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from peerkeeper.bitcoin.actions import (
     Action,
@@ -472,6 +472,18 @@ def _failure_class(reason: str, proxy_failed: bool) -> str:
     return "other"
 
 
+K = TypeVar("K")
+
+
+def _count_ref(refs: dict[K, int], key: K, delta: int) -> None:
+    """Add ``delta`` to ``refs[key]``, dropping the key at zero."""
+    n = refs.get(key, 0) + delta
+    if n > 0:
+        refs[key] = n
+    else:
+        refs.pop(key, None)
+
+
 class ConnManCore:
     """The connection manager's decisions (Core ``CConnman``), sans-IO.
 
@@ -506,6 +518,9 @@ class ConnManCore:
         self._local_nonces: set[int] = set()
         self.inbound_count = 0
         self._names: dict[str, int] = {}  # addr_name / address string -> live peers using it
+        self._service_refs: dict[Service, int] = {}  # live peers per address:port
+        self._netaddr_refs: dict[NetAddr, int] = {}  # live peers per address
+        self._outbound: dict[int, PeerConn] = {}  # live non-inbound peers, by id
         self.addr_cache: dict[tuple[str, int, int], tuple[list[AddrEntry], float]] = {}
         self._force_v1: set[str] = set()  # targets to redial once as v1 (Core's m_reconnections)
         # Core's GetDeterministicRandomizer key for keyed netgroups (src/net.cpp).
@@ -1012,8 +1027,12 @@ class ConnManCore:
         if not policy.grant_available(self.automatic_outbound_count()):
             self._idle_pending = (policy.idle_deadline(now), False)
             return
-        pick = policy.next_connection(
-            ((p.conn_type, p.addr) for p in self.peers.values() if not p.closed), now
+        # Only the non-inbound peers are counted, and "already connected" asks the
+        # address indexes: with 10,000 inbound peers, nothing here walks them.
+        pick = policy.next_connection_from(
+            [(p.conn_type, p.addr) for p in self._outbound.values() if not p.closed],
+            self._connected_to,
+            now,
         )
         if pick is None:
             if policy.last_decision is None:
@@ -1128,6 +1147,9 @@ class ConnManCore:
         return name in self._names
 
     def _index(self, peer: PeerConn, delta: int) -> None:
+        """Keep the per-peer indexes the loops read instead of walking every peer: names,
+        addresses (with and without port: Core ``AlreadyConnectedToAddress``), and the
+        non-inbound peers (the only ones ``ThreadOpenConnections`` counts)."""
         self._peers_version += 1
         for name in {peer.addr_name, str(peer.addr)}:
             n = self._names.get(name, 0) + delta
@@ -1135,6 +1157,18 @@ class ConnManCore:
                 self._names[name] = n
             else:
                 self._names.pop(name, None)
+        _count_ref(self._service_refs, peer.addr, delta)
+        _count_ref(self._netaddr_refs, peer.addr.addr, delta)
+        if not peer.inbound:
+            if delta > 0:
+                self._outbound[peer.id] = peer
+            else:
+                self._outbound.pop(peer.id, None)
+
+    def _connected_to(self, service: Service) -> bool:
+        """A live peer has ``service``, or its address on any port (Core
+        ``AlreadyConnectedToAddress``: ``FindNode`` by CService and by CNetAddr)."""
+        return service in self._service_refs or service.addr in self._netaddr_refs
 
     def _thread_open_added_connections(self, now: float) -> None:
         """One pass of Core ``ThreadOpenAddedConnections``: dial every manual target that

@@ -656,10 +656,27 @@ class OutboundPolicy:
         AddrMan's ``resolve_collisions`` before drawing, as Core does.
         """
         peer_list = list(peers)
-        group = self.addrman.netgroupman.get_group
-        counts = count_outbound(((t, s.addr) for t, s in peer_list), group)
         connected = {s for _t, s in peer_list}
         connected_addrs = {s.addr for _t, s in peer_list}
+
+        def already_connected(s: Service) -> bool:
+            return s in connected or s.addr in connected_addrs
+
+        outbound = [(t, s) for t, s in peer_list if not t.is_inbound]
+        return self.next_connection_from(outbound, already_connected, now)
+
+    def next_connection_from(
+        self,
+        outbound: Iterable[tuple[ConnectionType, Service]],
+        already_connected: Callable[[Service], bool],
+        now: float,
+    ) -> OutboundPick | None:
+        """:meth:`next_connection` for a caller that keeps its own indexes: ``outbound``
+        are the live non-inbound connections (the only ones Core's census counts), and
+        ``already_connected(service)`` says whether any live connection, inbound ones
+        included, has that address (Core ``AlreadyConnectedToAddress``)."""
+        group = self.addrman.netgroupman.get_group
+        counts = count_outbound(((t, s.addr) for t, s in outbound), group)
         decision = choose_connection_type(
             counts,
             self.limits,
@@ -681,9 +698,6 @@ class OutboundPolicy:
         # Without netgroup diversity (a simulation switch) no netgroup counts as used.
         used = counts if self.netgroup_diversity else replace(counts, ipv46_netgroups=set())
         self.addrman.resolve_collisions(now)
-
-        def already_connected(s: Service) -> bool:
-            return s in connected or s.addr in connected_addrs
 
         # Draws have no side effects, so when no entry can pass they are skipped (a
         # feeler with collisions waiting is the exception: its draw marks entries good).
