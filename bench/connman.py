@@ -246,10 +246,10 @@ async def storm_connman(total: int, burst: int) -> dict[str, float]:
         first = first or last
         return ok
 
-    def drop(peer: Any, reason: str, *, close: bool) -> None:
+    def drop(peer: Any, reason: str, **kw: Any) -> None:
         if reason == "evicted for an inbound slot" and not peer.closed:
             counts["evicted"] += 1
-        orig_drop(peer, reason, close=close)
+        orig_drop(peer, reason, **kw)
 
     cm.on_accepted = on_accepted  # type: ignore[method-assign]
     cm.core._drop = drop  # type: ignore[method-assign]

@@ -382,6 +382,9 @@ class PeerConn:
     #: (Core ``nSendSize``); above ``-maxsendbuffer`` nothing more is processed.
     send_size: int = 0
     closed: bool = False
+    #: The last eviction candidate built for this peer and what it was built from.
+    evict_candidate: EvictionCandidate | None = None
+    evict_sig: tuple[object, ...] = ()
 
     @property
     def inbound(self) -> bool:
@@ -473,6 +476,33 @@ def _failure_class(reason: str, proxy_failed: bool) -> str:
 
 
 K = TypeVar("K")
+
+
+def _eviction_candidate(p: PeerConn) -> EvictionCandidate:
+    """The peer as Core's ``NodeEvictionCandidate``, built again only when what can change
+    during a connection (its minimum ping, the services and relay flag of its version)
+    did: an admission under a storm then builds one candidate, not one per peer."""
+    proto = p.proto
+    their = proto.their
+    min_ping = proto.ping.min_time
+    sig = (min_ping, their.services, their.relay)
+    cand = p.evict_candidate
+    if cand is None or p.evict_sig != sig:
+        cand = p.evict_candidate = EvictionCandidate(
+            id=p.id,
+            connected=p.connected_at,
+            min_ping_time=min_ping if min_ping is not None else math.inf,
+            relevant_services=has_all_desirable_service_flags(their.services),
+            relay_txs=their.relay,
+            keyed_netgroup=p.keyed_netgroup,
+            prefer_evict=p.prefer_evict,
+            noban=p.noban,
+            is_local=p.is_local,
+            network=p.net_class,
+            conn_type=p.conn_type,
+        )
+        p.evict_sig = sig
+    return cand
 
 
 def _count_ref(refs: dict[K, int], key: K, delta: int) -> None:
@@ -1670,22 +1700,9 @@ class ConnManCore:
         """
         # Only inbound peers can be chosen (Core's SelectNodeToEvict drops the others
         # first), so the others are not even listed.
+        candidate = _eviction_candidate
         candidates = [
-            EvictionCandidate(
-                id=p.id,
-                connected=p.connected_at,
-                min_ping_time=p.proto.ping.min_time
-                if p.proto.ping.min_time is not None
-                else math.inf,
-                relevant_services=has_all_desirable_service_flags(p.proto.their.services),
-                relay_txs=p.proto.their.relay,
-                keyed_netgroup=p.keyed_netgroup,
-                prefer_evict=p.prefer_evict,
-                noban=p.noban,
-                is_local=p.is_local,
-                network=p.net_class,
-                conn_type=p.conn_type,
-            )
+            candidate(p)
             for p in self.peers.values()
             if p.conn_type is ConnectionType.INBOUND
             and not p.closed

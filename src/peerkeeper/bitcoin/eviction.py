@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from siphash24 import siphash24 as _siphash24
@@ -102,6 +103,26 @@ class EvictionCandidate:
     network: Network = Network.IPV4
     noban: bool = False
     conn_type: ConnectionType = ConnectionType.INBOUND
+    # Core's comparator keys, computed once (a candidate is not changed after it is
+    # built: dataclasses.replace makes a new one): the sorts then read them at C speed.
+    k_ping: float = field(init=False, repr=False, compare=False)
+    k_connected: float = field(init=False, repr=False, compare=False)
+    k_tx: tuple[float, bool, bool, float] = field(init=False, repr=False, compare=False)
+    k_block_relay: tuple[bool, float, bool, float] = field(init=False, repr=False, compare=False)
+    k_block: tuple[float, bool, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        older_later = -self.connected
+        self.k_connected = older_later
+        self.k_ping = -self.min_ping_time
+        self.k_tx = (self.last_tx_time, self.relay_txs, not self.bloom_filter, older_later)
+        self.k_block_relay = (
+            not self.relay_txs,
+            self.last_block_time,
+            self.relevant_services,
+            older_later,
+        )
+        self.k_block = (self.last_block_time, self.relevant_services, older_later)
 
 
 # ---------------------------------------------------------------------------
@@ -143,38 +164,22 @@ def keyed_netgroup(netgroup: bytes, k0: int, k1: int) -> int:
 _SortKey = Callable[[EvictionCandidate], Any]
 
 
-def _key_min_ping_time(c: EvictionCandidate) -> float:
-    """``ReverseCompareNodeMinPingTime``: ``a.m_min_ping_time > b.m_min_ping_time``."""
-    return -c.min_ping_time
-
-
-def _key_time_connected(c: EvictionCandidate) -> float:
-    """``ReverseCompareNodeTimeConnected``: ``a.m_connected > b.m_connected``."""
-    return -c.connected
-
-
-def _key_netgroup(c: EvictionCandidate) -> int:
-    """``CompareNetGroupKeyed``: ``a.nKeyedNetGroup < b.nKeyedNetGroup``."""
-    return c.keyed_netgroup
-
-
-def _key_block_time(c: EvictionCandidate) -> tuple[float, bool, float]:
-    """``CompareNodeBlockTime``: last block time, then peers with relevant services
-    (``return b.fRelevantServices``) later, then the older connection later."""
-    return (c.last_block_time, c.relevant_services, -c.connected)
-
-
-def _key_tx_time(c: EvictionCandidate) -> tuple[float, bool, bool, float]:
-    """``CompareNodeTXTime``: last tx time, then tx-relaying peers later
-    (``return b.m_relay_txs``), then bloom-filter peers *earlier* (``return a.fBloomFilter``),
-    then the older connection later."""
-    return (c.last_tx_time, c.relay_txs, not c.bloom_filter, -c.connected)
-
-
-def _key_block_relay_only_time(c: EvictionCandidate) -> tuple[bool, float, bool, float]:
-    """``CompareNodeBlockRelayOnlyTime``: tx-relaying peers first (``return a.m_relay_txs``),
-    then as ``CompareNodeBlockTime``."""
-    return (not c.relay_txs, c.last_block_time, c.relevant_services, -c.connected)
+#: ``ReverseCompareNodeMinPingTime``: ``a.m_min_ping_time > b.m_min_ping_time``.
+_key_min_ping_time: _SortKey = attrgetter("k_ping")
+#: ``ReverseCompareNodeTimeConnected``: ``a.m_connected > b.m_connected``.
+_key_time_connected: _SortKey = attrgetter("k_connected")
+#: ``CompareNetGroupKeyed``: ``a.nKeyedNetGroup < b.nKeyedNetGroup``.
+_key_netgroup: _SortKey = attrgetter("keyed_netgroup")
+#: ``CompareNodeBlockTime``: last block time, then peers with relevant services
+#: (``return b.fRelevantServices``) later, then the older connection later.
+_key_block_time: _SortKey = attrgetter("k_block")
+#: ``CompareNodeTXTime``: last tx time, then tx-relaying peers later
+#: (``return b.m_relay_txs``), then bloom-filter peers *earlier* (``return a.fBloomFilter``),
+#: then the older connection later.
+_key_tx_time: _SortKey = attrgetter("k_tx")
+#: ``CompareNodeBlockRelayOnlyTime``: tx-relaying peers first (``return a.m_relay_txs``),
+#: then as ``CompareNodeBlockTime``.
+_key_block_relay_only_time: _SortKey = attrgetter("k_block_relay")
 
 
 def _key_network_time(is_local: bool, network: Network | None) -> _SortKey:
