@@ -201,7 +201,9 @@ def start_bitcoind(
         "-fixedseeds=0",
         "-natpmp=0",
         "-discover=0",
-        "-v2transport=0",
+        # BIP324 on, as peerkeeper's default: both nodes then detect v1 from the first
+        # bytes of every inbound connection (issue 17: compare like with like).
+        "-v2transport=1",
         "-printtoconsole=0",
     ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
