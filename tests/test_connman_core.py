@@ -896,3 +896,23 @@ def test_the_outbound_loop_skips_addresses_connected_inbound_using_its_indexes()
     net.run_while(lambda: not peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY), 30)
     assert [p.addr for p in peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)] == [svc(1)]
     assert list(a._outbound) == [p.id for p in peers_of(a, ConnectionType.OUTBOUND_FULL_RELAY)]
+
+
+def test_eviction_candidates_follow_version_and_pong() -> None:
+    """The candidates an admission copies are refreshed when an inbound peer's version
+    (services, relay) or a pong (minimum ping) arrives, and dropped with the peer."""
+    net = MemNet()
+    a = net.add(0, v2transport=False, fixedseeds=False)
+    b = net.add(1, v2transport=False, automatic_outbound=False)
+    net.start(0, 1)
+    b.open_connection(svc(0), ConnectionType.MANUAL, net.now)
+    net.pump()
+    net.run_while(lambda: handshaken(a) < 1, 10)
+    (pid,) = a.peers
+    cand = a._evict_cands[pid]
+    assert cand.relay_txs == a.peers[pid].proto.their.relay
+    # built at accept with no ping (inf); the handshake's pong (no latency here) refreshed it
+    assert cand.min_ping_time == a.peers[pid].proto.ping.min_time == 0.0
+    b.disconnect_node(net.now, peer_id=next(iter(b.peers)))
+    net.pump()
+    assert a._evict_cands == {}

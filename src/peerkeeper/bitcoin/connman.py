@@ -132,8 +132,10 @@ from peerkeeper.wire.messages import (
     NET_MESSAGE_TYPE_OTHER,
     AddrEntry,
     Message,
+    Pong,
     ServiceFlags,
     UnknownMessage,
+    Version,
     decode_message,
 )
 from peerkeeper.wire.transport import Transport
@@ -551,6 +553,9 @@ class ConnManCore:
         self._service_refs: dict[Service, int] = {}  # live peers per address:port
         self._netaddr_refs: dict[NetAddr, int] = {}  # live peers per address
         self._outbound: dict[int, PeerConn] = {}  # live non-inbound peers, by id
+        #: Each live inbound peer as an eviction candidate, refreshed when its version or
+        #: a pong changes what Core's SelectNodeToEvict reads.
+        self._evict_cands: dict[int, EvictionCandidate] = {}
         self.addr_cache: dict[tuple[str, int, int], tuple[list[AddrEntry], float]] = {}
         self._force_v1: set[str] = set()  # targets to redial once as v1 (Core's m_reconnections)
         # Core's GetDeterministicRandomizer key for keyed netgroups (src/net.cpp).
@@ -1194,6 +1199,8 @@ class ConnManCore:
                 self._outbound[peer.id] = peer
             else:
                 self._outbound.pop(peer.id, None)
+        elif delta < 0:
+            self._evict_cands.pop(peer.id, None)  # added by accepted(), once admitted
 
     def _connected_to(self, service: Service) -> bool:
         """A live peer has ``service``, or its address on any port (Core
@@ -1684,6 +1691,7 @@ class ConnManCore:
             inbound_onion=(str(local.addr), local.port) in self.onion_listening,
         )
         peer.prefer_evict = prefer_evict
+        self._evict_cands[peer.id] = _eviction_candidate(peer)
         log.debug("connection from %s accepted", remote)
         self._conn_event("net:inbound_connection", peer, existing=self.inbound_count)
         return True
@@ -1700,15 +1708,16 @@ class ConnManCore:
         """
         # Only inbound peers can be chosen (Core's SelectNodeToEvict drops the others
         # first), so the others are not even listed.
-        candidate = _eviction_candidate
-        candidates = [
-            candidate(p)
-            for p in self.peers.values()
-            if p.conn_type is ConnectionType.INBOUND
-            and not p.closed
-            and p.id != protect_peer
-            and (not tx_relay_only or p.proto.their.relay)
-        ]
+        # The candidates are kept up to date as peers come, go, send their version or a
+        # pong (_evict_cands): an admission only copies them.
+        if tx_relay_only or protect_peer is not None:
+            candidates = [
+                c
+                for c in self._evict_cands.values()
+                if c.id != protect_peer and (not tx_relay_only or c.relay_txs)
+            ]
+        else:
+            candidates = list(self._evict_cands.values())
         victim = select_node_to_evict(candidates)
         if victim is None:
             return False
@@ -1866,6 +1875,8 @@ class ConnManCore:
             self._apply(peer, actions, now)
             return
         actions = peer.proto.on_message(msg, now)
+        if peer.inbound and (type(msg) is Pong or type(msg) is Version):
+            self._evict_cands[peer.id] = _eviction_candidate(peer)
         # The application and a waiting request see the message once the peer's state
         # machine took it, before its actions run: the addr that completes an addr-fetch
         # connection is delivered, then the disconnect.
