@@ -477,3 +477,27 @@ def test_lab_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             lab.kill()
             lab.wait()
     assert not any(p.name.startswith("peerkeeper-lab-") for p in tmp_path.iterdir())
+
+
+async def test_crawl_from_a_dns_seed(tmp_path: Path) -> None:
+    """--dns-seed: the seed's A records (a real DNS server on loopback, dnslib) start
+    the crawl, at the chain's port, through the lab's dial map."""
+    from support import SeedZone, dns_server
+
+    async with Lab(LabOptions(nodes=3, rpc=False, outbound=False, datadir=tmp_path)) as lab:
+        zone = SeedZone({"seed.lab.example.": [("A", str(lab.virtual[1].addr))]})
+        dm = tmp_path / "dm.json"
+        lab.write_dialmap(dm)
+        with dns_server(zone) as port:
+            summary = await run_crawl(
+                CrawlOptions(
+                    chain="regtest",
+                    dns_seeds=["seed.lab.example"],
+                    dnsserver=[f"127.0.0.1:{port}"],
+                    dialmap=dm,
+                    timeouts=FAST,
+                ),
+                summary_out=io.StringIO(),
+            )
+        assert any(q[0] == "seed.lab.example." for q in zone.queries)
+    assert summary["reachable"] == 3
