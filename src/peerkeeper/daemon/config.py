@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from peerkeeper.daemon.confparse import ConfLineError, chain_in_file, conf_items
 from peerkeeper.net.chains import Chain, get_chain
 from peerkeeper.net.netaddr import Network, parse_network
 from peerkeeper.net.netbase import ProxyConfigError, ProxySettings
@@ -408,23 +409,6 @@ INT_KEYS = {
 }
 
 
-def _chain_in_file(lines: list[str]) -> str:
-    """The chain a conf file selects in its top section (``chain=``, ``regtest=1``, ...), else main."""
-    chain = "main"
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
-        if line.startswith("["):
-            break
-        key, _, value = (s.strip() for s in line.partition("="))
-        if key == "chain":
-            chain = value
-        elif key in ("regtest", "testnet4", "signet") and value == "1":
-            chain = key
-        elif key == "testnet" and value == "1":
-            chain = "test"
-    return chain
-
-
 def read_conf_file(path: Path, chain: str | None = None) -> dict[str, object]:
     """Read a bitcoin.conf-style file: ``key=value`` lines, ``#`` comments, ``[chain]`` sections.
 
@@ -438,28 +422,15 @@ def read_conf_file(path: Path, chain: str | None = None) -> dict[str, object]:
     """
     known = {f.name for f in fields(Config)}
     values: dict[str, object] = {}
-    section: str | None = None
     lines = path.read_text().splitlines()
     if chain is None:
-        chain = _chain_in_file(lines)
+        chain = chain_in_file(lines)
         values["chain"] = chain
-    for lineno, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            continue
-        if "=" not in line:
-            raise ConfigError(f"{path}:{lineno}: expected key=value")
-        key, value = (s.strip() for s in line.split("=", 1))
-        key = key.lstrip("-")
-        if "." in key:
-            section_key, key = key.split(".", 1)
-            if section_key != chain:
-                continue
-        elif section is not None and section != chain:
-            continue
+    try:
+        items = list(conf_items(lines, chain))
+    except ConfLineError as e:
+        raise ConfigError(f"{path}:{e}") from None
+    for lineno, key, value in items:
         if key in ("regtest", "testnet4", "signet", "testnet", "chain"):
             continue  # chain selection: handled by _chain_in_file / the command line
         if key not in known:

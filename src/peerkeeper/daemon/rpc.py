@@ -35,13 +35,12 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import os
 import re
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, TypeAlias
 
 import aiohttp
 import aiohttp.http_exceptions
@@ -51,6 +50,13 @@ import aiohttp.web_protocol
 from aiohttp import web
 from aiohttp.web_protocol import ERROR as _ERROR_MESSAGE
 from aiohttp.web_protocol import RequestHandler
+
+from peerkeeper.daemon.rpcclient import (  # the light client's strict JSON, one definition
+    _finite_float,
+    _json_loads,
+    _reject_constant,
+    parse_cli_param,
+)
 
 __all__ = [
     "rpc_param",
@@ -300,22 +306,6 @@ def read_cookie(datadir: Path) -> tuple[str, str]:
 
 
 # --- JSON helpers ---------------------------------------------------------------------
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"invalid JSON constant {name}")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number out of range: {text}")
-    return value
-
-
-def _json_loads(data: bytes | str) -> Any:
-    """Strict JSON: no NaN/Infinity, no numbers overflowing to infinity."""
-    return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _json_dumps(value: Any) -> str:
@@ -1225,20 +1215,3 @@ def _process_reply(status: int, data: bytes) -> Any:
             raise RpcError(error["code"], error["message"])
         raise RpcError(RPC_MISC_ERROR, _json_dumps(error))
     return reply.get("result")
-
-
-def parse_cli_param(s: str) -> Any:
-    """Convert one command-line argument the way bitcoin-cli does for JSON parameters.
-
-    src/rpc/client.cpp ``Parse`` with ``JSON_OR_STRING``: the value parsed as JSON if
-    it is valid JSON, else the raw string. ``"true"`` -> ``True``, ``"5"`` -> ``5``,
-    ``'["a"]'`` -> ``["a"]``, ``"abc"`` -> ``"abc"``. ``NaN``/``Infinity`` and
-    numbers overflowing a double are not JSON here and stay strings. Never raises.
-
-    :param s: the argument.
-    :returns: the decoded JSON value or ``s`` itself.
-    """
-    try:
-        return _json_loads(s)
-    except (ValueError, RecursionError):
-        return s

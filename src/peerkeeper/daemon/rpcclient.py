@@ -49,6 +49,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from peerkeeper.daemon.confparse import ConfLineError, chain_in_file, conf_items
+
 __all__ = [
     "CHAIN_RPC_PORTS",
     "DEFAULT_NATIVE_RPC_PORT",
@@ -221,41 +223,16 @@ def read_client_conf(path: Path, chain: str | None) -> tuple[str, dict[str, str]
     except (OSError, UnicodeDecodeError) as e:
         raise ClientConfigError(f"cannot read configuration file {path}: {e}") from None
     if chain is None:
-        chain = "main"
-        for line in lines:
-            line = line.split("#", 1)[0].strip()
-            if line.startswith("["):
-                break
-            key, _, value = (s.strip() for s in line.partition("="))
-            if key == "chain":
-                chain = value
-            elif key in ("regtest", "testnet4", "signet") and value == "1":
-                chain = key
-            elif key == "testnet" and value == "1":
-                chain = "test"
+        chain = chain_in_file(lines)
     values: dict[str, str] = {}
-    section: str | None = None
-    for lineno, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            continue
-        if "=" not in line:
-            raise ClientConfigError(f"{path}:{lineno}: expected key=value")
-        key, value = (s.strip() for s in line.split("=", 1))
-        key = key.lstrip("-")
-        if "." in key:
-            section_key, key = key.split(".", 1)
-            if section_key != chain:
-                continue
-        elif section is not None and section != chain:
-            continue
-        if key in _CLIENT_KEYS:
-            if key == "rpcport" and not value.isdigit():
-                raise ClientConfigError(f"{path}:{lineno}: bad value for rpcport: {value!r}")
-            values[key] = value
+    try:
+        for lineno, key, value in conf_items(lines, chain):
+            if key in _CLIENT_KEYS:
+                if key == "rpcport" and not value.isdigit():
+                    raise ClientConfigError(f"{path}:{lineno}: bad value for rpcport: {value!r}")
+                values[key] = value
+    except ConfLineError as e:
+        raise ClientConfigError(f"{path}:{e}") from None
     return chain, values
 
 
