@@ -1,19 +1,18 @@
 """BIP324 v2 transport throughput against v1, in the same run.
 
-Rows (sans-IO transports in memory, then end to end over a loopback TCP socket):
+Rows (sans-IO transports in memory):
 
 * 1 MB messages: send (encrypt / frame) and receive (decrypt / verify) MB/s;
 * 100-byte messages: messages/s each way;
-* handshakes/s: two v2 transports completing the key exchange and version packet;
-* end to end: 200 MB of 1 MB messages from one asyncio endpoint to another over
-  127.0.0.1, framed by each transport, MB/s at the receiver.
+* handshakes/s: two v2 transports completing the key exchange and version packet.
+
+Between two processes over loopback, through the whole node: ``bench/throughput.py``.
 
 The ratio column is v2 / v1. Run: ``python3 bench/v2.py`` (about half a minute).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -102,62 +101,9 @@ def sans_io_rows(v2: bool) -> dict[str, float]:
     return out
 
 
-async def end_to_end(v2: bool, total: int = 200) -> float:
-    """MB/s of 1 MB messages over a loopback socket, framed by the transport."""
-    payload = os.urandom(1_000_000)
-    done = asyncio.get_running_loop().create_future()
-    received = 0
-
-    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal received
-        t: Transport = (
-            V2Transport(MAGIC, initiating=False, rng=os.urandom) if v2 else V1Transport(MAGIC)
-        )
-        while received < total:
-            data = await reader.read(1 << 20)
-            if not data:
-                break
-            t.receive_data(data)
-            while (raw := t.next_message()) is not None:
-                if raw.command == "block":
-                    received += 1
-            out = t.data_to_send()
-            if out:
-                writer.write(out)
-        done.set_result(None)
-        writer.close()
-
-    srv = await asyncio.start_server(server, "127.0.0.1", 0)
-    port = srv.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    client: Transport = (
-        V2Transport(MAGIC, initiating=True, rng=os.urandom) if v2 else V1Transport(MAGIC)
-    )
-    client.send_message(Ping(1))
-    writer.write(client.data_to_send())
-    if v2:
-        while client.transport_type != "v2":
-            client.receive_data(await reader.read(65536))
-            while client.next_message() is not None:
-                pass
-    start = time.perf_counter()
-    msg = UnknownMessage("block", payload)
-    for _ in range(total):
-        client.send_message(msg)
-        writer.write(client.data_to_send())
-        await writer.drain()
-    await done
-    elapsed = time.perf_counter() - start
-    writer.close()
-    srv.close()
-    return total * len(payload) / elapsed / 1e6
-
-
 def main() -> None:
     v1 = sans_io_rows(False)
     v2 = sans_io_rows(True)
-    v1["end-to-end 1MB MB/s"] = asyncio.run(end_to_end(False))
-    v2["end-to-end 1MB MB/s"] = asyncio.run(end_to_end(True))
     print("| measure | v1 | v2 | v2 / v1 |")
     print("|---|---:|---:|---:|")
     for key in v2:

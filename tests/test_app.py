@@ -346,3 +346,83 @@ async def test_getheaders_follows_cores_handler(tmp_path: Path) -> None:
         ev = await anext(events)
         assert isinstance(ev, PeerDisconnected)
         assert ev.reason is DisconnectReason.REMOTE_CLOSED  # the lab node hung up
+
+
+# -- pushing much: drain() ----------------------------------------------------------------------
+
+BIG = 1_000_000  # bytes per message
+
+
+async def test_drain_paces_large_pushes_and_every_message_arrives_in_order() -> None:
+    from peerkeeper.wire.messages import UnknownMessage
+
+    port = free_port()
+    receiver = Node(Config(chain="regtest", listen=True, bind=[f"127.0.0.1:{port}"]))
+    got: list[int] = []
+    receiver.on(UnknownMessage, lambda peer, msg: got.append(int.from_bytes(msg.payload[:4])))
+    async with receiver, Node(Config(chain="regtest", connect=["0"])) as sender:
+        peer = await sender.connect(f"127.0.0.1:{port}")
+        conn_id = sender.connman.peers[peer.id].conn_id
+        limit = sender.connman.options.max_send_buffer
+        for n in range(20):
+            sender.push_message(peer, UnknownMessage("bulk", n.to_bytes(4) + bytes(BIG - 4)))
+            await sender.drain(peer)
+            # After drain, at most -maxsendbuffer is queued in the process for this peer.
+            assert sender.connman.sockman.send_buffer_size(conn_id) <= limit
+        await wait_until(lambda: len(got) == 20)
+        assert got == list(range(20))
+
+
+async def test_drain_waits_for_a_peer_that_stops_reading_and_fails_when_it_goes() -> None:
+    from peerkeeper.wire.messages import UnknownMessage, Verack, Version
+    from peerkeeper.wire.v1 import V1Transport
+
+    magic = bytes.fromhex("fabfb5da")
+    accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+    accepted = asyncio.get_running_loop().create_future()
+
+    async def handshake_then_stall(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        t = V1Transport(magic)
+        t.send_message(Version(version=70016, services=0, timestamp=0, nonce=7, relay=False))
+        t.send_message(Verack())
+        w.write(t.data_to_send())
+        accepted.set_result((r, w))  # and never read again
+
+    server = await asyncio.start_server(handshake_then_stall, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Node(Config(chain="regtest", connect=["0"], v2transport=False)) as sender:
+            peer = await sender.connect(f"127.0.0.1:{port}")
+            _, writer = await accepted
+            conn_id = sender.connman.peers[peer.id].conn_id
+            limit = sender.connman.options.max_send_buffer
+            # Enough to fill both kernel buffers and -maxsendbuffer behind them.
+            for _ in range(64):
+                sender.push_message(peer, UnknownMessage("bulk", bytes(BIG)))
+            assert sender.connman.sockman.send_buffer_size(conn_id) > limit
+            waiter = asyncio.ensure_future(sender.drain(peer))
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert not waiter.done()
+            writer.transport.abort()  # the peer goes: the waiter fails, it never hangs
+            with pytest.raises(KeyError):
+                await asyncio.wait_for(waiter, 10)
+            with pytest.raises(KeyError):
+                await sender.drain(peer)
+    finally:
+        server.close()
+
+
+async def test_a_handler_for_unknown_messages_does_not_break_tx_delivery(tmp_path: Path) -> None:
+    """``wants()`` asked about ``tx`` with an UnknownMessage handler (no class command)."""
+    from peerkeeper.wire.messages import UnknownMessage
+
+    async with app_and_lab(tmp_path, nodes=1) as (app, lab):
+        unknown: list[str] = []
+        app.on(UnknownMessage, lambda peer, msg: unknown.append(msg.command))
+        assert app.wants("tx") is False
+        peer = await app.connect(str(lab.virtual[0]))
+        assert app.wants("tx") is False and app.wants("bench") is False
+        app.push_message(peer, Ping(5))
+        pong = await app.request(peer, Ping(6), timeout=10)
+        assert isinstance(pong, Pong) and pong.nonce == 6

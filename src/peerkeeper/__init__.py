@@ -69,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "PeerDisconnected": "peerkeeper.shell.peerapi",
     "NodeStats": "peerkeeper.shell.peerapi",
     "DisconnectReason": "peerkeeper.bitcoin.app",
+    "tune_malloc": "peerkeeper.io.malloc",
     **{
         name: "peerkeeper.wire.messages"
         for name in (
@@ -94,6 +95,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "__version__",
+    "tune_malloc",
     "Addr",
     "AddrEntry",
     "AddrError",

@@ -49,6 +49,7 @@ from peerkeeper.io.addrdb import (
     write_peers_dat,
     write_peers_json,
 )
+from peerkeeper.io.malloc import tune_malloc
 from peerkeeper.io.store import (
     Store,
     StoreError,
@@ -702,7 +703,9 @@ _FILE_COMMANDS: dict[str, Callable[[Config, Path], int]] = {
 
 
 def run_daemon(main: Coroutine[Any, Any, int]) -> int:
-    """Run a node's main coroutine on uvloop when installed, else asyncio's loop."""
+    """Run a node's main coroutine on uvloop when installed, else asyncio's loop, with
+    malloc tuned for large messages (:func:`peerkeeper.io.malloc.tune_malloc`)."""
+    tune_malloc()
     try:
         import uvloop
     except ImportError:

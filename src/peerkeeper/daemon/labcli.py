@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from peerkeeper.bitcoin.seeds import DNS_SEEDS
+from peerkeeper.io.malloc import tune_malloc
 
 __all__ = ["add_lab_parsers", "run_crawl_command", "run_lab_command"]
 
@@ -117,6 +118,7 @@ def run_lab_command(args: argparse.Namespace) -> int:
         blocks=args.blocks,
         getaddr_all=False if args.core_getaddr else None,
     )
+    tune_malloc()
     try:
         return asyncio.run(
             run_lab(options, seconds=args.seconds, dialmap_file=args.write_dialmap, out=sys.stdout)
@@ -161,6 +163,7 @@ def run_crawl_command(args: argparse.Namespace) -> int:
         return 1
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     progress = None if args.quiet else sys.stderr
+    tune_malloc()
     try:
         asyncio.run(run_crawl(opts, json_out=args.json, csv_out=args.csv, progress=progress))
     except KeyboardInterrupt:

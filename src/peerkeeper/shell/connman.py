@@ -107,6 +107,8 @@ class ConnMan:
         ] = {}
         self._stopping = False
         self._resolver: Any = None
+        # conn id -> the drain() calls waiting for its send buffer to empty
+        self._drain_waiters: dict[int, list[asyncio.Future[None]]] = {}
 
     # -- the core's state (read-only views) -----------------------------------------------
 
@@ -209,6 +211,7 @@ class ConnMan:
             sockman.send(action.conn_id, action.data)
         elif isinstance(action, Close):
             sockman.close(action.conn_id)
+            self._wake_drainers(action.conn_id)
         elif isinstance(action, PauseRead):
             sockman.pause_receiving(action.conn_id)
             if action.send and not sockman.send_paused(action.conn_id):
@@ -310,16 +313,43 @@ class ConnMan:
         """The peer closed (a v2 attempt it refused is retried once as v1 by the core)."""
         self.core.closed(conn_id, corelog.SOCKET_CLOSED, self.clock(), steady=self.steady())
         self._pump()
+        self._wake_drainers(conn_id)
 
     def on_error(self, conn_id: int, exc: Exception) -> None:
         """A socket error ends the connection."""
         self.core.closed(conn_id, f"socket error: {exc}", self.clock(), steady=self.steady())
         self._pump()
+        self._wake_drainers(conn_id)
 
     def on_writable(self, conn_id: int) -> None:
         """The send buffer drained: the core processes what the peer sent meanwhile."""
         self.core.writable(conn_id, self.clock(), steady=self.steady())
         self._pump()
+        self._wake_drainers(conn_id)
+
+    def _wake_drainers(self, conn_id: int) -> None:
+        for fut in self._drain_waiters.pop(conn_id, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    async def drain(self, peer_id: int) -> None:
+        """Wait until what is queued for ``peer_id`` is at most ``-maxsendbuffer`` bytes
+        (Core clears ``fPauseSend``); returns at once when it is already.
+
+        An application pushing large messages awaits this between pushes, as Core's
+        message handler stops producing for a peer whose send is paused.
+
+        :raises KeyError: no such peer, or it disconnected while we waited.
+        """
+        while True:
+            peer = self.core.peers.get(peer_id)
+            if peer is None or peer.closed:
+                raise KeyError(peer_id)
+            if not self.sockman.send_paused(peer.conn_id):
+                return
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._drain_waiters.setdefault(peer.conn_id, []).append(fut)
+            await fut
 
     def on_io_loop_completed(self) -> None:
         """Nothing per batch: sends are flushed by SockMan right after this."""

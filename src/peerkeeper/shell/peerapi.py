@@ -283,10 +283,13 @@ class PeerApi:
 
     def wants(self, command: str) -> bool:
         """AppSink: a handler, an iterator or a request wants messages of ``command``."""
-        if any(cls.command == command for cls in self._handlers):
+        # UnknownMessage has no class-level command: its handlers never want tx or block.
+        if any(getattr(cls, "command", None) == command for cls in self._handlers):
             return True
         for stream in self._msg_streams:
-            if not stream.types or any(t.command == command for t in stream.types):
+            if not stream.types or any(
+                getattr(t, "command", None) == command for t in stream.types
+            ):
                 return True
         return command in ("tx", "block") and self._requests_getdata > 0
 
@@ -481,6 +484,19 @@ class PeerApi:
         if peer_id not in self._views:
             raise KeyError(peer_id)
         self.connman.send_message(peer_id, msg)
+
+    async def drain(self, peer: Peer | int) -> None:
+        """Wait until ``peer``'s queued bytes are at most ``-maxsendbuffer`` (Core's
+        ``fPauseSend`` cleared); at once when they are already. Await it between
+        :meth:`push_message` calls that send much: memory then stays bounded by
+        about one message plus ``-maxsendbuffer`` per peer.
+
+        :raises KeyError: no such connected peer, or it disconnected while waiting.
+        """
+        peer_id = self._peer_id(peer)
+        if peer_id not in self._views:
+            raise KeyError(peer_id)
+        await self.connman.drain(peer_id)
 
     def broadcast(self, msg: Message, predicate: Callable[[Peer], bool] | None = None) -> int:
         """Send ``msg`` to every connected peer ``predicate`` accepts (all by default);
