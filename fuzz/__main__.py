@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parents[1] / ".fuzz-corpus"
+#: Where libFuzzer writes a finding (crash-*, timeout-*, slow-unit-*), per target.
+ARTIFACTS = Path(__file__).resolve().parents[1] / ".fuzz-artifacts"
 
 
 def main() -> int:
@@ -44,7 +46,16 @@ def main() -> int:
         except allowed:
             pass
 
-    argv = [sys.argv[0], "-timeout=1", "-rss_limit_mb=2048", *libfuzzer, str(corpus)]
+    artifacts = ARTIFACTS / args.target
+    artifacts.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.argv[0],
+        "-timeout=1",
+        "-rss_limit_mb=2048",
+        f"-artifact_prefix={artifacts}/",
+        *libfuzzer,
+        str(corpus),
+    ]
     if args.runs:
         argv.append(f"-runs={args.runs}")
     if args.seconds:

@@ -387,11 +387,19 @@ class PeerConn:
     #: The last eviction candidate built for this peer and what it was built from.
     evict_candidate: EvictionCandidate | None = None
     evict_sig: tuple[object, ...] = ()
+    #: ``net_class.rpc_name`` and ``conn_type.value``, the keys of the per-message
+    #: counters: read for every message, so computed once.
+    stats_net: str = field(init=False, default="")
+    stats_type: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.stats_net = self.net_class.rpc_name
+        self.stats_type = self.conn_type.value
 
     @property
     def inbound(self) -> bool:
         """True when the peer opened the connection."""
-        return self.conn_type.is_inbound
+        return self.conn_type is ConnectionType.INBOUND
 
     @property
     def addr_string(self) -> str:
@@ -1838,9 +1846,7 @@ class ConnManCore:
         else:
             key = raw.command
         peer.recv_per_msg[key] = peer.recv_per_msg.get(key, 0) + raw.wire_size
-        self.stats.message(
-            "received", peer.net_class.rpc_name, peer.conn_type.value, key, raw.wire_size
-        )
+        self.stats.message("received", peer.stats_net, peer.stats_type, key, raw.wire_size)
         if self.message_events:
             self._conn_event("net:inbound_message", peer, msg_type=key, size=len(raw.payload))
         if raw.rejected is not None:
@@ -1850,8 +1856,9 @@ class ConnManCore:
                 self._log_rejected(peer, raw)
             peer.proto.last_recv = now
             return
-        # Core ProcessMessages (src/net_processing.cpp), word for word.
-        log.debug(corelog.RECEIVED, sanitize_string(raw.command), len(raw.payload), peer.id)
+        if log.isEnabledFor(logging.DEBUG):
+            # Core ProcessMessages (src/net_processing.cpp), word for word.
+            log.debug(corelog.RECEIVED, sanitize_string(raw.command), len(raw.payload), peer.id)
         try:
             if raw.command in APP_ONLY_COMMANDS and (
                 self.app is None or not self.app.wants(raw.command)
@@ -2072,7 +2079,7 @@ class ConnManCore:
         size = peer.transport.send(msg.command, payload)
         key = msg.command if msg.command in _COUNTED_TYPES else NET_MESSAGE_TYPE_OTHER
         peer.sent_per_msg[key] = peer.sent_per_msg.get(key, 0) + size
-        self.stats.message("sent", peer.net_class.rpc_name, peer.conn_type.value, key, size)
+        self.stats.message("sent", peer.stats_net, peer.stats_type, key, size)
         if self.message_events:
             self._conn_event("net:outbound_message", peer, msg_type=key, size=len(payload))
         self._flush(peer, now)
