@@ -17,6 +17,7 @@ from peerkeeper.bitcoin.eviction import (
     RANDOMIZER_ID_NETGROUP,
     EvictionCandidate,
     _erase_last_k_elements,
+    _erase_network,
     _key_block_relay_only_time,
     _key_block_time,
     _key_min_ping_time,
@@ -24,6 +25,7 @@ from peerkeeper.bitcoin.eviction import (
     _key_network_time,
     _key_time_connected,
     _key_tx_time,
+    _Net,
     keyed_netgroup,
     protect_eviction_candidates_by_ratio,
     protect_noban_connections,
@@ -544,6 +546,35 @@ def test_erase_last_k_elements_semantics() -> None:
     assert [c.id for c in out] == [9, 8, 7, 6, 5, 4, 3, 1]
     assert _erase_last_k_elements(cands, _key_time_connected, 100) == []
     assert len(_erase_last_k_elements(cands, _key_time_connected, 0)) == 10
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_the_network_pass_equals_erase_last_k_with_cores_comparator(seed: int) -> None:
+    """_erase_network is EraseLastKElements(CompareNodeNetworkTime, k, matches) exactly:
+    the same candidates in the same order, ties in connection time included."""
+    rng = random.Random(seed)
+    nets = [IPV4, Network.IPV6, ONION, I2P, CJDNS]
+    cands = [
+        EvictionCandidate(
+            id=i,
+            connected=float(rng.randrange(6)),  # few distinct times: many ties
+            is_local=rng.random() < 0.3,
+            network=rng.choice(nets),
+        )
+        for i in range(rng.randrange(0, 40))
+    ]
+    rng.shuffle(cands)
+    for net in (
+        _Net(True, None, 0),
+        _Net(False, ONION, 0),
+        _Net(False, I2P, 0),
+        _Net(False, CJDNS, 0),
+    ):
+        k = rng.randrange(0, 12)
+        want = _erase_last_k_elements(
+            cands, _key_network_time(net.is_local, net.id), k, net.matches
+        )
+        assert [c.id for c in _erase_network(cands, net, k)] == [c.id for c in want]
 
 
 # Core's comparators (src/node/eviction.cpp), literally.

@@ -235,6 +235,29 @@ class _Net:
         return c.is_local if self.is_local else c.network == self.id
 
 
+def _erase_network(elements: list[EvictionCandidate], net: _Net, k: int) -> list[EvictionCandidate]:
+    """``EraseLastKElements(elements, CompareNodeNetworkTime(...), k, net.matches)``
+    without a Python key per element: the same list, in the same order.
+
+    Sorted by ``(matches, k_connected)`` every matching candidate comes after every
+    other one, so the last ``k`` hold the ``min(k, m)`` oldest of the ``m`` matching
+    ones, which are the ones erased; a stable sort of each part by ``k_connected``
+    keeps the order ``sorted()`` gives ties (``CompareNodeNetworkTime`` for
+    ``network=NET_MAX``, the localhost entry, only compares ``m_is_local`` and then
+    ``m_connected``).
+    """
+    if net.is_local:
+        match = [c for c in elements if c.is_local]
+        other = [c for c in elements if not c.is_local]
+    else:
+        match = [c for c in elements if c.network == net.id]
+        other = [c for c in elements if c.network != net.id]
+    match.sort(key=_key_time_connected)
+    other.sort(key=_key_time_connected)
+    erase = min(k, len(match))
+    return other + match[: len(match) - erase]
+
+
 def protect_eviction_candidates_by_ratio(
     candidates: Sequence[EvictionCandidate],
 ) -> list[EvictionCandidate]:
@@ -283,9 +306,7 @@ def protect_eviction_candidates_by_ratio(
             if n.count == 0:
                 continue
             before = len(remaining)
-            remaining = _erase_last_k_elements(
-                remaining, _key_network_time(n.is_local, n.id), protect_per_network, n.matches
-            )
+            remaining = _erase_network(remaining, n, protect_per_network)
             after = len(remaining)
             if before > after:
                 protected_at_least_one = True
