@@ -104,6 +104,10 @@ def frame_v1(magic: bytes, command: str, payload: bytes) -> bytes:
     return _HDR.pack(magic, _command_bytes(command), len(payload), chk) + payload
 
 
+#: Declared payload size (bytes) from which a message's body is collected chunk by chunk.
+_BIG_MESSAGE = 1 << 16
+
+
 class V1Transport:
     """Sans-IO v1 framing for one connection.
 
@@ -122,6 +126,8 @@ class V1Transport:
         "invalid_commands",
         "_broken",
         "_out",
+        "_big",
+        "_big_have",
     )
 
     def __init__(self, magic: bytes, max_message: int = MAX_PROTOCOL_MESSAGE_LENGTH) -> None:
@@ -136,11 +142,15 @@ class V1Transport:
         self.invalid_commands = 0
         self._broken: str | None = None
         self._out: list[bytes] = []  # framed messages, joined once by data_to_send()
+        # A large message's body as it arrives, chunk by chunk (joined once at its end):
+        # one copy of its bytes instead of two (into the buffer, then out of it).
+        self._big: list[bytes] | None = None
+        self._big_have = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as messages."""
-        return len(self._buf) - self._pos
+        return len(self._buf) - self._pos + self._big_have
 
     def partial_bytes(self) -> int:
         """Buffered bytes of the message at the head of the buffer, up to its declared size.
@@ -149,20 +159,24 @@ class V1Transport:
         owner subtracts it so that one large message arriving never counts as a
         backlog of unprocessed ones.
         """
-        have = len(self._buf) - self._pos
+        have = len(self._buf) - self._pos + self._big_have
         if self._hdr is None:
             return min(have, HEADER_SIZE)
         return min(have, self._hdr[1])
 
     def wants_bytes(self) -> int:
         """How many more bytes complete the message being read (0 if one is ready)."""
-        have = len(self._buf) - self._pos
+        have = len(self._buf) - self._pos + self._big_have
         if self._hdr is None:
             return max(0, HEADER_SIZE - have)
         return max(0, self._hdr[1] - have)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Append bytes received from the socket."""
+        if self._big is not None:
+            self._big.append(data if type(data) is bytes else bytes(data))
+            self._big_have += len(data)
+            return
         buf = self._buf
         if self._pos and self._pos == len(buf):
             buf.clear()
@@ -177,6 +191,8 @@ class V1Transport:
         """
         if self._broken is not None:
             raise TransportError(self._broken)
+        if self._big is not None:
+            return self._next_big()
         buf = self._buf
         pos = self._pos
         avail = len(buf) - pos
@@ -195,8 +211,14 @@ class V1Transport:
             pos += HEADER_SIZE
             avail -= HEADER_SIZE
             if avail < length:
-                self._pos = pos
                 self._hdr = (command_raw, length, chk)
+                if length >= _BIG_MESSAGE:
+                    self._big = [bytes(buf[pos:])] if avail else []
+                    self._big_have = avail
+                    buf.clear()
+                    self._pos = 0
+                else:
+                    self._pos = pos
                 return None
         else:
             command_raw, length, chk = hdr
@@ -217,6 +239,30 @@ class V1Transport:
             self._pos = 0
         else:
             self._pos = end
+        return self._finish(command_raw, payload, chk)
+
+    def _next_big(self) -> RawMessage | None:
+        """The large message being collected, once all of it is here."""
+        assert self._big is not None and self._hdr is not None
+        command_raw, length, chk = self._hdr
+        have = self._big_have
+        if have < length:
+            return None
+        chunks = self._big
+        rest = b""
+        if have > length:  # the next message's first bytes came in the last chunk
+            last = chunks[-1]
+            cut = len(last) - (have - length)
+            chunks[-1], rest = last[:cut], last[cut:]
+        payload = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._big = None
+        self._big_have = 0
+        self._hdr = None
+        self._buf += rest  # empty while collecting
+        return self._finish(command_raw, payload, chk)
+
+    def _finish(self, command_raw: bytes, payload: bytes, chk: bytes) -> RawMessage:
+        length = len(payload)
         rejected = None
         command = _KNOWN_COMMANDS.get(command_raw)
         if command is None:
