@@ -21,6 +21,13 @@ peerkeeper's default, so both detect v1 on each inbound connection). uvloop is u
 both the node and the client when installed. Loopback only; every process started is
 stopped, every row is bounded in time.
 
+One Python client process drives every row; its ``client CPU %`` column says when it is
+the bound (near 100). In P002 a node that completes a newcomer's handshake before the
+next accept evicts it costs the client that handshake too: Core, whose message thread
+sees a newcomer's version only after its socket thread has accepted the next one, gets
+most dialers refused before their handshake, so the client gets through them faster.
+The node's own CPU per dialer compares the nodes whatever bounds the client.
+
 Run: ``python3 bench/load.py [--peers 100,500,800] [--seconds 30] [--dialers 20000]
 [--storm-concurrency 500] [--only p001|p002] [--bitcoind PATH]``.
 """
@@ -31,6 +38,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import resource
 import shutil
 import struct
 import subprocess
@@ -65,6 +73,12 @@ def cpu_split(pid: int) -> tuple[float, float]:
     """A process's (user, system) CPU seconds so far, from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def own_cpu() -> float:
+    """This process's CPU seconds (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def frame(command: bytes, payload: bytes) -> bytes:
@@ -212,6 +226,7 @@ async def p001_client(port: int, count: int, seconds: float) -> None:
     ready = sum(p.handshaked and not p.closed for p in peers)
     print(json.dumps({"ready": ready}), flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)  # the node's CPU clock is read
+    cpu0 = own_cpu()
     for p in peers:
         p.start_pinging()
     start = time.perf_counter()
@@ -219,6 +234,7 @@ async def p001_client(port: int, count: int, seconds: float) -> None:
     for p in peers:
         p.pinging = False
     elapsed = time.perf_counter() - start
+    client_cpu = own_cpu() - cpu0
     rtts = sorted(r for p in peers for r in p.rtts)
     print(
         json.dumps(
@@ -228,6 +244,7 @@ async def p001_client(port: int, count: int, seconds: float) -> None:
                 "p50_ms": percentile(rtts, 0.50),
                 "p99_ms": percentile(rtts, 0.99),
                 "closed": sum(p.closed for p in peers),
+                "client_cpu_pct": 100 * client_cpu / elapsed,
             }
         ),
         flush=True,
@@ -310,6 +327,7 @@ async def p002_client(port: int, dialers: int, concurrency: int) -> None:
             if not released:
                 sem.release()
 
+    cpu0 = own_cpu()
     start = time.perf_counter()
     tasks = [asyncio.ensure_future(one(i)) for i in range(dialers)]
     try:
@@ -318,6 +336,7 @@ async def p002_client(port: int, dialers: int, concurrency: int) -> None:
     except TimeoutError:
         pass
     elapsed = time.perf_counter() - start
+    client_cpu = own_cpu() - cpu0
     await asyncio.sleep(1.0)  # late closes (an eviction decided after the last dialer)
     honest_rtts = sorted(r for p in honest for r in p.rtts)
     print(
@@ -330,6 +349,7 @@ async def p002_client(port: int, dialers: int, concurrency: int) -> None:
                 "honest_evicted": sum(p.closed for p in honest),
                 "honest_pings": len(honest_rtts),
                 "honest_p99_ms": percentile(honest_rtts, 0.99),
+                "client_cpu_pct": 100 * client_cpu / elapsed,
             }
         ),
         flush=True,
@@ -427,9 +447,9 @@ def main() -> None:
         print(f"\nP001 ping/pong, {args.seconds:g} s per row")
         print(
             "| node | peers | handshaked | pongs/s | p50 ms | p99 ms | node CPU µs/ping "
-            "| of which user µs | system µs |"
+            "| of which user µs | system µs | client CPU % |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for count in [int(c) for c in args.peers.split(",")]:
             cpu: dict[str, float] = {}
             for kind, binary in kinds:
@@ -439,12 +459,13 @@ def main() -> None:
                 print(
                     f"| {kind} | {count:,} | {r['ready']:,} | {r['pongs'] / r['elapsed']:,.0f} | "
                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {cpu[kind]:.1f} | "
-                    f"{1e6 * r['node_user'] / pongs:.1f} | {1e6 * r['node_sys'] / pongs:.1f} |",
+                    f"{1e6 * r['node_user'] / pongs:.1f} | {1e6 * r['node_sys'] / pongs:.1f} | "
+                    f"{r['client_cpu_pct']:.0f} |",
                     flush=True,
                 )
             if len(cpu) == 2:
                 ratio = cpu["peerkeeper"] / cpu["bitcoind"]
-                print(f"| CPU/ping, peerkeeper ÷ Core | | | | | | {ratio:.2f}x | | |", flush=True)
+                print(f"| CPU/ping, peerkeeper ÷ Core | | | | | | {ratio:.2f}x | | | |", flush=True)
 
     if args.only in (None, "p002"):
         print(
@@ -454,10 +475,11 @@ def main() -> None:
         )
         print(
             "| node | dialers/s | handshakes | held | refused | evicted | errors | timeouts "
-            "| node CPU µs/dialer | honest p99 ms | honest evicted |"
+            "| node CPU µs/dialer | honest p99 ms | honest evicted | client CPU % |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         rate: dict[str, float] = {}
+        per_dialer: dict[str, float] = {}
         for kind, binary in kinds:
             r = run_row(
                 kind,
@@ -466,16 +488,18 @@ def main() -> None:
                 ["p002", str(args.dialers), str(args.storm_concurrency)],
             )
             rate[kind] = r["dialers"] / r["elapsed"]
+            per_dialer[kind] = 1e6 * r["node_cpu"] / r["dialers"]
             print(
                 f"| {kind} | {rate[kind]:,.0f} | {r['handshakes']:,} | {r['held']} | "
                 f"{r['refused']:,} | {r['evicted']:,} | {r['errors']} | {r['timeouts']} | "
-                f"{1e6 * r['node_cpu'] / r['dialers']:.0f} | {r['honest_p99_ms']:.1f} | "
-                f"{r['honest_evicted']} |",
+                f"{per_dialer[kind]:.0f} | {r['honest_p99_ms']:.1f} | "
+                f"{r['honest_evicted']} | {r['client_cpu_pct']:.0f} |",
                 flush=True,
             )
         if len(rate) == 2:
             print(
-                f"dialers/s ratio peerkeeper ÷ Core: {rate['peerkeeper'] / rate['bitcoind']:.2f}x"
+                f"peerkeeper ÷ Core: dialers/s {rate['peerkeeper'] / rate['bitcoind']:.2f}x, "
+                f"node CPU per dialer {per_dialer['peerkeeper'] / per_dialer['bitcoind']:.2f}x"
             )
 
 
