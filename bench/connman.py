@@ -24,7 +24,7 @@ Loopback only; the client process is always stopped.
   one bare ``AddrMan.select`` on the same table.
 
 Run: ``python3 bench/connman.py [--connections 2000] [--burst 100] [--candidates 200,1000,10000]
-[--addresses 50000]``.
+[--addresses 50000] [--max-connections 200]``.
 """
 
 from __future__ import annotations
@@ -219,12 +219,12 @@ async def run_client(port: int, total: int, burst: int) -> dict[str, int]:
             await proc.wait()
 
 
-async def storm_connman(total: int, burst: int) -> dict[str, float]:
+async def storm_connman(total: int, burst: int, max_connections: int) -> dict[str, float]:
     options = ConnManOptions(
         chain=REGTEST,
         bind=[("127.0.0.1", 0)],
         listen=True,
-        max_connections=MAX_CONNECTIONS,
+        max_connections=max_connections,
         automatic_outbound=False,
         v2transport=False,
     )
@@ -305,9 +305,11 @@ async def storm_baseline(total: int, burst: int, keep: int) -> dict[str, float]:
         await server.wait_closed()
 
 
-async def bench_storm(total: int, burst: int) -> tuple[dict[str, float], dict[str, float]]:
-    base = await storm_baseline(total, burst, OutboundLimits(MAX_CONNECTIONS).max_inbound)
-    ours = await storm_connman(total, burst)
+async def bench_storm(
+    total: int, burst: int, max_connections: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    base = await storm_baseline(total, burst, OutboundLimits(max_connections).max_inbound)
+    ours = await storm_connman(total, burst, max_connections)
     return ours, base
 
 
@@ -317,6 +319,12 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=100)
     ap.add_argument("--candidates", default="200,1000,10000")
     ap.add_argument("--addresses", type=int, default=50_000)
+    ap.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        help="the storm's -maxconnections (11 of them outbound slots)",
+    )
     args = ap.parse_args()
     raise_nofile(args.connections * 2 + 1000)
     sizes = [int(x) for x in args.candidates.split(",") if x]
@@ -328,9 +336,13 @@ def main() -> None:
     except ImportError:
         runner = asyncio.run
         loop_name = "asyncio"
-    ours, base = runner(bench_storm(args.connections, args.burst))
+    ours, base = runner(bench_storm(args.connections, args.burst, args.max_connections))
     rows = bench_eviction(sizes) + bench_outbound_pick(args.addresses)
-    print(f"# bench/connman.py ({loop_name}; all peers on 127.0.0.1: one netgroup)\n")
+    inbound = OutboundLimits(args.max_connections).max_inbound
+    print(
+        f"# bench/connman.py ({loop_name}; all peers on 127.0.0.1: one netgroup; storm at "
+        f"-maxconnections={args.max_connections}, {inbound} inbound slots)\n"
+    )
     print("| measure | peerkeeper | baseline | ratio |")
     print("|---|---:|---:|---:|")
     for r in rows:
