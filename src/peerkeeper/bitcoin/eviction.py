@@ -198,13 +198,17 @@ def _erase_last_k_elements(
     elements: Iterable[EvictionCandidate],
     key: _SortKey,
     k: int,
-    predicate: Callable[[EvictionCandidate], bool] = lambda _c: True,
+    predicate: Callable[[EvictionCandidate], bool] | None = None,
 ) -> list[EvictionCandidate]:
     """Core ``EraseLastKElements``: sort by ``key``, then among the last ``min(k, size)``
-    elements erase those matching ``predicate`` (keeping the order of the others)."""
+    elements erase those matching ``predicate`` (every one when it is ``None``),
+    keeping the order of the others."""
     ordered = sorted(elements, key=key)
     erase_size = min(k, len(ordered))
     split = len(ordered) - erase_size
+    if predicate is None:
+        del ordered[split:]
+        return ordered
     return ordered[:split] + [c for c in ordered[split:] if not predicate(c)]
 
 
@@ -334,8 +338,8 @@ def select_node_to_evict(candidates: Iterable[EvictionCandidate]) -> int | None:
     those are considered; the netgroup with the most peers (ties: the one whose youngest
     member connected most recently) loses its youngest member.
     """
-    remaining = protect_noban_connections(candidates)
-    remaining = protect_outbound_connections(remaining)
+    # ProtectNoBanConnections then ProtectOutboundConnections, in one pass.
+    remaining = [c for c in candidates if not c.noban and c.conn_type is ConnectionType.INBOUND]
     remaining = _erase_last_k_elements(remaining, _key_netgroup, 4)
     remaining = _erase_last_k_elements(remaining, _key_min_ping_time, 8)
     remaining = _erase_last_k_elements(remaining, _key_tx_time, 4)
