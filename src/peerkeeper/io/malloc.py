@@ -4,9 +4,9 @@ Every large message is a fresh ``bytes`` object of up to 4 MB (Core's
 ``MAX_PROTOCOL_MESSAGE_LENGTH``): framed on the way out, copied out of the receive buffer
 on the way in. With glibc's defaults the freed megabyte at the top of the heap is
 handed back to the kernel at once (``M_TRIM_THRESHOLD``) and the next one is faulted in
-again, page by page: between two nodes on loopback this cost more than the sha256d
-checksum itself (bench/throughput.py: v1 537 MB/s and v2 433 MB/s with the defaults,
-833-1,008 and 1,155-1,384 MB/s with these settings, same machine, same run).
+again, page by page: between two nodes on loopback this cost BIP324 more than its
+cipher (bench/throughput.py, one run: v2 484 MB/s with glibc's defaults, 1,261 MB/s with
+these settings; v1, whose receiver collects large bodies chunk by chunk, 951 and 1,016).
 
 :func:`tune_malloc` keeps up to ``trim_threshold`` bytes of free heap (32 MiB), grows the
 heap ``top_pad`` (16 MiB) at a time, and serves allocations below ``mmap_threshold``
