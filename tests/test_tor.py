@@ -32,12 +32,15 @@ def tor_binary() -> str | None:
     found = shutil.which("tor")
     if found or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "tor"],
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    for step in (["install"], ["update"], ["install"]):  # stale package lists: update, retry
+        done = subprocess.run(
+            ["apt-get", *step, "-y", "-q", *(["tor"] if step == ["install"] else [])],
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        if step == ["install"] and done.returncode == 0:
+            break
     return shutil.which("tor")
 
 
