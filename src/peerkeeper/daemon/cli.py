@@ -139,7 +139,10 @@ _BOOL_OPTIONS = (
     ("whitelistforcerelay", "whitelisted peers without permissions get forcerelay (default 0)"),
     ("proxyrandomize", "random proxy credentials per connection (Tor stream isolation, default 1)"),
     ("cjdnsreachable", "fc00::/8 addresses are CJDNS and reachable (default 0)"),
-    ("listenonion", "allow -onlynet=onion without a proxy, as Core (default 1)"),
+    (
+        "listenonion",
+        "publish an onion service through Tor's control port (default 1 when listening)",
+    ),
 )
 
 
@@ -237,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="percent of inbound slots for tx-relaying peers (default 50)",
     )
     node.add_argument("--onion", help="SOCKS5 proxy for .onion peers (host[:port]; 0 = none)")
+    node.add_argument(
+        "--torcontrol", help="Tor's control port for --listenonion (default 127.0.0.1:9051)"
+    )
+    node.add_argument("--torpassword", help="Tor control port password (default: none)")
     node.add_argument(
         "--i2psam",
         help="I2P SAM bridge host[:port] (default port 7656); makes I2P reachable as in "
@@ -368,6 +375,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "inboundrelaypercent",
         "onion",
         "i2psam",
+        "torcontrol",
+        "torpassword",
         "maxuploadtarget",
         *(name for name, _ in _LIST_OPTIONS),
     ):

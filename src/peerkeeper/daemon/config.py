@@ -8,7 +8,8 @@ Options mirror Core's (src/init.cpp ``SetupServerArgs``): ``chain``, ``datadir``
 policy's ``seednode``, ``dnsseed``, ``forcednsseed``, ``fixedseeds``,
 ``fixedseedsfile``, ``onlynet``, ``inboundrelaypercent``, ``whitelist``,
 ``whitebind``, ``whitelistrelay``, ``whitelistforcerelay``, ``proxy``, ``onion``,
-``proxyrandomize``, ``cjdnsreachable``, ``i2psam``, ``listenonion``, ``maxuploadtarget``, ``externalip``; and
+``proxyrandomize``, ``cjdnsreachable``, ``i2psam``, ``listenonion``, ``torcontrol``,
+``torpassword``, ``maxuploadtarget``, ``externalip``; and
 peerkeeper's own ``dnsserver``. Defaults follow Core;
 ports default to the chain's (src/chainparamsbase.cpp, src/kernel/chainparams.cpp).
 
@@ -29,6 +30,7 @@ from peerkeeper.daemon.confparse import ConfLineError, chain_in_file, conf_items
 from peerkeeper.net.chains import Chain, get_chain
 from peerkeeper.net.netaddr import Network, parse_network
 from peerkeeper.net.netbase import ProxyConfigError, ProxySettings
+from peerkeeper.net.torcontrol import DEFAULT_TOR_CONTROL
 
 if TYPE_CHECKING:
     from peerkeeper.net.netaddr import Service
@@ -104,9 +106,13 @@ class Config:
     #: ``-i2psam``: the I2P SAM bridge host[:port]; shown by getnetworkinfo and makes
     #: I2P reachable as in Core, but peerkeeper does not speak SAM yet.
     i2psam: str | None = None
-    #: ``-listenonion`` (Core's default 1): only allows ``-onlynet=onion`` without a
-    #: proxy, as in Core; peerkeeper has no Tor control to create the onion service.
-    listenonion: bool = True
+    #: ``-listenonion``: publish an onion service through Tor's control port (Core's
+    #: default 1 when listening; None: on for a listening daemon, off for a library).
+    listenonion: bool | None = None
+    #: ``-torcontrol``: Tor's control port, ``host[:port]`` (Core's 127.0.0.1:9051).
+    torcontrol: str = DEFAULT_TOR_CONTROL
+    #: ``-torpassword``: the control port's password (HASHEDPASSWORD authentication).
+    torpassword: str = ""
     #: ``-test=OPTION`` (regtest only): ``addrman`` makes the address table's key
     #: Core's deterministic test key (src/init.cpp ``TEST_OPTIONS_DOC``).
     test: list[str] = field(default_factory=list)
@@ -220,6 +226,14 @@ class Config:
         return not (self.connect or self.maxconnections <= 0 or self._proxy_set)
 
     @property
+    def listen_onion(self) -> bool:
+        """``-listenonion``, else Core's soft-set (src/init.cpp ``InitParameterInteraction``):
+        off when not listening; and off for a library, which serves nothing unasked."""
+        if self.listenonion is not None:
+            return self.listenonion
+        return self.daemon and self.listening
+
+    @property
     def _proxy_set(self) -> bool:
         return bool(self.proxy) and self.proxy != ["0"]
 
@@ -308,7 +322,7 @@ class Config:
                 self.onlynet,
                 cjdns_reachable=self.cjdnsreachable,
                 i2p_sam=proxies.i2p_sam is not None,
-                listen_onion=self.listenonion,
+                listen_onion=self.listen_onion,
             )
         except ProxyConfigError as e:
             raise ConfigError(str(e)) from None

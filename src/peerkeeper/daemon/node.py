@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import errno
 import logging
+import os
 import random
 import struct
 import time
@@ -28,6 +29,7 @@ from typing import Any
 from peerkeeper import __version__
 from peerkeeper.bitcoin.addrman import AddrMan, AddrManFormatError
 from peerkeeper.bitcoin.banman import BanlistError, BanMan
+from peerkeeper.bitcoin.connman import LOCAL_MANUAL
 from peerkeeper.bitcoin.headerchain import GENESIS_HEADERS, HeaderChain, HeaderError
 from peerkeeper.bitcoin.outbound import MAX_BLOCK_RELAY_ONLY_ANCHORS
 from peerkeeper.bitcoin.peer import COIN, PeerConfig
@@ -74,16 +76,19 @@ from peerkeeper.io.store import (
 )
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.net.netbase import Proxy
 from peerkeeper.net.netpermissions import (
     NetPermissionFlags,
     Permissions,
     has_flag,
     to_strings,
 )
+from peerkeeper.net.torcontrol import DEFAULT_TOR_SOCKS_PORT, TorControlCore
 from peerkeeper.shell.clock import MockableClock
 from peerkeeper.shell.connman import ConnMan, ConnManOptions, PeerConn
 from peerkeeper.shell.events import EventHub, EventLog, Subscription
 from peerkeeper.shell.peerapi import Peer, PeerApi
+from peerkeeper.shell.torcontroller import TorController, load_private_key, read_cookie
 from peerkeeper.wire import corelog
 from peerkeeper.wire.events import Event, EventFilter
 from peerkeeper.wire.messages import (
@@ -175,6 +180,12 @@ class Node(PeerApi):
         if not binds and not (onion and not default_onion):
             binds = [("::", config.p2p_port), ("0.0.0.0", config.p2p_port)]
         onion_binds = [(str(s.addr), s.port) for s in onion]
+        #: Where the onion service's port leads (Core's onion_service_target,
+        #: src/init.cpp): the first onion bind, else the first -bind, else
+        #: 127.0.0.1:port+1 (which config.binds() gives when neither is set).
+        self.onion_target: Service | None = onion[0] if onion else regular[0] if regular else None
+        self.tor: TorController | None = None
+        self._onion_service: Service | None = None
         try:
             proxies, reachable = config.proxy_settings()
             fixed_seeds = (
@@ -394,6 +405,8 @@ class Node(PeerApi):
             self._eventlog = EventLog(self.config.eventlog)
             self.event_hub.add_sink(self._eventlog.filter, self._eventlog)
         await self.connman.start()
+        if self.config.listen_onion and self.config.listening and self.onion_target is not None:
+            self._start_tor(self.onion_target)
         self._next_dump = asyncio.get_running_loop().time() + DUMP_INTERVAL
         self._dump_task = asyncio.get_running_loop().create_task(self._dump_loop())
         if self.config.rpc_server:
@@ -467,6 +480,9 @@ class Node(PeerApi):
                     if not self.config.in_memory:
                         delete_cookie(self.datadir)
                     self.rpc = None
+            if self.tor is not None:
+                await self.tor.stop()
+                self.tor = None
             await self.connman.stop()
             await self._stop_app()
         finally:
@@ -488,6 +504,53 @@ class Node(PeerApi):
                     self.event_hub.remove_sink(self._eventlog)
                     self._eventlog.close()
                     self._eventlog = None
+
+    # -- Tor control (Core StartTorControl, src/torcontrol.cpp) ------------------------------
+
+    def _start_tor(self, target: Service) -> None:
+        key_dir = None if self.config.in_memory else self.datadir
+        core = TorControlCore(
+            str(target),  # Core m_target.ToStringAddrPort()
+            self.config.chain_params.default_port,
+            password=self.config.torpassword,
+            private_key=load_private_key(key_dir),
+            onion_proxy_set=bool(self.config.onion),
+            read_cookie=read_cookie,
+            rng=os.urandom,
+        )
+        self.tor = TorController(
+            self.config.torcontrol,
+            core,
+            key_dir=key_dir,
+            on_service=self._on_onion_service,
+            on_proxy=self._on_onion_proxy,
+        )
+        self.tor.start()
+
+    def _on_onion_service(self, service: Service | None) -> None:
+        """Core ``AddLocal(service, LOCAL_MANUAL)`` / ``RemoveLocal``."""
+        core = self.connman.core
+        if self._onion_service is not None:
+            core.remove_local(self._onion_service)
+        self._onion_service = service
+        if service is not None:
+            core.add_local(service, LOCAL_MANUAL)
+
+    def _on_onion_proxy(self, location: str) -> None:
+        """Core ``get_socks_cb``: Tor's SOCKS port becomes the onion proxy, with stream
+        isolation, and onion is reachable unless ``-onlynet`` leaves it out."""
+        try:
+            svc = Service.parse(location, DEFAULT_TOR_SOCKS_PORT)
+        except (AddrError, ValueError):
+            svc = Service.parse("127.0.0.1", DEFAULT_TOR_SOCKS_PORT)
+        proxy = Proxy(str(svc.addr), svc.port, randomize_credentials=True)
+        allowed = not self.config.onlynet or any(
+            n.lower() in ("onion", "tor") for n in self.config.onlynet
+        )
+        self.connman.core.set_onion_proxy(proxy, reachable=allowed)
+        self.proxies = self.connman.core.options.proxies
+        if allowed:
+            self.reachable = set(self.reachable) | {Network.TORV3}
 
     # -- persistence --------------------------------------------------------------------------
 

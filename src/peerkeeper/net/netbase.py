@@ -448,12 +448,13 @@ class ProxySettings:
         case-insensitive) keeps only those. Then CJDNS is removed unless
         ``cjdns_reachable`` (Core: ``-cjdnsreachable`` is *set*, even to 0, since
         Core tests ``IsArgSet``); TORV3 is removed unless there is an onion proxy
-        (``-proxy`` or ``-onion``; Core's Tor control may add it later, which
-        peerkeeper does not do); I2P is removed unless ``i2p_sam`` (``-i2psam``).
+        (``-proxy`` or ``-onion``; Tor's control port may add it later, see
+        :mod:`peerkeeper.shell.torcontroller`); I2P is removed unless ``i2p_sam``
+        (``-i2psam``).
 
-        ``listen_onion`` is ``-listenonion`` (Core default 1, but peerkeeper has no Tor
-        control, so pass True only if something may supply the onion proxy later): it
-        only silences the error below for ``-onlynet=onion`` without a proxy.
+        ``listen_onion`` is ``-listenonion`` (Core default 1 when listening): Tor's control
+        port may supply the onion proxy later, so it silences the error below for
+        ``-onlynet=onion`` without a proxy.
 
         Raises:
             ProxyConfigError: an unknown ``-onlynet`` network; ``-onlynet=cjdns``

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from peerkeeper.net.netaddr import NetAddr, Service
+from peerkeeper.net.netaddr import NetAddr, Service, split_host_port
 from peerkeeper.net.torcontrol import (
     DEFAULT_TOR_CONTROL_PORT,
     PRIVATE_KEY_FILE,
@@ -69,8 +69,9 @@ class TorController:
         on_proxy: Callable[[str], None],
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
-        target = Service.parse(control, DEFAULT_TOR_CONTROL_PORT)
-        self.host, self.port = str(target.addr), target.port
+        # Core looks the name up when connecting (a host name is fine here too).
+        host, port, _ = split_host_port(control, DEFAULT_TOR_CONTROL_PORT)
+        self.host, self.port = host, port
         self.control = control
         self.core = core
         self.key_dir = key_dir
