@@ -278,3 +278,36 @@ async def test_a_library_node_leaves_tor_alone_unless_asked(tmp_path: Path) -> N
     daemon = Config(chain="regtest", daemon=True, bind=["127.0.0.1:1"])
     assert daemon.listen_onion  # Core's default for a listening node
     assert not Config(chain="regtest", daemon=True, listen=False).listen_onion
+
+
+async def test_an_invalid_service_id_is_not_advertised_and_ends_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Core's feature_torcontrol mock answers ADD_ONION with a ServiceID that is no
+    onion address: Core keeps the key and advertises nothing; so do we, and stop cleanly."""
+
+    async def fake_tor(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        answers = {
+            b"PROTOCOLINFO": b"250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250 OK\r\n",
+            b"AUTHENTICATE": b"250 OK\r\n",
+            b"GETINFO": b'250-net/listeners/socks="127.0.0.1:9050"\r\n250 OK\r\n',
+            b"ADD_ONION": b"250-ServiceID=testserviceid123\r\n250-PrivateKey=ED25519-V3:K\r\n"
+            b"250 OK\r\n",
+        }
+        while line := await r.readline():
+            w.write(answers.get(line.split()[0], b"510 Unrecognized command\r\n"))
+            await w.drain()
+
+    server = await asyncio.start_server(fake_tor, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    tc, services, proxies = controller(port, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="peerkeeper.tor"):
+        tc.start()
+        try:
+            await wait_until(lambda: tc.services == 1, timeout=10)
+        finally:
+            await tc.stop()  # must not raise
+            server.close()
+    assert services == [] and proxies == ["127.0.0.1:9050"]
+    assert "not a valid onion address" in caplog.text
+    assert (tmp_path / PRIVATE_KEY_FILE).read_text() == "ED25519-V3:K"

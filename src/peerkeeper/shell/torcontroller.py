@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from peerkeeper.net.netaddr import NetAddr, Service, split_host_port
+from peerkeeper.net.netaddr import AddrError, NetAddr, Service, split_host_port
 from peerkeeper.net.torcontrol import (
     DEFAULT_TOR_CONTROL_PORT,
     PRIVATE_KEY_FILE,
@@ -118,6 +118,8 @@ class TorController:
                 await self._session(reader, writer)
             except (OSError, TorControlError) as e:
                 log.warning("tor: Error on the control connection: %s", e)
+            except Exception:  # a bug here must not end Tor control, nor the node's stop
+                log.exception("tor: control connection failed")
             finally:
                 writer.close()
                 with contextlib.suppress(Exception):
@@ -149,13 +151,22 @@ class TorController:
         for outcome in self.core.poll_outcomes():
             if isinstance(outcome, OnionServiceAdded):
                 self.services += 1
-                self.service = Service(NetAddr.parse(outcome.service_id + ".onion"), self.core.port)
+                self._write_key(outcome.private_key)  # Core writes it whatever the ID
+                try:
+                    addr = NetAddr.parse(outcome.service_id + ".onion")
+                except AddrError:
+                    # Core's LookupNumeric gives an invalid address, which AddLocal ignores.
+                    log.warning(
+                        "tor: service ID %s is not a valid onion address: not advertised",
+                        outcome.service_id,
+                    )
+                    continue
+                self.service = Service(addr, self.core.port)
                 log.info(
                     "Got tor service ID %s, advertising service %s",
                     outcome.service_id,
                     self.service,
                 )
-                self._write_key(outcome.private_key)
                 self.on_service(self.service)
             elif isinstance(outcome, OnionProxy):
                 log.debug("Configuring onion proxy for %s", outcome.location)
