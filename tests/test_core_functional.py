@@ -50,6 +50,8 @@ PASSING = [
     # The HTTP server (issue 15, on aiohttp): Core's own checks of its status codes,
     # limits, keep-alive, pipelining, chunked bodies and timeouts.
     "interface_http",
+    # Tor's control port (issue 18): auth, ADD_ONION, partial and malformed replies.
+    "feature_torcontrol",
 ]
 
 pytestmark = [
