@@ -505,13 +505,15 @@ def test_v1_large_message_in_small_chunks_is_linear() -> None:
     ),
     cuts=st.lists(st.integers(1, 200_000), min_size=1, max_size=40),
     bad=st.integers(0, 4),
+    pull_every=st.integers(1, 4),
 )
 def test_v1_large_bodies_collected_in_chunks_keep_every_byte_and_the_count(
-    sizes: list[int], cuts: list[int], bad: int
+    sizes: list[int], cuts: list[int], bad: int, pull_every: int
 ) -> None:
-    """Bodies from 64 KiB up are collected chunk by chunk: whatever the reads, every
-    message comes out whole and in order, a wrong checksum is still caught, and
-    ``buffered`` / ``partial_bytes()`` count what is held."""
+    """Bodies from 64 KiB up are collected chunk by chunk: whatever the reads, and
+    however many reads come before messages are taken out (a send-paused peer's bytes
+    wait), every message comes out whole and in order, a wrong checksum is still
+    caught, and ``buffered`` / ``partial_bytes()`` count what is held."""
     payloads = [bytes([i + 1]) * n for i, n in enumerate(sizes)]
     frames = [frame_v1(REGTEST, "block", p) for p in payloads]
     if bad < len(frames):  # corrupt one checksum
@@ -529,8 +531,9 @@ def test_v1_large_bodies_collected_in_chunks_keep_every_byte_and_the_count(
         r.receive_data(blob[pos : pos + n])
         pos += n
         assert r.buffered <= pos
-        while (m := r.next_message()) is not None:
-            got.append(m)
+        if i % pull_every == 0 or pos >= len(blob):
+            while (m := r.next_message()) is not None:
+                got.append(m)
         assert r.partial_bytes() <= r.buffered
     assert r.buffered == 0
     assert [m.payload for m in got] == payloads
@@ -538,6 +541,21 @@ def test_v1_large_bodies_collected_in_chunks_keep_every_byte_and_the_count(
         "checksum" if k == bad else None for k in range(len(sizes))
     ]
     assert r.checksum_errors == (1 if bad < len(sizes) else 0)
+
+
+def test_v1_bytes_past_a_large_body_over_several_reads_are_the_next_messages() -> None:
+    body = b"x" * 70_000
+    blob = frame_v1(REGTEST, "block", body) + frame_v1(REGTEST, "ping", bytes(8)) * 2
+    r = V1Transport(REGTEST)
+    r.receive_data(blob[:1000])
+    assert r.next_message() is None
+    for a, b in ((1000, 70_024), (70_024, 70_040), (70_040, len(blob))):
+        r.receive_data(blob[a:b])  # three reads before the next call
+    got = []
+    while (m := r.next_message()) is not None:
+        got.append((m.command, len(m.payload), m.rejected))
+    assert got == [("block", 70_000, None), ("ping", 8, None), ("ping", 8, None)]
+    assert r.buffered == 0
 
 
 def test_notfound_has_no_count_limit_like_core() -> None:

@@ -249,11 +249,22 @@ class V1Transport:
         if have < length:
             return None
         chunks = self._big
-        rest = b""
-        if have > length:  # the next message's first bytes came in the last chunk
-            last = chunks[-1]
-            cut = len(last) - (have - length)
-            chunks[-1], rest = last[:cut], last[cut:]
+        # Bytes past the body (the next messages) may fill several chunks: receive_data
+        # can be called more than once between two next_message calls (a peer whose
+        # sends are paused is not read from, but what already arrived is kept).
+        excess = have - length
+        tail: list[bytes] = []
+        while excess:
+            last = chunks.pop()
+            if len(last) <= excess:
+                tail.append(last)
+                excess -= len(last)
+            else:
+                cut = len(last) - excess
+                chunks.append(last[:cut])
+                tail.append(last[cut:])
+                excess = 0
+        rest = b"".join(reversed(tail))
         payload = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._big = None
         self._big_have = 0
