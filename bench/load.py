@@ -55,6 +55,7 @@ from scale import (  # bench/ is on sys.path when run as a script
     raise_nofile,
     start_bitcoind,
     start_peerkeeper,
+    stop_process,
     wait_port,
 )
 
@@ -419,12 +420,7 @@ def run_row(kind: str, binary: str | None, maxconn: int, client_args: list[str])
             if client is not None and client.poll() is None:
                 client.kill()
                 client.wait()
-            node.terminate()
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                node.wait()
+            stop_process(node)
 
 
 def main() -> None:

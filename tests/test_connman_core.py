@@ -873,10 +873,8 @@ def test_a_failing_event_sink_changes_no_decision(caplog: pytest.LogCaptureFixtu
     assert "event sink failed" in caplog.text
 
 
-def test_the_outbound_loop_skips_addresses_connected_inbound_using_its_indexes() -> None:
-    """Core ``AlreadyConnectedToAddress``: an address connected inbound is not dialled;
-    ConnManCore answers it from address indexes kept as peers come and go (not by
-    walking every peer on each pass), and counts only the non-inbound peers."""
+def inbound_pair() -> tuple[MemNet, ConnManCore, ConnManCore]:
+    """Node 1 connects to node 0 by hand (v1); returns once node 0 has the handshake."""
     net = MemNet()
     a = net.add(0, v2transport=False, fixedseeds=False)
     b = net.add(1, v2transport=False, automatic_outbound=False)
@@ -884,6 +882,14 @@ def test_the_outbound_loop_skips_addresses_connected_inbound_using_its_indexes()
     b.open_connection(svc(0), ConnectionType.MANUAL, net.now)
     net.pump()
     net.run_while(lambda: handshaken(a) < 1, 10)
+    return net, a, b
+
+
+def test_the_outbound_loop_skips_addresses_connected_inbound_using_its_indexes() -> None:
+    """Core ``AlreadyConnectedToAddress``: an address connected inbound is not dialled;
+    ConnManCore answers it from address indexes kept as peers come and go (not by
+    walking every peer on each pass), and counts only the non-inbound peers."""
+    net, a, b = inbound_pair()
     assert [p.conn_type for p in a.peers.values()] == [ConnectionType.INBOUND]
     assert a._outbound == {} and a._connected_to(svc(1))
     fill_table(a, range(1, 2), net.now)  # its only address is the inbound peer's
@@ -901,13 +907,7 @@ def test_the_outbound_loop_skips_addresses_connected_inbound_using_its_indexes()
 def test_eviction_candidates_follow_version_and_pong() -> None:
     """The candidates an admission copies are refreshed when an inbound peer's version
     (services, relay) or a pong (minimum ping) arrives, and dropped with the peer."""
-    net = MemNet()
-    a = net.add(0, v2transport=False, fixedseeds=False)
-    b = net.add(1, v2transport=False, automatic_outbound=False)
-    net.start(0, 1)
-    b.open_connection(svc(0), ConnectionType.MANUAL, net.now)
-    net.pump()
-    net.run_while(lambda: handshaken(a) < 1, 10)
+    net, a, b = inbound_pair()
     (pid,) = a.peers
     cand = a._evict_cands[pid]
     assert cand.relay_txs == a.peers[pid].proto.their.relay

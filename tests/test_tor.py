@@ -15,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -130,6 +130,15 @@ def controller(
     return tc, services, proxies
 
 
+async def run_until(tc: TorController, done: Callable[[], bool], timeout: float = 30) -> None:
+    """Start ``tc``, wait for ``done()``, and stop it whatever happened."""
+    tc.start()
+    try:
+        await wait_until(done, timeout=timeout)
+    finally:
+        await tc.stop()
+
+
 @needs_tor
 async def test_cookie_auth_adds_an_onion_and_a_restart_reuses_the_key(
     tmp_path: Path, tors: list[Tor]
@@ -137,11 +146,7 @@ async def test_cookie_auth_adds_an_onion_and_a_restart_reuses_the_key(
     port = free_port()
     tors.append(Tor(tmp_path / "tor", port))
     tc, services, proxies = controller(port, tmp_path)
-    tc.start()
-    try:
-        await wait_until(lambda: bool(services), timeout=30)
-    finally:
-        await tc.stop()
+    await run_until(tc, lambda: bool(services))
     first = services[0]
     assert first is not None and first.addr.get_network() is Network.TORV3
     assert first.port == 18444
@@ -153,11 +158,7 @@ async def test_cookie_auth_adds_an_onion_and_a_restart_reuses_the_key(
 
     tc2, services2, _ = controller(port, tmp_path)
     assert tc2.core.private_key == key
-    tc2.start()
-    try:
-        await wait_until(lambda: bool(services2), timeout=30)
-    finally:
-        await tc2.stop()
+    await run_until(tc2, lambda: bool(services2))
     assert services2[0] == first  # same key, same onion address
 
 
@@ -169,22 +170,14 @@ async def test_password_auth_and_a_wrong_password_is_logged_not_fatal(
     tors.append(Tor(tmp_path / "tor", port, password="correct horse"))
     tc, services, _ = controller(port, tmp_path / "a", password="correct horse")
     (tmp_path / "a").mkdir()
-    tc.start()
-    try:
-        await wait_until(lambda: bool(services), timeout=30)
-    finally:
-        await tc.stop()
+    await run_until(tc, lambda: bool(services))
     assert services[0] is not None
 
     (tmp_path / "b").mkdir()
     bad, bad_services, _ = controller(port, tmp_path / "b", password="wrong")
     with caplog.at_level(logging.WARNING, logger="peerkeeper.tor"):
-        bad.start()
-        try:
-            await wait_until(lambda: "Authentication failed" in caplog.text, timeout=30)
-            await wait_until(lambda: bad.connects >= 2, timeout=30)  # it keeps trying
-        finally:
-            await bad.stop()
+        # Logged, and it keeps trying.
+        await run_until(bad, lambda: "Authentication failed" in caplog.text and bad.connects >= 2)
     assert bad_services == []
 
 
@@ -228,11 +221,7 @@ async def test_a_control_port_that_is_not_tor_or_is_closed_never_stops_us(
     assert services == []
     closed, _, _ = controller(free_port(), tmp_path)
     with caplog.at_level(logging.WARNING, logger="peerkeeper.tor"):
-        closed.start()
-        try:
-            await wait_until(lambda: closed.connects >= 2, timeout=30)
-        finally:
-            await closed.stop()
+        await run_until(closed, lambda: closed.connects >= 2)
     assert "Initiating connection to Tor control port" in caplog.text
 
 

@@ -2085,8 +2085,7 @@ class ConnManCore:
         if reachable and Network.TORV3 not in opts.reachable:
             opts.reachable = opts.reachable | {Network.TORV3}
             if self.policy is not None:
-                self.policy.reachable.add(Network.TORV3)
-                self.policy.reachable_sorted = tuple(sorted(self.policy.reachable))
+                self.policy.add_reachable(Network.TORV3)
 
     # -- bytes out ------------------------------------------------------------------------
 

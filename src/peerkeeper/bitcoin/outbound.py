@@ -626,6 +626,12 @@ class OutboundPolicy:
         #: True when the last :meth:`next_connection` found no entry that could pass.
         self.no_candidate = False
 
+    def add_reachable(self, net: Network) -> None:
+        """``net`` became reachable after start (Core ``g_reachable_nets.Add``: Tor's
+        control port supplied the onion proxy, src/torcontrol.cpp ``get_socks_cb``)."""
+        self.reachable.add(net)
+        self.reachable_sorted = tuple(sorted(self.reachable))
+
     def idle_deadline(self, now: float) -> float:
         """When :func:`choose_connection_type` could next want a connection with the
         peers unchanged (seconds since the epoch): the feeler timer, the extra

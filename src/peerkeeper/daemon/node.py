@@ -75,7 +75,7 @@ from peerkeeper.io.store import (
     take_anchors,
 )
 from peerkeeper.net.connection_types import ConnectionType
-from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet, parse_network
 from peerkeeper.net.netbase import Proxy
 from peerkeeper.net.netpermissions import (
     NetPermissionFlags,
@@ -545,7 +545,7 @@ class Node(PeerApi):
             svc = Service.parse("127.0.0.1", DEFAULT_TOR_SOCKS_PORT)
         proxy = Proxy(str(svc.addr), svc.port, randomize_credentials=True)
         allowed = not self.config.onlynet or any(
-            n.lower() in ("onion", "tor") for n in self.config.onlynet
+            parse_network(n) is Network.TORV3 for n in self.config.onlynet
         )
         self.connman.core.set_onion_proxy(proxy, reachable=allowed)
         self.proxies = self.connman.core.options.proxies
