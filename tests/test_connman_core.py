@@ -35,7 +35,8 @@ from peerkeeper.bitcoin.seeds import ADD_NEXT_SEEDNODE
 from peerkeeper.net.asmap import encode_asmap
 from peerkeeper.net.chains import CHAINS
 from peerkeeper.net.connection_types import ConnectionType
-from peerkeeper.net.netaddr import NetAddr, Network, Service
+from peerkeeper.net.i2p import dest_bin_to_addr
+from peerkeeper.net.netaddr import NetAddr, Network, Service, parse_network
 from peerkeeper.net.netbase import Proxy, ProxySettings
 from peerkeeper.wire.messages import AddrEntry, Ping, ServiceFlags
 from peerkeeper.wire.v1 import V1Transport, frame_v1
@@ -916,3 +917,58 @@ def test_eviction_candidates_follow_version_and_pong() -> None:
     b.disconnect_node(net.now, peer_id=next(iter(b.peers)))
     net.pump()
     assert a._evict_cands == {}
+
+
+def _i2p(k: int, port: int = 0) -> Service:
+    return Service(dest_bin_to_addr(bytes([k]) * 387), port)
+
+
+def _onion(k: int) -> Service:
+    return Service(NetAddr(Network.TORV3, bytes([k]) * 32), REGTEST.default_port)
+
+
+@pytest.mark.parametrize("only", ["i2p", "onion"])
+def test_onlynet_keeps_the_outbound_loop_on_that_network_and_its_proxy(only: str) -> None:
+    """-onlynet=i2p / -onlynet=onion: Core's g_reachable_nets holds that network only, so
+    the automatic loop picks only its addresses (Select with reachable_nets), and each
+    dial goes through the network's proxy: the SAM bridge for I2P (port 0), the onion
+    proxy for Tor. IPv4 addresses in the table are never dialled."""
+    proxies = ProxySettings.from_options([], "127.0.0.1:9050", True, i2psam="127.0.0.1:7656")
+    network = parse_network(only)
+    reachable = proxies.reachable_networks([only], i2p_sam=True)
+    assert reachable == {network}
+    net = MemNet()
+    a = net.add(0, proxies=proxies, reachable=frozenset(reachable), fixedseeds=False)
+    fill_table(a, range(3, 15), T0)
+    own = [_i2p(k) for k in range(1, 5)] if only == "i2p" else [_onion(0), _onion(1)]
+    for s in own:
+        a.addrman.add([AddrEntry(int(T0) - 600, SERVICES, s)], NetAddr.parse("13.0.0.1"), now=T0)
+    net.start(0)
+    net.run_until(T0 + 30)
+    dials = [d for _, i, d in net.dials if i == 0]
+    assert len(dials) >= len(own)
+    assert {d.service for d in dials} <= set(own)
+    assert all(d.proxy == proxies.for_network(network) for d in dials)
+    if only == "i2p":
+        assert all(
+            d.service.port == 0 and d.proxy == Proxy("127.0.0.1", 7656, False) for d in dials
+        )
+
+
+def test_an_i2p_name_without_a_port_is_dialled_on_port_0() -> None:
+    """Core CConnman::GetDefaultPort(name): 0 for an I2P name (SAM 3.1 has no ports), the
+    chain's port otherwise; an explicit port is kept (the session refuses it later)."""
+    proxies = ProxySettings.from_options([], None, True, i2psam="127.0.0.1:7656")
+    net = MemNet()
+    a = net.add(0, proxies=proxies, automatic_outbound=False)
+    a.start(net.now)
+    name = str(_i2p(1).addr)
+    assert a.default_port(name) == 0 and a.default_port("1.2.3.4") == REGTEST.default_port
+    a.add_node(name, "onetry", net.now)
+    a.add_node(f"{name}:8333", "onetry", net.now)
+    a.add_node("11.1.0.1", "onetry", net.now)
+    dials = [x for x in a.poll_actions() if isinstance(x, Dial)]
+    assert [d.service.port for d in dials] == [0, 8333, REGTEST.default_port]
+    assert [d.proxy for d in dials] == [Proxy("127.0.0.1", 7656, False)] * 2 + [None]
+    a.add_node(name, "add", net.now)
+    assert a._is_added_node(_i2p(1))  # matched on port 0, as Core's AddedNodesContain

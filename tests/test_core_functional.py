@@ -52,6 +52,9 @@ PASSING = [
     "interface_http",
     # Tor's control port (issue 18): auth, ADD_ONION, partial and malformed replies.
     "feature_torcontrol",
+    # I2P through SAM (issue 18): port 0 only; persistent or transient sessions.
+    "p2p_i2p_ports",
+    "p2p_i2p_sessions",
 ]
 
 pytestmark = [

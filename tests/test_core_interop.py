@@ -13,7 +13,7 @@ import asyncio
 import functools
 import os
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ wait_until = functools.partial(_wait_until, timeout=30.0)
 
 @asynccontextmanager
 async def bitcoind(
-    tmp: Path, *, automatic: bool = False
+    tmp: Path, *, automatic: bool = False, extra: Sequence[str] = ()
 ) -> AsyncIterator[tuple[int, Callable[..., Any]]]:
     """A regtest bitcoind on loopback. ``automatic`` drops -connect=0 so Core opens
     automatic connections (it then has only what the test gives it: -dnsseed=0,
@@ -49,7 +49,7 @@ async def bitcoind(
         [BITCOIND, "-regtest", f"-datadir={tmp}", "-listen=1", "-bind=127.0.0.1", f"-port={p2p}",
          f"-rpcport={rpcport}", "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-rpcuser=u", "-rpcpassword=p",
          *([] if automatic else ["-connect=0"]),
-         "-dnsseed=0", "-fixedseeds=0", "-natpmp=0", "-discover=0", "-printtoconsole=0"],
+         "-dnsseed=0", "-fixedseeds=0", "-natpmp=0", "-discover=0", "-printtoconsole=0", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -343,3 +343,73 @@ async def test_examples_against_core(tmp_path: Path) -> None:
         assert "5 headers from" in text and hashes[-1] in text
         text = await run("broadcast_tx.py", "--peer", peer, "--seconds", "8")
         assert "1 of 1 asked for it" in text
+
+
+async def test_i2p_both_ways_with_core_through_one_sam_router(tmp_path: Path) -> None:
+    """Core and peerkeeper on one SAM router (tests/fakesam.py): each SAM client is the
+    other's peer over "I2P". We dial Core's advertised .b32.i2p address, and Core knows
+    us by the address we advertise (our persistent session dials); then Core dials ours
+    by name (port 0). Both connections are BIP324, and each side knows the other by its
+    I2P address. (One at a time: Core refuses to dial an address it is connected to.)"""
+    from fakesam import FakeSamRouter
+
+    from peerkeeper.net.connection_types import ConnectionType
+
+    async with FakeSamRouter() as router:
+        extra = [f"-i2psam={router.proxy}", "-debug=i2p"]
+        async with bitcoind(tmp_path / "core", extra=extra) as (_, core):
+
+            async def core_i2p() -> str | None:
+                info = await core("getnetworkinfo")
+                found = [a for a in info["localaddresses"] if a["address"].endswith(".b32.i2p")]
+                return found[0]["address"] if found else None
+
+            async with asyncio.timeout(30):
+                while (core_addr := await core_i2p()) is None:
+                    await asyncio.sleep(0.2)
+            config = Config(
+                chain="regtest",
+                datadir=tmp_path / "pk",
+                listen=True,
+                bind=["127.0.0.1:0"],
+                i2psam=router.proxy,
+                connect=["0"],
+            )
+            async with Node(config) as node:
+                assert node.connman.i2p is not None
+                await wait_until(lambda: node.connman.i2p.listening_as is not None)  # type: ignore[union-attr]
+                ours = node.connman.i2p.listening_as
+                assert ours is not None
+                peer = await node.connman.open_connection(core_addr, ConnectionType.MANUAL)
+                assert peer is not None
+                await wait_until(lambda: peer.proto.successfully_connected)
+                assert peer.proto.their.user_agent.startswith("/Satoshi:")
+
+                async def core_sees() -> list[dict[str, Any]]:
+                    return [p for p in await core("getpeerinfo") if p["network"] == "i2p"]
+
+                async with asyncio.timeout(30):
+                    while not (seen := await core_sees()) or not seen[0]["subver"]:
+                        await asyncio.sleep(0.2)
+                # Our persistent session dialled: Core knows us by the address we advertise.
+                [inbound] = seen
+                assert inbound["connection_type"] == "inbound"
+                assert inbound["addr"] == f"{ours}" and inbound["addrbind"] == f"{core_addr}:0"
+                assert inbound["transport_protocol_type"] == "v2"
+                node.connman.disconnect_node(peer_id=peer.id)
+                async with asyncio.timeout(30):
+                    while await core_sees():
+                        await asyncio.sleep(0.2)
+                # Now Core dials us, by name without a port (Core's default for I2P: 0).
+                await core("addnode", str(ours.addr), "onetry")
+                async with asyncio.timeout(30):
+                    while not (seen := await core_sees()) or not seen[0]["subver"]:
+                        await asyncio.sleep(0.2)
+                [manual] = seen
+                assert manual["connection_type"] == "manual"
+                assert manual["subver"] == "/peerkeeper:0.1.0/"
+                assert manual["transport_protocol_type"] == "v2"
+                await wait_until(lambda: len(node.connman.peers) == 1)
+                [back] = node.connman.peers.values()
+                assert back.inbound and str(back.addr) == f"{core_addr}:0"
+                assert back.proto.their.user_agent.startswith("/Satoshi:")

@@ -720,12 +720,13 @@ async def test_bad_destination_or_credentials_open_nothing(
         await fake.close()
 
 
-def test_i2psam_is_kept_for_getnetworkinfo_but_dials_nothing() -> None:
+def test_i2psam_is_the_proxy_of_i2p_and_of_nothing_else() -> None:
     """Core -i2psam: SetProxy(NET_I2P, Proxy{addr}) with port 7656 by default and
-    randomize off; peerkeeper does not speak SAM, so no dial uses it yet."""
+    randomize off; -proxy never covers I2P (SAM is spoken to it, not SOCKS5)."""
     s = ProxySettings.from_options(["127.0.0.1:9050"], None, True, i2psam="127.0.0.1")
     assert s.i2p_sam == Proxy("127.0.0.1", 7656, False)
-    assert s.for_network(Network.I2P) is None
+    assert s.for_network(Network.I2P) == Proxy("127.0.0.1", 7656, False)
+    assert ProxySettings.from_options(["127.0.0.1:9050"]).for_network(Network.I2P) is None
     assert Network.I2P in s.reachable_networks([], i2p_sam=True)
     for bad, message in [
         ("def..def:23456", "Invalid -i2psam address or hostname: 'def..def:23456'"),

@@ -239,7 +239,8 @@ CORE_HELP_SHA256 = {
     "getrpcinfo": "380c1b1c5b41949037f7377bda2e15cbd774324eb97dccea5423f21032227e14",
     "help": "d1916929ecdeb5bf938a28222e0b08afcfed56d7f6b196733c2051ce2bff378a",
     "listbanned": "b204bf4ec433e4a229e89b6d724542fc80d96128437e5cde8e1310bd89a3b281",
-    "logging": "dd665a7b31c3637832cf8158ca0da4ef1ef824a04ee8d034207ab8cf1428e090",
+    # "i2p" joined the categories with issue 18 (Core has it: BCLog::I2P).
+    "logging": "e282f498aab1f5e4fbd93601548a30f95b1db433e6586c759b8393405907c7d4",
     "mockscheduler": "15dd17d0bd8fde84d37c371189075705652e40a0c26d78f1797c1d9a986b76a8",
     "ping": "7be1bc7e08e6f0d8d5d9020e14afdfff05b6921f45572ad34534b4e88ac5786d",
     "setban": "0e8f864c3a7e68da38dd66ddb80121f1819e376693999a8b58ce168bf2320168",

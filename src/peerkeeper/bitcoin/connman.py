@@ -121,7 +121,7 @@ from peerkeeper.bitcoin.uploadtarget import UploadTarget
 from peerkeeper.dispatch.dispatcher import PendingRequests
 from peerkeeper.net.chains import Chain
 from peerkeeper.net.connection_types import ConnectionType
-from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet
+from peerkeeper.net.netaddr import I2P_SAM31_PORT, AddrError, NetAddr, Network, Service, SubNet
 from peerkeeper.net.netbase import SOCKS5_RECV_TIMEOUT, Proxy, ProxySettings
 from peerkeeper.net.netpermissions import NetPermissionFlags, Permissions, has_flag
 from peerkeeper.wire import corelog
@@ -205,7 +205,9 @@ class ConnManOptions:
     clean shutdown); ``seednode``; ``external_ip`` (``-externalip``); ``dnsseed``,
     ``forcednsseed``, ``dns_seeds`` (host names), ``dns_nameservers`` / ``dns_port``
     (None: the system resolver); ``fixedseeds`` and ``fixed_seeds`` (from
-    ``-fixedseedsfile``); ``proxies`` (:class:`~peerkeeper.io.proxy.ProxySettings`);
+    ``-fixedseedsfile``); ``proxies`` (:class:`~peerkeeper.io.proxy.ProxySettings`;
+    I2P peers go through its SAM bridge, see :mod:`peerkeeper.shell.i2p`);
+    ``i2p_accept_incoming`` and ``i2p_private_key_file`` (the driver's);
     ``accept_map`` (the driver's); ``open_connections_interval`` (seconds between the
     automatic loop's passes, Core's 500 ms); ``extra_block_relay`` (Core's periodic
     extra block-relay-only peer, which Core starts once out of initial block download:
@@ -233,6 +235,11 @@ class ConnManOptions:
     dial_map: Callable[[Service], Any] | None = None
     accept_map: Callable[[Service], Service] | None = None
     proxies: ProxySettings = field(default_factory=ProxySettings)
+    #: ``-i2pacceptincoming`` (Core's default 1; the config turns it off with ``-listen=0``):
+    #: with ``-i2psam``, one persistent I2P session accepts inbound and dials outbound.
+    i2p_accept_incoming: bool = True
+    #: Where that session's key is kept (``<datadir>/i2p_private_key``); None: in memory.
+    i2p_private_key_file: str | None = None
     network_active: bool = True
     v2transport: bool = True
 
@@ -831,6 +838,17 @@ class ConnManCore:
             and p.proto.successfully_connected
         ][:MAX_BLOCK_RELAY_ONLY_ANCHORS]
 
+    def default_port(self, name: str) -> int:
+        """Core ``CConnman::GetDefaultPort(const std::string&)`` (src/net.cpp): the port of
+        a destination given without one: 0 for an I2P name (SAM 3.1 has no ports,
+        ``I2P_SAM31_PORT``), else the chain's."""
+        try:
+            if NetAddr.parse(name).is_i2p():
+                return I2P_SAM31_PORT
+        except AddrError:
+            pass
+        return self.options.chain.default_port
+
     def _is_added_node(self, service: Service) -> bool:
         """Core ``AddedNodesContain``: is ``service`` (or its address) an ``-addnode`` entry?"""
         text = {str(service), str(service.addr)}
@@ -838,7 +856,7 @@ class ConnManCore:
             if node in text:
                 return True
             try:
-                if Service.parse(node, self.options.chain.default_port) == service:
+                if Service.parse(node, self.default_port(node)) == service:
                     return True
             except AddrError:
                 continue
@@ -1340,7 +1358,7 @@ class ConnManCore:
             # Core ConnectNode: Lookup, then MaybeFlipIPv6toCJDNS (src/net.cpp).
             service = Service.parse(
                 target,
-                self.options.chain.default_port,
+                self.default_port(target),
                 cjdns=Network.CJDNS in self.options.reachable,
             )
         except AddrError:
@@ -2337,7 +2355,7 @@ class ConnManCore:
         out: list[tuple[str, PeerConn | None]] = []
         for node in self.added_nodes:
             try:
-                service: Service | None = Service.parse(node, self.options.chain.default_port)
+                service: Service | None = Service.parse(node, self.default_port(node))
             except AddrError:
                 service = None
             out.append((node, by_addr.get(service) if service is not None else by_name.get(node)))

@@ -91,6 +91,8 @@ LOG_CATEGORIES = (
     "gossip",
     "seeds",
     "store",
+    "tor",
+    "i2p",
 )
 
 
@@ -142,6 +144,10 @@ _BOOL_OPTIONS = (
     (
         "listenonion",
         "publish an onion service through Tor's control port (default 1 when listening)",
+    ),
+    (
+        "i2pacceptincoming",
+        "accept inbound I2P connections through -i2psam (default 1 when listening)",
     ),
 )
 
@@ -246,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--torpassword", help="Tor control port password (default: none)")
     node.add_argument(
         "--i2psam",
-        help="I2P SAM bridge host[:port] (default port 7656); makes I2P reachable as in "
-        "Core, but peerkeeper cannot dial I2P peers through SAM yet",
+        help="I2P SAM bridge host[:port] (default port 7656) to reach I2P peers and "
+        "accept I2P connections (SAM 3.1, as Core)",
     )
     node.add_argument(
         "--printtoconsole",

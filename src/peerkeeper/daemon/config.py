@@ -8,7 +8,8 @@ Options mirror Core's (src/init.cpp ``SetupServerArgs``): ``chain``, ``datadir``
 policy's ``seednode``, ``dnsseed``, ``forcednsseed``, ``fixedseeds``,
 ``fixedseedsfile``, ``onlynet``, ``inboundrelaypercent``, ``whitelist``,
 ``whitebind``, ``whitelistrelay``, ``whitelistforcerelay``, ``proxy``, ``onion``,
-``proxyrandomize``, ``cjdnsreachable``, ``i2psam``, ``listenonion``, ``torcontrol``,
+``proxyrandomize``, ``cjdnsreachable``, ``i2psam``, ``i2pacceptincoming``,
+``listenonion``, ``torcontrol``,
 ``torpassword``, ``maxuploadtarget``, ``externalip``; and
 peerkeeper's own ``dnsserver``. Defaults follow Core;
 ports default to the chain's (src/chainparamsbase.cpp, src/kernel/chainparams.cpp).
@@ -103,9 +104,12 @@ class Config:
     onion: str | None = None
     proxyrandomize: bool = True
     cjdnsreachable: bool = False
-    #: ``-i2psam``: the I2P SAM bridge host[:port]; shown by getnetworkinfo and makes
-    #: I2P reachable as in Core, but peerkeeper does not speak SAM yet.
+    #: ``-i2psam``: the I2P SAM bridge host[:port] (port 7656 by default) through which
+    #: I2P peers are dialled and accepted (SAM 3.1, Core's src/i2p.cpp).
     i2psam: str | None = None
+    #: ``-i2pacceptincoming``: accept inbound I2P connections through ``-i2psam`` with a
+    #: persistent session (Core's default 1; None: on when listening).
+    i2pacceptincoming: bool | None = None
     #: ``-listenonion``: publish an onion service through Tor's control port (Core's
     #: default 1 when listening; None: on for a listening daemon, off for a library).
     listenonion: bool | None = None
@@ -232,6 +236,14 @@ class Config:
         if self.listenonion is not None:
             return self.listenonion
         return self.daemon and self.listening
+
+    @property
+    def i2p_accept_incoming(self) -> bool:
+        """``-i2pacceptincoming``, else Core's soft-set (src/init.cpp
+        ``InitParameterInteraction``: ``-listen=0`` -> ``-i2pacceptincoming=0``)."""
+        if self.i2pacceptincoming is not None:
+            return self.i2pacceptincoming
+        return self.listening
 
     @property
     def _proxy_set(self) -> bool:
@@ -405,6 +417,7 @@ BOOL_KEYS = {
     "proxyrandomize",
     "cjdnsreachable",
     "listenonion",
+    "i2pacceptincoming",
 }
 PATH_KEYS = {"asmap", "fixedseedsfile", "eventlog", "dialmap"}
 INT_KEYS = {

@@ -51,6 +51,7 @@ CORE_CATEGORIES = frozenset(
     [
         "net",
         "tor",
+        "i2p",
         "mempool",
         "http",
         "bench",

@@ -75,6 +75,7 @@ from peerkeeper.io.store import (
     take_anchors,
 )
 from peerkeeper.net.connection_types import ConnectionType
+from peerkeeper.net.i2p import PRIVATE_KEY_FILE as I2P_PRIVATE_KEY_FILE
 from peerkeeper.net.netaddr import AddrError, NetAddr, Network, Service, SubNet, parse_network
 from peerkeeper.net.netbase import Proxy
 from peerkeeper.net.netpermissions import (
@@ -228,6 +229,10 @@ class Node(PeerApi):
                 ),
                 max_upload_target=parse_upload_target(config.maxuploadtarget),
                 proxies=proxies,
+                i2p_accept_incoming=config.i2p_accept_incoming,
+                i2p_private_key_file=(
+                    None if config.in_memory else str(config.chain_datadir / I2P_PRIVATE_KEY_FILE)
+                ),
                 reachable=frozenset(
                     n for n in reachable if n not in (Network.UNROUTABLE, Network.INTERNAL)
                 ),
@@ -854,7 +859,7 @@ class Node(PeerApi):
 
     def _network_info(self, net: Network) -> dict[str, Any]:
         """One ``getnetworkinfo`` ``networks`` entry (Core ``GetNetworksInfo``, src/rpc/net.cpp)."""
-        proxy = self.proxies.i2p_sam if net is Network.I2P else self.proxies.for_network(net)
+        proxy = self.proxies.for_network(net)
         reachable = net in self.reachable
         return {
             "name": net.rpc_name,
@@ -903,6 +908,11 @@ class Node(PeerApi):
             raise RpcError(
                 RPC_INVALID_PARAMS, 'addnode "node" "command" (command: add|remove|onetry)'
             )
+        if command == "onetry":
+            # Core's OpenNetworkConnection runs in the RPC thread: the answer comes once
+            # the attempt ended (connected, or failed and logged).
+            await self.connman.open_connection(node, ConnectionType.MANUAL)
+            return
         try:
             self.connman.add_node(node, command)
         except ValueError as e:

@@ -84,7 +84,7 @@ IGNORED_OPTIONS: dict[str, str] = {
         "peerkeeper does not capture messages to files": "capturemessages",
         "not implemented by peerkeeper yet": (
             "discover natpmp "
-            "i2pacceptincoming mocktime daemon daemonwait pid alertnotify "
+            "mocktime daemon daemonwait pid alertnotify "
             "startupnotify shutdownnotify allowignoredconf settings"
         ),
     }.items()

@@ -16,10 +16,10 @@ feature_proxy test checks the bytes. The one remaining difference: the whole exc
 is bounded by one ``timeout`` instead of Core's 5 s TCP connect plus 20 s per read
 (``SOCKS5_RECV_TIMEOUT``).
 
-I2P is reached through the SAM protocol in Core (``-i2psam``, src/i2p.cpp), not SOCKS5;
-SAM is out of scope here, so ``ProxySettings.for_network`` never returns a proxy for
-I2P (an explicit SOCKS proxy for ``.b32.i2p`` names, such as i2pd's, can still be passed
-to :func:`connect_via_proxy`).
+I2P is reached through the SAM protocol in Core (``-i2psam``, src/i2p.cpp), not SOCKS5:
+see :mod:`peerkeeper.io.i2psam`, which opens its sockets to the SAM bridge with
+:func:`open_proxy_socket` (an explicit SOCKS proxy for ``.b32.i2p`` names, such as
+i2pd's, can still be passed to :func:`connect_via_proxy`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 from peerkeeper.net.netbase import Proxy, ProxyError
 from peerkeeper.net.socks5 import Socks5Handshake
 
-__all__ = ["connect_via_proxy"]
+__all__ = ["connect_via_proxy", "open_proxy_socket"]
 
 log = logging.getLogger("peerkeeper.net")
 
@@ -88,6 +88,16 @@ class _ProxySocketOpener:
             raise
         self.connected = True
         return sock
+
+
+async def open_proxy_socket(proxy: Proxy, destination: str = "") -> socket.socket:
+    """A connected non-blocking socket to ``proxy`` itself (TCP or unix), Core
+    ``Proxy::Connect`` (src/netbase.cpp); unbounded in time: wrap it in a timeout.
+
+    Raises :class:`~peerkeeper.net.netbase.ProxyError` with ``proxy_failed`` set
+    (``destination`` names what the connection was for, in the error).
+    """
+    return await _ProxySocketOpener(proxy, destination or str(proxy)).connect()
 
 
 async def connect_via_proxy(

@@ -139,11 +139,22 @@ class _Connection(asyncio.Protocol):
         "blocked",
         "inbound",
         "held",
+        "ends",
     )
 
-    def __init__(self, sockman: SockMan, inbound: bool) -> None:
+    def __init__(
+        self,
+        sockman: SockMan,
+        inbound: bool,
+        *,
+        ends: tuple[Service, Service] | None = None,
+        initial: bytes = b"",
+    ) -> None:
         self.sockman = sockman
         self.inbound = inbound
+        #: ``(local, remote)`` as the layer above knows them, when not the socket's own
+        #: (a stream through an I2P SAM bridge).
+        self.ends = ends
         self.conn_id = -1
         self.transport: asyncio.Transport | None = None
         self.send_paused = False
@@ -154,6 +165,8 @@ class _Connection(asyncio.Protocol):
         self.blocked = False  # the upper layer was told the send buffer is full
         # Outbound: events are held until connect() has handed the id to the caller.
         self.held: list[bytes | BaseException | None] | None = None if inbound else []
+        if initial:  # bytes of the stream read before the socket came here: they go first
+            self.held = [initial]
 
     def release(self) -> None:
         """Deliver what arrived before the caller knew this connection's id."""
@@ -177,10 +190,13 @@ class _Connection(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=sm.max_send_buffer)
         self.conn_id = sm._register(self)
         if self.inbound:
-            me = _service_of(transport.get_extra_info("sockname"))
-            them = _service_of(transport.get_extra_info("peername"))
-            if sm.accept_map is not None:
-                them = sm.accept_map(them)
+            if self.ends is not None:
+                me, them = self.ends
+            else:
+                me = _service_of(transport.get_extra_info("sockname"))
+                them = _service_of(transport.get_extra_info("peername"))
+                if sm.accept_map is not None:
+                    them = sm.accept_map(them)
             try:
                 ok = sm.events.on_accepted(self.conn_id, me, them)
             except Exception:
@@ -188,6 +204,7 @@ class _Connection(asyncio.Protocol):
                 ok = False
             if not ok:
                 self.closing = True
+                self.held = None  # nothing to deliver; connection_lost must unregister it
                 self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
@@ -441,6 +458,38 @@ class SockMan:
             raise
         return self._adopt(proto)
 
+    async def adopt(
+        self,
+        sock: socket.socket,
+        *,
+        inbound: bool,
+        ends: tuple[Service, Service],
+        initial: bytes = b"",
+    ) -> int:
+        """Take a connected socket another layer set up (a stream through an I2P SAM
+        bridge) as a connection like any other: its ``ends`` (local, remote) are what
+        :meth:`endpoints` and ``on_accepted`` report, and ``initial``, bytes of the
+        stream already read, are delivered before anything the socket brings.
+
+        Inbound: ``on_accepted`` is asked first, as for a listener's connection; a
+        refused one is closed and its id is still returned. Returns the connection id.
+        Raises ``OSError`` when the socket cannot be taken (it is then closed).
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await loop.create_connection(
+                lambda: _Connection(self, inbound=inbound, ends=ends, initial=initial), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
+        assert isinstance(proto, _Connection)
+        if inbound:
+            if proto.held is not None:
+                loop.call_soon(proto.release)
+            return proto.conn_id
+        return self._adopt(proto)
+
     def send(self, conn_id: int, data: bytes) -> bool:
         """Queue ``data`` for ``conn_id``; written at the end of this loop iteration.
 
@@ -544,6 +593,8 @@ class SockMan:
         conn = self._conns.get(conn_id)
         if conn is None or conn.transport is None:
             return None
+        if conn.ends is not None:
+            return conn.ends
         t = conn.transport
         return _service_of(t.get_extra_info("sockname")), _service_of(t.get_extra_info("peername"))
 

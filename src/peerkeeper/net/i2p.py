@@ -11,9 +11,20 @@ request lines Core sends.
   missing key raises :class:`I2PError` saying which request it answered.
 * The requests: :data:`HELLO`, :data:`DEST_GENERATE`, :func:`session_create_transient`,
   :func:`session_create_persistent`, :func:`stream_accept`, :func:`stream_connect`,
-  :func:`naming_lookup`.
+  :func:`naming_lookup`; what their answers mean: :func:`check_stream_connect`,
+  :func:`check_stream_accept`, :func:`accepted_peer` (Core ``Session::Connect``,
+  ``StreamAccept``, ``Accept``).
+* :class:`LineReader`: reply lines cut from the bytes of a SAM socket, at most
+  :data:`MAX_MSG_SIZE` bytes each (Core ``Sock::RecvUntilTerminator``); what follows the
+  last line is the peer's and is handed on with the socket.
+* :class:`AcceptBackoff`: the accept loop's wait after a failure, 1 s longer each time up
+  to 5 min (Core ``CConnman::ThreadI2PAcceptIncoming``).
 
-SAM 3.1 has no ports: every I2P address is used with port 0 (:data:`I2P_SAM31_PORT`),
+The asyncio side, which opens the sockets and keeps the session, is
+:mod:`peerkeeper.io.i2psam`.
+
+SAM 3.1 has no ports: every I2P address is used with port 0
+(:data:`peerkeeper.net.netaddr.I2P_SAM31_PORT`),
 and Core refuses to dial any other.
 """
 
@@ -26,8 +37,6 @@ from dataclasses import dataclass, field
 
 from peerkeeper.net.netaddr import AddrError, NetAddr
 
-#: SAM 3.1 does not use ports; Core uses 0 for every I2P address (src/i2p.h).
-I2P_SAM31_PORT = 0
 #: Core's bound on one SAM reply line, in bytes (src/i2p.h ``MAX_MSG_SIZE``).
 MAX_MSG_SIZE = 65_536
 #: The default SAM bridge port (Core's ``-i2psam`` help).
@@ -39,13 +48,42 @@ PRIVATE_KEY_FILE = "i2p_private_key"
 DEST_LEN_BASE = 387
 CERT_LEN_POS = 385
 
+#: Core ``CConnman::MAX_UNUSED_I2P_SESSIONS_SIZE`` (src/net.h): transient sessions
+#: kept for reuse after a failed connect.
+MAX_UNUSED_I2P_SESSIONS_SIZE = 10
+#: Seconds Core waits for a SAM reply line (``recv_timeout``, src/i2p.cpp): the router may
+#: query the I2P network first (NAMING LOOKUP), which can take minutes.
+REPLY_TIMEOUT = 180.0
+#: Core ``MAX_WAIT_FOR_IO`` (src/util/sock.h), seconds: how long an accepted stream may take
+#: to finish its peer's destination line once its first byte came.
+MAX_WAIT_FOR_IO = 1.0
+#: The accept loop's back-off (Core ``ThreadI2PAcceptIncoming``): ``err_wait_begin`` and
+#: ``err_wait_cap``, seconds; one second more after each failure.
+ACCEPT_WAIT_BEGIN = 1.0
+ACCEPT_WAIT_CAP = 300.0
+
 HELLO = "HELLO VERSION MIN=3.1 MAX=3.1"
 #: Signature type 7 (EdDSA_SHA512_Ed25519), by number: i2pd < 2.24.0 lacks the name.
 DEST_GENERATE = "DEST GENERATE SIGNATURE_TYPE=7"
 
 
 class I2PError(Exception):
-    """A SAM reply or a key Core would refuse; the text is Core's."""
+    """A SAM reply or a key Core would refuse; the text is Core's.
+
+    Attributes:
+        disconnect: the session is unusable and must be destroyed now (Core calls
+            ``Disconnect()``: an ``INVALID_ID`` result, or ``RESULT=I2P_ERROR`` where an
+            accepted peer's destination was expected).
+        proxy_error: the failure is the router's, not the destination's (Core's
+            ``proxy_error`` out-parameter of ``Session::Connect``: ``ConnectNode`` then
+            counts no addrman attempt). False only for ``CANT_REACH_PEER`` and
+            ``TIMEOUT``.
+    """
+
+    def __init__(self, message: str, *, disconnect: bool = False, proxy_error: bool = True):
+        super().__init__(message)
+        self.disconnect = disconnect
+        self.proxy_error = proxy_error
 
 
 _TO_STD = str.maketrans("-~+/", "+/-~")
@@ -162,3 +200,116 @@ def stream_connect(session_id: str, destination: str) -> str:
 
 def naming_lookup(addr: NetAddr) -> str:
     return f"NAMING LOOKUP NAME={addr}"
+
+
+def new_session_id(random_bytes: bytes) -> str:
+    """A session id: the first 10 hex digits of fresh randomness (Core takes
+    ``GetRandHash().GetHex().substr(0, 10)``: "full is overkill, too verbose in the logs").
+    ``random_bytes`` must hold at least 5 bytes."""
+    if len(random_bytes) < 5:
+        raise ValueError("a session id needs 5 random bytes")
+    return random_bytes[:5].hex()
+
+
+def check_stream_connect(reply: SamReply) -> None:
+    """What Core's ``Session::Connect`` makes of the ``STREAM CONNECT`` reply.
+
+    Returns for ``RESULT=OK`` (the socket now carries the peer's bytes). Raises
+    :class:`I2PError`: ``INVALID_ID`` -> "Invalid session id" with ``disconnect``;
+    ``CANT_REACH_PEER`` / ``TIMEOUT`` -> the quoted reply with ``proxy_error`` False
+    (the destination's fault); any other result -> the quoted reply; no ``RESULT=`` ->
+    "Missing RESULT= in the reply to ...".
+    """
+    result = reply.get("RESULT")
+    if result == "OK":
+        return
+    if result == "INVALID_ID":
+        raise I2PError("Invalid session id", disconnect=True)
+    raise I2PError(f'"{reply.full}"', proxy_error=result not in ("CANT_REACH_PEER", "TIMEOUT"))
+
+
+def check_stream_accept(reply: SamReply) -> None:
+    """What Core's ``Session::StreamAccept`` makes of the ``STREAM ACCEPT`` reply:
+    returns for ``RESULT=OK``; else :class:`I2PError` with the quoted reply, and
+    ``disconnect`` for ``INVALID_ID`` (the session is re-created on next use)."""
+    result = reply.get("RESULT")
+    if result == "OK":
+        return
+    raise I2PError(f'"{reply.full}"', disconnect=result == "INVALID_ID")
+
+
+def accepted_peer(line: str) -> NetAddr:
+    """The address of the peer a ``STREAM ACCEPT`` socket announced with its first line,
+    the peer's Base64 destination (Core ``Session::Accept``; its port is
+    :data:`~peerkeeper.net.netaddr.I2P_SAM31_PORT`).
+
+    Raises :class:`I2PError`: a line that is no destination; with ``disconnect`` and
+    Core's text "unexpected reply that hints the session is unusable: ..." when the
+    router sent ``RESULT=I2P_ERROR`` instead (e.g. "Session was closed").
+    """
+    try:
+        return dest_b64_to_addr(line)
+    except I2PError as e:
+        if "RESULT=I2P_ERROR" in line:
+            raise I2PError(
+                f"unexpected reply that hints the session is unusable: {line}", disconnect=True
+            ) from None
+        raise e
+
+
+class LineReader:
+    """Reply lines cut from a SAM socket's bytes (Core ``Sock::RecvUntilTerminator`` with
+    terminator ``\\n`` and limit :data:`MAX_MSG_SIZE`).
+
+    :meth:`feed` the bytes read; :meth:`line` gives the next complete line without its
+    ``\\n`` (decoded as Latin-1, byte for byte) or None. :attr:`rest` is what came after
+    the last line taken: once the socket carries a stream, those are the peer's bytes.
+
+    Raises :class:`I2PError` "Received too many bytes without a terminator (N)" when
+    more than :data:`MAX_MSG_SIZE` bytes come without a line end.
+    """
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def line(self) -> str | None:
+        end = self._buf.find(b"\n")
+        if end < 0:
+            if len(self._buf) > MAX_MSG_SIZE:
+                raise I2PError(f"Received too many bytes without a terminator ({len(self._buf)})")
+            return None
+        if end > MAX_MSG_SIZE:
+            raise I2PError(f"Received too many bytes without a terminator ({end})")
+        text = self._buf[:end].decode("latin-1")
+        del self._buf[: end + 1]
+        return text
+
+    @property
+    def rest(self) -> bytes:
+        return bytes(self._buf)
+
+
+class AcceptBackoff:
+    """The accept loop's wait after a failure (Core ``ThreadI2PAcceptIncoming``'s
+    ``SleepOnFailure``): :data:`ACCEPT_WAIT_BEGIN` seconds, one more after each failure,
+    at most :data:`ACCEPT_WAIT_CAP`; back to the start after an accepted connection."""
+
+    __slots__ = ("wait",)
+
+    def __init__(self) -> None:
+        self.wait = ACCEPT_WAIT_BEGIN
+
+    def failed(self) -> float:
+        """The seconds to sleep now (then the next wait grows by one)."""
+        wait = self.wait
+        if self.wait < ACCEPT_WAIT_CAP:
+            self.wait += 1.0
+        return wait
+
+    def accepted(self) -> None:
+        self.wait = ACCEPT_WAIT_BEGIN

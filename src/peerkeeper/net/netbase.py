@@ -332,8 +332,8 @@ class ProxySettings:
             ``GetNameProxy``: names are then never resolved locally), or None.
         onion_disabled: ``-onion=0`` was given (Core ``-noonion``).
         i2p_sam: the I2P SAM bridge (``-i2psam``), which Core keeps as the I2P entry of
-            its proxy table and ``getnetworkinfo`` shows; peerkeeper does not speak SAM
-            yet, so :meth:`for_network` still answers None for I2P.
+            its proxy table: :meth:`for_network` answers it for I2P, and I2P peers are
+            reached through SAM, not SOCKS5 (:mod:`peerkeeper.io.i2psam`).
 
     Build it with :meth:`from_options`; look proxies up with :meth:`for_network`.
     """
@@ -428,8 +428,11 @@ class ProxySettings:
 
         ``ConnectNode`` (src/net.cpp) looks the proxy up by the destination's
         ``GetNetwork()``, so unroutable/local addresses (``Network.UNROUTABLE``) are
-        dialled directly even when ``-proxy`` is set. Always None for I2P (SAM).
+        dialled directly even when ``-proxy`` is set. For I2P it is the SAM bridge
+        (``-i2psam``), which is spoken to in SAM, never SOCKS5.
         """
+        if net is Network.I2P:
+            return self.i2p_sam
         return self.proxies.get(_canonical_network(net))
 
     def reachable_networks(

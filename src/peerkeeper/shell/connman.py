@@ -14,13 +14,16 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.bitcoin.banman import BanMan
 from peerkeeper.bitcoin.connman import (
+    LOCAL_MANUAL,
     Close,
     ConnAction,
     ConnManCore,
@@ -39,7 +42,7 @@ from peerkeeper.io.dns import make_resolver, resolve_seed, resolve_service
 from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.connection_types import ConnectionType
 from peerkeeper.net.netaddr import NetAddr, Service, SubNet
-from peerkeeper.net.netbase import ProxyError
+from peerkeeper.shell.i2p import I2PSessions
 from peerkeeper.wire import corelog
 from peerkeeper.wire.messages import AddrEntry, GetAddr, Message, Ping
 
@@ -107,6 +110,18 @@ class ConnMan:
         ] = {}
         self._stopping = False
         self._resolver: Any = None
+        #: The I2P sessions, with ``-i2psam`` (Core's ``m_i2p_sam_session`` and
+        #: ``m_unused_i2p_sessions``).
+        self.i2p: I2PSessions | None = None
+        sam = options.proxies.i2p_sam
+        if sam is not None:
+            key_file = options.i2p_private_key_file
+            self.i2p = I2PSessions(
+                sam,
+                accept_incoming=options.i2p_accept_incoming,
+                private_key_file=Path(key_file) if key_file is not None else None,
+                connect_timeout=options.connect_timeout,
+            )
         # conn id -> the drain() calls waiting for its send buffer to empty
         self._drain_waiters: dict[int, list[asyncio.Future[None]]] = {}
 
@@ -165,6 +180,8 @@ class ConnMan:
                 raise OSError(corelog.FAILED_TO_LISTEN)
         self.core.start(self.clock(), listening, onion_listening=onion, steady=self.steady())
         self._pump()
+        if self.i2p is not None:  # Core starts ThreadI2PAcceptIncoming with the others
+            self.i2p.start_accepting(self._adopt_i2p, self._add_i2p_local, self.core.remove_local)
 
     async def stop(self) -> None:
         """Close every connection and listener and cancel the dials and resolutions.
@@ -182,6 +199,8 @@ class ConnMan:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.i2p is not None:
+            await self.i2p.stop()
         await self.sockman.stop()
 
     def _spawn(self, coro: Any) -> None:
@@ -212,6 +231,8 @@ class ConnMan:
         elif isinstance(action, Close):
             sockman.close(action.conn_id)
             self._wake_drainers(action.conn_id)
+            if self.i2p is not None:
+                self.i2p.release(action.conn_id)
         elif isinstance(action, PauseRead):
             sockman.pause_receiving(action.conn_id)
             if action.send and not sockman.send_paused(action.conn_id):
@@ -248,12 +269,33 @@ class ConnMan:
         if not self._stopping:
             self._arm(self.clock())
 
+    async def _connect(self, dial: Dial) -> tuple[int, Service | None]:
+        """Open the connection a :class:`Dial` asks for: ``(conn id, our end)``."""
+        service = dial.service
+        if self.i2p is not None and service.addr.is_i2p() and dial.proxy is not None:
+            # Core ConnectNode: an I2P destination with a proxy goes through SAM.
+            sock, rest, me, session = await self.i2p.connect(service)
+            try:
+                conn_id = await self.sockman.adopt(
+                    sock, inbound=False, ends=(me, service), initial=rest
+                )
+            except BaseException:
+                if session is not None:
+                    await session.close()
+                raise
+            if session is not None:
+                self.i2p.own(conn_id, session)
+            return conn_id, me
+        conn_id = await self.sockman.connect(dial.dest, dial.timeout, proxy=dial.proxy)
+        ends = self.sockman.endpoints(conn_id)
+        return conn_id, ends[0] if ends else None
+
     async def _dial(self, dial: Dial) -> None:
         core = self.core
         try:
-            conn_id = await self.sockman.connect(dial.dest, dial.timeout, proxy=dial.proxy)
+            conn_id, local = await self._connect(dial)
         except ConnectError as e:
-            proxy_failed = isinstance(e, ProxyError) and e.proxy_failed
+            proxy_failed = bool(getattr(e, "proxy_failed", False))
             core.dial_failed(
                 dial.id, e.reason, self.clock(), proxy_failed=proxy_failed, steady=self.steady()
             )
@@ -263,11 +305,8 @@ class ConnMan:
         else:
             # Attached here, in the dial task: SockMan holds the connection's events
             # until this returns, so bytes a responder sends at once are not lost.
-            ends = self.sockman.endpoints(conn_id)
             try:
-                core.connected(
-                    dial.id, conn_id, ends[0] if ends else None, self.clock(), steady=self.steady()
-                )
+                core.connected(dial.id, conn_id, local, self.clock(), steady=self.steady())
             except Exception:
                 log.exception("starting the connection to %s failed", dial.dest)
                 self.sockman.close(conn_id)
@@ -296,6 +335,19 @@ class ConnMan:
         self._pump()
         self.sockman.flush()
 
+    # -- I2P (Core ThreadI2PAcceptIncoming's calls into CConnman) ------------------------------
+
+    async def _adopt_i2p(
+        self, sock: socket.socket, rest: bytes, me: Service, peer: Service
+    ) -> None:
+        """An I2P peer came in: Core ``CreateNodeFromAcceptedSocket(sock, None, me, peer)``."""
+        await self.sockman.adopt(sock, inbound=True, ends=(me, peer), initial=rest)
+        self.sockman.flush()
+
+    def _add_i2p_local(self, me: Service) -> None:
+        """Core ``AddLocal(conn.me, LOCAL_MANUAL)``: our I2P address is advertised."""
+        self.core.add_local(me, LOCAL_MANUAL)
+
     # -- SockManEvents --------------------------------------------------------------------
 
     def on_accepted(self, conn_id: int, me: Service, them: Service) -> bool:
@@ -314,12 +366,16 @@ class ConnMan:
         self.core.closed(conn_id, corelog.SOCKET_CLOSED, self.clock(), steady=self.steady())
         self._pump()
         self._wake_drainers(conn_id)
+        if self.i2p is not None:
+            self.i2p.release(conn_id)
 
     def on_error(self, conn_id: int, exc: Exception) -> None:
         """A socket error ends the connection."""
         self.core.closed(conn_id, f"socket error: {exc}", self.clock(), steady=self.steady())
         self._pump()
         self._wake_drainers(conn_id)
+        if self.i2p is not None:
+            self.i2p.release(conn_id)
 
     def on_writable(self, conn_id: int) -> None:
         """The send buffer drained: the core processes what the peer sent meanwhile."""

@@ -220,3 +220,23 @@ EMPTY_ADDNODE = "Ignoring empty -addnode value"
 REMOVED_BANNED = "Removed banned node address/subnet: %s"
 #: info, LoadBanlist: banlist.json was missing or unreadable.
 RECREATING_BANLIST = "Recreating the banlist database"
+
+# --- src/i2p.cpp (category i2p unless noted) ------------------------------------------------
+
+#: debug, Session::CreateIfNotCreatedAlready: "transient" or "persistent", the id, the bridge.
+I2P_CREATING_SESSION = "Creating %s I2P SAM session %s with %s"
+#: info (no category), the same, once the router said OK: "Transient" or "Persistent".
+I2P_SESSION_CREATED = "%s I2P SAM session %s created, my address=%s"
+#: info (no category), Session::Disconnect.
+I2P_DESTROYING_SESSION = "Destroying I2P SAM session %s"
+I2P_DESTROYING_INCOMPLETE = "Destroying incomplete I2P SAM session"
+#: debug, Session::Connect: SAM 3.1 has no ports, so only port 0 is dialled.
+I2P_ARBITRARY_PORT = "Error connecting to %s, connection refused due to arbitrary port %s"
+#: debug, Session::Connect: any other failure ("Cannot connect to 127.0.0.1:7656", ...).
+I2P_ERROR_CONNECTING = "Error connecting to %s: %s"
+#: error (no category), Session::Listen.
+I2P_COULDNT_LISTEN = "Couldn't listen: %s"
+#: debug, Session::Accept: " (will close the session)" or "", then the reason.
+I2P_ERROR_ACCEPTING = "Error accepting%s: %s"
+#: debug, Session::CheckControlSock.
+I2P_CONTROL_SOCKET_ERROR = "Control socket error: %s"
