@@ -54,6 +54,12 @@ class FakeSamRouter:
         #: Request prefix -> the line to answer instead (None: never answer).
         self.answers: dict[str, str | None] = {}
         self.generated: list[bytes] = []
+        #: Send the dialer's first bytes in one write with the destination line to the
+        #: acceptor (``coalesce_accept``), or the acceptor's first bytes in one write with
+        #: the STREAM STATUS line to the dialer (``coalesce_connect``): bytes of the
+        #: stream right behind a SAM line, as a router may send them.
+        self.coalesce_accept = False
+        self.coalesce_connect = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -181,8 +187,18 @@ class FakeSamRouter:
                         reply = "STREAM STATUS RESULT=CANT_REACH_PEER"
                     else:
                         acc_reader, acceptor, acc_done = target.accepting.pop(0)
-                        writer.write(b"STREAM STATUS RESULT=OK\n")
-                        acceptor.write(mine.destination_b64.encode() + b"\n")
+                        dest_line = mine.destination_b64.encode() + b"\n"
+                        if self.coalesce_connect:
+                            acceptor.write(dest_line)
+                            first = await acc_reader.read(65536)
+                            writer.write(b"STREAM STATUS RESULT=OK\n" + first)
+                        elif self.coalesce_accept:
+                            writer.write(b"STREAM STATUS RESULT=OK\n")
+                            first = await reader.read(65536)
+                            acceptor.write(dest_line + first)
+                        else:
+                            writer.write(b"STREAM STATUS RESULT=OK\n")
+                            acceptor.write(dest_line)
                         try:
                             await self._bridge(reader, writer, acc_reader, acceptor)
                         finally:

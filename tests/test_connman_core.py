@@ -972,3 +972,46 @@ def test_an_i2p_name_without_a_port_is_dialled_on_port_0() -> None:
     assert [d.proxy for d in dials] == [Proxy("127.0.0.1", 7656, False)] * 2 + [None]
     a.add_node(name, "add", net.now)
     assert a._is_added_node(_i2p(1))  # matched on port 0, as Core's AddedNodesContain
+
+
+def test_onlynet_onion_waits_for_the_socks_port_tor_control_names() -> None:
+    """-onlynet=onion with -listenonion and no -onion: no proxy yet, so nothing is
+    reachable and nothing is dialled; once Tor's control port names its SOCKS listener
+    (Core get_socks_cb) onion becomes reachable and only onion peers are dialled,
+    through that proxy."""
+    proxies = ProxySettings.from_options([], None, True)
+    reachable = proxies.reachable_networks(["onion"], listen_onion=True)
+    assert reachable == set()
+    net = MemNet()
+    a = net.add(0, proxies=proxies, reachable=frozenset(reachable), fixedseeds=False)
+    fill_table(a, range(3, 15), T0)
+    for s in (_onion(0), _onion(1)):
+        a.addrman.add([AddrEntry(int(T0) - 600, SERVICES, s)], NetAddr.parse("13.0.0.1"), now=T0)
+    net.start(0)
+    net.run_until(T0 + 20)
+    assert [d for _, i, d in net.dials if i == 0] == []
+    tor_socks = Proxy("127.0.0.1", 9050, True)
+    a.set_onion_proxy(tor_socks, reachable=True)
+    net.run_until(T0 + 50)
+    dials = [d for _, i, d in net.dials if i == 0]
+    assert dials and {d.service for d in dials} <= {_onion(0), _onion(1)}
+    assert all(d.proxy == tor_socks for d in dials)
+
+
+@pytest.mark.parametrize("through_sam", [False, True])
+def test_a_made_connection_counts_an_attempt_unless_it_went_through_sam(through_sam: bool) -> None:
+    """Core ConnectNode calls addrman.Attempt unless proxyConnectionFailed; Session::Connect
+    sets proxy_error first and clears it only for CANT_REACH_PEER/TIMEOUT, so a made I2P
+    connection counts no attempt (src/i2p.cpp, src/net.cpp), unlike a TCP one."""
+    proxies = ProxySettings.from_options([], None, True, i2psam="127.0.0.1:7656")
+    net = MemNet()
+    a = net.add(0, proxies=proxies, automatic_outbound=False)
+    a.start(net.now)
+    target = _i2p(7) if through_sam else svc(7)
+    a.addrman.add([AddrEntry(int(T0) - 600, SERVICES, target)], NetAddr.parse("13.0.0.1"), now=T0)
+    a.open_connection(str(target), ConnectionType.FEELER, net.now + 100)
+    (dial,) = [x for x in a.poll_actions() if isinstance(x, Dial)]
+    assert a.connected(dial.id, 5, svc(0), net.now + 100, through_sam=through_sam)
+    info = a.addrman.find(target)
+    assert info is not None
+    assert (info.last_try, info.attempts) == ((0, 0) if through_sam else (int(T0) + 100, 1))

@@ -199,15 +199,22 @@ def test_reply_lines_are_cut_at_newlines_and_the_rest_is_the_streams() -> None:
 
 
 def test_a_flood_without_a_newline_is_refused_at_cores_limit() -> None:
+    """Core's RecvUntilTerminator reads at most MAX_MSG_SIZE bytes, the newline included:
+    a 65,535-byte line passes, 65,536 bytes without a newline are refused, and the
+    message always names the limit, however the bytes came."""
+    ok = LineReader()
+    ok.feed(b"x" * (MAX_MSG_SIZE - 1) + b"\nrest")
+    assert ok.line() == "x" * (MAX_MSG_SIZE - 1) and ok.rest == b"rest"
     r = LineReader()
-    r.feed(b"x" * MAX_MSG_SIZE)
-    assert r.line() is None  # at the limit: still waiting
-    r.feed(b"x")
-    with pytest.raises(I2PError, match=r"Received too many bytes without a terminator \(65537\)"):
+    r.feed(b"x" * (MAX_MSG_SIZE - 1))
+    assert r.line() is None  # one byte below the limit: still waiting
+    r.feed(b"x" * 5000)
+    with pytest.raises(I2PError) as info:
         r.line()
+    assert str(info.value) == "Received too many bytes without a terminator (65536)"
     long_line = LineReader()
-    long_line.feed(b"y" * (MAX_MSG_SIZE + 1) + b"\n")
-    with pytest.raises(I2PError, match="without a terminator"):
+    long_line.feed(b"y" * MAX_MSG_SIZE + b"\n")
+    with pytest.raises(I2PError, match=r"without a terminator \(65536\)"):
         long_line.line()
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakesam import FakeSamRouter, make_private_key
@@ -142,6 +144,43 @@ async def test_connect_and_accept_join_two_sessions_and_carry_bytes_both_ways() 
         await dialer.close()
 
 
+async def test_stream_bytes_right_behind_a_sam_line_are_the_peers_and_come_first() -> None:
+    """A router may send the first bytes of the stream in the same segment as its last
+    SAM line: behind STREAM STATUS to the dialer, behind the destination to the acceptor.
+    They are handed on with the socket, never lost and never taken for a reply."""
+    loop = asyncio.get_running_loop()
+    async with FakeSamRouter() as router:
+        listener = Session(bridge(router))
+        dialer = Session(bridge(router), transient=True)
+        router.coalesce_connect = True
+        sam, me = await listener.listen()
+
+        async def acceptor_speaks_first() -> Service:
+            peer = await listener.accept(sam)
+            await loop.sock_sendall(sam.sock, b"acceptor first")
+            return peer
+
+        accepting = asyncio.create_task(acceptor_speaks_first())
+        raw, rest, _ = await dialer.connect(me)
+        await accepting
+        assert rest == b"acceptor first"  # read with the OK line, handed on
+        raw.close()
+        sam.close()
+
+        router.coalesce_connect, router.coalesce_accept = False, True
+        sam, me = await listener.listen()
+        raw, rest, dialer_me = await dialer.connect(me)
+        assert rest == b""
+        await loop.sock_sendall(raw, b"dialer first")
+        assert await listener.accept(sam) == dialer_me
+        accepted, behind = sam.detach()
+        assert behind == b"dialer first"  # read with the destination line
+        accepted.close()
+        raw.close()
+        await listener.close()
+        await dialer.close()
+
+
 async def test_a_peer_that_cannot_be_reached_is_its_own_fault_not_the_routers() -> None:
     async with FakeSamRouter() as router:
         s = Session(bridge(router), transient=True)
@@ -157,8 +196,12 @@ async def test_a_peer_that_cannot_be_reached_is_its_own_fault_not_the_routers() 
             await s.connect(other_me)
         assert info.value.proxy_failed is True
         del router.answers["STREAM CONNECT"]
-        with pytest.raises(I2PConnectError, match="KEY_NOT_FOUND|RESULT not equal to OK"):
-            await s.connect(Service(dest_bin_to_addr(bytes(387)), 0))  # unknown name
+        unknown = Service(dest_bin_to_addr(bytes(387)), 0)
+        with pytest.raises(I2PConnectError) as info:
+            await s.connect(unknown)  # Core: NAMING LOOKUP's RESULT must be OK
+        assert info.value.reason == (
+            f'Reply to "NAMING LOOKUP NAME={unknown.addr}": had a RESULT not equal to OK.'
+        )
         assert s.alive  # none of these broke the session
         await s.close()
         await other.close()
@@ -184,9 +227,12 @@ async def test_invalid_id_destroys_the_session_and_the_next_use_makes_a_new_one(
         await s.close()
 
 
-async def test_a_dropped_control_socket_ends_the_session_at_once(
+async def test_a_dropped_control_socket_is_noticed_as_core_does(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The router drops the session: the next use makes a new one (Core's
+    CreateIfNotCreatedAlready sees !IsConnected); a failure meanwhile logs Core's
+    "Control socket error" and destroys the dead session (CheckControlSock)."""
     caplog.set_level(logging.DEBUG, logger="peerkeeper.i2p")
     async with FakeSamRouter() as router:
         s = Session(bridge(router))
@@ -194,11 +240,56 @@ async def test_a_dropped_control_socket_ends_the_session_at_once(
         sam.close()
         router.close_controls()  # the router restarted
         await wait_until(lambda: not s.alive, 5)
-        assert "Control socket error: closed" in caplog.text
+        assert s.created and "Control socket error" not in caplog.text
         sam, me2 = await s.listen()  # re-created, same key, same address
         sam.close()
         assert s.alive and me2 == me
+        assert caplog.text.count("Creating persistent I2P SAM session") == 2
+        dead_id = s.session_id
+        router.close_controls()
+        await wait_until(lambda: not s.alive, 5)
+        router.answers["HELLO"] = "HELLO REPLY RESULT=NOVERSION"
+        with pytest.raises(I2PConnectError, match="RESULT not equal to OK"):
+            await s.connect(Service(dest_bin_to_addr(bytes(387)), 0))
+        assert "Control socket error: closed" in caplog.text
+        assert f"Destroying I2P SAM session {dead_id}" in caplog.text
+        assert not s.created
         await s.close()
+
+
+async def test_closing_a_session_never_leaves_its_watch_on_a_reused_descriptor() -> None:
+    """Closing a session while its control socket is being watched, and opening another
+    socket in the same turn of the loop (which gets the same descriptor number), must
+    leave the new socket working: the watch is dropped before the close. (Without that,
+    the loop's selector kept the old registration and the new socket's connect failed
+    with ENOENT or its read never woke.)"""
+    loop = asyncio.get_running_loop()
+    async with FakeSamRouter() as router:
+        for _ in range(5):
+            s = Session(bridge(router), transient=True)
+            sam, _ = await s.listen()
+            sam.close()
+            await asyncio.sleep(0.01)  # the watch is reading
+            assert s._control is not None
+            old_fd = s._control.sock.fileno()
+
+            async def reopen() -> tuple[int, bytes]:
+                fresh = socket.socket()
+                fresh.setblocking(False)
+                try:
+                    fd = fresh.fileno()
+                    await loop.sock_connect(fresh, ("127.0.0.1", router.port))
+                    await loop.sock_sendall(fresh, b"HELLO VERSION MIN=3.1 MAX=3.1\n")
+                    return fd, await loop.sock_recv(fresh, 100)
+                finally:
+                    fresh.close()
+
+            closing = asyncio.create_task(s.close())
+            fresh_task = asyncio.create_task(reopen())  # runs right after the close
+            fd, got = await asyncio.wait_for(fresh_task, 5)
+            await closing
+            assert fd == old_fd  # the descriptor number was reused
+            assert got.startswith(b"HELLO REPLY RESULT=OK")
 
 
 async def test_an_i2p_error_instead_of_a_peer_closes_the_session(
@@ -333,6 +424,7 @@ async def test_two_nodes_meet_over_i2p_and_know_each_other_by_their_b32_addresse
     from peerkeeper.net.connection_types import ConnectionType
 
     async with FakeSamRouter() as router:
+        router.coalesce_accept = True  # B's BIP324 key arrives with B's destination
         a_cfg = Config(
             chain="regtest",
             datadir=tmp_path / "a",
@@ -363,9 +455,18 @@ async def test_two_nodes_meet_over_i2p_and_know_each_other_by_their_b32_addresse
             key = (tmp_path / "a" / "regtest" / "i2p_private_key").read_bytes()
             assert dest_bin_to_addr(my_destination(key)) == a_addr.addr
 
+            handed: list[bytes] = []
+            adopt = a.connman.sockman.adopt
+
+            async def recording_adopt(sock: socket.socket, **kw: Any) -> int:
+                handed.append(kw.get("initial", b""))
+                return await adopt(sock, **kw)
+
+            a.connman.sockman.adopt = recording_adopt  # type: ignore[method-assign]
             peer = await b.connman.open_connection(str(a_addr.addr), ConnectionType.MANUAL)
             assert peer is not None
             await wait_until(lambda: handshaken(a) and handshaken(b), 10)
+            assert len(handed) == 1 and len(handed[0]) >= 64  # B's ElligatorSwift key
             [b_view] = await b.rpc_methods()["getpeerinfo"]([])
             [a_view] = await a.rpc_methods()["getpeerinfo"]([])
             # Core's m_addr_name: the name dialled, as given (no port).

@@ -1488,11 +1488,17 @@ class ConnManCore:
         now: float,
         *,
         steady: float | None = None,
+        through_sam: bool = False,
     ) -> bool:
         """A :class:`Dial` connected as ``conn_id`` (``local``: our end): the peer starts
         its handshake. Returns False (and asks to close ``conn_id``) when the dial is no
         longer wanted (stopping, network off). Whatever happens, the dial's grant and
-        place are released."""
+        place are released.
+
+        ``through_sam``: the connection went through an I2P SAM session. Core's
+        ``Session::Connect`` leaves ``proxy_error`` set when it succeeds, so
+        ``ConnectNode`` counts no addrman attempt for a made I2P connection
+        (src/i2p.cpp, src/net.cpp); every other made connection is counted."""
         self._at(now, steady)
         ctx = self._dials.pop(dial_id, None)
         if ctx is None:
@@ -1500,18 +1506,25 @@ class ConnManCore:
             return False
         peer: PeerConn | None = None
         try:
-            peer = self._connect_peer(ctx, conn_id, local, now)
+            peer = self._connect_peer(ctx, conn_id, local, now, count_attempt=not through_sam)
         finally:
             self._dial_ended(ctx, peer is not None, now, peer=peer)
         return peer is not None
 
     def _connect_peer(
-        self, ctx: _DialCtx, conn_id: int, local: Service | None, now: float
+        self,
+        ctx: _DialCtx,
+        conn_id: int,
+        local: Service | None,
+        now: float,
+        *,
+        count_attempt: bool = True,
     ) -> PeerConn | None:
         service = ctx.service
         assert service is not None
         # Core ConnectNode: a made connection is an attempt too (counted for automatic types).
-        self.addrman.attempt(service, ctx.count_failure, now=now)
+        if count_attempt:
+            self.addrman.attempt(service, ctx.count_failure, now=now)
         self.stats.count("connection_attempts")
         if self.stopping or not self.network_active:
             self._actions.append(Close(conn_id, corelog.NETWORK_NOT_ACTIVE))

@@ -59,6 +59,12 @@ log = logging.getLogger("peerkeeper.i2p")
 _READ_SIZE = 4096
 
 
+def _os_error(e: OSError) -> str:
+    """Core ``NetworkErrorString`` (src/util/sock.cpp): ``"<text> (<errno>)"``."""
+    text = e.strerror or str(e) or type(e).__name__
+    return f"{text} ({e.errno})" if e.errno is not None else text
+
+
 class I2PConnectError(ConnectError):
     """An I2P peer could not be reached through the SAM bridge (a :class:`ConnectError`).
     ``proxy_failed``: the router's fault, not the destination's (Core ``proxy_error``)."""
@@ -97,7 +103,7 @@ class SamSocket:
         try:
             data = await loop.sock_recv(self.sock, _READ_SIZE)
         except OSError as e:
-            raise I2PError(f"recv(): {e.strerror or e}") from None
+            raise I2PError(f"recv(): {_os_error(e)}") from None
         if not data:
             raise I2PError("Connection unexpectedly closed by peer")
         self.reader.feed(data)
@@ -127,7 +133,7 @@ class SamSocket:
         try:
             await loop.sock_sendall(self.sock, request.encode("latin-1") + b"\n")
         except OSError as e:
-            raise I2PError(f"send(): {e.strerror or e}") from None
+            raise I2PError(f"send(): {_os_error(e)}") from None
         reply = SamReply.parse(request, await self.read_line(timeout))
         return reply.check_ok() if check_ok else reply
 
@@ -138,6 +144,11 @@ class SamSocket:
         return sock, rest
 
     def close(self) -> None:
+        """Close the socket; a read another task has pending on it is dropped first, so
+        the loop never watches a file descriptor number the kernel may hand out again."""
+        if self.sock.fileno() >= 0:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self.sock)
         self.sock.close()
 
 
@@ -179,11 +190,18 @@ class Session:
         self._control: SamSocket | None = None
         self._watch: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # Core m_mutex: one creation at a time
+        self._control_error = ""
 
     @property
     def alive(self) -> bool:
         """The session exists and its control socket is open (Core ``IsConnected``)."""
         return self._control is not None and self._watch is not None and not self._watch.done()
+
+    @property
+    def created(self) -> bool:
+        """The session was made and not destroyed since (Core: ``m_control_sock`` is
+        set); its control socket may have died meanwhile (see :attr:`alive`)."""
+        return self._control is not None
 
     # -- Core's private methods ---------------------------------------------------------------
 
@@ -245,7 +263,7 @@ class Session:
         except BaseException:
             sock.close()
             raise
-        self._disconnect()  # a dead control socket left from before, if any
+        self._drop_control()  # a dead one left from before goes silently (Core's move)
         self.my_addr = me
         self.session_id = session_id
         self._control = sock
@@ -253,17 +271,23 @@ class Session:
         log.info(corelog.I2P_SESSION_CREATED, kind.capitalize(), session_id, me)
 
     async def _watch_control(self, sock: SamSocket) -> None:
-        """Core ``CheckControlSock``, as it happens: the session dies with its socket."""
+        """Read the control socket until it ends (Core's ``IsConnected`` peeks instead):
+        :attr:`alive` turns False, and the next failure or use acts on it, as Core's."""
         loop = asyncio.get_running_loop()
         try:
             while await loop.sock_recv(sock.sock, _READ_SIZE):
                 pass  # SAM 3.1 sends nothing here; whatever comes is ignored
-            error = "closed"
+            self._control_error = "closed"
         except OSError as e:
-            error = e.strerror or str(e)
-        if self._control is sock:
-            log.debug(corelog.I2P_CONTROL_SOCKET_ERROR, error)
-            self._disconnect()
+            self._control_error = _os_error(e)
+
+    def _drop_control(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+        if self._control is not None:
+            self._control.close()
+            self._control = None
 
     def _disconnect(self) -> None:
         """Core ``Disconnect``: forget the session; the router ends it with the socket."""
@@ -272,12 +296,15 @@ class Session:
                 log.info(corelog.I2P_DESTROYING_SESSION, self.session_id)
             else:
                 log.info(corelog.I2P_DESTROYING_INCOMPLETE)
-            self._control.close()
-            self._control = None
-        watch, self._watch = self._watch, None
-        if watch is not None and watch is not asyncio.current_task():
-            watch.cancel()
+        self._drop_control()
         self.session_id = ""
+
+    async def _check_control_sock(self) -> None:
+        """Core ``CheckControlSock``, after a failure: a dead control socket ends the session."""
+        async with self._lock:
+            if self._control is not None and not self.alive:
+                log.debug(corelog.I2P_CONTROL_SOCKET_ERROR, self._control_error)
+                self._disconnect()
 
     async def _stream_accept(self) -> SamSocket:
         sock = await self._hello()
@@ -311,6 +338,7 @@ class Session:
                 return await self._stream_accept(), self.my_addr
         except I2PError as e:
             log.error(corelog.I2P_COULDNT_LISTEN, e)
+            await self._check_control_sock()
             raise
 
     async def accept(self, sock: SamSocket) -> Service:
@@ -329,7 +357,10 @@ class Session:
                 corelog.I2P_ERROR_ACCEPTING, " (will close the session)" if e.disconnect else "", e
             )
             if e.disconnect:
-                self._disconnect()
+                async with self._lock:
+                    self._disconnect()
+            else:
+                await self._check_control_sock()
             raise
         return Service(peer, I2P_SAM31_PORT)
 
@@ -346,7 +377,6 @@ class Session:
         if to.port != I2P_SAM31_PORT:
             log.debug(corelog.I2P_ARBITRARY_PORT, to, to.port)
             raise I2PConnectError(to, f"arbitrary port {to.port}", proxy_failed=False)
-        session_id = ""
         try:
             async with self._lock:
                 await self._create_if_not_created_already()
@@ -364,15 +394,18 @@ class Session:
                 sock.close()
                 raise
         except I2PError as e:
-            if e.disconnect and self.session_id == session_id:
-                self._disconnect()
+            if e.disconnect:  # INVALID_ID: Core destroys the session, whoever made it
+                async with self._lock:
+                    self._disconnect()
             log.debug(corelog.I2P_ERROR_CONNECTING, to, e)
+            await self._check_control_sock()
             raise I2PConnectError(to, str(e), proxy_failed=e.proxy_error) from None
         raw, rest = sock.detach()
         return raw, rest, me
 
     async def close(self) -> None:
-        """Destroy the session (Core's destructor)."""
+        """Destroy the session (Core's destructor: "Destroying I2P SAM session ..." if it
+        was made, its control socket dead or not)."""
         watch = self._watch
         self._disconnect()
         if watch is not None:

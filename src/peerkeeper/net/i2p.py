@@ -265,8 +265,8 @@ class LineReader:
     ``\\n`` (decoded as Latin-1, byte for byte) or None. :attr:`rest` is what came after
     the last line taken: once the socket carries a stream, those are the peer's bytes.
 
-    Raises :class:`I2PError` "Received too many bytes without a terminator (N)" when
-    more than :data:`MAX_MSG_SIZE` bytes come without a line end.
+    Raises :class:`I2PError` "Received too many bytes without a terminator (65536)" when
+    :data:`MAX_MSG_SIZE` bytes come without a line end (a line may hold 65,535 bytes).
     """
 
     __slots__ = ("_buf",)
@@ -278,13 +278,13 @@ class LineReader:
         self._buf += data
 
     def line(self) -> str | None:
-        end = self._buf.find(b"\n")
+        # Core reads at most MAX_MSG_SIZE bytes, the terminator included: a line of
+        # MAX_MSG_SIZE bytes or more before its newline is refused.
+        end = self._buf.find(b"\n", 0, MAX_MSG_SIZE)
         if end < 0:
-            if len(self._buf) > MAX_MSG_SIZE:
-                raise I2PError(f"Received too many bytes without a terminator ({len(self._buf)})")
+            if len(self._buf) >= MAX_MSG_SIZE:
+                raise I2PError(f"Received too many bytes without a terminator ({MAX_MSG_SIZE})")
             return None
-        if end > MAX_MSG_SIZE:
-            raise I2PError(f"Received too many bytes without a terminator ({end})")
         text = self._buf[:end].decode("latin-1")
         del self._buf[: end + 1]
         return text

@@ -269,8 +269,10 @@ class ConnMan:
         if not self._stopping:
             self._arm(self.clock())
 
-    async def _connect(self, dial: Dial) -> tuple[int, Service | None]:
-        """Open the connection a :class:`Dial` asks for: ``(conn id, our end)``."""
+    async def _connect(self, dial: Dial) -> tuple[int, Service | None, bool]:
+        """Open the connection a :class:`Dial` asks for: ``(conn id, our end, through
+        SAM)``. An I2P dial is bounded by its session's own timeouts (``-timeout`` to
+        reach the bridge, 3 min per reply), as Core's, not by ``dial.timeout``."""
         service = dial.service
         if self.i2p is not None and service.addr.is_i2p() and dial.proxy is not None:
             # Core ConnectNode: an I2P destination with a proxy goes through SAM.
@@ -285,15 +287,15 @@ class ConnMan:
                 raise
             if session is not None:
                 self.i2p.own(conn_id, session)
-            return conn_id, me
+            return conn_id, me, True
         conn_id = await self.sockman.connect(dial.dest, dial.timeout, proxy=dial.proxy)
         ends = self.sockman.endpoints(conn_id)
-        return conn_id, ends[0] if ends else None
+        return conn_id, ends[0] if ends else None, False
 
     async def _dial(self, dial: Dial) -> None:
         core = self.core
         try:
-            conn_id, local = await self._connect(dial)
+            conn_id, local, through_sam = await self._connect(dial)
         except ConnectError as e:
             proxy_failed = bool(getattr(e, "proxy_failed", False))
             core.dial_failed(
@@ -306,10 +308,19 @@ class ConnMan:
             # Attached here, in the dial task: SockMan holds the connection's events
             # until this returns, so bytes a responder sends at once are not lost.
             try:
-                core.connected(dial.id, conn_id, local, self.clock(), steady=self.steady())
+                core.connected(
+                    dial.id,
+                    conn_id,
+                    local,
+                    self.clock(),
+                    steady=self.steady(),
+                    through_sam=through_sam,
+                )
             except Exception:
                 log.exception("starting the connection to %s failed", dial.dest)
                 self.sockman.close(conn_id)
+                if self.i2p is not None:
+                    self.i2p.release(conn_id)
         self._pump()
         self.sockman.flush()
 
