@@ -96,11 +96,12 @@ class FakeSamRouter:
                 w.close()
         self.sessions.clear()
 
-    def send_to_acceptors(self, line: str) -> None:
-        """Write ``line`` to every waiting STREAM ACCEPT socket instead of a destination."""
+    def send_to_acceptors(self, line: str, end: str = "\n") -> None:
+        """Write ``line`` (and ``end``) to every waiting STREAM ACCEPT socket instead of a
+        destination."""
         for s in self.sessions.values():
             for _, w, _ in s.accepting:
-                w.write(line.encode() + b"\n")
+                w.write((line + end).encode())
             s.accepting.clear()
 
     def address_of(self, session_id: str) -> str:

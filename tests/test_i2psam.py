@@ -315,6 +315,24 @@ async def test_an_i2p_error_instead_of_a_peer_closes_the_session(
         await s.close()
 
 
+async def test_a_destination_line_that_stalls_half_way_is_given_up_after_max_wait_for_io(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Core Accept: once the first byte of the peer's destination came, the line must end
+    within MAX_WAIT_FOR_IO (1 s; shortened here); a half-sent line is an error, and the
+    session stays."""
+    monkeypatch.setattr("peerkeeper.io.i2psam.MAX_WAIT_FOR_IO", 0.2)
+    async with FakeSamRouter() as router:
+        s = Session(bridge(router))
+        sam, _ = await s.listen()
+        router.send_to_acceptors("half a destin", end="")
+        with pytest.raises(I2PError, match=r"Receive timeout \(received 13 bytes"):
+            await s.accept(sam)
+        sam.close()
+        assert s.alive
+        await s.close()
+
+
 async def test_a_router_that_never_answers_session_create_times_out() -> None:
     async with FakeSamRouter() as router:
         router.answers["SESSION CREATE"] = None

@@ -105,8 +105,11 @@ class TorController:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
                     reader, writer = await asyncio.open_connection(self.host, self.port)
             except (OSError, TimeoutError) as e:
+                # Core's two warnings, word for word; the OS's reason goes to the debug log.
+                log.debug("connect() to %s failed: %s", self.control, e or "timeout")
+                log.warning("tor: Error connecting to address %s", self.control)
                 log.warning(
-                    "tor: Initiating connection to Tor control port %s failed (%s)", self.control, e
+                    "tor: Initiating connection to Tor control port %s failed", self.control
                 )
                 wait = self.backoff.failed()
                 log.debug("Retrying in %.1f seconds", wait)
