@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -480,3 +482,25 @@ def connect(pool: PeerPool, n: int, now: float = T0, *, incoming: bool = False) 
     assert reason is None
     pool.established(peer, now)
     return conn
+
+
+def debian_binary(command: str, package: str | None = None) -> str | None:
+    """The path of ``command``, installing Debian's ``package`` (default: ``command``)
+    first when it is missing and we can (root with apt-get): a real component the tests
+    run themselves (tor, i2pd), so a fresh CI machine has it too. Stale package lists
+    are updated and the install tried once more. None when it cannot be had."""
+    found = shutil.which(command)
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    pkg = package or command
+    for step in (["install"], ["update"], ["install"]):
+        done = subprocess.run(
+            ["apt-get", *step, "-y", "-q", *([pkg] if step == ["install"] else [])],
+            capture_output=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        if step == ["install"] and done.returncode == 0:
+            break
+    return shutil.which(command)

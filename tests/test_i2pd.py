@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -21,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import free_port, wait_until
+from support import debian_binary, free_port, wait_until
 
 from peerkeeper.io.i2psam import I2PConnectError, SamSocket, Session
 from peerkeeper.net.i2p import HELLO, I2PError, dest_bin_to_addr, my_destination
@@ -32,24 +30,7 @@ from peerkeeper.shell.i2p import I2PSessions
 pytestmark = pytest.mark.timeout(120)
 
 
-def i2pd_binary() -> str | None:
-    found = shutil.which("i2pd")
-    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    for step in (["install"], ["update"], ["install"]):  # stale package lists: update, retry
-        done = subprocess.run(
-            ["apt-get", *step, "-y", "-q", *(["i2pd"] if step == ["install"] else [])],
-            capture_output=True,
-            timeout=300,
-            check=False,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        if step == ["install"] and done.returncode == 0:
-            break
-    return shutil.which("i2pd")
-
-
-I2PD = i2pd_binary()
+I2PD = debian_binary("i2pd")
 needs_i2pd = pytest.mark.skipif(
     I2PD is None, reason="no i2pd binary, and it could not be installed"
 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -19,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import free_port, wait_until
+from support import debian_binary, free_port, wait_until
 
 from peerkeeper.net.netaddr import Network, Service
 from peerkeeper.net.torcontrol import PRIVATE_KEY_FILE, TorControlCore
@@ -28,23 +27,7 @@ from peerkeeper.shell.torcontroller import TorController, load_private_key, read
 pytestmark = pytest.mark.timeout(120)
 
 
-def tor_binary() -> str | None:
-    found = shutil.which("tor")
-    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    for step in (["install"], ["update"], ["install"]):  # stale package lists: update, retry
-        done = subprocess.run(
-            ["apt-get", *step, "-y", "-q", *(["tor"] if step == ["install"] else [])],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-        if step == ["install"] and done.returncode == 0:
-            break
-    return shutil.which("tor")
-
-
-TOR = tor_binary()
+TOR = debian_binary("tor")
 needs_tor = pytest.mark.skipif(TOR is None, reason="no tor binary, and it could not be installed")
 
 

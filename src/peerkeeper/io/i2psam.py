@@ -66,12 +66,9 @@ def _os_error(e: OSError) -> str:
 
 
 class I2PConnectError(ConnectError):
-    """An I2P peer could not be reached through the SAM bridge (a :class:`ConnectError`).
-    ``proxy_failed``: the router's fault, not the destination's (Core ``proxy_error``)."""
-
-    def __init__(self, service: Service, reason: str, *, proxy_failed: bool) -> None:
-        super().__init__(service, reason)
-        self.proxy_failed = proxy_failed
+    """An I2P peer could not be reached through the SAM bridge (a :class:`ConnectError`
+    whose ``proxy_failed`` is Core's ``proxy_error``: the router's fault, not the
+    destination's)."""
 
 
 class SamSocket:
@@ -313,13 +310,10 @@ class Session:
                 stream_accept(self.session_id), timeout=self.reply_timeout, check_ok=False
             )
             check_stream_accept(reply)
-        except I2PError as e:
+        except BaseException as e:
             sock.close()
-            if e.disconnect:
-                self._disconnect()
-            raise
-        except BaseException:
-            sock.close()
+            if isinstance(e, I2PError) and e.disconnect:
+                self._disconnect()  # INVALID_ID: made again on next use (Core)
             raise
         return sock
 

@@ -39,8 +39,6 @@ from peerkeeper.net.netaddr import AddrError, NetAddr
 
 #: Core's bound on one SAM reply line, in bytes (src/i2p.h ``MAX_MSG_SIZE``).
 MAX_MSG_SIZE = 65_536
-#: The default SAM bridge port (Core's ``-i2psam`` help).
-DEFAULT_SAM_PORT = 7656
 #: The file in the network's datadir that keeps the persistent session's key.
 PRIVATE_KEY_FILE = "i2p_private_key"
 #: Destination layout (I2P common structures): 387 bytes plus the certificate length

@@ -147,9 +147,12 @@ class ConnectError(OSError):
     modules, so that sockman imports proxy and never the other way round.
     """
 
-    def __init__(self, service: Service | str, reason: str) -> None:
+    def __init__(self, service: Service | str, reason: str, *, proxy_failed: bool = False) -> None:
         super().__init__(f"connect to {service} failed: {reason}")
         self.reason = reason
+        #: The proxy (SOCKS5 or the I2P SAM bridge) failed, not the destination: Core's
+        #: ``ConnectNode`` then counts no addrman attempt (src/net.cpp).
+        self.proxy_failed = proxy_failed
 
 
 class ProxyError(ConnectError):
@@ -178,11 +181,10 @@ class ProxyError(ConnectError):
         proxy_failed: bool = False,
     ) -> None:
         via = f" via proxy {proxy}" if proxy else ""
-        super().__init__(destination, f"{kind}{via}: {message}")
+        super().__init__(destination, f"{kind}{via}: {message}", proxy_failed=proxy_failed)
         self.kind = kind
         self.message = message
         self.reply_code = reply_code
-        self.proxy_failed = proxy_failed
         self.proxy = proxy
 
 

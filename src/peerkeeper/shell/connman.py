@@ -230,9 +230,7 @@ class ConnMan:
             sockman.send(action.conn_id, action.data)
         elif isinstance(action, Close):
             sockman.close(action.conn_id)
-            self._wake_drainers(action.conn_id)
-            if self.i2p is not None:
-                self.i2p.release(action.conn_id)
+            self._ended(action.conn_id)
         elif isinstance(action, PauseRead):
             sockman.pause_receiving(action.conn_id)
             if action.send and not sockman.send_paused(action.conn_id):
@@ -297,9 +295,8 @@ class ConnMan:
         try:
             conn_id, local, through_sam = await self._connect(dial)
         except ConnectError as e:
-            proxy_failed = bool(getattr(e, "proxy_failed", False))
             core.dial_failed(
-                dial.id, e.reason, self.clock(), proxy_failed=proxy_failed, steady=self.steady()
+                dial.id, e.reason, self.clock(), proxy_failed=e.proxy_failed, steady=self.steady()
             )
         except Exception as e:  # a bug below must still end the dial in the core
             log.exception("dialling %s failed", dial.dest)
@@ -319,8 +316,7 @@ class ConnMan:
             except Exception:
                 log.exception("starting the connection to %s failed", dial.dest)
                 self.sockman.close(conn_id)
-                if self.i2p is not None:
-                    self.i2p.release(conn_id)
+                self._ended(conn_id)
         self._pump()
         self.sockman.flush()
 
@@ -376,23 +372,26 @@ class ConnMan:
         """The peer closed (a v2 attempt it refused is retried once as v1 by the core)."""
         self.core.closed(conn_id, corelog.SOCKET_CLOSED, self.clock(), steady=self.steady())
         self._pump()
-        self._wake_drainers(conn_id)
-        if self.i2p is not None:
-            self.i2p.release(conn_id)
+        self._ended(conn_id)
 
     def on_error(self, conn_id: int, exc: Exception) -> None:
         """A socket error ends the connection."""
         self.core.closed(conn_id, f"socket error: {exc}", self.clock(), steady=self.steady())
         self._pump()
-        self._wake_drainers(conn_id)
-        if self.i2p is not None:
-            self.i2p.release(conn_id)
+        self._ended(conn_id)
 
     def on_writable(self, conn_id: int) -> None:
         """The send buffer drained: the core processes what the peer sent meanwhile."""
         self.core.writable(conn_id, self.clock(), steady=self.steady())
         self._pump()
         self._wake_drainers(conn_id)
+
+    def _ended(self, conn_id: int) -> None:
+        """Connection ``conn_id`` is gone: its drain() waiters wake, and the transient I2P
+        session it owned, if any, ends with it."""
+        self._wake_drainers(conn_id)
+        if self.i2p is not None:
+            self.i2p.release(conn_id)
 
     def _wake_drainers(self, conn_id: int) -> None:
         for fut in self._drain_waiters.pop(conn_id, ()):

@@ -156,7 +156,6 @@ class I2PSessions:
         remove_local: Callable[[Service], None],
     ) -> None:
         backoff = AcceptBackoff()
-        me: Service | None = None
         while True:
             try:
                 sam, me = await session.listen()
