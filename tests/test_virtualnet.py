@@ -35,6 +35,7 @@ from support import (
     wait_until,
 )
 
+from peerkeeper.bitcoin.addrman import AddrMan
 from peerkeeper.bitcoin.outbound import OutboundTimers
 from peerkeeper.daemon.config import Config
 from peerkeeper.daemon.node import Node
@@ -114,7 +115,12 @@ def count(node: Node, conn_type: ConnectionType) -> int:
 
 
 def seed_table(node: Node, indexes: range | list[int]) -> None:
-    """Put every node in ``indexes`` into ``node``'s new table.
+    """Put every node in ``indexes`` into ``node``'s new table (:func:`place_all`)."""
+    place_all(node.addrman, [virtual(i) for i in indexes])
+
+
+def place_all(addrman: AddrMan, services: list[Service]) -> None:
+    """Add ``services`` to ``addrman``'s new table, every one of them.
 
     Addrman keeps an address whose new-table slot is taken by another out, as Core does
     (one pair in 4,096 collides when they share a source; 12 addresses from one source
@@ -122,13 +128,27 @@ def seed_table(node: Node, indexes: range | list[int]) -> None:
     stalled).  An address that collides is offered again from another source, which
     gives it another bucket, until it is in the table.
     """
-    for i in indexes:
-        entry = AddrEntry(NOW - 3600, SERVICES | int(ServiceFlags.NODE_P2P_V2), virtual(i))
+    for service in services:
+        entry = AddrEntry(NOW - 3600, SERVICES | int(ServiceFlags.NODE_P2P_V2), service)
         for source in range(12, 100):
-            node.addrman.add([entry], NetAddr.parse(f"{source}.0.0.1"), now=NOW)
-            if node.addrman.find(entry.service) is not None:
+            addrman.add([entry], NetAddr.parse(f"{source}.0.0.1"), now=NOW)
+            if addrman.find(service) is not None:
                 break
-        assert node.addrman.find(entry.service) is not None, f"{entry.service} never placed"
+        assert addrman.find(service) is not None, f"{service} never placed"
+
+
+def test_place_all_places_an_address_whose_slot_is_taken() -> None:
+    """The key random.Random(48) gives puts two of these 12 addresses from 12.0.0.1 in
+    one new-table slot: the second is dropped, unless offered from another source."""
+    services = [virtual(i) for i in range(1, 13)]
+    naive = AddrMan(random.Random(48))
+    for s in services:
+        entry = AddrEntry(NOW - 3600, SERVICES, s)
+        naive.add([entry], NetAddr.parse("12.0.0.1"), now=NOW)
+    assert len(naive) == 11
+    placed = AddrMan(random.Random(48))
+    place_all(placed, services)
+    assert len(placed) == 12
 
 
 async def test_fills_outbound_slots_in_distinct_netgroups_and_survives_losses(
