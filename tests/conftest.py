@@ -6,6 +6,10 @@ direct dial is checked here: with no dial map (the virtual-address map tests use
 reach loopback nodes) and no proxy, a destination outside 127.0.0.0/8 and ::1 is
 refused with a ``ConnectError`` before any socket exists, and recorded in
 ``REFUSED_DIALS`` so a test can assert on it.
+
+Tests marked ``@pytest.mark.debian("tor")`` run a real component from a Debian package;
+it is installed once before the first test runs (never while collecting, and outside
+any test's timeout), and the test skips with the reason when it cannot be had.
 """
 
 from __future__ import annotations
@@ -14,12 +18,27 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import REFUSED_DIALS
+from support import REFUSED_DIALS, debian_binary
 
 from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.netaddr import AddrError, Service
 
 _original_connect = SockMan.connect
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "debian(command): runs Debian's COMMAND, installed before the run if missing"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Install what the selected tests' ``debian`` marks name, before any of them runs."""
+    if session.config.option.collectonly:
+        return
+    for command in sorted({m.args[0] for i in session.items for m in i.iter_markers("debian")}):
+        debian_binary(command)
 
 
 def _outside_loopback(service: Service) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import os
 import random
@@ -484,11 +485,13 @@ def connect(pool: PeerPool, n: int, now: float = T0, *, incoming: bool = False) 
     return conn
 
 
+@functools.cache
 def debian_binary(command: str, package: str | None = None) -> str | None:
     """The path of ``command``, installing Debian's ``package`` (default: ``command``)
     first when it is missing and we can (root with apt-get): a real component the tests
     run themselves (tor, i2pd), so a fresh CI machine has it too. Stale package lists
-    are updated and the install tried once more. None when it cannot be had."""
+    are updated and the install tried once more. None when it cannot be had. Asked once
+    per process; call it from a test, never at import, so collecting installs nothing."""
     found = shutil.which(command)
     if found or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found
@@ -504,3 +507,11 @@ def debian_binary(command: str, package: str | None = None) -> str | None:
         if step == ["install"] and done.returncode == 0:
             break
     return shutil.which(command)
+
+
+def require_debian_binary(command: str, package: str | None = None) -> str:
+    """:func:`debian_binary`, or skip the calling test with the reason."""
+    found = debian_binary(command, package)
+    if found is None:
+        pytest.skip(f"no {command} binary, and it could not be installed")
+    return found

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import debian_binary, free_port, wait_until
+from support import free_port, require_debian_binary, wait_until
 
 from peerkeeper.io.i2psam import I2PConnectError, SamSocket, Session
 from peerkeeper.net.i2p import HELLO, I2PError, dest_bin_to_addr, my_destination
@@ -30,22 +30,16 @@ from peerkeeper.shell.i2p import I2PSessions
 pytestmark = pytest.mark.timeout(120)
 
 
-I2PD = debian_binary("i2pd")
-needs_i2pd = pytest.mark.skipif(
-    I2PD is None, reason="no i2pd binary, and it could not be installed"
-)
-
-
 class I2pd:
     """One i2pd process with SAM on 127.0.0.1."""
 
     def __init__(self, datadir: Path) -> None:
-        assert I2PD is not None
+        binary = require_debian_binary("i2pd")
         datadir.mkdir(mode=0o700, exist_ok=True)
         self.sam_port = free_port()
         certs = Path("/usr/share/i2pd/certificates")
         args = [
-            I2PD,
+            binary,
             f"--datadir={datadir}",
             "--conf=/dev/null",
             "--tunconf=/dev/null",
@@ -106,7 +100,7 @@ def i2pd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[I2pd]:
         router.stop()
 
 
-@needs_i2pd
+@pytest.mark.debian("i2pd")
 async def test_i2pd_says_hello_in_sam_3_1(i2pd: I2pd) -> None:
     sock = await SamSocket.open(i2pd.bridge, 5.0)
     try:
@@ -116,7 +110,7 @@ async def test_i2pd_says_hello_in_sam_3_1(i2pd: I2pd) -> None:
     assert reply.get("RESULT") == "OK" and reply.get("VERSION") == "3.1"
 
 
-@needs_i2pd
+@pytest.mark.debian("i2pd")
 async def test_dest_generate_keeps_the_key_and_a_silent_session_create_times_out(
     i2pd: I2pd, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -141,7 +135,7 @@ async def test_dest_generate_keeps_the_key_and_a_silent_session_create_times_out
     await session.close()
 
 
-@needs_i2pd
+@pytest.mark.debian("i2pd")
 async def test_the_accept_loop_keeps_retrying_while_i2pd_cannot_build_tunnels(
     i2pd: I2pd, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -171,7 +165,7 @@ async def test_the_accept_loop_keeps_retrying_while_i2pd_cannot_build_tunnels(
     assert caplog.text.count("Creating persistent I2P SAM session") >= 3
 
 
-@needs_i2pd
+@pytest.mark.debian("i2pd")
 async def test_an_outbound_connect_through_a_silent_i2pd_fails_as_the_routers_fault(
     i2pd: I2pd,
 ) -> None:

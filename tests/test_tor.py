@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import debian_binary, free_port, wait_until
+from support import free_port, require_debian_binary, wait_until
 
 from peerkeeper.net.netaddr import Network, Service
 from peerkeeper.net.torcontrol import PRIVATE_KEY_FILE, TorControlCore
@@ -27,18 +27,14 @@ from peerkeeper.shell.torcontroller import TorController, load_private_key, read
 pytestmark = pytest.mark.timeout(120)
 
 
-TOR = debian_binary("tor")
-needs_tor = pytest.mark.skipif(TOR is None, reason="no tor binary, and it could not be installed")
-
-
 class Tor:
     """One Tor process with a control port on 127.0.0.1."""
 
     def __init__(self, datadir: Path, control_port: int, *, password: str | None = None) -> None:
-        assert TOR is not None
+        binary = require_debian_binary("tor")
         datadir.mkdir(mode=0o700, exist_ok=True)
         args = [
-            TOR,
+            binary,
             "--DataDirectory", str(datadir),
             "--ControlPort", f"127.0.0.1:{control_port}",
             "--SocksPort", "0",
@@ -50,7 +46,7 @@ class Tor:
         else:
             hashed = (
                 subprocess.run(
-                    [TOR, "--quiet", "--hash-password", password],
+                    [binary, "--quiet", "--hash-password", password],
                     capture_output=True,
                     text=True,
                     check=True,
@@ -122,7 +118,7 @@ async def run_until(tc: TorController, done: Callable[[], bool], timeout: float 
         await tc.stop()
 
 
-@needs_tor
+@pytest.mark.debian("tor")
 async def test_cookie_auth_adds_an_onion_and_a_restart_reuses_the_key(
     tmp_path: Path, tors: list[Tor]
 ) -> None:
@@ -145,7 +141,7 @@ async def test_cookie_auth_adds_an_onion_and_a_restart_reuses_the_key(
     assert services2[0] == first  # same key, same onion address
 
 
-@needs_tor
+@pytest.mark.debian("tor")
 async def test_password_auth_and_a_wrong_password_is_logged_not_fatal(
     tmp_path: Path, tors: list[Tor], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -164,7 +160,7 @@ async def test_password_auth_and_a_wrong_password_is_logged_not_fatal(
     assert bad_services == []
 
 
-@needs_tor
+@pytest.mark.debian("tor")
 async def test_tor_restarted_under_us_is_reconnected_and_the_onion_re_added(
     tmp_path: Path, tors: list[Tor]
 ) -> None:
@@ -211,7 +207,7 @@ async def test_a_control_port_that_is_not_tor_or_is_closed_never_stops_us(
     assert f"tor: Initiating connection to Tor control port {target} failed\n" in caplog.text
 
 
-@needs_tor
+@pytest.mark.debian("tor")
 async def test_a_node_with_listenonion_advertises_its_onion_in_getnetworkinfo(
     tmp_path: Path, tors: list[Tor]
 ) -> None:
