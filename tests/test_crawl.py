@@ -501,3 +501,60 @@ async def test_crawl_from_a_dns_seed(tmp_path: Path) -> None:
             )
         assert any(q[0] == "seed.lab.example." for q in zone.queries)
     assert summary["reachable"] == 3
+
+
+async def test_crawl_visits_an_i2p_node_through_the_sam_bridge(tmp_path: Path) -> None:
+    """--i2psam: an I2P seed given by name alone gets port 0 (Core's GetDefaultPort) and
+    is visited through a transient SAM session; the I2P node answers getaddr. Without a
+    bridge the same seed is recorded as an unreachable network, never dialled."""
+    from fakesam import FakeSamRouter
+    from support import free_port, wait_until
+
+    from peerkeeper import Config, Node
+    from peerkeeper.bitcoin.addrman import AddrEntry
+
+    async with FakeSamRouter() as router:
+        cfg = Config(
+            chain="regtest",
+            datadir=tmp_path / "a",
+            bind=[f"127.0.0.1:{free_port()}"],
+            i2psam=router.proxy,
+            connect=["0"],
+            services=9,  # NODE_NETWORK | NODE_WITNESS: what an addr-fetch expects
+        )
+        async with Node(cfg) as node:
+            assert node.connman.i2p is not None
+            await wait_until(lambda: node.connman.i2p.listening_as is not None, 10)  # type: ignore[union-attr]
+            me = node.connman.i2p.listening_as
+            assert me is not None
+            now = int(time.time())
+            known = [Service.parse(f"13.{i}.0.1:18444", 0) for i in range(5)]
+            node.addrman.add([AddrEntry(now - 600, 9, s) for s in known], None, now=node.clock())
+            out = tmp_path / "c.json"
+            summary = await run_crawl(
+                CrawlOptions(
+                    chain="regtest",
+                    seeds=[str(me.addr)],
+                    i2psam=router.proxy,
+                    timeouts=FAST,
+                    max_nodes=1,
+                ),
+                json_out=out,
+                summary_out=io.StringIO(),
+            )
+            [rec] = json.loads(out.read_text())
+            assert summary["reachable"] == 1, rec
+            assert rec["address"] == f"{me.addr}:0" and rec["network"] == "i2p"
+            assert rec["reachable"] and rec["transport"] == "v2"
+            assert rec["addrs_returned"] >= 1  # 23 % of its table (Core's getaddr share)
+            sessions = [r for r in router.requests if r.startswith("SESSION CREATE")]
+            assert any("DESTINATION=TRANSIENT" in r for r in sessions)  # the crawler's
+
+            summary = await run_crawl(
+                CrawlOptions(chain="regtest", seeds=[str(me.addr)], timeouts=FAST),
+                json_out=out,
+                summary_out=io.StringIO(),
+            )
+            [rec] = json.loads(out.read_text())
+            assert not rec["reachable"] and rec["network"] == "i2p"
+            assert summary["reachable"] == 0

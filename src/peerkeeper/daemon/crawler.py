@@ -9,8 +9,9 @@ came, src/net.cpp) to each address the breadth-first
 BIP324 first with the v1 fallback Core uses. Each visit is recorded
 (:class:`~peerkeeper.bitcoin.crawl.NodeRecord`) in ``--out crawl.sqlite``
 (:mod:`peerkeeper.io.crawldb`; an interrupted crawl continues from it) and exported
-with ``--json`` / ``--csv``. ``-proxy`` / ``-onion`` are the node's: onion and I2P
-addresses are visited only through a proxy.
+with ``--json`` / ``--csv``. ``-proxy`` / ``-onion`` / ``-i2psam`` are the node's:
+onion addresses are visited only through a SOCKS5 proxy, I2P addresses only through a
+SAM bridge (a transient session per visit, as an outbound-only Core node dials them).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ QUIET = 2.0
 class CrawlOptions:
     """``chain``; ``seeds`` ("host:port" strings), ``dns_seeds`` (names), ``peers_dat``;
     ``concurrency`` (visits at once, default 256), ``rate`` (visits started per second,
-    0: no limit), ``dialmap`` (a lab's map), ``proxy``/``onion`` (Core's options),
+    0: no limit), ``dialmap`` (a lab's map), ``proxy``/``onion``/``i2psam`` (Core's options),
     ``out`` (the database), ``edges`` (keep who gave whom), ``max_nodes`` (stop after
     that many visits; 0: no limit), ``timeouts`` (one set of limits for every network)."""
 
@@ -75,6 +76,7 @@ class CrawlOptions:
     dialmap: Path | None = None
     proxy: list[str] = field(default_factory=list)
     onion: str | None = None
+    i2psam: str | None = None
     dnsserver: list[str] = field(default_factory=list)
     out: Path | None = None
     edges: bool = False
@@ -297,10 +299,12 @@ def export_csv(path: Path, records: Iterable[NodeRecord]) -> None:
             w.writerow(["" if getattr(r, k) is None else getattr(r, k) for k in RECORD_FIELDS])
 
 
-async def _seed_addresses(opts: CrawlOptions, default_port: int) -> list[Service]:
+async def _seed_addresses(opts: CrawlOptions, port_for: Callable[[str], int]) -> list[Service]:
+    """The seeds' addresses; ``port_for(name)`` is the port of a seed given without one
+    (Core's ``GetDefaultPort``: the chain's, 0 for an I2P name)."""
     seeds: list[Service] = []
     for s in opts.seeds:
-        seeds.append(Service.parse(s, default_port))
+        seeds.append(Service.parse(s, port_for(s)))
     if opts.peers_dat is not None:
         from peerkeeper.io.addrdb import read_peers_dat
 
@@ -320,13 +324,14 @@ async def _seed_addresses(opts: CrawlOptions, default_port: int) -> list[Service
             except Exception as e:
                 log.warning("DNS seed %s: %s", name, e)
                 continue
-            seeds.extend(Service(a, default_port) for a in addrs)
+            seeds.extend(Service(a, port_for(str(a))) for a in addrs)
     return seeds
 
 
 def node_config(opts: CrawlOptions) -> Config:
-    """The crawler's node: no listener, no RPC, no automatic connections, no seeding,
-    connect timeout of the IP networks (virtu's 3 s)."""
+    """The crawler's node: no listener (nor I2P accepting: transient sessions only), no
+    RPC, no automatic connections, no seeding, connect timeout of the IP networks
+    (virtu's 3 s)."""
     return Config(
         chain=opts.chain,
         connect=["0"],
@@ -337,6 +342,8 @@ def node_config(opts: CrawlOptions) -> Config:
         dialmap=opts.dialmap,
         proxy=list(opts.proxy),
         onion=opts.onion,
+        i2psam=opts.i2psam,
+        i2pacceptincoming=False,
         timeout=int((opts.timeouts or timeouts_for(Network.IPV4)).connect * 1000),
         maxconnections=max(opts.concurrency + 16, 125),
     )
@@ -394,7 +401,7 @@ async def run_crawl(
                 frontier.resume(records, pending)
                 if records:
                     log.info("resuming: %d visited, %d queued", len(records), len(pending))
-            crawler.queue(await _seed_addresses(opts, chain_port))
+            crawler.queue(await _seed_addresses(opts, node.connman.core.default_port))
             ticker = (
                 asyncio.ensure_future(_show_progress(crawler, progress))
                 if progress is not None

@@ -89,6 +89,7 @@ def add_lab_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     crawl.add_argument("--max-nodes", type=int, default=0, help="stop after N visits (0: all)")
     crawl.add_argument("--proxy", "-proxy", action="append", default=[], help="SOCKS5 proxy")
     crawl.add_argument("--onion", "-onion", help="SOCKS5 proxy for onion addresses")
+    crawl.add_argument("--i2psam", "-i2psam", help="I2P SAM bridge HOST[:PORT] for I2P addresses")
     crawl.add_argument("--dnsserver", action="append", default=[], help="DNS server HOST[:PORT]")
     crawl.add_argument("--out", type=Path, metavar="FILE", help="SQLite records (resumable)")
     crawl.add_argument("--json", type=Path, metavar="FILE", help="write the records as JSON")
@@ -150,6 +151,7 @@ def run_crawl_command(args: argparse.Namespace) -> int:
         dialmap=args.dialmap,
         proxy=list(args.proxy),
         onion=args.onion,
+        i2psam=args.i2psam,
         dnsserver=list(args.dnsserver),
         out=args.out,
         edges=args.edges,
