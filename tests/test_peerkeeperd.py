@@ -7,6 +7,7 @@ import logging
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,37 @@ def test_main_prints_error_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFix
     assert main([f"-datadir={tmp_path / 'missing'}"], default_datadir=tmp_path) == 1
     assert 'Error: Specified data directory "' in capsys.readouterr().err
     assert not (tmp_path / "never").exists() and not (tmp_path / "missing").exists()
+
+
+@pytest.fixture
+def daemon_logging() -> Iterator[None]:
+    """For a test whose main() gets as far as the daemon's log file: give the
+    "peerkeeper" loggers back afterwards, so pytest's log capture sees them again."""
+    yield
+    root = logging.getLogger("peerkeeper")
+    for handler in root.handlers:
+        handler.close()
+    root.handlers.clear()
+    root.propagate = True
+    root.setLevel(logging.NOTSET)
+    for category in LOG_CATEGORIES:
+        logging.getLogger(f"peerkeeper.{category}").setLevel(logging.NOTSET)
+    set_mocktime_source(None)
+
+
+def test_a_proxy_name_that_does_not_resolve_is_an_init_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], daemon_logging: None
+) -> None:
+    """Core resolves -proxy/-onion/-i2psam names at startup (src/init.cpp) and stops with
+    InitError when one does not resolve (a .invalid name is never looked up)."""
+    for arg, text in (
+        ("-proxy=nowhere.invalid:9050", "Invalid -proxy address or hostname: 'nowhere.invalid:9050'"),
+        ("-onion=nowhere.invalid", "Invalid -onion address or hostname: 'nowhere.invalid'"),
+        ("-i2psam=nowhere.invalid", "Invalid -i2psam address or hostname: 'nowhere.invalid'"),
+    ):  # fmt: skip
+        argv = ["-regtest", f"-datadir={tmp_path}", arg, "-printtoconsole=0"]
+        assert main(argv, default_datadir=tmp_path) == 1
+        assert capsys.readouterr().err == f"Error: {text}\n"
 
 
 async def test_peerkeeperd_runs_as_bitcoind_would_be_run(tmp_path: Path) -> None:
@@ -432,7 +464,7 @@ def test_version_help_and_loose_words(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_a_bind_that_fails_is_cores_init_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], daemon_logging: None
 ) -> None:
     """Core BindListenPort + InitError: an explicit -bind that cannot be bound stops the
     start with "Error: Unable to bind to ..." on stderr and exit code 1."""
@@ -450,15 +482,6 @@ def test_a_bind_that_fails_is_cores_init_error(
         )  # fmt: skip
     finally:
         busy.close()
-        root = logging.getLogger("peerkeeper")  # main() set up the daemon's log file
-        for handler in root.handlers:
-            handler.close()
-        root.handlers.clear()
-        root.propagate = True  # as before: pytest's log capture sees peerkeeper again
-        root.setLevel(logging.NOTSET)
-        for category in LOG_CATEGORIES:
-            logging.getLogger(f"peerkeeper.{category}").setLevel(logging.NOTSET)
-        set_mocktime_source(None)
     assert code == 1
     assert capsys.readouterr().err == (
         f"Error: Unable to bind to 127.0.0.1:{port} on this computer. "

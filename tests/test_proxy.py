@@ -16,7 +16,7 @@ from support import Recorder, free_port, pproxy_server, wait_until
 
 from peerkeeper.io.proxy import connect_via_proxy
 from peerkeeper.io.sockman import ConnectError, SockMan
-from peerkeeper.net.netaddr import Network, Service
+from peerkeeper.net.netaddr import NetAddr, Network, Service
 from peerkeeper.net.netbase import (
     DEFAULT_TOR_SOCKS_PORT,
     PROXY_ERROR_KINDS,
@@ -70,6 +70,57 @@ def test_parse_proxy_default_port_is_core_tor_socks_port() -> None:
     assert SOCKS5_RECV_TIMEOUT == 20.0
     assert str(parse_proxy("[::1]:9050", False)) == "[::1]:9050"
     assert parse_proxy("127.0.0.1", False).randomize_credentials is False
+
+
+def test_proxies_given_by_name_are_resolved_once_with_cores_error_when_they_are_not() -> None:
+    """Core resolves -proxy, -onion and -i2psam host names once, at startup (src/init.cpp
+    ``Lookup(..., fNameLookup)``): the proxy holds the address; a name that does not
+    resolve, or resolves to an address no proxy can have, is Core's init error."""
+    asked: list[str] = []
+    table = {"tor.example.org": "10.1.2.3", "sam.example.org": "::1", "zero.example.org": "0.0.0.0"}
+
+    def lookup(name: str) -> NetAddr | None:
+        asked.append(name)
+        found = table.get(name)
+        return NetAddr.parse(found) if found else None
+
+    s = ProxySettings.from_options(
+        ["tor.example.org:1080"], None, True, i2psam="sam.example.org", lookup=lookup
+    )
+    ipv4 = s.for_network(Network.IPV4)
+    assert ipv4 is not None and (ipv4.host, ipv4.port) == ("10.1.2.3", 1080)
+    assert s.name_proxy == ipv4
+    assert s.i2p_sam is not None and str(s.i2p_sam) == "[::1]:7656"
+    assert asked == ["tor.example.org", "sam.example.org"]
+    assert parse_proxy("127.0.0.1:9050", lookup=lookup).host == "127.0.0.1"
+    assert asked == ["tor.example.org", "sam.example.org"]  # addresses are not looked up
+    for kwargs, message in (
+        ({"proxy": ["nowhere.example.org"]}, "Invalid -proxy address or hostname: 'nowhere.example.org'"),
+        ({"onion": "nowhere.example.org:9050"}, "Invalid -onion address or hostname: 'nowhere.example.org:9050'"),
+        ({"i2psam": "nowhere.example.org"}, "Invalid -i2psam address or hostname: 'nowhere.example.org'"),
+        ({"proxy": ["zero.example.org"]}, "Invalid -proxy address or hostname: 'zero.example.org'"),
+    ):  # fmt: skip
+        with pytest.raises(ProxyConfigError, match=re.escape(message)):
+            ProxySettings.from_options(lookup=lookup, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_node_resolves_its_proxy_names_at_startup(tmp_path: Path) -> None:
+    """The node passes the system resolver: "localhost" becomes a loopback address; a
+    .invalid name (RFC 6761: never looked up) stops the node with Core's error."""
+    from peerkeeper import Config, Node
+    from peerkeeper.daemon.config import ConfigError
+    from peerkeeper.io.dns import lookup_host
+
+    assert lookup_host("localhost") in (NetAddr.parse("127.0.0.1"), NetAddr.parse("::1"))
+    assert lookup_host("nowhere.invalid") is None
+    node = Node(Config(chain="regtest", proxy=["localhost:1080"], i2psam="localhost"))
+    ipv4 = node.proxies.for_network(Network.IPV4)
+    assert ipv4 is not None and ipv4.host in ("127.0.0.1", "::1") and ipv4.port == 1080
+    assert node.proxies.i2p_sam is not None and node.proxies.i2p_sam.host == ipv4.host
+    with pytest.raises(
+        ConfigError, match=re.escape("Invalid -proxy address or hostname: 'nowhere.invalid:9050'")
+    ):
+        Node(Config(chain="regtest", proxy=["nowhere.invalid:9050"]))
 
 
 def test_parse_proxy_unix_socket() -> None:

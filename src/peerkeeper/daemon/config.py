@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from peerkeeper.daemon.confparse import ConfLineError, chain_in_file, conf_items
 from peerkeeper.net.chains import Chain, get_chain
 from peerkeeper.net.netaddr import Network, parse_network
-from peerkeeper.net.netbase import ProxyConfigError, ProxySettings
+from peerkeeper.net.netbase import HostLookup, ProxyConfigError, ProxySettings
 from peerkeeper.net.torcontrol import DEFAULT_TOR_CONTROL
 
 if TYPE_CHECKING:
@@ -318,17 +318,21 @@ class Config:
             )
         self.binds()
 
-    def proxy_settings(self) -> tuple[ProxySettings, set[Network]]:
+    def proxy_settings(
+        self, lookup: HostLookup | None = None
+    ) -> tuple[ProxySettings, set[Network]]:
         """The proxies (``-proxy``, ``-onion``, ``-proxyrandomize``, ``-i2psam``) and the
         reachable networks (``-onlynet``, ``-cjdnsreachable``, ``-listenonion``), as
-        Core's ``AppInitMain`` sets them (src/init.cpp).
+        Core's ``AppInitMain`` sets them (src/init.cpp). ``lookup`` resolves proxies
+        given by host name (the node passes :func:`peerkeeper.io.dns.lookup_host`);
+        without it names are kept, for a syntax check.
 
         Raises :class:`ConfigError` with Core's texts ("Invalid -proxy address or
         hostname: '...'", "Outbound connections restricted to ...", ...).
         """
         try:
             proxies = ProxySettings.from_options(
-                self.proxy, self.onion, self.proxyrandomize, i2psam=self.i2psam
+                self.proxy, self.onion, self.proxyrandomize, i2psam=self.i2psam, lookup=lookup
             )
             reachable = proxies.reachable_networks(
                 self.onlynet,

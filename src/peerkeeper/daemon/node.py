@@ -64,6 +64,7 @@ from peerkeeper.io.addrdb import (
     write_banlist_json,
 )
 from peerkeeper.io.dialmap import dialmap_function, load_dialmap
+from peerkeeper.io.dns import lookup_host
 from peerkeeper.io.store import (
     DatadirLock,
     Store,
@@ -188,7 +189,8 @@ class Node(PeerApi):
         self.tor: TorController | None = None
         self._onion_service: Service | None = None
         try:
-            proxies, reachable = config.proxy_settings()
+            # Core resolves proxies given by name once, here (src/init.cpp).
+            proxies, reachable = config.proxy_settings(lookup=lookup_host)
             fixed_seeds = (
                 load_fixed_seeds(config.fixedseedsfile, config.chain_params.default_port)
                 if config.fixedseedsfile is not None

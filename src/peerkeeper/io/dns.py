@@ -4,8 +4,9 @@ The IO half of :mod:`peerkeeper.bitcoin.seeds` (the pure schedule, driven by
 :class:`~peerkeeper.bitcoin.connman.ConnManCore`): :func:`make_resolver` builds a
 dnspython async resolver, :func:`resolve_seed` asks a seed's A and AAAA records (Core
 ``LookupHost``, src/netbase.cpp; failures are an empty list); :func:`resolve_service`
-turns ``host[:port]`` into a Service for a dial (Core ``Lookup``). Nothing here opens a
-connection to a resolved address.
+turns ``host[:port]`` into a Service for a dial (Core ``Lookup``); :func:`lookup_host`
+is the blocking lookup Core does once at startup for a proxy given by name. Nothing
+here opens a connection to a resolved address.
 
 Names under the special-use domain ``invalid.`` (RFC 6761 section 6.4: "name resolution
 APIs and libraries SHOULD recognize 'invalid' names as special and SHOULD always return
@@ -33,7 +34,7 @@ from peerkeeper.bitcoin.seeds import (
 )
 from peerkeeper.net.netaddr import AddrError, NetAddr, Service
 
-__all__ = ["is_invalid_name", "make_resolver", "resolve_seed", "resolve_service"]
+__all__ = ["is_invalid_name", "lookup_host", "make_resolver", "resolve_seed", "resolve_service"]
 
 logger = logging.getLogger("peerkeeper.seeds")
 
@@ -160,3 +161,36 @@ async def resolve_service(name: str, default_port: int) -> Service:
         except AddrError:
             continue
     raise ValueError(f"cannot resolve {name!r}")
+
+
+def lookup_host(name: str) -> NetAddr | None:
+    """The first address of host ``name``, or None: Core's ``Lookup(name, port, true)``
+    as ``AppInitMain`` calls it for ``-proxy``, ``-onion`` and ``-i2psam`` given by name
+    (src/init.cpp), through ``WrappedGetAddrInfo`` (src/netbase.cpp).
+
+    Blocking (the system's ``getaddrinfo``: glibc's timeout is 5 s x 2 attempts), so it
+    is for startup only. Asks for TCP addresses of any family with ``AI_ADDRCONFIG``, and
+    once more without it when that fails (it may hide loopback-only addresses); internal
+    addresses are skipped (Core ``LookupIntern``). A ``.invalid`` name gets None
+    without a lookup. Nothing is raised.
+    """
+    if is_invalid_name(name):
+        return None
+    for flags in (socket.AI_ADDRCONFIG, 0):
+        try:
+            infos = socket.getaddrinfo(
+                name, None, socket.AF_UNSPEC, socket.SOCK_STREAM, socket.IPPROTO_TCP, flags
+            )
+        except (OSError, UnicodeError):
+            continue
+        for family, _type, _proto, _canon, sockaddr in infos:
+            if family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                addr = NetAddr.parse(str(sockaddr[0]))
+            except AddrError:
+                continue
+            if not addr.is_internal():
+                return addr
+        return None
+    return None

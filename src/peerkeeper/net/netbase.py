@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -205,9 +205,10 @@ class Proxy:
     """One SOCKS5 proxy, Core ``Proxy`` (src/netbase.h).
 
     Fields:
-        host: an IPv4/IPv6 literal (no brackets), a host name (resolved when
-            connecting; Core resolves it once at startup), or ``"unix:/path"`` for a
-            unix socket (Core ``m_unix_socket_path``).
+        host: an IPv4/IPv6 literal (no brackets), or ``"unix:/path"`` for a unix
+            socket (Core ``m_unix_socket_path``). A host name is resolved when the
+            options are read at startup, as in Core; one built here by hand is
+            resolved when connecting.
         port: TCP port 1..65535; 0 for a unix socket.
         randomize_credentials: Core ``m_tor_stream_isolation`` (``-proxyrandomize``):
             every connection offers fresh random credentials so Tor uses a new circuit.
@@ -268,12 +269,18 @@ def _is_host_name(host: str) -> bool:
     return not labels[-1].isdigit()
 
 
+#: Resolves a host name to its first address, or None (Core ``Lookup`` at startup;
+#: the IO is :func:`peerkeeper.io.dns.lookup_host`).
+HostLookup = Callable[[str], NetAddr | None]
+
+
 def parse_proxy(
     value: str,
     randomize_credentials: bool = True,
     *,
     option: str = "-proxy",
     default_port: int = 0,
+    lookup: HostLookup | None = None,
 ) -> Proxy:
     """Parse a proxy address: ``"host[:port]"``, ``"[v6]:port"`` or ``"unix:/path"``.
 
@@ -282,13 +289,16 @@ def parse_proxy(
     (src/init.cpp; ``-i2psam`` uses :data:`DEFAULT_I2P_SAM_PORT`). The
     checks are Core's ``CheckHostPortOptions`` (a present port must be 1..65535,
     src/init.cpp) and ``Proxy::IsValid`` (the address must be valid: not 0.0.0.0,
-    ::, 255.255.255.255 or 2001:db8::/32). Host names are accepted and kept (Core
-    resolves them at startup when ``-dns`` is on); onion/I2P/CJDNS addresses cannot
-    be proxies. ``option`` only names the option in error messages.
+    ::, 255.255.255.255 or 2001:db8::/32). A host name is resolved with ``lookup``
+    (Core resolves it once, at startup: :func:`peerkeeper.io.dns.lookup_host`) and the
+    proxy holds the address; without ``lookup`` the name is kept, for a syntax check.
+    Onion/I2P/CJDNS addresses cannot be proxies. ``option`` only names the option in
+    error messages.
 
     Raises:
         ProxyConfigError: with Core's message ("Invalid port specified in -proxy:
-            '...'" or "Invalid -proxy address or hostname: '...'").
+            '...'" or "Invalid -proxy address or hostname: '...'", the latter also for
+            a name ``lookup`` cannot resolve).
     """
     if value.startswith(ADDR_PREFIX_UNIX):
         # Core IsUnixSocketPath (src/netbase.cpp): path + NUL must fit sun_path.
@@ -310,7 +320,11 @@ def parse_proxy(
     if addr is None:
         if not _is_host_name(host) or host.lower().endswith((".onion", ".i2p")):
             raise ProxyConfigError(f"Invalid {option} address or hostname: '{value}'")
-        return Proxy(host, port, randomize_credentials)
+        if lookup is None:
+            return Proxy(host, port, randomize_credentials)
+        addr = lookup(host)
+        if addr is None:
+            raise ProxyConfigError(f"Invalid {option} address or hostname: '{value}'")
     if not addr.is_valid() or not (addr.is_ipv4() or addr.is_ipv6()):
         raise ProxyConfigError(f"Invalid {option} address or hostname: '{value}'")
     return Proxy(str(NetAddr(addr.network, addr.addr)), port, randomize_credentials)
@@ -352,6 +366,7 @@ class ProxySettings:
         onion: str | None = None,
         proxyrandomize: bool = DEFAULT_PROXYRANDOMIZE,
         i2psam: str | None = None,
+        lookup: HostLookup | None = None,
     ) -> ProxySettings:
         """Build the settings from ``-proxy`` (each ``"addr"`` or ``"addr=net"``),
         ``-onion`` and ``-proxyrandomize``, as ``AppInitMain`` does (src/init.cpp).
@@ -365,7 +380,9 @@ class ProxySettings:
         ``-onion=0`` removes it (and sets ``onion_disabled``); ``None`` or ``""``
         leaves it as ``-proxy`` set it. ``proxyrandomize`` becomes every proxy's
         ``randomize_credentials``. ``i2psam`` (``"host[:port]"``, port 7656 by default)
-        is the SAM bridge (Core: "Invalid -i2psam address or hostname").
+        is the SAM bridge (Core: "Invalid -i2psam address or hostname"). ``lookup``
+        resolves proxies given by host name, as Core does at startup (see
+        :func:`parse_proxy`).
 
         Raises:
             ProxyConfigError: a value ending in ``=``, an unknown network (``i2p``
@@ -389,7 +406,7 @@ class ProxySettings:
                 net_str = value[eq + 1 :].lower()
             p: Proxy | None = None
             if proxy_str not in ("", "0"):
-                p = parse_proxy(proxy_str, proxyrandomize, option="-proxy")
+                p = parse_proxy(proxy_str, proxyrandomize, option="-proxy", lookup=lookup)
             if net_str == "":
                 ipv4 = ipv6 = name = cjdns = onion_proxy = p
             elif net_str == "ipv4":
@@ -408,7 +425,7 @@ class ProxySettings:
                 onion_proxy = None
                 onion_disabled = True
             else:
-                onion_proxy = parse_proxy(onion, proxyrandomize, option="-onion")
+                onion_proxy = parse_proxy(onion, proxyrandomize, option="-onion", lookup=lookup)
         proxies = {
             net: p
             for net, p in (
@@ -422,7 +439,9 @@ class ProxySettings:
         sam = None
         if i2psam:
             # Core: SetProxy(NET_I2P, Proxy{addr}) with the default randomize=false.
-            sam = parse_proxy(i2psam, False, option="-i2psam", default_port=DEFAULT_I2P_SAM_PORT)
+            sam = parse_proxy(
+                i2psam, False, option="-i2psam", default_port=DEFAULT_I2P_SAM_PORT, lookup=lookup
+            )
         return cls(proxies=proxies, name_proxy=name, onion_disabled=onion_disabled, i2p_sam=sam)
 
     def for_network(self, net: Network) -> Proxy | None:
