@@ -413,3 +413,48 @@ async def test_i2p_both_ways_with_core_through_one_sam_router(tmp_path: Path) ->
                 [back] = node.connman.peers.values()
                 assert back.inbound and str(back.addr) == f"{core_addr}:0"
                 assert back.proto.their.user_agent.startswith("/Satoshi:")
+
+
+async def test_the_crawler_visits_core_over_i2p(tmp_path: Path) -> None:
+    """peerkeeper crawl --i2psam: Core's .b32.i2p address, named without a port, is
+    visited through a transient SAM session; Core sees an inbound I2P peer, the handshake
+    is BIP324, and Core's getaddr answer comes back."""
+    import io
+    import json
+
+    from fakesam import FakeSamRouter
+
+    from peerkeeper.bitcoin.crawl import CrawlTimeouts
+    from peerkeeper.daemon.crawler import CrawlOptions, run_crawl
+
+    async with FakeSamRouter() as router:
+        extra = [f"-i2psam={router.proxy}"]
+        async with bitcoind(tmp_path / "core", extra=extra) as (_, core):
+            for i in range(1, 21):
+                await core("addpeeraddress", f"13.{i}.0.1", 18444)
+            async with asyncio.timeout(30):
+                while not (
+                    found := [
+                        a["address"]
+                        for a in (await core("getnetworkinfo"))["localaddresses"]
+                        if a["address"].endswith(".b32.i2p")
+                    ]
+                ):
+                    await asyncio.sleep(0.2)
+            out = tmp_path / "crawl.json"
+            summary = await run_crawl(
+                CrawlOptions(
+                    chain="regtest",
+                    seeds=[found[0]],
+                    i2psam=router.proxy,
+                    timeouts=CrawlTimeouts(5.0, 5.0, 5.0),
+                    max_nodes=1,
+                ),
+                json_out=out,
+                summary_out=io.StringIO(),
+            )
+            [rec] = json.loads(out.read_text())
+    assert summary["reachable"] == 1, rec
+    assert rec["address"] == f"{found[0]}:0" and rec["network"] == "i2p"
+    assert rec["transport"] == "v2" and rec["user_agent"].startswith("/Satoshi:")
+    assert rec["addrs_returned"] >= 1  # Core's 23 % of its table
