@@ -14,12 +14,15 @@ any test's timeout), and the test skips with the reason when it cannot be had.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from support import REFUSED_DIALS, debian_binary
 
+from peerkeeper.daemon.cli import LOG_CATEGORIES
+from peerkeeper.daemon.debuglog import set_mocktime_source
 from peerkeeper.io.sockman import ConnectError, SockMan
 from peerkeeper.net.netaddr import AddrError, Service
 
@@ -70,3 +73,20 @@ async def _guarded_connect(self: SockMan, service: Service | str, *args: Any, **
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(SockMan, "connect", _guarded_connect)
     yield
+
+
+@pytest.fixture
+def daemon_logging() -> Iterator[None]:
+    """For a test that installs the daemon's logging (``debuglog.install``, or a
+    ``main()`` that gets as far as the log file): give the "peerkeeper" loggers back
+    afterwards, so pytest's log capture sees them again in later tests."""
+    yield
+    root = logging.getLogger("peerkeeper")
+    for handler in root.handlers:
+        handler.close()
+    root.handlers.clear()
+    root.propagate = True
+    root.setLevel(logging.NOTSET)
+    for category in LOG_CATEGORIES:
+        logging.getLogger(f"peerkeeper.{category}").setLevel(logging.NOTSET)
+    set_mocktime_source(None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,21 +117,7 @@ def test_bad_logging_options_are_init_errors_that_write_nothing(
     assert list(data.iterdir()) == []
 
 
-@pytest.fixture
-def installed() -> Iterator[None]:
-    """install() takes over the "peerkeeper" loggers; give them back afterwards."""
-    yield
-    root = logging.getLogger("peerkeeper")
-    for handler in root.handlers:
-        handler.close()
-    root.handlers.clear()
-    root.propagate = True
-    root.setLevel(logging.NOTSET)
-    for name in ("net", "rpc", "addrman"):
-        logging.getLogger(f"peerkeeper.{name}").setLevel(logging.NOTSET)
-
-
-def test_the_logging_rpc_turns_categories_on_and_off(installed: None) -> None:
+def test_the_logging_rpc_turns_categories_on_and_off(daemon_logging: None) -> None:
     """Core's ``logging`` RPC: include, then exclude (which wins); ``all``; unknown names
     are refused; the loggers' levels follow at once."""
     install(LogOptions(categories={"net"}), ["net", "rpc", "addrman"])

@@ -7,15 +7,13 @@ import logging
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support import free_port
 
-from peerkeeper.daemon.cli import LOG_CATEGORIES
 from peerkeeper.daemon.config import ConfigError
-from peerkeeper.daemon.debuglog import TRACE, set_mocktime_source
+from peerkeeper.daemon.debuglog import TRACE
 from peerkeeper.daemon.peerkeeperd import IGNORED_OPTIONS, build_config, log_options, main
 from peerkeeper.daemon.rpc import read_cookie, rpc_call
 
@@ -154,22 +152,6 @@ def test_main_prints_error_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFix
     assert main([f"-datadir={tmp_path / 'missing'}"], default_datadir=tmp_path) == 1
     assert 'Error: Specified data directory "' in capsys.readouterr().err
     assert not (tmp_path / "never").exists() and not (tmp_path / "missing").exists()
-
-
-@pytest.fixture
-def daemon_logging() -> Iterator[None]:
-    """For a test whose main() gets as far as the daemon's log file: give the
-    "peerkeeper" loggers back afterwards, so pytest's log capture sees them again."""
-    yield
-    root = logging.getLogger("peerkeeper")
-    for handler in root.handlers:
-        handler.close()
-    root.handlers.clear()
-    root.propagate = True
-    root.setLevel(logging.NOTSET)
-    for category in LOG_CATEGORIES:
-        logging.getLogger(f"peerkeeper.{category}").setLevel(logging.NOTSET)
-    set_mocktime_source(None)
 
 
 def test_a_proxy_name_that_does_not_resolve_is_an_init_error(
@@ -423,7 +405,6 @@ async def test_banlist_json_beside_the_store_and_recreated_when_missing(
     """Core's CBanDB file: banlist.json in the chain datadir after a ban; a start without
     it logs Core's "Recreating the banlist database" and writes it again."""
     import json
-    import logging
 
     from support import running
 
