@@ -59,10 +59,17 @@ def book_after(rounds: int) -> AddrBookSnapshot:
     return snapshot_addrman(am)
 
 
+def say(line: str) -> None:
+    """One line to stdout in one write(2): a line is never cut by the kill (print() makes
+    two writes, the text and its newline, when Python runs unbuffered: PYTHONUNBUFFERED
+    or -u; a kill between them ran "5" and the server's "reaped" together)."""
+    os.write(sys.stdout.fileno(), f"{line}\n".encode())
+
+
 def main(datadir: Path) -> None:
     store = Store(datadir)
     store.open()
-    print("open", os.getpid(), flush=True)
+    say(f"open {os.getpid()}")
     parent = os.getppid()
     am = fresh()
     last = None
@@ -75,7 +82,7 @@ def main(datadir: Path) -> None:
         snap = snapshot_addrman(am)
         store.call_sync(lambda c, s=snap, o=last: save_addrbook(c, s, o))
         last = snap
-        print(n, flush=True)
+        say(str(n))
 
 
 def serve() -> None:
@@ -89,7 +96,7 @@ def serve() -> None:
             finally:
                 os._exit(1)
         os.waitpid(pid, 0)
-        print("reaped", flush=True)
+        say("reaped")
 
 
 if __name__ == "__main__":
